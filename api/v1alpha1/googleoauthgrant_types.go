@@ -1,0 +1,256 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DeletionPolicy says what happens to the refresh token when a grant is deleted.
+// +kubebuilder:validation:Enum=Retain;Revoke
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain leaves the refresh token valid at Google.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyRevoke revokes the refresh token at Google before the grant goes away.
+	DeletionPolicyRevoke DeletionPolicy = "Revoke"
+)
+
+// Condition types (a contract: tools and `kubectl wait` rely on them).
+const (
+	// ConditionReady is True while the derived Secret holds an access token that has not expired.
+	ConditionReady = "Ready"
+	// ConditionRevoked is True when Google rejected the refresh token (invalid_grant).
+	ConditionRevoked = "Revoked"
+	// ConditionScopesGranted is set only when spec.scopes is set.
+	ConditionScopesGranted = "ScopesGranted"
+)
+
+// Condition reasons (a contract).
+const (
+	ReasonTokenValid           = "TokenValid"
+	ReasonInvalidGrant         = "InvalidGrant"
+	ReasonInvalidClient        = "InvalidClient"
+	ReasonSecretNotFound       = "SecretNotFound"
+	ReasonSecretKeyMissing     = "SecretKeyMissing"
+	ReasonInvalidClientSecret  = "InvalidClientSecret"
+	ReasonTargetSecretConflict = "TargetSecretConflict"
+	ReasonTokenEndpointError   = "TokenEndpointError"
+	ReasonRefreshSucceeded     = "RefreshSucceeded"
+	ReasonMissingScopes        = "MissingScopes"
+	ReasonAllScopesGranted     = "AllScopesGranted"
+	// ReasonTokenRequestRejected: the token endpoint refused the request for a reason
+	// that retrying will not fix (invalid_scope, admin_policy_enforced, invalid_request...).
+	ReasonTokenRequestRejected = "TokenRequestRejected"
+	// ReasonPending: no token has been obtained yet.
+	ReasonPending = "Pending"
+)
+
+const (
+	// RefreshRequestedAtAnnotation requests a manual refresh: set it to an RFC 3339 time
+	// newer than status.lastRefreshTime (`kubectl annotate gog NAME oauth.grantkeeper.dev/refresh-requested-at=$(date -u +%FT%TZ) --overwrite`).
+	RefreshRequestedAtAnnotation = "oauth.grantkeeper.dev/refresh-requested-at"
+	// GrantLabel on a derived Secret names the grant that owns it.
+	GrantLabel = "oauth.grantkeeper.dev/grant"
+	// ManagedByLabel / ManagedByValue mark every Secret grantkeeper writes.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "grantkeeper"
+	// RevokeFinalizer holds deletion of a grant with deletionPolicy Revoke until the
+	// refresh token has been revoked (or revocation was given up on).
+	RevokeFinalizer = "oauth.grantkeeper.dev/revoke"
+)
+
+// Keys of the derived access-token Secret (a contract: pods read these files).
+const (
+	AccessTokenKey = "access_token"
+	TokenTypeKey   = "token_type"
+	ExpiryKey      = "expiry"
+	TokenJSONKey   = "token.json"
+)
+
+// Keys read from the user's Secrets.
+const (
+	DefaultRefreshTokenKey = "refresh_token"
+	ClientIDKey            = "client_id"
+	ClientSecretKey        = "client_secret"
+	ClientSecretJSONKey    = "client_secret.json"
+)
+
+// ClientSecretReference names a Secret, in the grant's namespace, that holds the OAuth client:
+// either the keys client_id and client_secret, or the single key client_secret.json holding
+// the client JSON downloaded from the Google Cloud console (a "web" or "installed" client).
+type ClientSecretReference struct {
+	// Name of the Secret in the grant's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// RefreshTokenSecretReference names a Secret, in the grant's namespace, and the key in it
+// that holds the refresh token. Surrounding whitespace, such as the trailing newline that
+// `kubectl create secret --from-file` keeps, is ignored.
+type RefreshTokenSecretReference struct {
+	// Name of the Secret in the grant's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key in the Secret's data that holds the refresh token.
+	// +kubebuilder:default=refresh_token
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// GoogleOAuthGrantSpec describes a Google user grant to keep an access token fresh for.
+type GoogleOAuthGrantSpec struct {
+	// ClientSecretRef names the Secret holding the OAuth client's credentials.
+	ClientSecretRef ClientSecretReference `json:"clientSecretRef"`
+
+	// RefreshTokenSecretRef names the Secret and key holding the user's refresh token.
+	RefreshTokenSecretRef RefreshTokenSecretReference `json:"refreshTokenSecretRef"`
+
+	// Scopes the grant must carry. When set, the ScopesGranted condition reports any of
+	// them missing from the scopes Google says the access token has. Refreshing never
+	// asks for new scopes: that takes a new consent.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+
+	// AccessTokenSecretName is the name of the Secret, in the grant's namespace, that the
+	// controller writes the access token to (keys access_token, token_type, expiry and
+	// token.json). Default: <grant name>-access-token. An existing Secret of that name that
+	// this grant does not own is never touched.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	AccessTokenSecretName string `json:"accessTokenSecretName,omitempty"`
+
+	// RefreshBefore is how long before the access token expires to refresh it, for example
+	// 15m. Default: one third of the token's actual lifetime (20 minutes for Google's
+	// one-hour tokens). A value not shorter than the lifetime falls back to the default.
+	// Keep it longer than the time your pods need to see a new token (kubelet Secret sync,
+	// about a minute by default).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="refreshBefore must be a positive duration such as 15m"
+	// +optional
+	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
+
+	// DeletionPolicy is what happens to the refresh token when the grant is deleted:
+	// Retain (default) leaves it valid; Revoke revokes it at Google first.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// GoogleOAuthGrantStatus is the observed state of a grant. Times are whole seconds.
+type GoogleOAuthGrantStatus struct {
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// AccessTokenSecretName is the Secret holding the current access token.
+	// +optional
+	AccessTokenSecretName string `json:"accessTokenSecretName,omitempty"`
+
+	// ExpiresAt is when the access token now in the derived Secret expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// RefreshTime is when the next refresh is due (after a failure: the next retry).
+	// +optional
+	RefreshTime *metav1.Time `json:"refreshTime,omitempty"`
+
+	// LastRefreshTime is when the access token now in the derived Secret was obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// GrantedScopes are the scopes Google says the current access token carries.
+	// +listType=atomic
+	// +optional
+	GrantedScopes []string `json:"grantedScopes,omitempty"`
+
+	// RefreshTokenExpiresAt is when the refresh token itself stops working; set only when
+	// Google reported it (time-based access).
+	// +optional
+	RefreshTokenExpiresAt *metav1.Time `json:"refreshTokenExpiresAt,omitempty"`
+
+	// FailedRefreshAttempts counts refresh failures since the last success.
+	// +optional
+	FailedRefreshAttempts int32 `json:"failedRefreshAttempts,omitempty"`
+
+	// LastFailureTime is when the last refresh failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// LastHandledRefreshRequest is the value of the oauth.grantkeeper.dev/refresh-requested-at
+	// annotation that was last acted on, so a manual request is honoured exactly once.
+	// +optional
+	LastHandledRefreshRequest string `json:"lastHandledRefreshRequest,omitempty"`
+
+	// InputsFingerprint identifies the spec generation and the versions of the referenced
+	// Secrets used by the last token request (no secret material). After a permanent
+	// failure the controller makes no new request until it changes.
+	// +optional
+	InputsFingerprint string `json:"inputsFingerprint,omitempty"`
+
+	// RevokeAttempts counts failed attempts to revoke the refresh token on deletion.
+	// +optional
+	RevokeAttempts int32 `json:"revokeAttempts,omitempty"`
+
+	// Conditions: Ready, Revoked and (when spec.scopes is set) ScopesGranted.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// GoogleOAuthGrant keeps a fresh Google OAuth 2.0 access token, obtained with a user's
+// refresh token, in a Secret that pods can mount.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=gog,categories=grantkeeper
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type GoogleOAuthGrant struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   GoogleOAuthGrantSpec   `json:"spec,omitempty"`
+	Status GoogleOAuthGrantStatus `json:"status,omitempty"`
+}
+
+// GoogleOAuthGrantList contains a list of GoogleOAuthGrant.
+// +kubebuilder:object:root=true
+type GoogleOAuthGrantList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []GoogleOAuthGrant `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&GoogleOAuthGrant{}, &GoogleOAuthGrantList{})
+}
+
+// TargetSecretName is the derived Secret's name: spec.accessTokenSecretName or <name>-access-token.
+func (g *GoogleOAuthGrant) TargetSecretName() string {
+	if g.Spec.AccessTokenSecretName != "" {
+		return g.Spec.AccessTokenSecretName
+	}
+	return g.Name + "-access-token"
+}
+
+// RefreshTokenKey is the key holding the refresh token, defaulted.
+func (g *GoogleOAuthGrant) RefreshTokenKey() string {
+	if g.Spec.RefreshTokenSecretRef.Key != "" {
+		return g.Spec.RefreshTokenSecretRef.Key
+	}
+	return DefaultRefreshTokenKey
+}

@@ -1,0 +1,97 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
+
+func validGrant(name string) *oauthv1alpha1.GoogleOAuthGrant {
+	return &oauthv1alpha1.GoogleOAuthGrant{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+			ClientSecretRef:       oauthv1alpha1.ClientSecretReference{Name: "google-oauth-client"},
+			RefreshTokenSecretRef: oauthv1alpha1.RefreshTokenSecretReference{Name: "analytics-refresh-token"},
+			Scopes:                []string{"https://www.googleapis.com/auth/analytics.readonly"},
+			RefreshBefore:         &metav1.Duration{Duration: 15 * time.Minute},
+		},
+	}
+}
+
+// TestAPIServerStoresAGrant creates a GoogleOAuthGrant on the real API server and reads it
+// back with the CRD's defaults applied.
+func TestAPIServerStoresAGrant(t *testing.T) {
+	ctx := context.Background()
+	g := validGrant("analytics")
+	if err := env.Client.Create(ctx, g); err != nil {
+		t.Fatalf("creating a valid grant: %v", err)
+	}
+	got := &oauthv1alpha1.GoogleOAuthGrant{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(g), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.RefreshTokenSecretRef.Key != "refresh_token" {
+		t.Errorf("refreshTokenSecretRef.key defaulted to %q, want refresh_token", got.Spec.RefreshTokenSecretRef.Key)
+	}
+	if got.Spec.DeletionPolicy != oauthv1alpha1.DeletionPolicyRetain {
+		t.Errorf("deletionPolicy defaulted to %q, want Retain", got.Spec.DeletionPolicy)
+	}
+	if got.Spec.RefreshBefore.Duration != 15*time.Minute || got.TargetSecretName() != "analytics-access-token" {
+		t.Errorf("read back %+v", got.Spec)
+	}
+	t.Logf("API server stored GoogleOAuthGrant %s/%s (uid %s) and returned it with defaults", got.Namespace, got.Name, got.UID)
+}
+
+// TestAPIServerRejectsInvalidGrants: CRD schema rules (OpenAPI and CEL) refuse bad specs at apply time.
+func TestAPIServerRejectsInvalidGrants(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*oauthv1alpha1.GoogleOAuthGrant)
+		want   string
+	}{
+		{"empty clientSecretRef name", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.ClientSecretRef.Name = "" }, "spec.clientSecretRef.name"},
+		{"empty refreshTokenSecretRef name", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshTokenSecretRef.Name = "" }, "spec.refreshTokenSecretRef.name"},
+		{"zero refreshBefore", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshBefore = &metav1.Duration{} }, "refreshBefore must be a positive duration"},
+		{"negative refreshBefore", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshBefore = &metav1.Duration{Duration: -time.Minute} }, "refreshBefore must be a positive duration"},
+		{"unknown deletionPolicy", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.DeletionPolicy = "Delete" }, "spec.deletionPolicy"},
+		{"accessTokenSecretName not a Secret name", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.AccessTokenSecretName = "Not_A_Name" }, "spec.accessTokenSecretName"},
+		{"empty scope", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = []string{""} }, "spec.scopes"},
+		{"refresh token key with a slash", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshTokenSecretRef.Key = "a/b" }, "spec.refreshTokenSecretRef.key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := validGrant("invalid")
+			tc.mutate(g)
+			err := env.Client.Create(context.Background(), g)
+			if err == nil {
+				_ = env.Client.Delete(context.Background(), g)
+				t.Fatal("the API server accepted an invalid grant")
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an Invalid error mentioning %q, got: %v", tc.want, err)
+			}
+			t.Logf("API server rejected it: %v", err)
+		})
+	}
+}
+
+// TestSecretsWork is a smoke test of the control plane itself.
+func TestSecretsWork(t *testing.T) {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "smoke", Namespace: "default"}, StringData: map[string]string{"k": "v"}}
+	if err := env.Client.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}

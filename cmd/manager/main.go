@@ -1,0 +1,117 @@
+// Command manager runs the grantkeeper controller manager.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		metricsAddr, probeAddr string
+		leaderElect            bool
+		leaderElectionNS       string
+		tokenURL, revokeURL    string
+		requestTimeout         time.Duration
+		maxConcurrent          int
+		qps                    float64
+		burst                  int
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica refreshes tokens.")
+	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
+	flag.StringVar(&tokenURL, "token-url", tokenclient.GoogleTokenURL, "OAuth 2.0 token endpoint. Must be https unless the host is loopback.")
+	flag.StringVar(&revokeURL, "revoke-url", tokenclient.GoogleRevokeURL, "OAuth 2.0 revocation endpoint. Must be https unless the host is loopback.")
+	flag.DurationVar(&requestTimeout, "token-request-timeout", 30*time.Second, "Timeout of one request to the token or revocation endpoint.")
+	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "Grants reconciled in parallel (token requests are I/O-bound).")
+	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
+	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	for name, u := range map[string]string{"--token-url": tokenURL, "--revoke-url": revokeURL} {
+		if err := tokenclient.ValidateURL(u); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(oauthv1alpha1.AddToScheme(scheme))
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = float32(qps), burst
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme,
+		Cache:  controllers.CacheOptions(),
+		Metrics: metricsserver.Options{
+			BindAddress: metricsAddr,
+			// HTTP/2 is off: it has had rapid-reset and stream-cancellation CVEs.
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		},
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "grantkeeper.oauth.grantkeeper.dev",
+		LeaderElectionNamespace: leaderElectionNS,
+		// Stop work promptly on a leader change so two replicas never refresh at once.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+
+	r := &controllers.GoogleOAuthGrantReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("grantkeeper"),
+		Tokens: &tokenclient.Endpoint{
+			TokenURL:  tokenURL,
+			RevokeURL: revokeURL,
+			HTTP:      tokenclient.NewHTTPClient(requestTimeout),
+		},
+		Clock:   clock.RealClock{},
+		Backoff: schedule.DefaultBackoff,
+	}
+	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent}); err != nil {
+		return fmt.Errorf("setting up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("starting manager", "tokenURL", tokenURL, "revokeURL", revokeURL, "leaderElect", leaderElect)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+)
+
+// secretNameIndex indexes grants by every Secret name they refer to (client, refresh token,
+// and the derived Secret's name), to map a Secret event to the grants that care.
+const secretNameIndex = "grantkeeper.secretNames"
+
+func managedSelector(op selection.Operator) labels.Selector {
+	req, err := labels.NewRequirement(oauthv1alpha1.ManagedByLabel, op, []string{oauthv1alpha1.ManagedByValue})
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}
+
+// CacheOptions are the manager's cache options: of all Secrets it caches only those
+// grantkeeper writes (labelled managed-by=grantkeeper). Caching every Secret in a large
+// cluster costs gigabytes (cert-manager #4722).
+func CacheOptions() cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: managedSelector(selection.Equals)},
+		},
+	}
+}
+
+// Options tune the controller.
+type Options struct {
+	MaxConcurrentReconciles int
+}
+
+// SetupWithManager registers the controller. It adds a second, metadata-only cache of the
+// Secrets grantkeeper does not manage: enough to notice that a referenced Secret appeared or
+// changed (and to spot a name collision) without holding any Secret data in memory.
+func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		HTTPClient:           mgr.GetHTTPClient(),
+		Scheme:               mgr.GetScheme(),
+		Mapper:               mgr.GetRESTMapper(),
+		DefaultLabelSelector: managedSelector(selection.NotEquals),
+		DefaultTransform:     cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the Secret metadata cache: %w", err)
+	}
+	if err := mgr.Add(metaCache); err != nil {
+		return err
+	}
+	r.secretMeta = metaCache
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.GoogleOAuthGrant{}, secretNameIndex, func(o client.Object) []string {
+		g := o.(*oauthv1alpha1.GoogleOAuthGrant)
+		return []string{g.Spec.ClientSecretRef.Name, g.Spec.RefreshTokenSecretRef.Name, g.TargetSecretName()}
+	}); err != nil {
+		return err
+	}
+
+	mapSecret := func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+		var grants oauthv1alpha1.GoogleOAuthGrantList
+		if err := mgr.GetClient().List(ctx, &grants, client.InNamespace(s.Namespace), client.MatchingFields{secretNameIndex: s.Name}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing grants for Secret", "secret", s.Name)
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(grants.Items))
+		for _, g := range grants.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: g.Namespace, Name: g.Name}})
+		}
+		return reqs
+	}
+
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("googleoauthgrant").
+		// Status writes are ours; react to spec changes and to the manual-refresh annotation.
+		For(&oauthv1alpha1.GoogleOAuthGrant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		WatchesRawSource(source.Kind(metaCache, secretMetadata(), handler.TypedEnqueueRequestsFromMapFunc(mapSecret))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1)}).
+		Complete(r)
+}

@@ -1,0 +1,132 @@
+// Package derivedsecret builds and reads the access-token Secret a grant publishes. It is
+// pure: callers do the API calls. The Secret carries the access token and nothing that
+// could mint another one (never the refresh token, never the client secret).
+package derivedsecret
+
+import (
+	"encoding/json"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"golang.org/x/oauth2"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+)
+
+// RefreshedAtAnnotation records when the token in the Secret was obtained, so the refresh
+// schedule can be recomputed from the Secret alone after a restart.
+const RefreshedAtAnnotation = "oauth.grantkeeper.dev/refreshed-at"
+
+// Token is what the Secret holds.
+type Token struct {
+	AccessToken string
+	Expiry      time.Time
+	RefreshedAt time.Time
+}
+
+// Data is the Secret's data for a token: access_token, token_type, expiry (RFC 3339) and
+// token.json, the JSON form of golang.org/x/oauth2's Token so Go programs can load it as is.
+func Data(t Token) map[string][]byte {
+	expiry := t.Expiry.UTC().Truncate(time.Second)
+	js, _ := json.Marshal(&oauth2.Token{AccessToken: t.AccessToken, TokenType: "Bearer", Expiry: expiry})
+	return map[string][]byte{
+		oauthv1alpha1.AccessTokenKey: []byte(t.AccessToken),
+		oauthv1alpha1.TokenTypeKey:   []byte("Bearer"),
+		oauthv1alpha1.ExpiryKey:      []byte(expiry.Format(time.RFC3339)),
+		oauthv1alpha1.TokenJSONKey:   js,
+	}
+}
+
+// Labels marks a derived Secret as ours and names its grant.
+func Labels(grant string) map[string]string {
+	return map[string]string{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue, oauthv1alpha1.GrantLabel: grant}
+}
+
+// Apply sets the token, labels, annotation and type on s, keeping any other labels and
+// annotations users added. It reports whether anything changed.
+func Apply(s *corev1.Secret, grant string, t Token) bool {
+	before := s.DeepCopy()
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	for k, v := range Labels(grant) {
+		s.Labels[k] = v
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[RefreshedAtAnnotation] = t.RefreshedAt.UTC().Truncate(time.Second).Format(time.RFC3339)
+	if s.Type == "" {
+		s.Type = corev1.SecretTypeOpaque
+	}
+	s.Data = Data(t)
+	return !equalSecret(before, s)
+}
+
+func equalSecret(a, b *corev1.Secret) bool {
+	if len(a.Data) != len(b.Data) || a.Type != b.Type || !equalMap(a.Labels, b.Labels) || !equalMap(a.Annotations, b.Annotations) {
+		return false
+	}
+	for k, v := range a.Data {
+		if string(b.Data[k]) != string(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalMap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Read returns the token a derived Secret holds, and false when the Secret is not in the
+// exact shape Data and Apply produce (edited by hand, half written, or from an older
+// version): such a Secret is rewritten with a fresh token rather than trusted.
+func Read(s *corev1.Secret, grant string) (Token, bool) {
+	if s == nil || s.Type != corev1.SecretTypeOpaque {
+		return Token{}, false
+	}
+	for k, v := range Labels(grant) {
+		if s.Labels[k] != v {
+			return Token{}, false
+		}
+	}
+	expiry, err := time.Parse(time.RFC3339, string(s.Data[oauthv1alpha1.ExpiryKey]))
+	if err != nil {
+		return Token{}, false
+	}
+	refreshed, err := time.Parse(time.RFC3339, s.Annotations[RefreshedAtAnnotation])
+	if err != nil || !refreshed.Before(expiry) {
+		return Token{}, false
+	}
+	t := Token{AccessToken: string(s.Data[oauthv1alpha1.AccessTokenKey]), Expiry: expiry, RefreshedAt: refreshed}
+	if t.AccessToken == "" {
+		return Token{}, false
+	}
+	want := Data(t)
+	if len(want) != len(s.Data) {
+		return Token{}, false
+	}
+	for k, v := range want {
+		if string(s.Data[k]) != string(v) {
+			return Token{}, false
+		}
+	}
+	return t, true
+}
+
+// OwnedBy reports whether the grant with this UID is s's controller.
+func OwnedBy(s metav1.Object, uid string) bool {
+	ref := metav1.GetControllerOfNoCopy(s)
+	return ref != nil && string(ref.UID) == uid
+}

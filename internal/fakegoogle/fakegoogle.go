@@ -1,0 +1,528 @@
+// Package fakegoogle is a stand-in for Google's OAuth 2.0 endpoints, for tests and local use.
+// It serves /token (refresh_token and authorization_code grants), /revoke, /tokeninfo and a
+// protected /v1/whoami API the way ../shared/notes/google-oauth-facts.md describes Google:
+// form bodies, client checks, Google's error JSON and status codes. The code under test cannot
+// tell it from Google except by URL. Test controls revoke tokens, set token lifetimes, inject
+// latency and failures, and count requests.
+package fakegoogle
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is a fake Google OAuth server. Use New, then Start or mount Handler yourself.
+type Server struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	lifetime  time.Duration
+	rtExpires time.Duration // refresh_token_expires_in to report; 0 for none
+	rotate    bool
+	latency   time.Duration
+	failures  []Failure
+	clients   map[string]*client
+	refresh   map[string]*refreshToken
+	access    map[string]*accessToken
+	codes     map[string]*authCode
+	requests  map[string]int // token requests per refresh token
+	times     map[string][]time.Time
+	total     int
+	revokes   int
+
+	listener net.Listener
+	http     *http.Server
+}
+
+type client struct {
+	secret  string
+	deleted bool
+}
+
+type refreshToken struct {
+	clientID    string
+	scopes      []string
+	revoked     bool
+	rotatedFrom string // the refresh token this one replaced, when rotating
+}
+
+type accessToken struct {
+	refresh string
+	expiry  time.Time
+	scopes  []string
+	client  string
+}
+
+type authCode struct {
+	clientID, redirectURI, challenge string
+	scopes                           []string
+}
+
+// Failure makes the token endpoint answer with Status (and Retry-After, and Body if set)
+// instead of doing its job.
+type Failure struct {
+	Status     int
+	RetryAfter string
+	Body       string
+	// Hang holds the request until the client gives up (a hanging endpoint).
+	Hang bool
+}
+
+// New returns a server issuing one-hour tokens, on the wall clock.
+func New() *Server {
+	return &Server{
+		now:      time.Now,
+		lifetime: time.Hour,
+		clients:  map[string]*client{},
+		refresh:  map[string]*refreshToken{},
+		access:   map[string]*accessToken{},
+		codes:    map[string]*authCode{},
+		requests: map[string]int{},
+		times:    map[string][]time.Time{},
+	}
+}
+
+// Start listens on a free loopback port. Close stops it.
+func (s *Server) Start() error { return s.StartOn("127.0.0.1:0") }
+
+// StartOn listens on addr.
+func (s *Server) StartOn(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s.listener = l
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.http.Serve(l) }()
+	return nil
+}
+
+// Close stops the server.
+func (s *Server) Close() {
+	if s.http != nil {
+		_ = s.http.Close()
+	}
+}
+
+// URL is the server's base URL, such as http://127.0.0.1:41234.
+func (s *Server) URL() string { return "http://" + s.listener.Addr().String() }
+
+// TokenURL and RevokeURL are the endpoints to configure the code under test with.
+func (s *Server) TokenURL() string  { return s.URL() + "/token" }
+func (s *Server) RevokeURL() string { return s.URL() + "/revoke" }
+
+// AddClient registers an OAuth client.
+func (s *Server) AddClient(id, secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients[id] = &client{secret: secret}
+}
+
+// DeleteClient marks a client deleted, as when it is removed in the Cloud console.
+func (s *Server) DeleteClient(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.clients[id]; c != nil {
+		c.deleted = true
+	}
+}
+
+// AddRefreshToken registers a refresh token issued to clientID with the given scopes.
+func (s *Server) AddRefreshToken(token, clientID string, scopes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refresh[token] = &refreshToken{clientID: clientID, scopes: scopes}
+}
+
+// NewRefreshToken registers and returns a fresh random refresh token.
+func (s *Server) NewRefreshToken(clientID string, scopes ...string) string {
+	t := "1//fake-" + randomString(24)
+	s.AddRefreshToken(t, clientID, scopes...)
+	return t
+}
+
+// RevokeRefreshToken revokes a refresh token (as a user would at myaccount.google.com).
+func (s *Server) RevokeRefreshToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rt := s.refresh[token]; rt != nil {
+		rt.revoked = true
+	}
+}
+
+// Revoked reports whether a refresh token has been revoked.
+func (s *Server) Revoked(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.refresh[token]
+	return rt != nil && rt.revoked
+}
+
+// SetLifetime sets expires_in for tokens issued from now on.
+func (s *Server) SetLifetime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lifetime = d
+}
+
+// SetRefreshTokenExpiresIn makes responses carry refresh_token_expires_in (0: omit it).
+func (s *Server) SetRefreshTokenExpiresIn(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rtExpires = d
+}
+
+// SetRotate makes every refresh return a new refresh token and revoke the old one, as
+// providers that rotate refresh tokens do (Google does not).
+func (s *Server) SetRotate(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rotate = on
+}
+
+// SetLatency delays every token response.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// SetClock replaces the wall clock used for token expiry.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// FailNext makes the next n token requests fail with f.
+func (s *Server) FailNext(n int, f Failure) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failures = append(s.failures, f)
+	}
+}
+
+// Requests is how many token requests presented this refresh token (failed ones included).
+func (s *Server) Requests(refreshToken string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[refreshToken]
+}
+
+// RequestTimes are the arrival times of token requests presenting this refresh token.
+func (s *Server) RequestTimes(refreshToken string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.times[refreshToken]...)
+}
+
+// TotalRequests counts every token request.
+func (s *Server) TotalRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// RevokeRequests counts requests to /revoke.
+func (s *Server) RevokeRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revokes
+}
+
+// AccessTokenValid reports whether an access token was issued here and has not expired or been revoked.
+func (s *Server) AccessTokenValid(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.validAccessLocked(token) != nil
+}
+
+// CurrentRefreshToken follows rotations: the newest refresh token descending from token.
+func (s *Server) CurrentRefreshToken(token string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		next := ""
+		for t, rt := range s.refresh {
+			if rt.rotatedFrom == token {
+				next = t
+			}
+		}
+		if next == "" {
+			return token
+		}
+		token = next
+	}
+}
+
+// AddAuthCode registers an authorization code, as Google's consent screen would issue it.
+// challenge is the PKCE S256 code_challenge, or "" for none.
+func (s *Server) AddAuthCode(code, clientID, redirectURI, challenge string, scopes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.codes[code] = &authCode{clientID: clientID, redirectURI: redirectURI, challenge: challenge, scopes: scopes}
+}
+
+// Handler serves the endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/token", s.token)
+	mux.HandleFunc("/revoke", s.revoke)
+	mux.HandleFunc("/tokeninfo", s.tokeninfo)
+	mux.HandleFunc("/v1/whoami", s.whoami)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func oauthError(w http.ResponseWriter, status int, code, description string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": description})
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, 400, "invalid_request", "Invalid request body.")
+		return
+	}
+	rt := r.PostForm.Get("refresh_token")
+
+	s.mu.Lock()
+	s.total++
+	if rt != "" {
+		s.requests[rt]++
+		s.times[rt] = append(s.times[rt], time.Now())
+	}
+	latency := s.latency
+	var fail *Failure
+	if len(s.failures) > 0 {
+		f := s.failures[0]
+		s.failures = s.failures[1:]
+		fail = &f
+	}
+	s.mu.Unlock()
+
+	if latency > 0 {
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if fail != nil {
+		if fail.Hang {
+			<-r.Context().Done()
+			return
+		}
+		if fail.RetryAfter != "" {
+			w.Header().Set("Retry-After", fail.RetryAfter)
+		}
+		body := fail.Body
+		if body == "" {
+			body = fmt.Sprintf(`{"error": "%s", "error_description": "%s"}`, statusCode(fail.Status), http.StatusText(fail.Status))
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(fail.Status)
+		_, _ = w.Write([]byte(body))
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clientID := r.PostForm.Get("client_id")
+	if clientID == "" {
+		oauthError(w, 400, "invalid_request", "Could not determine client ID from request.")
+		return
+	}
+	c := s.clients[clientID]
+	switch {
+	case c == nil:
+		oauthError(w, 401, "invalid_client", "The OAuth client was not found.")
+		return
+	case c.deleted:
+		oauthError(w, 401, "deleted_client", "The OAuth client was deleted.")
+		return
+	case r.PostForm.Get("client_secret") != c.secret:
+		oauthError(w, 401, "invalid_client", "Unauthorized")
+		return
+	}
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case "refresh_token":
+		s.refreshGrant(w, clientID, rt)
+	case "authorization_code":
+		s.codeGrant(w, r, clientID)
+	case "":
+		oauthError(w, 400, "invalid_request", "Required parameter is missing: grant_type")
+	default:
+		oauthError(w, 400, "unsupported_grant_type", "Invalid grant_type: "+gt)
+	}
+}
+
+func statusCode(status int) string {
+	switch {
+	case status == 429:
+		return "rate_limit_exceeded"
+	case status >= 500:
+		return "internal_failure"
+	default:
+		return "invalid_request"
+	}
+}
+
+func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token string) {
+	if token == "" {
+		oauthError(w, 400, "invalid_request", "Missing required parameter: refresh_token")
+		return
+	}
+	rt := s.refresh[token]
+	switch {
+	case rt == nil, rt.revoked:
+		oauthError(w, 400, "invalid_grant", "Token has been expired or revoked.")
+		return
+	case rt.clientID != clientID:
+		oauthError(w, 401, "unauthorized_client", "Unauthorized")
+		return
+	}
+	resp := s.issueLocked(token, clientID, rt.scopes)
+	if s.rotate {
+		next := "1//fake-" + randomString(24)
+		s.refresh[next] = &refreshToken{clientID: clientID, scopes: rt.scopes, rotatedFrom: token}
+		rt.revoked = true
+		resp["refresh_token"] = next
+	}
+	writeJSON(w, 200, resp)
+}
+
+func (s *Server) issueLocked(refresh, clientID string, scopes []string) map[string]any {
+	at := "ya29.fake-" + randomString(32)
+	expiry := s.now().Add(s.lifetime)
+	s.access[at] = &accessToken{refresh: refresh, expiry: expiry, scopes: scopes, client: clientID}
+	resp := map[string]any{
+		"access_token": at,
+		"expires_in":   int(s.lifetime / time.Second),
+		"scope":        strings.Join(scopes, " "),
+		"token_type":   "Bearer",
+	}
+	if s.rtExpires > 0 {
+		resp["refresh_token_expires_in"] = int(s.rtExpires / time.Second)
+	}
+	return resp
+}
+
+func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, clientID string) {
+	code := r.PostForm.Get("code")
+	ac := s.codes[code]
+	if code == "" || ac == nil || ac.clientID != clientID {
+		oauthError(w, 400, "invalid_grant", "Malformed auth code.")
+		return
+	}
+	if r.PostForm.Get("redirect_uri") != ac.redirectURI {
+		oauthError(w, 400, "redirect_uri_mismatch", "Bad Request")
+		return
+	}
+	if ac.challenge != "" {
+		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+		if base64.RawURLEncoding.EncodeToString(sum[:]) != ac.challenge {
+			oauthError(w, 400, "invalid_grant", "Invalid code verifier.")
+			return
+		}
+	}
+	delete(s.codes, code) // codes are single use
+	refresh := "1//fake-" + randomString(24)
+	s.refresh[refresh] = &refreshToken{clientID: clientID, scopes: ac.scopes}
+	resp := s.issueLocked(refresh, clientID, ac.scopes)
+	resp["refresh_token"] = refresh
+	writeJSON(w, 200, resp)
+}
+
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	_ = r.ParseForm()
+	token := r.Form.Get("token")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revokes++
+	if rt := s.refresh[token]; rt != nil && !rt.revoked {
+		rt.revoked = true
+		writeJSON(w, 200, map[string]string{})
+		return
+	}
+	if at := s.validAccessLocked(token); at != nil {
+		// Revoking an access token revokes the refresh token it came from.
+		if rt := s.refresh[at.refresh]; rt != nil {
+			rt.revoked = true
+		}
+		writeJSON(w, 200, map[string]string{})
+		return
+	}
+	oauthError(w, 400, "invalid_token", "Token expired or revoked")
+}
+
+func (s *Server) validAccessLocked(token string) *accessToken {
+	at := s.access[token]
+	if at == nil || !s.now().Before(at.expiry) {
+		return nil
+	}
+	if rt := s.refresh[at.refresh]; rt != nil && rt.revoked {
+		return nil
+	}
+	return at
+}
+
+func (s *Server) tokeninfo(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.validAccessLocked(r.URL.Query().Get("access_token"))
+	if at == nil {
+		oauthError(w, 400, "invalid_token", "Invalid Value")
+		return
+	}
+	left := int(at.expiry.Sub(s.now()) / time.Second)
+	writeJSON(w, 200, map[string]string{
+		"azp": at.client, "aud": at.client, "sub": "1000000000000000000001",
+		"scope": strings.Join(at.scopes, " "), "exp": strconv.FormatInt(at.expiry.Unix(), 10),
+		"expires_in": strconv.Itoa(left), "access_type": "offline",
+	})
+}
+
+// whoami is a protected API: 401 with Google's error shape unless the bearer token is valid.
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok || s.validAccessLocked(token) == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/", error="invalid_token"`)
+		writeJSON(w, 401, map[string]any{"error": map[string]any{"code": 401, "status": "UNAUTHENTICATED",
+			"message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."}})
+		return
+	}
+	writeJSON(w, 200, map[string]string{"sub": "1000000000000000000001"})
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}

@@ -1,0 +1,151 @@
+// Package testenv starts one real control plane (etcd and kube-apiserver built by
+// `make k8s-binaries`) per test package, with grantkeeper's CRDs installed, and stops it
+// when the package's tests end, failed or not.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+)
+
+// K8sVersion is the Kubernetes version hack/k8s-binaries.sh builds.
+const K8sVersion = "v1.36.3"
+
+// Env is a running control plane.
+type Env struct {
+	Config *rest.Config
+	Scheme *runtime.Scheme
+	// Client talks to the API server directly (no cache) as cluster admin.
+	Client client.Client
+	// Root is the repository root.
+	Root string
+	// BinDir holds kube-apiserver, etcd, kubectl and kube-controller-manager.
+	BinDir string
+}
+
+// Run starts the control plane, stores it in *env, runs the package's tests and stops the
+// control plane. Use it from TestMain: os.Exit(testenv.Run(m, &env)).
+func Run(m *testing.M, env **Env) int {
+	e, stop, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	defer stop()
+	*env = e
+	return m.Run()
+}
+
+// Start starts a control plane and returns it with its stop function.
+func Start() (*Env, func(), error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, nil, err
+	}
+	bin := os.Getenv("KUBEBUILDER_ASSETS")
+	if bin == "" {
+		bin = filepath.Join(root, "bin", "k8s", K8sVersion)
+	}
+	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return nil, nil, fmt.Errorf("%s not found in %s: run 'make k8s-binaries' (or 'make test', which builds them)", b, bin)
+		}
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(oauthv1alpha1.AddToScheme(scheme))
+
+	te := &envtest.Environment{
+		BinaryAssetsDirectory: bin,
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", bin, err)
+	}
+	reaper := startReaper()
+	stop := func() {
+		if err := te.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: stopping control plane:", err)
+		}
+		if reaper != nil {
+			_ = reaper.Process.Kill()
+			_, _ = reaper.Process.Wait()
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return &Env{Config: cfg, Scheme: scheme, Client: c, Root: root, BinDir: bin}, stop, nil
+}
+
+// startReaper guards against leaked etcd and kube-apiserver processes: if the test binary
+// dies without running its deferred stop (a panic or -timeout in a test), a small shell in
+// its own process group kills the control plane's processes once the test binary is gone.
+func startReaper() *exec.Cmd {
+	me := os.Getpid()
+	var children []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" that ends the command name: state, ppid, ...
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(me) {
+			children = append(children, strconv.Itoa(pid))
+		}
+	}
+	if len(children) == 0 {
+		return nil
+	}
+	// Polls once a second: a watchdog, not test synchronisation.
+	script := `p=$1; shift; while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -9 "$@" 2>/dev/null`
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "reaper", strconv.Itoa(me)}, children...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.Start() != nil {
+		return nil
+	}
+	return cmd
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/grantkeeper/grantkeeper\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("repository root (go.mod of github.com/grantkeeper/grantkeeper) not found above the working directory")
+		}
+		dir = parent
+	}
+}
