@@ -240,8 +240,9 @@ func (r *GoogleOAuthGrantReconciler) fingerprint(ctx context.Context, g *oauthv1
 }
 
 // pendingManualRequest returns the refresh-requested-at annotation when it asks for a
-// refresh that has not been handled: a valid RFC 3339 time, newer than the last refresh,
-// and not the request handled last (so a request whose refresh failed is not retried in a loop).
+// refresh that has not been handled: a valid RFC 3339 time, not older than the last refresh
+// (the same second counts: both are whole seconds), and not the request handled last (so a
+// request whose refresh failed is not retried in a loop).
 func pendingManualRequest(g *oauthv1alpha1.GoogleOAuthGrant) string {
 	v := g.Annotations[oauthv1alpha1.RefreshRequestedAtAnnotation]
 	if v == "" || v == g.Status.LastHandledRefreshRequest {
@@ -251,7 +252,7 @@ func pendingManualRequest(g *oauthv1alpha1.GoogleOAuthGrant) string {
 	if err != nil {
 		return ""
 	}
-	if last := g.Status.LastRefreshTime; last != nil && !t.After(last.Time) {
+	if last := g.Status.LastRefreshTime; last != nil && t.Before(last.Time) {
 		return ""
 	}
 	return v

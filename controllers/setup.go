@@ -36,18 +36,34 @@ func managedSelector(op selection.Operator) labels.Selector {
 
 // CacheOptions are the manager's cache options: of all Secrets it caches only those
 // grantkeeper writes (labelled managed-by=grantkeeper). Caching every Secret in a large
-// cluster costs gigabytes (cert-manager #4722).
-func CacheOptions() cache.Options {
+// cluster costs gigabytes (cert-manager #4722). No namespaces means all of them.
+func CacheOptions(namespaces ...string) cache.Options {
 	return cache.Options{
+		DefaultNamespaces: namespaceConfig(namespaces),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: managedSelector(selection.Equals)},
 		},
 	}
 }
 
+func namespaceConfig(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	m := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		m[ns] = cache.Config{}
+	}
+	return m
+}
+
 // Options tune the controller.
 type Options struct {
 	MaxConcurrentReconciles int
+	// Namespaces limits the Secret metadata cache; keep it equal to CacheOptions' namespaces.
+	Namespaces []string
+	// SkipNameValidation allows several managers in one process (tests).
+	SkipNameValidation bool
 }
 
 // SetupWithManager registers the controller. It adds a second, metadata-only cache of the
@@ -58,6 +74,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		HTTPClient:           mgr.GetHTTPClient(),
 		Scheme:               mgr.GetScheme(),
 		Mapper:               mgr.GetRESTMapper(),
+		DefaultNamespaces:    namespaceConfig(opts.Namespaces),
 		DefaultLabelSelector: managedSelector(selection.NotEquals),
 		DefaultTransform:     cache.TransformStripManagedFields(),
 	})
@@ -98,6 +115,6 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		For(&oauthv1alpha1.GoogleOAuthGrant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
 		WatchesRawSource(source.Kind(metaCache, secretMetadata(), handler.TypedEnqueueRequestsFromMapFunc(mapSecret))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1), SkipNameValidation: &opts.SkipNameValidation}).
 		Complete(r)
 }

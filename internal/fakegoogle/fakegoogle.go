@@ -526,3 +526,32 @@ func randomString(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)[:n]
 }
+
+// IssuedAccessTokens lists every access token handed out, for leak checks.
+func (s *Server) IssuedAccessTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.access))
+	for t := range s.access {
+		out = append(out, t)
+	}
+	return out
+}
+
+// RefreshTokens lists every refresh token known (registered, rotated or minted), for leak checks.
+func (s *Server) RefreshTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.refresh))
+	for t := range s.refresh {
+		out = append(out, t)
+	}
+	return out
+}
+
+// ClearFailures drops failures queued with FailNext.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = nil
+}

@@ -1,0 +1,432 @@
+package controllers_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+)
+
+func TestFirstTokenAndReady(t *testing.T) {
+	h := newHarness(t)
+	rt := h.credentials("analytics")
+	h.grant("analytics", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.Scopes = []string{analytics} })
+	g := h.waitReady("analytics")
+
+	s := h.derived("analytics-access-token")
+	if s.Type != corev1.SecretTypeOpaque {
+		t.Errorf("type = %s", s.Type)
+	}
+	if s.Labels["app.kubernetes.io/managed-by"] != "grantkeeper" || s.Labels["oauth.grantkeeper.dev/grant"] != "analytics" {
+		t.Errorf("labels = %v", s.Labels)
+	}
+	if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != g.UID || ref.Kind != "GoogleOAuthGrant" {
+		t.Errorf("controller reference = %+v, want the grant", ref)
+	}
+	at := string(s.Data["access_token"])
+	if !h.google.AccessTokenValid(at) {
+		t.Error("the derived Secret's access_token is not accepted by the (fake) Google API")
+	}
+	var tok oauth2.Token
+	if err := json.Unmarshal(s.Data["token.json"], &tok); err != nil || tok.AccessToken != at || tok.TokenType != "Bearer" {
+		t.Errorf("token.json = %s (%v)", s.Data["token.json"], err)
+	}
+	if string(s.Data["token_type"]) != "Bearer" || string(s.Data["expiry"]) != g.Status.ExpiresAt.UTC().Format(time.RFC3339) {
+		t.Errorf("token_type %q, expiry %q, status.expiresAt %v", s.Data["token_type"], s.Data["expiry"], g.Status.ExpiresAt)
+	}
+	for k, v := range s.Data {
+		if strings.Contains(string(v), rt) || strings.Contains(string(v), clientSecret) {
+			t.Errorf("derived Secret key %s holds the refresh token or client secret", k)
+		}
+	}
+
+	st := g.Status
+	if st.AccessTokenSecretName != "analytics-access-token" || st.ObservedGeneration != g.Generation || st.FailedRefreshAttempts != 0 {
+		t.Errorf("status = %+v", st)
+	}
+	lifetime := st.ExpiresAt.Sub(st.LastRefreshTime.Time)
+	if lifetime < 59*time.Minute || lifetime > time.Hour {
+		t.Errorf("expiresAt - lastRefreshTime = %v, want about an hour", lifetime)
+	}
+	if due := st.ExpiresAt.Sub(st.RefreshTime.Time); due < 20*time.Minute || due > 22*time.Minute+time.Second {
+		t.Errorf("refresh due %v before expiry, want a third of the lifetime (plus jitter)", due)
+	}
+	if strings.Join(st.GrantedScopes, " ") != analytics || st.RefreshTokenExpiresAt != nil {
+		t.Errorf("grantedScopes %v, refreshTokenExpiresAt %v", st.GrantedScopes, st.RefreshTokenExpiresAt)
+	}
+	h.waitCondition("analytics", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionTrue, oauthv1alpha1.ReasonAllScopesGranted)
+	h.waitCondition("analytics", oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded)
+	h.waitEvent("analytics", "Normal/TokenIssued")
+	if n := h.google.Requests(rt); n != 1 {
+		t.Errorf("%d token requests for one grant, want 1", n)
+	}
+}
+
+// TestRefreshCycles: with 6-second tokens the derived Secret is refreshed before expiry,
+// cycle after cycle, and never holds an expired or rejected token.
+func TestRefreshCycles(t *testing.T) {
+	h := newHarness(t)
+	h.google.SetLifetime(6 * time.Second)
+	h.credentials("short")
+	h.grant("short", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.RefreshBefore = &metav1.Duration{Duration: 3 * time.Second}
+	})
+	h.waitReady("short")
+	seen := map[string]bool{}
+	h.eventually(60*time.Second, "five refreshed tokens", func() (bool, string) {
+		s := &corev1.Secret{}
+		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "short-access-token"}, s); err != nil {
+			t.Fatalf("derived Secret: %v", err)
+		}
+		now := time.Now()
+		expiry, err := time.Parse(time.RFC3339, string(s.Data["expiry"]))
+		if err != nil {
+			t.Fatalf("expiry %q: %v", s.Data["expiry"], err)
+		}
+		at := string(s.Data["access_token"])
+		if !now.Before(expiry) {
+			t.Fatalf("the derived Secret held a token that expired at %s (now %s)", expiry.Format(time.RFC3339), now.Format(time.RFC3339Nano))
+		}
+		if !h.google.AccessTokenValid(at) {
+			t.Fatalf("the derived Secret held a token the API rejects")
+		}
+		seen[at] = true
+		return len(seen) >= 5, fmt.Sprintf("%d distinct tokens", len(seen))
+	})
+	g := h.getGrant("short")
+	if g.Status.FailedRefreshAttempts != 0 || !meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady) {
+		t.Errorf("status after cycles: %+v", g.Status)
+	}
+	// Routine refreshes do not make events: only the first token did.
+	for _, e := range h.events("short") {
+		if !strings.HasPrefix(e, "Normal/TokenIssued") {
+			t.Errorf("unexpected event on routine refresh: %s", e)
+		}
+	}
+}
+
+// TestRestartWithFreshTokenMakesNoRequest: a new manager (restart, leader change) finds the
+// token fresh and only schedules itself.
+func TestRestartWithFreshTokenMakesNoRequest(t *testing.T) {
+	h := newHarness(t)
+	rt := h.credentials("restart")
+	h.grant("restart")
+	before := h.waitReady("restart")
+	h.stopManager()
+	n := h.google.Requests(rt)
+
+	started := reconciles(t)
+	h.startManager()
+	h.eventually(20*time.Second, "the new manager to reconcile the grant", func() (bool, string) {
+		return reconciles(t) > started, ""
+	})
+	h.poke("restart")
+	if got := h.google.Requests(rt); got != n {
+		t.Errorf("restart made %d token request(s), want none", got-n)
+	}
+	after := h.getGrant("restart")
+	if !after.Status.RefreshTime.Equal(before.Status.RefreshTime) || !after.Status.ExpiresAt.Equal(before.Status.ExpiresAt) {
+		t.Errorf("schedule changed across restart: refreshTime %v -> %v", before.Status.RefreshTime, after.Status.RefreshTime)
+	}
+}
+
+// TestInvalidGrant: a revoked refresh token turns the grant Revoked and not Ready at once,
+// keeps the last token in the derived Secret, stops requesting, and recovers when the
+// refresh token is replaced.
+func TestInvalidGrant(t *testing.T) {
+	h := newHarness(t)
+	rt := h.credentials("revoked")
+	h.grant("revoked")
+	h.waitReady("revoked")
+	kept := h.derived("revoked-access-token").Data
+
+	h.google.RevokeRefreshToken(rt)
+	h.requestRefresh("revoked")
+	g := h.waitCondition("revoked", oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, oauthv1alpha1.ReasonInvalidGrant)
+	revoked := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionRevoked)
+	if !strings.Contains(revoked.Message, "Token has been expired or revoked.") {
+		t.Errorf("Revoked message does not carry Google's error_description: %q", revoked.Message)
+	}
+	ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
+	if ready.Status != metav1.ConditionFalse || ready.Reason != oauthv1alpha1.ReasonInvalidGrant || !strings.Contains(ready.Message, `"revoked-refresh-token"`) {
+		t.Errorf("Ready = %s/%s: %s", ready.Status, ready.Reason, ready.Message)
+	}
+	h.waitEvent("revoked", "Warning/InvalidGrant")
+	if got := h.derived("revoked-access-token").Data; string(got["access_token"]) != string(kept["access_token"]) {
+		t.Error("the derived Secret lost its last token after invalid_grant")
+	}
+
+	n := h.google.Requests(rt)
+	h.poke("revoked")
+	h.poke("revoked")
+	h.requestRefresh("revoked") // the same second's request was already handled: no retry
+	h.poke("revoked")
+	if got := h.google.Requests(rt); got != n {
+		t.Errorf("%d more token request(s) after invalid_grant, want none until an input changes", got-n)
+	}
+
+	// A new consent: the user stores a new refresh token; the grant recovers by itself.
+	fresh := h.google.NewRefreshToken(clientID, analytics)
+	h.setSecretData("revoked-refresh-token", map[string]string{"refresh_token": fresh})
+	h.waitReady("revoked")
+	h.waitCondition("revoked", oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded)
+	h.waitEvent("revoked", "Normal/Recovered")
+}
+
+// TestMissingSecretsRecover: missing Secrets and keys are reported precisely and fixed by
+// creating or correcting them, without touching the grant.
+func TestMissingSecretsRecover(t *testing.T) {
+	h := newHarness(t)
+	h.grant("later")
+	g := h.waitCondition("later", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonSecretNotFound)
+	if msg := meta.FindStatusCondition(g.Status.Conditions, "Ready").Message; !strings.Contains(msg, `"later-client"`) {
+		t.Errorf("message does not name the missing Secret: %s", msg)
+	}
+	h.waitEvent("later", "Warning/SecretNotFound")
+
+	h.secret("later-client", map[string]string{"client_id": clientID, "client_secret": clientSecret})
+	h.eventually(20*time.Second, "SecretNotFound naming the refresh-token Secret", func() (bool, string) {
+		c := meta.FindStatusCondition(h.getGrant("later").Status.Conditions, "Ready")
+		return c != nil && c.Reason == oauthv1alpha1.ReasonSecretNotFound && strings.Contains(c.Message, `"later-refresh-token"`), c.Message
+	})
+
+	rt := h.google.NewRefreshToken(clientID, analytics)
+	h.secret("later-refresh-token", map[string]string{"token": rt})
+	g = h.waitCondition("later", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonSecretKeyMissing)
+	if msg := meta.FindStatusCondition(g.Status.Conditions, "Ready").Message; !strings.Contains(msg, `"refresh_token"`) {
+		t.Errorf("message does not name the missing key: %s", msg)
+	}
+
+	h.setSecretData("later-refresh-token", map[string]string{"refresh_token": rt})
+	h.waitReady("later")
+}
+
+func TestClientJSONForm(t *testing.T) {
+	h := newHarness(t)
+	rt := h.google.NewRefreshToken(clientID, analytics)
+	h.secret("json-client", map[string]string{"client_secret.json": fmt.Sprintf(
+		`{"installed":{"client_id":%q,"project_id":"p","auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token","client_secret":%q,"redirect_uris":["http://localhost"]}}`, clientID, clientSecret)})
+	h.secret("json-refresh-token", map[string]string{"refresh_token": rt})
+	h.grant("json")
+	h.waitReady("json")
+
+	h.secret("broken-client", map[string]string{"client_secret.json": `{"installed": {"client_id": "x"`})
+	h.secret("broken-refresh-token", map[string]string{"refresh_token": rt})
+	h.grant("broken")
+	h.waitCondition("broken", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClientSecret)
+}
+
+func TestInvalidClient(t *testing.T) {
+	h := newHarness(t)
+	rt := h.google.NewRefreshToken(clientID, analytics)
+	h.secret("bad-client", map[string]string{"client_id": clientID, "client_secret": "GOCSPX-wrong-secret"})
+	h.secret("bad-refresh-token", map[string]string{"refresh_token": rt})
+	h.grant("bad")
+	g := h.waitCondition("bad", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClient)
+	if msg := meta.FindStatusCondition(g.Status.Conditions, "Ready").Message; !strings.Contains(msg, "invalid_client") || !strings.Contains(msg, `"bad-client"`) {
+		t.Errorf("message = %s", msg)
+	}
+	h.waitEvent("bad", "Warning/InvalidClient")
+	n := h.google.Requests(rt)
+	h.poke("bad")
+	if got := h.google.Requests(rt); got != n {
+		t.Errorf("%d more token request(s) with a rejected client", got-n)
+	}
+	h.setSecretData("bad-client", map[string]string{"client_id": clientID, "client_secret": clientSecret})
+	h.waitReady("bad")
+}
+
+// TestTransientFailuresBackOff: 503s and a 429 with Retry-After are retried with growing
+// delays, Ready stays True while the token is valid, and the grant recovers by itself.
+func TestTransientFailuresBackOff(t *testing.T) {
+	h := newHarness(t)
+	h.google.SetLifetime(20 * time.Second)
+	rt := h.credentials("flaky")
+	h.grant("flaky", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.RefreshBefore = &metav1.Duration{Duration: 16 * time.Second}
+	})
+	first := h.waitReady("flaky")
+	h.google.FailNext(2, fakegoogle.Failure{Status: 503})
+	h.google.FailNext(1, fakegoogle.Failure{Status: 429, RetryAfter: "3"})
+
+	h.eventually(20*time.Second, "a failed attempt reported while Ready", func() (bool, string) {
+		g := h.getGrant("flaky")
+		ready := meta.FindStatusCondition(g.Status.Conditions, "Ready")
+		if g.Status.FailedRefreshAttempts == 0 {
+			return false, "no failure yet"
+		}
+		if ready.Status != metav1.ConditionTrue {
+			t.Fatalf("Ready turned %s/%s while the token was still valid: %s", ready.Status, ready.Reason, ready.Message)
+		}
+		return strings.Contains(ready.Message, "failed"), ready.Message
+	})
+	h.waitEvent("flaky", "Warning/RefreshFailed")
+	h.eventually(30*time.Second, "recovery", func() (bool, string) {
+		g := h.getGrant("flaky")
+		return g.Status.FailedRefreshAttempts == 0 && g.Status.LastRefreshTime.After(first.Status.LastRefreshTime.Time),
+			fmt.Sprintf("failedRefreshAttempts=%d", g.Status.FailedRefreshAttempts)
+	})
+	times := h.google.RequestTimes(rt)
+	if len(times) < 5 {
+		t.Fatalf("%d requests, want 1 first + 3 failed + 1 success", len(times))
+	}
+	// times[1], [2] answered 503; [3] answered 429 with Retry-After: 3; [4] succeeded.
+	if gap := times[3].Sub(times[2]); gap < 500*time.Millisecond {
+		t.Errorf("retry after the second 503 came %v later: no backoff", gap)
+	}
+	if gap := times[4].Sub(times[3]); gap < 3*time.Second {
+		t.Errorf("retry after 429 with Retry-After: 3 came %v later", gap)
+	}
+	if len(times) > 6 {
+		t.Errorf("%d token requests: retries are not bounded", len(times))
+	}
+	h.waitEvent("flaky", "Normal/Recovered")
+}
+
+// TestExpiredWhileFailing: when the endpoint keeps failing past expiry, Ready turns False
+// with TokenEndpointError, and the grant recovers when the endpoint does.
+func TestExpiredWhileFailing(t *testing.T) {
+	h := newHarness(t)
+	h.google.SetLifetime(4 * time.Second)
+	h.credentials("down")
+	h.grant("down")
+	h.waitReady("down")
+	h.google.FailNext(1000, fakegoogle.Failure{Status: 500})
+	h.waitCondition("down", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTokenEndpointError)
+	h.google.ClearFailures()
+	h.waitReady("down")
+}
+
+func TestMissingScopes(t *testing.T) {
+	h := newHarness(t)
+	h.credentials("scopes", analytics)
+	h.grant("scopes", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.Scopes = []string{analytics, "https://www.googleapis.com/auth/drive.file"}
+	})
+	h.waitReady("scopes")
+	g := h.waitCondition("scopes", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes)
+	msg := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionScopesGranted).Message
+	if !strings.Contains(msg, "drive.file") || strings.Contains(msg, "analytics.readonly") {
+		t.Errorf("message should list exactly the missing scope: %s", msg)
+	}
+}
+
+// TestTargetConflict: a Secret of the derived name that the grant does not own is never
+// changed; the grant says why; removing the Secret lets the grant proceed.
+func TestTargetConflict(t *testing.T) {
+	h := newHarness(t)
+	foreign := h.secret("mine", map[string]string{"access_token": "someone else's", "other": "data"})
+	h.get("mine", foreign)
+	rt := h.credentials("conflict")
+	h.grant("conflict", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.AccessTokenSecretName = "mine" })
+	g := h.waitCondition("conflict", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTargetSecretConflict)
+	if msg := meta.FindStatusCondition(g.Status.Conditions, "Ready").Message; !strings.Contains(msg, `"mine"`) || !strings.Contains(msg, "accessTokenSecretName") {
+		t.Errorf("message = %s", msg)
+	}
+	h.waitEvent("conflict", "Warning/TargetSecretConflict")
+	h.poke("conflict")
+	after := &corev1.Secret{}
+	h.get("mine", after)
+	if after.ResourceVersion != foreign.ResourceVersion || string(after.Data["access_token"]) != "someone else's" || len(after.Labels) != 0 || len(after.OwnerReferences) != 0 {
+		t.Errorf("the foreign Secret was changed: %+v", after.ObjectMeta)
+	}
+	if n := h.google.Requests(rt); n != 0 {
+		t.Errorf("%d token request(s) with nowhere to put the token", n)
+	}
+
+	if err := h.c.Delete(h.ctx, after); err != nil {
+		t.Fatal(err)
+	}
+	h.waitReady("conflict")
+}
+
+func TestManualRefresh(t *testing.T) {
+	h := newHarness(t)
+	rt := h.credentials("manual")
+	h.grant("manual")
+	before := h.waitReady("manual")
+	oldToken := string(h.derived("manual-access-token").Data["access_token"])
+
+	req := h.requestRefresh("manual")
+	h.eventually(20*time.Second, "the manual request handled", func() (bool, string) {
+		g := h.getGrant("manual")
+		return g.Status.LastHandledRefreshRequest == req, g.Status.LastHandledRefreshRequest
+	})
+	g := h.waitReady("manual")
+	if g.Status.LastRefreshTime.Before(before.Status.LastRefreshTime) {
+		t.Error("lastRefreshTime went back")
+	}
+	if string(h.derived("manual-access-token").Data["access_token"]) == oldToken {
+		t.Error("manual refresh did not publish a new token")
+	}
+	if n := h.google.Requests(rt); n != 2 {
+		t.Errorf("%d token requests, want 2 (first + manual)", n)
+	}
+	h.poke("manual")
+	if n := h.google.Requests(rt); n != 2 {
+		t.Errorf("the manual request was honoured more than once (%d requests)", n)
+	}
+}
+
+// TestRotatedRefreshTokenWrittenBack: a provider that rotates refresh tokens never makes
+// the grant lose its only valid refresh token, and the write-back does not loop.
+func TestRotatedRefreshTokenWrittenBack(t *testing.T) {
+	h := newHarness(t)
+	h.google.SetRotate(true)
+	rt := h.credentials("rotate")
+	h.grant("rotate")
+	h.waitReady("rotate")
+	for i := range 2 {
+		h.eventually(20*time.Second, "the rotated refresh token in the Secret", func() (bool, string) {
+			s := &corev1.Secret{}
+			h.get("rotate-refresh-token", s)
+			cur := h.google.CurrentRefreshToken(rt)
+			return string(s.Data["refresh_token"]) == cur && !h.google.Revoked(cur), "stale"
+		})
+		if i == 0 {
+			h.requestRefresh("rotate")
+			h.eventually(20*time.Second, "second refresh", func() (bool, string) {
+				return h.getGrant("rotate").Status.LastHandledRefreshRequest != "", ""
+			})
+			h.waitReady("rotate")
+		}
+	}
+	total := h.google.TotalRequests()
+	h.poke("rotate")
+	if got := h.google.TotalRequests(); got != total || total != 2 {
+		t.Errorf("token requests: %d then %d, want exactly 2 (writing back must not trigger another refresh)", total, got)
+	}
+}
+
+func TestDeletionPolicyRevoke(t *testing.T) {
+	h := newHarness(t)
+	rt := h.credentials("bye")
+	g := h.grant("bye", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke })
+	h.waitReady("bye")
+	h.eventually(10*time.Second, "the revoke finalizer", func() (bool, string) {
+		f := h.getGrant("bye").Finalizers
+		return len(f) == 1 && f[0] == oauthv1alpha1.RevokeFinalizer, fmt.Sprint(f)
+	})
+	if err := h.c.Delete(h.ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(20*time.Second, "the grant gone", func() (bool, string) {
+		err := h.c.Get(h.ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
+		return isNotFound(err), fmt.Sprint(err)
+	})
+	if !h.google.Revoked(rt) || h.google.RevokeRequests() != 1 {
+		t.Errorf("revoked=%v after %d revoke request(s)", h.google.Revoked(rt), h.google.RevokeRequests())
+	}
+	// The refresh-token Secret is the user's: it stays.
+	h.get("bye-refresh-token", &corev1.Secret{})
+}

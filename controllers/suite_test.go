@@ -1,0 +1,365 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/testenv"
+	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
+
+const (
+	clientID     = "123456789012-test.apps.googleusercontent.com"
+	clientSecret = "GOCSPX-test-client-secret-value"
+	analytics    = "https://www.googleapis.com/auth/analytics.readonly"
+)
+
+// harness is one test's world: its own namespace, fake Google and manager.
+type harness struct {
+	t      *testing.T
+	ctx    context.Context
+	ns     string
+	c      client.Client
+	google *fakegoogle.Server
+	logs   *syncBuffer
+	stop   func()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &syncBuffer{}}
+	if err := h.google.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.google.AddClient(clientID, clientSecret)
+	h.ns = "t-" + rand.String(8)
+	if err := h.c.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	h.startManager()
+	t.Cleanup(func() {
+		h.stopManager()
+		h.checkNoSecretsLeaked()
+		h.google.Close()
+	})
+	return h
+}
+
+// startManager runs a manager for the test's namespace, logging (at debug level) to h.logs.
+func (h *harness) startManager() {
+	h.t.Helper()
+	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Logger:                 logger,
+		Cache:                  controllers.CacheOptions(h.ns),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	r := &controllers.GoogleOAuthGrantReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("grantkeeper"),
+		Tokens: &tokenclient.Endpoint{
+			TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(),
+			HTTP: tokenclient.NewHTTPClient(2 * time.Second),
+		},
+		Clock:             clock.RealClock{},
+		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
+		MaxRevokeAttempts: 3,
+	}
+	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, Namespaces: []string{h.ns}, SkipNameValidation: true}); err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			h.t.Errorf("manager: %v", err)
+		}
+	}
+}
+
+func (h *harness) stopManager() {
+	if h.stop != nil {
+		h.stop()
+		h.stop = nil
+	}
+}
+
+// secret creates a Secret in the test namespace.
+func (h *harness) secret(name string, data map[string]string) *corev1.Secret {
+	h.t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, StringData: data}
+	if err := h.c.Create(h.ctx, s); err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+// setSecretData replaces a Secret's data.
+func (h *harness) setSecretData(name string, data map[string]string) {
+	h.t.Helper()
+	s := &corev1.Secret{}
+	h.get(name, s)
+	s.Data = nil
+	s.StringData = data
+	if err := h.c.Update(h.ctx, s); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// credentials creates the client Secret and a refresh-token Secret for a new refresh token.
+func (h *harness) credentials(prefix string, scopes ...string) (refreshToken string) {
+	h.t.Helper()
+	if len(scopes) == 0 {
+		scopes = []string{analytics}
+	}
+	rt := h.google.NewRefreshToken(clientID, scopes...)
+	h.secret(prefix+"-client", map[string]string{"client_id": clientID, "client_secret": clientSecret})
+	h.secret(prefix+"-refresh-token", map[string]string{"refresh_token": rt + "\n"})
+	return rt
+}
+
+func (h *harness) grant(name string, mutate ...func(*oauthv1alpha1.GoogleOAuthGrantSpec)) *oauthv1alpha1.GoogleOAuthGrant {
+	h.t.Helper()
+	g := &oauthv1alpha1.GoogleOAuthGrant{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+			ClientSecretRef:       oauthv1alpha1.ClientSecretReference{Name: name + "-client"},
+			RefreshTokenSecretRef: oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
+		},
+	}
+	for _, m := range mutate {
+		m(&g.Spec)
+	}
+	if err := h.c.Create(h.ctx, g); err != nil {
+		h.t.Fatal(err)
+	}
+	return g
+}
+
+func (h *harness) get(name string, obj client.Object) {
+	h.t.Helper()
+	if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, obj); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) getGrant(name string) *oauthv1alpha1.GoogleOAuthGrant {
+	h.t.Helper()
+	g := &oauthv1alpha1.GoogleOAuthGrant{}
+	h.get(name, g)
+	return g
+}
+
+// eventually polls cond until it holds or the deadline passes; describe says what was seen.
+func (h *harness) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
+	h.t.Helper()
+	last := ""
+	err := wait.PollUntilContextTimeout(h.ctx, 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		ok, seen := cond()
+		if seen != "" {
+			last = seen
+		}
+		return ok, nil
+	})
+	if err != nil {
+		h.t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, last)
+	}
+}
+
+// waitCondition waits until the grant has condition typ with status and reason.
+func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus, reason string) *oauthv1alpha1.GoogleOAuthGrant {
+	h.t.Helper()
+	var g *oauthv1alpha1.GoogleOAuthGrant
+	h.eventually(30*time.Second, fmt.Sprintf("%s %s=%s/%s", name, typ, status, reason), func() (bool, string) {
+		g = h.getGrant(name)
+		c := meta.FindStatusCondition(g.Status.Conditions, typ)
+		if c == nil {
+			return false, fmt.Sprintf("no %s condition (conditions %v)", typ, g.Status.Conditions)
+		}
+		return c.Status == status && c.Reason == reason && c.ObservedGeneration == g.Generation, fmt.Sprintf("%s=%s/%s: %s", typ, c.Status, c.Reason, c.Message)
+	})
+	return g
+}
+
+func (h *harness) waitReady(name string) *oauthv1alpha1.GoogleOAuthGrant {
+	h.t.Helper()
+	return h.waitCondition(name, oauthv1alpha1.ConditionReady, metav1.ConditionTrue, oauthv1alpha1.ReasonTokenValid)
+}
+
+// derived returns the grant's access-token Secret.
+func (h *harness) derived(name string) *corev1.Secret {
+	h.t.Helper()
+	s := &corev1.Secret{}
+	h.get(name, s)
+	return s
+}
+
+// events lists the events about a grant, as "Type/Reason: note".
+func (h *harness) events(grant string) []string {
+	h.t.Helper()
+	var list eventsv1.EventList
+	if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == grant {
+			out = append(out, e.Type+"/"+e.Reason+": "+e.Note)
+		}
+	}
+	return out
+}
+
+func (h *harness) waitEvent(grant, typeReason string) {
+	h.t.Helper()
+	h.eventually(20*time.Second, "event "+typeReason, func() (bool, string) {
+		evs := h.events(grant)
+		for _, e := range evs {
+			if strings.HasPrefix(e, typeReason+":") {
+				return true, ""
+			}
+		}
+		return false, strings.Join(evs, " | ")
+	})
+}
+
+// reconciles is how many reconciles the grant controller has finished in this process.
+func reconciles(t *testing.T) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "googleoauthgrant" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+// poke makes the controller reconcile the grant (an unrelated annotation change) and waits
+// until at least one more reconcile has finished, so a test can then assert what it did not do.
+func (h *harness) poke(name string) {
+	h.t.Helper()
+	before := reconciles(h.t)
+	g := h.getGrant(name)
+	if g.Annotations == nil {
+		g.Annotations = map[string]string{}
+	}
+	g.Annotations["test/poke"] = rand.String(6)
+	if err := h.c.Update(h.ctx, g); err != nil {
+		h.t.Fatal(err)
+	}
+	h.eventually(10*time.Second, "a reconcile after the poke", func() (bool, string) {
+		return reconciles(h.t) > before, ""
+	})
+}
+
+// requestRefresh sets the manual-refresh annotation to now.
+func (h *harness) requestRefresh(name string) string {
+	h.t.Helper()
+	v := time.Now().UTC().Format(time.RFC3339)
+	g := h.getGrant(name)
+	if g.Annotations == nil {
+		g.Annotations = map[string]string{}
+	}
+	g.Annotations[oauthv1alpha1.RefreshRequestedAtAnnotation] = v
+	if err := h.c.Update(h.ctx, g); err != nil {
+		h.t.Fatal(err)
+	}
+	return v
+}
+
+// checkNoSecretsLeaked: no refresh token, access token or client secret in the controller's
+// log output, in events, or in any grant's status.
+func (h *harness) checkNoSecretsLeaked() {
+	h.t.Helper()
+	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
+	secrets = append(secrets, clientSecret, "GOCSPX-wrong-secret")
+	var grants oauthv1alpha1.GoogleOAuthGrantList
+	if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	statusJSON, _ := json.Marshal(grants)
+	var evs eventsv1.EventList
+	if err := h.c.List(h.ctx, &evs, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	eventsJSON, _ := json.Marshal(evs)
+	logs := h.logs.String()
+	if !strings.Contains(logs, "Starting Controller") {
+		h.t.Error("captured no controller logs: the leak check would prove nothing")
+	}
+	for _, s := range secrets {
+		for where, text := range map[string]string{"logs": logs, "grants": string(statusJSON), "events": string(eventsJSON)} {
+			if strings.Contains(text, s) {
+				h.t.Errorf("a token or client secret (%.6s...) appears in the %s", s, where)
+			}
+		}
+	}
+}
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
