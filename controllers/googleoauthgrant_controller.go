@@ -280,4 +280,3 @@ func (r *GoogleOAuthGrantReconciler) syncFinalizer(ctx context.Context, g *oauth
 	}
 	return r.Update(ctx, g)
 }
-

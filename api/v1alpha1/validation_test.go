@@ -66,7 +66,9 @@ func TestAPIServerRejectsInvalidGrants(t *testing.T) {
 		{"empty clientSecretRef name", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.ClientSecretRef.Name = "" }, "spec.clientSecretRef.name"},
 		{"empty refreshTokenSecretRef name", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshTokenSecretRef.Name = "" }, "spec.refreshTokenSecretRef.name"},
 		{"zero refreshBefore", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshBefore = &metav1.Duration{} }, "refreshBefore must be a positive duration"},
-		{"negative refreshBefore", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshBefore = &metav1.Duration{Duration: -time.Minute} }, "refreshBefore must be a positive duration"},
+		{"negative refreshBefore", func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Spec.RefreshBefore = &metav1.Duration{Duration: -time.Minute}
+		}, "refreshBefore must be a positive duration"},
 		{"unknown deletionPolicy", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.DeletionPolicy = "Delete" }, "spec.deletionPolicy"},
 		{"accessTokenSecretName not a Secret name", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.AccessTokenSecretName = "Not_A_Name" }, "spec.accessTokenSecretName"},
 		{"empty scope", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = []string{""} }, "spec.scopes"},
