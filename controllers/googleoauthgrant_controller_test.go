@@ -430,3 +430,57 @@ func TestDeletionPolicyRevoke(t *testing.T) {
 	// The refresh-token Secret is the user's: it stays.
 	h.get("bye-refresh-token", &corev1.Secret{})
 }
+
+// TestRevokeGivesUp: a revocation endpoint that keeps failing delays deletion only for a
+// bounded number of attempts, then the grant goes with a Warning event.
+func TestRevokeGivesUp(t *testing.T) {
+	h := newHarness(t)
+	rt := h.credentials("stuck")
+	g := h.grant("stuck", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke })
+	h.waitReady("stuck")
+	h.google.FailNextRevokes(100, 503)
+	if err := h.c.Delete(h.ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvent("stuck", "Warning/RevokeFailed")
+	h.eventually(30*time.Second, "the grant gone despite the failing endpoint", func() (bool, string) {
+		err := h.c.Get(h.ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
+		return isNotFound(err), fmt.Sprint(err)
+	})
+	if n := h.google.RevokeRequests(); n != 3 {
+		t.Errorf("%d revoke attempts, want the configured maximum of 3", n)
+	}
+	if h.google.Revoked(rt) {
+		t.Error("the fake says revoked although every revoke failed")
+	}
+}
+
+// TestDerivedSecretRepaired: a derived Secret deleted or edited by hand is put right.
+func TestDerivedSecretRepaired(t *testing.T) {
+	h := newHarness(t)
+	h.credentials("repair")
+	h.grant("repair")
+	h.waitReady("repair")
+
+	s := h.derived("repair-access-token")
+	if err := h.c.Delete(h.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(20*time.Second, "the derived Secret recreated", func() (bool, string) {
+		s := &corev1.Secret{}
+		err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "repair-access-token"}, s)
+		return err == nil && h.google.AccessTokenValid(string(s.Data["access_token"])), fmt.Sprint(err)
+	})
+
+	s = h.derived("repair-access-token")
+	s.Data["access_token"] = []byte("edited by hand")
+	delete(s.Labels, "app.kubernetes.io/managed-by")
+	if err := h.c.Update(h.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(20*time.Second, "the edited Secret corrected", func() (bool, string) {
+		s := h.derived("repair-access-token")
+		return h.google.AccessTokenValid(string(s.Data["access_token"])) && s.Labels["app.kubernetes.io/managed-by"] == "grantkeeper", string(s.Data["access_token"])
+	})
+	h.waitReady("repair")
+}

@@ -30,6 +30,7 @@ type Server struct {
 	rotate    bool
 	latency   time.Duration
 	failures  []Failure
+	revokeErr []int // statuses for the next revoke requests
 	clients   map[string]*client
 	refresh   map[string]*refreshToken
 	access    map[string]*accessToken
@@ -464,6 +465,12 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.revokes++
+	if len(s.revokeErr) > 0 {
+		status := s.revokeErr[0]
+		s.revokeErr = s.revokeErr[1:]
+		oauthError(w, status, statusCode(status), http.StatusText(status))
+		return
+	}
 	if rt := s.refresh[token]; rt != nil && !rt.revoked {
 		rt.revoked = true
 		writeJSON(w, 200, map[string]string{})
@@ -554,4 +561,13 @@ func (s *Server) ClearFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures = nil
+}
+
+// FailNextRevokes makes the next n revoke requests answer with status.
+func (s *Server) FailNextRevokes(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.revokeErr = append(s.revokeErr, status)
+	}
 }
