@@ -32,13 +32,8 @@ generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./..."
 
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail if committed generated files are stale.
-	@paths="api config/crd config/rbac"; \
-	changed=$$(git diff --name-only -- $$paths; git ls-files --others --exclude-standard -- $$paths); \
-	if [ -n "$$changed" ]; then \
-	  echo "Generated files are stale; run 'make manifests generate' and commit:"; echo "$$changed"; \
-	  git --no-pager diff --stat -- $$paths; exit 1; \
-	fi
+verify-generated: $(CONTROLLER_GEN) ## Fail if the committed generated files are stale.
+	@bash hack/verify-generated.sh
 
 .PHONY: fmt
 fmt: ## go fmt.
@@ -51,6 +46,10 @@ vet: ## go vet.
 .PHONY: test
 test: vet verify-generated k8s-binaries $(GOTESTSUM) ## Vet, check generated files, then run every unit and envtest test with -race.
 	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./...
+
+.PHONY: test-e2e
+test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also part of make test).
+	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./test/e2e/...
 
 .PHONY: bench
 bench: k8s-binaries ## Run benchmarks.
@@ -104,3 +103,10 @@ $(KUSTOMIZE):
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Demo
+
+.PHONY: demo
+demo: build k8s-binaries ## Run the walkthrough on a local control plane (Ctrl-C stops it; DEMO_EXIT=1 exits after it).
+	go build -o $(LOCALBIN)/demo ./hack/demo
+	$(LOCALBIN)/demo

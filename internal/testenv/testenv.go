@@ -6,11 +6,8 @@ package testenv
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/localcluster"
 )
 
 // K8sVersion is the Kubernetes version hack/k8s-binaries.sh builds.
@@ -80,7 +78,7 @@ func Start() (*Env, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", bin, err)
 	}
-	reaper := startReaper()
+	reaper := localcluster.StartReaper()
 	stop := func() {
 		if err := te.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "testenv: stopping control plane:", err)
@@ -96,41 +94,6 @@ func Start() (*Env, func(), error) {
 		return nil, nil, err
 	}
 	return &Env{Config: cfg, Scheme: scheme, Client: c, Root: root, BinDir: bin}, stop, nil
-}
-
-// startReaper guards against leaked etcd and kube-apiserver processes: if the test binary
-// dies without running its deferred stop (a panic or -timeout in a test), a small shell in
-// its own process group kills the control plane's processes once the test binary is gone.
-func startReaper() *exec.Cmd {
-	me := os.Getpid()
-	var children []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the ")" that ends the command name: state, ppid, ...
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(me) {
-			children = append(children, strconv.Itoa(pid))
-		}
-	}
-	if len(children) == 0 {
-		return nil
-	}
-	// Polls once a second: a watchdog, not test synchronisation.
-	script := `p=$1; shift; while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -9 "$@" 2>/dev/null`
-	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "reaper", strconv.Itoa(me)}, children...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if cmd.Start() != nil {
-		return nil
-	}
-	return cmd
 }
 
 func repoRoot() (string, error) {

@@ -1,0 +1,156 @@
+// Package devstack brings up everything a user needs to try grantkeeper locally: a real
+// control plane (localcluster), grantkeeper's CRD and RBAC applied with kubectl, a fake
+// Google token server that knows the credentials in config/samples, and the manager as a
+// local process authenticated as its ServiceAccount. The demo and the e2e suite share it.
+package devstack
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/internal/localcluster"
+)
+
+// The placeholder credentials in config/samples/oauth_v1alpha1_googleoauthgrant.yaml, which
+// the fake token server accepts so the sample works unchanged.
+const (
+	SampleClientID     = "123456789012-example.apps.googleusercontent.com"
+	SampleClientSecret = "GOCSPX-replace-me"
+	SampleRefreshToken = "1//replace-me"
+	SampleScope        = "https://www.googleapis.com/auth/analytics.readonly"
+)
+
+// Options configure Up.
+type Options struct {
+	Root       string // repository root
+	Dir        string // kubeconfigs and logs go here
+	BinDir     string // Kubernetes binaries (bin/k8s/<version>)
+	ManagerBin string // the built manager binary
+	// TokenLifetime of tokens the fake issues (default one hour).
+	TokenLifetime time.Duration
+}
+
+// Stack is a running local grantkeeper.
+type Stack struct {
+	*localcluster.Cluster
+	Google     *fakegoogle.Server
+	ManagerLog string
+
+	opts    Options
+	manager *exec.Cmd
+	logFile *os.File
+	kcmLog  *os.File
+}
+
+// Up starts the stack. On error everything started so far is stopped.
+func Up(o Options) (_ *Stack, err error) {
+	s := &Stack{opts: o, ManagerLog: filepath.Join(o.Dir, "manager.log")}
+	defer func() {
+		if err != nil {
+			s.Down()
+		}
+	}()
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if s.kcmLog, err = os.Create(filepath.Join(o.Dir, "kube-controller-manager.log")); err != nil {
+		return nil, err
+	}
+	if s.Cluster, err = localcluster.Start(o.BinDir, o.Dir); err != nil {
+		return nil, err
+	}
+	if _, err := s.Run("apply", "--server-side", "-k", filepath.Join(o.Root, "config", "local")); err != nil {
+		return nil, err
+	}
+	if _, err := s.Run("wait", "--for=condition=Established", "--timeout=60s", "crd/googleoauthgrants.oauth.grantkeeper.dev"); err != nil {
+		return nil, err
+	}
+	if err := s.StartControllerManager(s.kcmLog); err != nil {
+		return nil, err
+	}
+
+	s.Google = fakegoogle.New()
+	if o.TokenLifetime > 0 {
+		s.Google.SetLifetime(o.TokenLifetime)
+	}
+	s.Google.AddClient(SampleClientID, SampleClientSecret)
+	s.Google.AddRefreshToken(SampleRefreshToken, SampleClientID, SampleScope)
+	if err := s.Google.Start(); err != nil {
+		return nil, err
+	}
+	return s, s.StartManager()
+}
+
+// StartManager starts the manager process, authenticated as its ServiceAccount.
+func (s *Stack) StartManager() error {
+	f, err := os.OpenFile(s.ManagerLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	s.logFile = f
+	s.manager = exec.Command(s.opts.ManagerBin,
+		"--kubeconfig="+s.ManagerKubeconfig,
+		"--token-url="+s.Google.TokenURL(), "--revoke-url="+s.Google.RevokeURL(),
+		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
+		"--metrics-bind-address=0", "--health-probe-bind-address=0")
+	s.manager.Stdout, s.manager.Stderr = f, f
+	s.manager.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.manager.Start(); err != nil {
+		return fmt.Errorf("starting the manager: %w", err)
+	}
+	return nil
+}
+
+// StopManager stops the manager process (SIGTERM, as Kubernetes would).
+func (s *Stack) StopManager() {
+	if s.manager != nil && s.manager.Process != nil {
+		_ = s.manager.Process.Signal(syscall.SIGTERM)
+		_ = s.manager.Wait()
+		s.manager = nil
+	}
+	if s.logFile != nil {
+		_ = s.logFile.Close()
+		s.logFile = nil
+	}
+}
+
+// Down stops everything Up started.
+func (s *Stack) Down() {
+	s.StopManager()
+	if s.Google != nil {
+		s.Google.Close()
+	}
+	if s.Cluster != nil {
+		s.Cluster.Stop()
+	}
+	if s.kcmLog != nil {
+		_ = s.kcmLog.Close()
+	}
+}
+
+// Run runs kubectl as cluster admin and returns its standard output; the error carries
+// standard error.
+func (s *Stack) Run(args ...string) (string, error) {
+	cmd := s.Kubectl(args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// RunTo runs kubectl as cluster admin with its output going to w.
+func (s *Stack) RunTo(w io.Writer, args ...string) error {
+	cmd := s.Kubectl(args...)
+	cmd.Stdout, cmd.Stderr = w, w
+	return cmd.Run()
+}

@@ -1,0 +1,182 @@
+// Package localcluster runs a real Kubernetes control plane on loopback for the demo and
+// the end-to-end suite: etcd and kube-apiserver (through envtest's process management) and
+// kube-controller-manager (so owner references are garbage-collected as in a real cluster).
+// It writes kubeconfigs for an admin and for grantkeeper's ServiceAccount identity, so the
+// manager runs with exactly the RBAC in config/rbac.
+package localcluster
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// ManagerUser is the identity the manager authenticates as: the ServiceAccount that
+// config/default creates (kubebuilder's names for a project called grantkeeper).
+const (
+	ManagerNamespace      = "grantkeeper-system"
+	ManagerServiceAccount = "grantkeeper-controller-manager"
+	ManagerUser           = "system:serviceaccount:" + ManagerNamespace + ":" + ManagerServiceAccount
+)
+
+// Cluster is a running local control plane.
+type Cluster struct {
+	// Dir holds the kubeconfigs.
+	Dir string
+	// AdminKubeconfig authenticates as cluster admin (system:masters).
+	AdminKubeconfig string
+	// ManagerKubeconfig authenticates as ManagerUser, subject to RBAC.
+	ManagerKubeconfig string
+	// BinDir holds kube-apiserver, etcd, kubectl and kube-controller-manager.
+	BinDir string
+	Host   string
+
+	env    *envtest.Environment
+	kcm    *exec.Cmd
+	reaper *exec.Cmd
+}
+
+// Start starts etcd and kube-apiserver from binDir, writing kubeconfigs into dir.
+func Start(binDir, dir string) (*Cluster, error) {
+	for _, b := range []string{"kube-apiserver", "etcd", "kubectl", "kube-controller-manager"} {
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			return nil, fmt.Errorf("%s not found in %s: run 'make k8s-binaries'", b, binDir)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, BinDir: binDir, env: &envtest.Environment{BinaryAssetsDirectory: binDir}}
+	if _, err := c.env.Start(); err != nil {
+		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.Stop()
+		}
+	}()
+	c.Host = c.env.Config.Host
+
+	var err error
+	if c.AdminKubeconfig, err = c.writeKubeconfig("admin.kubeconfig", envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
+		return nil, err
+	}
+	if c.ManagerKubeconfig, err = c.writeKubeconfig("manager.kubeconfig", envtest.User{Name: ManagerUser,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ManagerNamespace, "system:authenticated"}}); err != nil {
+		return nil, err
+	}
+	c.reaper = StartReaper()
+	ok = true
+	return c, nil
+}
+
+// StartControllerManager starts kube-controller-manager. Start it after installing CRDs:
+// its garbage collector only rediscovers new resource types every 30 seconds.
+func (c *Cluster) StartControllerManager(log io.Writer) error {
+	// kube-controller-manager runs only the controllers the product relies on: garbage
+	// collection (derived Secrets go with their grant) and namespace deletion.
+	kcmConfig, err := c.writeKubeconfig("kube-controller-manager.kubeconfig", envtest.User{Name: "system:kube-controller-manager", Groups: []string{"system:masters"}})
+	if err != nil {
+		return err
+	}
+	c.kcm = exec.Command(filepath.Join(c.BinDir, "kube-controller-manager"),
+		"--kubeconfig="+kcmConfig, "--controllers=garbagecollector,namespace",
+		"--secure-port=0", "--leader-elect=false", "--use-service-account-credentials=false")
+	c.kcm.Stdout, c.kcm.Stderr = log, log
+	c.kcm.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.kcm.Start(); err != nil {
+		return fmt.Errorf("starting kube-controller-manager: %w", err)
+	}
+	if c.reaper != nil {
+		_ = c.reaper.Process.Kill()
+		_, _ = c.reaper.Process.Wait()
+	}
+	c.reaper = StartReaper()
+	return nil
+}
+
+// writeKubeconfig provisions a user (a client certificate) and writes its kubeconfig.
+func (c *Cluster) writeKubeconfig(name string, user envtest.User) (string, error) {
+	u, err := c.env.ControlPlane.AddUser(user, nil)
+	if err != nil {
+		return "", err
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(c.Dir, name)
+	return path, os.WriteFile(path, kc, 0o600)
+}
+
+// Kubectl returns a kubectl command acting as cluster admin.
+func (c *Cluster) Kubectl(args ...string) *exec.Cmd {
+	return exec.Command(filepath.Join(c.BinDir, "kubectl"), append([]string{"--kubeconfig=" + c.AdminKubeconfig}, args...)...)
+}
+
+// Stop stops kube-controller-manager, kube-apiserver and etcd.
+func (c *Cluster) Stop() {
+	if c.kcm != nil && c.kcm.Process != nil {
+		_ = c.kcm.Process.Signal(syscall.SIGTERM)
+		_ = c.kcm.Wait()
+	}
+	if err := c.env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "localcluster: stopping control plane:", err)
+	}
+	if c.reaper != nil {
+		_ = c.reaper.Process.Kill()
+		_, _ = c.reaper.Process.Wait()
+	}
+}
+
+// StartReaper guards against leaked child processes: if this process dies without cleaning
+// up (SIGKILL, a panic, a test timeout), a small shell in its own process group kills the
+// children that exist now once this process is gone. Kill the returned command on a clean exit.
+func StartReaper() *exec.Cmd {
+	children := ChildPIDs(os.Getpid())
+	if len(children) == 0 {
+		return nil
+	}
+	// Polls once a second: a watchdog, not synchronisation.
+	script := `p=$1; shift; while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -9 "$@" 2>/dev/null`
+	args := []string{"-c", script, "reaper", strconv.Itoa(os.Getpid())}
+	for _, pid := range children {
+		args = append(args, strconv.Itoa(pid))
+	}
+	cmd := exec.Command("/bin/sh", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.Start() != nil {
+		return nil
+	}
+	return cmd
+}
+
+// ChildPIDs lists the processes whose parent is pid.
+func ChildPIDs(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The fields after the ")" that ends the command name: state, ppid, ...
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
