@@ -16,6 +16,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
 
@@ -47,6 +48,7 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 
 	err = r.Tokens.Revoke(ctx, rt)
 	var re *tokenclient.RevokeError
+	metrics.RevokeRequests.WithLabelValues(revokeResult(err)).Inc()
 	switch {
 	case err == nil:
 		r.event(g, corev1.EventTypeNormal, "RefreshTokenRevoked", "Revoke", "Revoked the refresh token in Secret %q at Google", name)
@@ -69,6 +71,20 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 		return ctrl.Result{}, fmt.Errorf("recording revoke attempt: %w", err)
 	}
 	return ctrl.Result{RequeueAfter: delay}, nil
+}
+
+func revokeResult(err error) string {
+	var re *tokenclient.RevokeError
+	switch {
+	case err == nil:
+		return "success"
+	case errors.As(err, &re) && re.AlreadyInvalid():
+		return "already_invalid"
+	case errors.As(err, &re) && re.Temporary():
+		return "transient"
+	default:
+		return "failed"
+	}
 }
 
 func (r *GoogleOAuthGrantReconciler) maxRevokeAttempts() int32 {

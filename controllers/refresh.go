@@ -17,6 +17,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/decision"
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
+	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
@@ -45,8 +46,16 @@ func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, g *oauthv1alph
 
 	log.V(1).Info("requesting access token", "why", d.Why, "refreshToken", fingerprint(in.refreshToken))
 	tok, err := r.Tokens.Refresh(ctx, in.client, in.refreshToken, now)
+	result := "success"
+	var failure tokenerr.Failure
 	if err != nil {
-		return r.failed(ctx, g, before, obs, tokenerr.Classify(err, now))
+		failure = tokenerr.Classify(err, now)
+		result = failure.Kind.String()
+	}
+	metrics.TokenRequests.WithLabelValues(result).Inc()
+	metrics.TokenRequestDuration.WithLabelValues(result).Observe(r.Clock.Since(now).Seconds())
+	if err != nil {
+		return r.failed(ctx, g, before, obs, failure)
 	}
 
 	if tok.RefreshToken != "" {

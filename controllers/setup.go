@@ -57,6 +57,22 @@ func namespaceConfig(namespaces []string) map[string]cache.Config {
 	return m
 }
 
+// keepReferenceFields trims a cached Secret's metadata to what the controller reads: identity,
+// version (for the inputs fingerprint) and owner references (to spot name collisions).
+// Annotations such as kubectl's last-applied-configuration and managedFields can hold the
+// whole Secret, data included; dropping them keeps tens of thousands of Secrets cheap.
+func keepReferenceFields(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	m.ObjectMeta = metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		OwnerReferences: m.OwnerReferences, DeletionTimestamp: m.DeletionTimestamp,
+	}
+	return m, nil
+}
+
 // Options tune the controller.
 type Options struct {
 	MaxConcurrentReconciles int
@@ -76,7 +92,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		Mapper:               mgr.GetRESTMapper(),
 		DefaultNamespaces:    namespaceConfig(opts.Namespaces),
 		DefaultLabelSelector: managedSelector(selection.NotEquals),
-		DefaultTransform:     cache.TransformStripManagedFields(),
+		DefaultTransform:     keepReferenceFields,
 	})
 	if err != nil {
 		return fmt.Errorf("creating the Secret metadata cache: %w", err)

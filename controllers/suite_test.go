@@ -53,6 +53,8 @@ type harness struct {
 	google *fakegoogle.Server
 	logs   *syncBuffer
 	stop   func()
+	// cached is the running manager's (cached) client.
+	cached client.Client
 }
 
 type syncBuffer struct {
@@ -120,6 +122,7 @@ func (h *harness) startManager() {
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, Namespaces: []string{h.ns}, SkipNameValidation: true}); err != nil {
 		h.t.Fatal(err)
 	}
+	h.cached = mgr.GetClient()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()

@@ -15,10 +15,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
@@ -106,6 +108,7 @@ func run() error {
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
+	ctrlmetrics.Registry.MustRegister(&metrics.GrantCollector{Reader: mgr.GetClient()})
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

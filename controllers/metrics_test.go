@@ -1,0 +1,82 @@
+package controllers_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/metrics"
+)
+
+// TestMetrics: per-grant series come from the cache at scrape time and vanish with the
+// grant; token requests are counted by result.
+func TestMetrics(t *testing.T) {
+	h := newHarness(t)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(&metrics.GrantCollector{Reader: h.cached})
+	successes := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("success"))
+	invalid := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("invalid_grant"))
+
+	h.credentials("good")
+	h.grant("good")
+	g := h.waitReady("good")
+	rt := h.google.NewRefreshToken(clientID, analytics)
+	h.google.RevokeRefreshToken(rt)
+	h.secret("gone-client", map[string]string{"client_id": clientID, "client_secret": clientSecret})
+	h.secret("gone-refresh-token", map[string]string{"refresh_token": rt})
+	h.grant("gone")
+	h.waitCondition("gone", oauthv1alpha1.ConditionRevoked, "True", oauthv1alpha1.ReasonInvalidGrant)
+
+	series := func() string {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				b.WriteString(mf.GetName())
+				for _, l := range m.GetLabel() {
+					b.WriteString(" " + l.GetName() + "=" + l.GetValue())
+				}
+				b.WriteString(" " + strconv.FormatFloat(m.GetGauge().GetValue(), 'f', -1, 64) + "\n")
+			}
+		}
+		return b.String()
+	}
+	var got string
+	h.eventually(10*time.Second, "series for both grants", func() (bool, string) {
+		got = series()
+		return strings.Contains(got, "grantkeeper_grant_ready name=gone namespace="+h.ns+" reason=InvalidGrant 0") &&
+			strings.Contains(got, "grantkeeper_grant_ready name=good namespace="+h.ns+" reason=TokenValid 1"), got
+	})
+	for _, want := range []string{
+		"grantkeeper_grant_revoked name=gone namespace=" + h.ns + " 1",
+		"grantkeeper_grant_revoked name=good namespace=" + h.ns + " 0",
+		"grantkeeper_access_token_expiration_timestamp_seconds name=good namespace=" + h.ns + " " + strconv.FormatInt(g.Status.ExpiresAt.Unix(), 10),
+		"grantkeeper_next_refresh_timestamp_seconds name=good namespace=" + h.ns + " " + strconv.FormatInt(g.Status.RefreshTime.Unix(), 10),
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if d := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("success")) - successes; d != 1 {
+		t.Errorf("success counter grew by %v, want 1", d)
+	}
+	if d := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("invalid_grant")) - invalid; d != 1 {
+		t.Errorf("invalid_grant counter grew by %v, want 1", d)
+	}
+
+	if err := h.c.Delete(h.ctx, h.getGrant("gone")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(10*time.Second, "no series for the deleted grant", func() (bool, string) {
+		got = series()
+		return !strings.Contains(got, "name=gone "), got
+	})
+}
