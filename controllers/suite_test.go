@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/testenv"
@@ -97,24 +99,64 @@ func newHarness(t *testing.T) *harness {
 // startManager runs a manager for the test's namespace, logging (at debug level) to h.logs.
 func (h *harness) startManager() {
 	h.t.Helper()
+	m := h.newManager(managerOptions{})
+	h.cached, h.stop = m.cached, m.stop
+}
+
+// managerOptions vary a test manager.
+type managerOptions struct {
+	// leaderElection runs the manager with a short Lease in the test namespace; the lease is
+	// not released on stop, as when a leader process is killed.
+	leaderElection bool
+}
+
+// runningManager is a started manager.
+type runningManager struct {
+	cached   client.Client
+	stop     func()
+	requests *atomic.Int64 // token requests this manager made
+}
+
+// countingEndpoint counts the token requests one manager makes.
+type countingEndpoint struct {
+	controllers.TokenEndpoint
+	n *atomic.Int64
+}
+
+func (c countingEndpoint) Refresh(ctx context.Context, cl credentials.Client, rt string, now time.Time) (*tokenclient.Token, error) {
+	c.n.Add(1)
+	return c.TokenEndpoint.Refresh(ctx, cl, rt, now)
+}
+
+func (h *harness) newManager(o managerOptions) *runningManager {
+	h.t.Helper()
 	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                 env.Scheme,
 		Logger:                 logger,
 		Cache:                  controllers.CacheOptions(h.ns),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-	})
+	}
+	if o.leaderElection {
+		lease, renew, retry := 4*time.Second, 3*time.Second, 500*time.Millisecond
+		opts.LeaderElection = true
+		opts.LeaderElectionID = "grantkeeper-test"
+		opts.LeaderElectionNamespace = h.ns
+		opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = &lease, &renew, &retry
+	}
+	mgr, err := ctrl.NewManager(env.Config, opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	m := &runningManager{cached: mgr.GetClient(), requests: &atomic.Int64{}}
 	r := &controllers.GoogleOAuthGrantReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("grantkeeper"),
-		Tokens: &tokenclient.Endpoint{
+		Tokens: countingEndpoint{n: m.requests, TokenEndpoint: &tokenclient.Endpoint{
 			TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(),
 			HTTP: tokenclient.NewHTTPClient(2 * time.Second),
-		},
+		}},
 		Clock:             clock.RealClock{},
 		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		MaxRevokeAttempts: 3,
@@ -122,16 +164,22 @@ func (h *harness) startManager() {
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, Namespaces: []string{h.ns}, SkipNameValidation: true}); err != nil {
 		h.t.Fatal(err)
 	}
-	h.cached = mgr.GetClient()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	h.stop = func() {
+	stopped := false
+	m.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-done; err != nil {
 			h.t.Errorf("manager: %v", err)
 		}
 	}
+	h.t.Cleanup(m.stop)
+	return m
 }
 
 func (h *harness) stopManager() {

@@ -1,0 +1,60 @@
+package controllers_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+)
+
+// TestLeaderElection: of two managers only the leader requests tokens; when the leader dies
+// without releasing its Lease, the other takes over within the lease time and no refresh is
+// missed: the derived Secret never holds an expired token.
+func TestLeaderElection(t *testing.T) {
+	h := newHarness(t)
+	h.stopManager() // this test runs its own pair
+	h.google.SetLifetime(12 * time.Second)
+	h.credentials("le")
+	a := h.newManager(managerOptions{leaderElection: true})
+	h.grant("le", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.RefreshBefore = &metav1.Duration{Duration: 7 * time.Second}
+	})
+	h.waitReady("le")
+	b := h.newManager(managerOptions{leaderElection: true})
+
+	neverExpired := func() (string, bool) {
+		s := &corev1.Secret{}
+		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "le-access-token"}, s); err != nil {
+			t.Fatalf("derived Secret: %v", err)
+		}
+		expiry, err := time.Parse(time.RFC3339, string(s.Data["expiry"]))
+		if err != nil || !time.Now().Before(expiry) {
+			t.Fatalf("the derived Secret held an expired token (expiry %q)", s.Data["expiry"])
+		}
+		return string(s.Data["access_token"]), true
+	}
+
+	h.eventually(30*time.Second, "the leader to refresh twice", func() (bool, string) {
+		neverExpired()
+		return a.requests.Load() >= 3, fmt.Sprintf("leader %d, follower %d requests", a.requests.Load(), b.requests.Load())
+	})
+	if n := b.requests.Load(); n != 0 {
+		t.Fatalf("the follower made %d token request(s) while the leader was alive", n)
+	}
+
+	a.stop() // the leader dies; its Lease runs out rather than being released
+	killed := time.Now()
+	h.eventually(30*time.Second, "the follower to take over and refresh twice", func() (bool, string) {
+		neverExpired()
+		return b.requests.Load() >= 2, fmt.Sprintf("follower %d requests", b.requests.Load())
+	})
+	if took := time.Since(killed); took > 25*time.Second {
+		t.Errorf("takeover and two refreshes took %v", took)
+	}
+	h.waitReady("le")
+}
