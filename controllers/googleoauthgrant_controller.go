@@ -70,7 +70,7 @@ func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, err
 	}
 
-	obs, err := r.observe(ctx, grant, r.Client, r.secretMeta)
+	obs, err := r.observe(ctx, grant, false)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -86,7 +86,7 @@ func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Req
 			return ctrl.Result{}, nil
 		}
 		grant = fresh
-		if obs, err = r.observe(ctx, grant, r.APIReader, r.APIReader); err != nil {
+		if obs, err = r.observe(ctx, grant, true); err != nil {
 			return ctrl.Result{}, err
 		}
 		d = decision.Decide(obs.facts)
@@ -105,14 +105,22 @@ type observation struct {
 	conflict    string // why the target name is unusable, "" when fine
 	fingerprint string
 	manual      string // the pending manual refresh request, "" if none
+	// userSecrets are the client and refresh-token Secrets by name (nil when absent), read
+	// live; only a live observation has them.
+	userSecrets map[string]*corev1.Secret
 }
 
-// observe gathers the facts for a decision. secrets reads typed Secrets; meta reads the
-// metadata of Secrets we do not label (the live variant passes the API reader for both).
-func (r *GoogleOAuthGrantReconciler) observe(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, secrets, meta client.Reader) (*observation, error) {
+// observe gathers the facts for a decision, from the caches or, when live, from the API
+// server. A live observation also reads the client and refresh-token Secrets in full, once,
+// for both the inputs fingerprint and the token request.
+func (r *GoogleOAuthGrantReconciler) observe(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, live bool) (*observation, error) {
 	now := r.Clock.Now()
 	o := &observation{}
 	st := &g.Status
+	secrets, meta := client.Reader(r.Client), r.secretMeta
+	if live {
+		secrets, meta = r.APIReader, r.APIReader
+	}
 
 	target, conflict, err := r.targetSecret(ctx, g, secrets, meta)
 	if err != nil {
@@ -123,10 +131,28 @@ func (r *GoogleOAuthGrantReconciler) observe(ctx context.Context, g *oauthv1alph
 		o.token, o.facts.HaveToken = derivedsecret.Read(target, g.Name)
 	}
 
-	o.fingerprint, err = r.fingerprint(ctx, g, secrets, meta)
-	if err != nil {
-		return nil, err
+	metas := map[string]*metav1.ObjectMeta{}
+	for _, name := range userSecretNames(g) {
+		if live {
+			if o.userSecrets == nil {
+				o.userSecrets = map[string]*corev1.Secret{}
+			}
+			s := &corev1.Secret{}
+			switch err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: name}, s); {
+			case err == nil:
+				o.userSecrets[name], metas[name] = s, &s.ObjectMeta
+			case !apierrors.IsNotFound(err):
+				return nil, err
+			}
+			continue
+		}
+		m, err := r.cachedSecretMeta(ctx, g.Namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		metas[name] = m
 	}
+	o.fingerprint = fingerprintInputs(g, metas)
 	o.manual = pendingManualRequest(g)
 
 	ready := readyCondition(g)
@@ -210,33 +236,44 @@ func secretMetadata() *metav1.PartialObjectMetadata {
 	return m
 }
 
-// fingerprint identifies the spec generation and the versions of the referenced Secrets.
-// It holds no secret material: only UIDs and resourceVersions are hashed.
-func (r *GoogleOAuthGrantReconciler) fingerprint(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, secrets, meta client.Reader) (string, error) {
+// userSecretNames are the Secrets a grant reads: the client's and the refresh token's.
+func userSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
+	return []string{g.Spec.ClientSecretRef.Name, g.Spec.RefreshTokenSecretRef.Name}
+}
+
+// cachedSecretMeta returns a user Secret's metadata from the caches, nil when absent.
+func (r *GoogleOAuthGrantReconciler) cachedSecretMeta(ctx context.Context, ns, name string) (*metav1.ObjectMeta, error) {
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	m := secretMetadata()
+	err := r.secretMeta.Get(ctx, key, m)
+	if err == nil {
+		return &m.ObjectMeta, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	// Perhaps it carries our label, so it lives in the other cache.
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, key, s); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return &s.ObjectMeta, nil
+}
+
+// fingerprintInputs identifies the spec generation and the versions of the referenced
+// Secrets (metas, nil for absent ones). It holds no secret material: only UIDs and
+// resourceVersions are hashed.
+func fingerprintInputs(g *oauthv1alpha1.GoogleOAuthGrant, metas map[string]*metav1.ObjectMeta) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "gen=%d;", g.Generation)
-	for _, name := range []string{g.Spec.ClientSecretRef.Name, g.Spec.RefreshTokenSecretRef.Name} {
-		key := types.NamespacedName{Namespace: g.Namespace, Name: name}
-		m := secretMetadata()
-		err := meta.Get(ctx, key, m)
-		if apierrors.IsNotFound(err) {
-			// Perhaps it carries our label, so it lives in the other cache.
-			s := &corev1.Secret{}
-			if err2 := secrets.Get(ctx, key, s); err2 == nil {
-				m.ObjectMeta = s.ObjectMeta
-				err = nil
-			}
-		}
-		switch {
-		case apierrors.IsNotFound(err):
-			fmt.Fprintf(h, "%s=absent;", name)
-		case err != nil:
-			return "", err
-		default:
+	for _, name := range userSecretNames(g) {
+		if m := metas[name]; m != nil {
 			fmt.Fprintf(h, "%s=%s/%s;", name, m.UID, m.ResourceVersion)
+		} else {
+			fmt.Fprintf(h, "%s=absent;", name)
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // pendingManualRequest returns the refresh-requested-at annotation when it asks for a

@@ -35,10 +35,7 @@ func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, g *oauthv1alph
 		g.Status.LastHandledRefreshRequest = obs.manual
 	}
 
-	in, problem, err := r.readInputs(ctx, g)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
+	in, problem := readInputs(g, obs.userSecrets)
 	if problem != nil {
 		r.setProblem(g, before, problem.Reason, problem.Message)
 		return r.writeStatus(ctx, g, before, 0)
@@ -63,9 +60,9 @@ func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, g *oauthv1alph
 		if err := r.writeBackRefreshToken(ctx, g, in, tok.RefreshToken); err != nil {
 			return ctrl.Result{}, err
 		}
-		if g.Status.InputsFingerprint, err = r.fingerprint(ctx, g, r.APIReader, r.APIReader); err != nil {
-			return ctrl.Result{}, err
-		}
+		// Record the Secret's new version, or the write-back would count as a change of input.
+		obs.userSecrets[in.refreshSecret.Name] = in.refreshSecret
+		g.Status.InputsFingerprint = fingerprintInputs(g, secretMetas(obs.userSecrets))
 	}
 
 	issued := now.Truncate(time.Second)
@@ -84,35 +81,43 @@ type inputs struct {
 	refreshSecret *corev1.Secret
 }
 
-// readInputs reads the client and refresh-token Secrets live (never from a cache of every
-// Secret in the cluster). A problem is bad user input; an error is an API failure.
-func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) (*inputs, *credentials.Problem, error) {
-	get := func(name, field string) (*corev1.Secret, *credentials.Problem, error) {
-		s := &corev1.Secret{}
-		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: name}, s)
-		if apierrors.IsNotFound(err) {
-			return nil, &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound,
-				Message: fmt.Sprintf("Secret %q (%s) not found in namespace %q; create it, and the grant will pick it up within seconds", name, field, g.Namespace)}, nil
+// readInputs takes the client and the refresh token out of the Secrets a live observation
+// read (never from a cache of every Secret in the cluster), or says what is wrong with them.
+func readInputs(g *oauthv1alpha1.GoogleOAuthGrant, secrets map[string]*corev1.Secret) (*inputs, *credentials.Problem) {
+	get := func(name, field string) (*corev1.Secret, *credentials.Problem) {
+		if s := secrets[name]; s != nil {
+			return s, nil
 		}
-		return s, nil, err
+		return nil, &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound,
+			Message: fmt.Sprintf("Secret %q (%s) not found in namespace %q; create it, and the grant will pick it up within seconds", name, field, g.Namespace)}
 	}
-	cs, p, err := get(g.Spec.ClientSecretRef.Name, "spec.clientSecretRef")
-	if p != nil || err != nil {
-		return nil, p, err
+	cs, p := get(g.Spec.ClientSecretRef.Name, "spec.clientSecretRef")
+	if p != nil {
+		return nil, p
 	}
-	rs, p, err := get(g.Spec.RefreshTokenSecretRef.Name, "spec.refreshTokenSecretRef")
-	if p != nil || err != nil {
-		return nil, p, err
+	rs, p := get(g.Spec.RefreshTokenSecretRef.Name, "spec.refreshTokenSecretRef")
+	if p != nil {
+		return nil, p
 	}
 	c, p := credentials.ParseClient(cs.Name, cs.Data)
 	if p != nil {
-		return nil, p, nil
+		return nil, p
 	}
 	rt, p := credentials.RefreshToken(rs.Name, rs.Data, g.RefreshTokenKey())
 	if p != nil {
-		return nil, p, nil
+		return nil, p
 	}
-	return &inputs{client: c, refreshToken: rt, refreshSecret: rs}, nil, nil
+	return &inputs{client: c, refreshToken: rt, refreshSecret: rs}, nil
+}
+
+func secretMetas(secrets map[string]*corev1.Secret) map[string]*metav1.ObjectMeta {
+	m := make(map[string]*metav1.ObjectMeta, len(secrets))
+	for name, s := range secrets {
+		if s != nil {
+			m[name] = &s.ObjectMeta
+		}
+	}
+	return m
 }
 
 // writeBackRefreshToken stores a rotated refresh token in the user's Secret. If the Secret

@@ -51,8 +51,8 @@ func run() error {
 	flag.StringVar(&revokeURL, "revoke-url", tokenclient.GoogleRevokeURL, "OAuth 2.0 revocation endpoint. Must be https unless the host is loopback.")
 	flag.DurationVar(&requestTimeout, "token-request-timeout", 30*time.Second, "Timeout of one request to the token or revocation endpoint.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "Grants reconciled in parallel (token requests are I/O-bound).")
-	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
-	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	flag.Float64Var(&qps, "kube-api-qps", 200, "Queries per second to the Kubernetes API server (a refresh costs about six requests; see docs/benchmarks.md).")
+	flag.IntVar(&burst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
