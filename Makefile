@@ -52,8 +52,9 @@ test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also p
 	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./test/e2e/...
 
 .PHONY: bench
-bench: k8s-binaries ## Run benchmarks.
-	go test -run '^$$' -bench . -benchmem ./...
+bench: build k8s-binaries ## Benchmark the manager at scale (BENCH_GRANTS, BENCH_TOKEN_LIFETIME, ...; see docs/benchmarks.md).
+	go build -o $(LOCALBIN)/bench ./hack/bench
+	$(LOCALBIN)/bench
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd, kubectl and kube-controller-manager from Go modules into bin/k8s/<version>.

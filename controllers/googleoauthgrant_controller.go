@@ -24,6 +24,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/decision"
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/secretwatch"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
 
@@ -40,8 +41,10 @@ type GoogleOAuthGrantReconciler struct {
 	// APIReader reads live from the API server: user Secrets' data, and a fresh look at a
 	// grant before any token request.
 	APIReader client.Reader
-	// secretMeta is a metadata-only cache of the Secrets we do not manage (set up by SetupWithManager).
-	secretMeta client.Reader
+	// secretWatch watches the metadata of the Secrets we do not manage, in namespaces with
+	// grants; secretMeta reads from it (both set up by SetupWithManager).
+	secretWatch *secretwatch.Watcher
+	secretMeta  client.Reader
 
 	Recorder events.EventRecorder
 	Tokens   TokenEndpoint
@@ -61,13 +64,20 @@ type GoogleOAuthGrantReconciler struct {
 func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	grant := &oauthv1alpha1.GoogleOAuthGrant{}
 	if err := r.Get(ctx, req.NamespacedName, grant); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.releaseSecretWatch(ctx, req.Namespace)
+		}
+		return ctrl.Result{}, err
 	}
 	if !grant.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, grant)
 	}
 	if err := r.syncFinalizer(ctx, grant); err != nil {
 		return ctrl.Result{}, err
+	}
+	if !r.secretWatch.Synced(grant.Namespace) {
+		// The namespace's Secret watch has just started; decide once it has listed them.
+		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
 	}
 
 	obs, err := r.observe(ctx, grant, false)
@@ -95,6 +105,18 @@ func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return r.refresh(ctx, grant, obs, d)
 	}
 	return r.settle(ctx, grant, obs, d)
+}
+
+// releaseSecretWatch stops watching a namespace's Secrets once it holds no grants.
+func (r *GoogleOAuthGrantReconciler) releaseSecretWatch(ctx context.Context, ns string) error {
+	var grants oauthv1alpha1.GoogleOAuthGrantList
+	if err := r.List(ctx, &grants, client.InNamespace(ns), client.Limit(1)); err != nil {
+		return err
+	}
+	if len(grants.Items) == 0 {
+		r.secretWatch.Release(ns)
+	}
+	return nil
 }
 
 // observation is what observe found.

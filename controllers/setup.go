@@ -2,24 +2,26 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/metadata"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/secretwatch"
 )
 
 // secretNameIndex indexes grants by every Secret name they refer to (client, refresh token,
@@ -76,31 +78,31 @@ func keepReferenceFields(obj any) (any, error) {
 // Options tune the controller.
 type Options struct {
 	MaxConcurrentReconciles int
-	// Namespaces limits the Secret metadata cache; keep it equal to CacheOptions' namespaces.
-	Namespaces []string
 	// SkipNameValidation allows several managers in one process (tests).
 	SkipNameValidation bool
 }
 
-// SetupWithManager registers the controller. It adds a second, metadata-only cache of the
-// Secrets grantkeeper does not manage: enough to notice that a referenced Secret appeared or
-// changed (and to spot a name collision) without holding any Secret data in memory.
+// SetupWithManager registers the controller. Besides the manager's cache (grants, and the
+// Secrets grantkeeper labels) it watches the metadata of the other Secrets, only in
+// namespaces that hold grants: enough to notice that a referenced Secret appeared or changed
+// (and to spot a name collision) without holding Secret data, or anything about Secrets in
+// namespaces without grants, in memory.
 func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
-		HTTPClient:           mgr.GetHTTPClient(),
-		Scheme:               mgr.GetScheme(),
-		Mapper:               mgr.GetRESTMapper(),
-		DefaultNamespaces:    namespaceConfig(opts.Namespaces),
-		DefaultLabelSelector: managedSelector(selection.NotEquals),
-		DefaultTransform:     keepReferenceFields,
-	})
+	mdClient, err := metadata.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
 	if err != nil {
-		return fmt.Errorf("creating the Secret metadata cache: %w", err)
-	}
-	if err := mgr.Add(metaCache); err != nil {
 		return err
 	}
-	r.secretMeta = metaCache
+	// Secret events from the metadata watches reach the controller through a channel.
+	secretEvents := make(chan event.TypedGenericEvent[*metav1.PartialObjectMetadata], 1024)
+	r.secretWatch = secretwatch.New(mdClient, managedSelector(selection.NotEquals).String(), keepReferenceFields, func(ns, name string) {
+		m := secretMetadata()
+		m.Namespace, m.Name = ns, name
+		secretEvents <- event.TypedGenericEvent[*metav1.PartialObjectMetadata]{Object: m}
+	})
+	if err := mgr.Add(r.secretWatch); err != nil {
+		return err
+	}
+	r.secretMeta = r.secretWatch.Reader()
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
@@ -130,7 +132,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		// Status writes are ours; react to spec changes and to the manual-refresh annotation.
 		For(&oauthv1alpha1.GoogleOAuthGrant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
-		WatchesRawSource(source.Kind(metaCache, secretMetadata(), handler.TypedEnqueueRequestsFromMapFunc(mapSecret))).
+		WatchesRawSource(source.Channel(secretEvents, handler.TypedEnqueueRequestsFromMapFunc(mapSecret))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1), SkipNameValidation: &opts.SkipNameValidation}).
 		Complete(r)
 }

@@ -161,7 +161,7 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		MaxRevokeAttempts: 3,
 	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, Namespaces: []string{h.ns}, SkipNameValidation: true}); err != nil {
+	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

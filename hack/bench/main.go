@@ -1,0 +1,628 @@
+// Command bench is `make bench`: it runs the manager as a separate process against a real
+// local control plane and a fake Google with latency, with many grants and short-lived
+// tokens, and measures what users and cluster operators care about: time to Ready, token
+// requests per refresh cycle, seconds any derived Secret held an expired token, API writes
+// per refresh, memory and CPU, behaviour across a restart, and the memory cost of unrelated
+// Secrets. It prints a table and writes JSON. Configure with BENCH_* environment variables.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/internal/localcluster"
+)
+
+const (
+	k8sVersion   = "v1.36.3"
+	ns           = "bench"
+	clientID     = "bench.apps.googleusercontent.com"
+	clientSecret = "GOCSPX-bench"
+)
+
+type config struct {
+	Grants        int           `json:"grants"`
+	TokenLifetime time.Duration `json:"token_lifetime_ns"`
+	Cycles        int           `json:"cycles"`
+	Latency       time.Duration `json:"fake_google_latency_ns"`
+	Unrelated     int           `json:"unrelated_secrets"`
+	UnrelatedSize int           `json:"unrelated_secret_bytes"`
+}
+
+type results struct {
+	Config                  config     `json:"config"`
+	Machine                 string     `json:"machine"`
+	ReadySeconds            [3]float64 `json:"ready_seconds_p50_p99_max"`
+	WindowSeconds           float64    `json:"window_seconds"`
+	TokenRequests           int        `json:"token_requests_in_window"`
+	RequestsPerCycle        float64    `json:"token_requests_per_grant_per_cycle"`
+	ExpiredTokenSeconds     float64    `json:"expired_token_seconds"`
+	SecretWrites            int        `json:"derived_secret_writes_in_window"`
+	GrantWrites             int        `json:"grant_writes_in_window"`
+	WritesPerRefresh        float64    `json:"api_writes_per_refresh"`
+	PeakRSSMiB              float64    `json:"manager_peak_rss_mib"`
+	CPUSeconds              float64    `json:"manager_cpu_seconds"`
+	CPUPerRefreshMillis     float64    `json:"manager_cpu_ms_per_refresh"`
+	RestartEarlyRequests    int        `json:"restart_early_token_requests"`
+	RestartRequests         int        `json:"restart_token_requests_first_minute"`
+	RestartReconfirmSeconds float64    `json:"restart_seconds_until_all_reconciled"`
+	RSSBaseMiB              float64    `json:"manager_rss_mib"`
+	RSSUnrelatedMiB         float64    `json:"manager_rss_mib_with_unrelated_secrets"`
+	HeapBaseMiB             float64    `json:"manager_heap_inuse_mib"`
+	HeapUnrelatedMiB        float64    `json:"manager_heap_inuse_mib_with_unrelated_secrets"`
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func must(err error) {
+	if err != nil {
+		say("bench failed: %v", err)
+		if cleanup != nil {
+			cleanup()
+		}
+		os.Exit(1)
+	}
+}
+
+var cleanup func()
+
+// tracker follows grants and derived Secrets through watches, as a user's pods would see them.
+type tracker struct {
+	mu           sync.Mutex
+	created      map[string]time.Time
+	ready        map[string]time.Time
+	refreshTime  map[string]time.Time
+	expiry       map[string]time.Time
+	token        map[string]string
+	stale        time.Duration
+	staleFrom    time.Time // only count staleness after this
+	secretWrites int
+	grantWrites  int
+}
+
+func (t *tracker) onGrant(obj any) {
+	g, ok := obj.(*oauthv1alpha1.GoogleOAuthGrant)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, seen := t.ready[g.Name]; !seen && meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady) {
+		t.ready[g.Name] = time.Now()
+	}
+	if g.Status.RefreshTime != nil {
+		t.refreshTime[g.Name] = g.Status.RefreshTime.Time
+	}
+}
+
+func (t *tracker) onSecret(obj any) {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return
+	}
+	expiry, err := time.Parse(time.RFC3339, string(s.Data[oauthv1alpha1.ExpiryKey]))
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tok := string(s.Data[oauthv1alpha1.AccessTokenKey])
+	if prev, ok := t.expiry[s.Name]; ok && t.token[s.Name] != tok {
+		t.stale += staleBetween(prev, now, t.staleFrom)
+	}
+	t.expiry[s.Name], t.token[s.Name] = expiry, tok
+}
+
+// staleBetween is how long, up to now and after from, a token expiring at expiry was expired.
+func staleBetween(expiry, now, from time.Time) time.Duration {
+	start := expiry
+	if from.After(start) {
+		start = from
+	}
+	if now.After(start) {
+		return now.Sub(start)
+	}
+	return 0
+}
+
+func (t *tracker) staleNow() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	total := t.stale
+	now := time.Now()
+	for _, e := range t.expiry {
+		total += staleBetween(e, now, t.staleFrom)
+	}
+	return total
+}
+
+func main() {
+	ctrllog.SetLogger(logr.Discard())
+	cfg := config{
+		Grants:        envInt("BENCH_GRANTS", 1000),
+		TokenLifetime: envDuration("BENCH_TOKEN_LIFETIME", 60*time.Second),
+		Cycles:        envInt("BENCH_CYCLES", 3),
+		Latency:       envDuration("BENCH_LATENCY", 20*time.Millisecond),
+		Unrelated:     envInt("BENCH_UNRELATED_SECRETS", 10000),
+		UnrelatedSize: envInt("BENCH_UNRELATED_SECRET_BYTES", 16<<10),
+	}
+	root, _ := os.Getwd()
+	dir := filepath.Join(root, "bin", "bench-results")
+	_ = os.RemoveAll(dir)
+	must(os.MkdirAll(dir, 0o700))
+	res := &results{Config: cfg, Machine: machine()}
+	say("grantkeeper bench: %d grants, %s tokens, %d cycles, fake Google latency %s, %d unrelated %d-byte Secrets",
+		cfg.Grants, cfg.TokenLifetime, cfg.Cycles, cfg.Latency, cfg.Unrelated, cfg.UnrelatedSize)
+
+	cluster, err := localcluster.Start(filepath.Join(root, "bin", "k8s", k8sVersion), dir)
+	must(err)
+	var mgr *managerProc
+	var stopWatches func()
+	cleanup = func() {
+		if mgr != nil {
+			mgr.stop()
+		}
+		if stopWatches != nil {
+			stopWatches()
+		}
+		cluster.Stop()
+	}
+	defer cleanup()
+	for _, args := range [][]string{
+		{"apply", "--server-side", "-k", filepath.Join(root, "config", "local")},
+		{"wait", "--for=condition=Established", "crd/googleoauthgrants.oauth.grantkeeper.dev"},
+		{"create", "namespace", ns},
+	} {
+		if out, err := cluster.Kubectl(args...).CombinedOutput(); err != nil {
+			must(fmt.Errorf("kubectl %v: %v: %s", args, err, out))
+		}
+	}
+
+	google := fakegoogle.New()
+	google.SetLifetime(cfg.TokenLifetime)
+	google.SetLatency(cfg.Latency)
+	google.AddClient(clientID, clientSecret)
+	must(google.Start())
+	defer google.Close()
+
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cluster.AdminKubeconfig)
+	must(err)
+	restCfg.QPS, restCfg.Burst = 1000, 2000
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(oauthv1alpha1.AddToScheme(scheme))
+	c, err := client.New(restCfg, client.Options{Scheme: scheme})
+	must(err)
+	trackerCtx, stopTracker := context.WithCancel(context.Background())
+	tr := startTracker(trackerCtx, restCfg, scheme)
+	stopWatches = stopTracker
+
+	mgr = startManager(root, dir, cluster, google)
+
+	// Phase 1: create the grants, each with its own refresh-token Secret.
+	ctx := context.Background()
+	must(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: ns},
+		StringData: map[string]string{"client_id": clientID, "client_secret": clientSecret}}))
+	rts := make([]string, cfg.Grants)
+	for i := range rts {
+		rts[i] = google.NewRefreshToken(clientID, "https://www.googleapis.com/auth/analytics.readonly")
+	}
+	say("creating %d refresh-token Secrets and %d grants", cfg.Grants, cfg.Grants)
+	parallel(cfg.Grants, 16, func(i int) error {
+		name := fmt.Sprintf("g%05d", i)
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-rt", Namespace: ns},
+			StringData: map[string]string{"refresh_token": rts[i]}}); err != nil {
+			return err
+		}
+		tr.mu.Lock()
+		tr.created[name] = time.Now()
+		tr.mu.Unlock()
+		return c.Create(ctx, &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+				ClientSecretRef:       oauthv1alpha1.ClientSecretReference{Name: "client"},
+				RefreshTokenSecretRef: oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-rt"},
+			}})
+	})
+	waitFor(10*time.Minute, "all grants Ready", func() (bool, string) {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.ready) == cfg.Grants, fmt.Sprintf("%d/%d Ready", len(tr.ready), cfg.Grants)
+	})
+	var waits []float64
+	tr.mu.Lock()
+	for name, at := range tr.ready {
+		waits = append(waits, at.Sub(tr.created[name]).Seconds())
+	}
+	tr.mu.Unlock()
+	slices.Sort(waits)
+	res.ReadySeconds = [3]float64{percentile(waits, 0.5), percentile(waits, 0.99), waits[len(waits)-1]}
+	say("all Ready: p50 %.2fs, p99 %.2fs, max %.2fs", res.ReadySeconds[0], res.ReadySeconds[1], res.ReadySeconds[2])
+
+	// Phase 2: several refresh cycles.
+	window := time.Duration(cfg.Cycles) * cfg.TokenLifetime
+	say("measuring %s of refresh cycles", window)
+	start := time.Now()
+	tr.mu.Lock()
+	tr.staleFrom = start
+	sw0, gw0 := tr.secretWrites, tr.grantWrites
+	tr.mu.Unlock()
+	req0 := google.TotalRequests()
+	cpu0 := mgr.cpuSeconds()
+	progress(window, func() string {
+		return fmt.Sprintf("token requests %d, expired-token-seconds %.1f, manager RSS %.0f MiB",
+			google.TotalRequests()-req0, tr.staleNow().Seconds(), mgr.rssMiB("VmRSS"))
+	})
+	end := time.Now()
+	res.WindowSeconds = end.Sub(start).Seconds()
+	res.ExpiredTokenSeconds = tr.staleNow().Seconds()
+	tr.mu.Lock()
+	res.SecretWrites, res.GrantWrites = tr.secretWrites-sw0, tr.grantWrites-gw0
+	tr.mu.Unlock()
+	res.TokenRequests = google.TotalRequests() - req0
+	early := 0
+	for _, rt := range rts {
+		early += earlyRequests(google.RequestTimes(rt), start, end, cfg.TokenLifetime/2)
+	}
+	if n := res.TokenRequests - early; n > 0 {
+		res.RequestsPerCycle = float64(res.TokenRequests) / float64(n)
+		res.WritesPerRefresh = float64(res.SecretWrites+res.GrantWrites) / float64(res.TokenRequests)
+		res.CPUPerRefreshMillis = (mgr.cpuSeconds() - cpu0) * 1000 / float64(res.TokenRequests)
+	}
+	res.PeakRSSMiB = mgr.rssMiB("VmHWM")
+	res.CPUSeconds = mgr.cpuSeconds()
+
+	// Phase 3: restart with every token fresh.
+	say("restarting the manager")
+	tr.mu.Lock()
+	due := make(map[string]time.Time, len(tr.refreshTime))
+	for k, v := range tr.refreshTime {
+		due[k] = v
+	}
+	tr.mu.Unlock()
+	mgr.stop()
+	restart := time.Now()
+	req0 = google.TotalRequests()
+	mgr = startManager(root, dir, cluster, google)
+	res.RestartReconfirmSeconds = mgr.waitReconciled(cfg.Grants, restart)
+	if wait := time.Until(restart.Add(time.Minute)); wait > 0 {
+		<-time.After(wait) // the measurement window is the first minute
+	}
+	res.RestartRequests = google.TotalRequests() - req0
+	for i, rt := range rts {
+		for _, at := range google.RequestTimes(rt) {
+			if at.After(restart) && at.Before(due[fmt.Sprintf("g%05d", i)].Add(-time.Second)) {
+				res.RestartEarlyRequests++
+			}
+		}
+	}
+	res.RSSBaseMiB, res.HeapBaseMiB = mgr.rssMiB("VmRSS"), mgr.heapMiB()
+
+	// Phase 4: the memory cost of unrelated Secrets.
+	if cfg.Unrelated > 0 {
+		say("creating %d unrelated %d-byte Secrets in other namespaces", cfg.Unrelated, cfg.UnrelatedSize)
+		payload := strings.Repeat("x", cfg.UnrelatedSize)
+		for i := range 10 {
+			must(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("other-%d", i)}}))
+		}
+		parallel(cfg.Unrelated, 16, func(i int) error {
+			return c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s%05d", i), Namespace: fmt.Sprintf("other-%d", i%10),
+				Annotations: map[string]string{"note": "unrelated to grantkeeper"}}, StringData: map[string]string{"data": payload}})
+		})
+		mgr.stop()
+		restart = time.Now()
+		mgr = startManager(root, dir, cluster, google)
+		mgr.waitReconciled(cfg.Grants, restart)
+		<-time.After(time.Until(restart.Add(time.Minute)))
+		res.RSSUnrelatedMiB, res.HeapUnrelatedMiB = mgr.rssMiB("VmRSS"), mgr.heapMiB()
+	}
+	report(res, dir)
+}
+
+func startTracker(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) *tracker {
+	tr := &tracker{created: map[string]time.Time{}, ready: map[string]time.Time{}, refreshTime: map[string]time.Time{},
+		expiry: map[string]time.Time{}, token: map[string]string{}}
+	sel := labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})
+	informers, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{ns: {}},
+		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: sel}}})
+	must(err)
+	gi, err := informers.GetInformer(ctx, &oauthv1alpha1.GoogleOAuthGrant{})
+	must(err)
+	_, err = gi.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: tr.onGrant,
+		UpdateFunc: func(old, obj any) {
+			if old.(client.Object).GetResourceVersion() != obj.(client.Object).GetResourceVersion() {
+				tr.mu.Lock()
+				tr.grantWrites++
+				tr.mu.Unlock()
+			}
+			tr.onGrant(obj)
+		},
+	})
+	must(err)
+	si, err := informers.GetInformer(ctx, &corev1.Secret{})
+	must(err)
+	_, err = si.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: tr.onSecret,
+		UpdateFunc: func(old, obj any) {
+			if old.(client.Object).GetResourceVersion() != obj.(client.Object).GetResourceVersion() {
+				tr.mu.Lock()
+				tr.secretWrites++
+				tr.mu.Unlock()
+			}
+			tr.onSecret(obj)
+		},
+	})
+	must(err)
+	go func() { _ = informers.Start(ctx) }()
+	informers.WaitForCacheSync(ctx)
+	return tr
+}
+
+// managerProc is the manager running as a separate process, as in a cluster.
+type managerProc struct {
+	cmd         *exec.Cmd
+	metricsAddr string
+}
+
+func startManager(root, dir string, cluster *localcluster.Cluster, google *fakegoogle.Server) *managerProc {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	addr := l.Addr().String()
+	l.Close()
+	log, err := os.OpenFile(filepath.Join(dir, "manager.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	must(err)
+	cmd := exec.Command(filepath.Join(root, "bin", "manager"), "--kubeconfig="+cluster.ManagerKubeconfig,
+		"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
+		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
+		"--metrics-bind-address="+addr, "--health-probe-bind-address=0")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must(cmd.Start())
+	return &managerProc{cmd: cmd, metricsAddr: addr}
+}
+
+func (m *managerProc) stop() {
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	_ = m.cmd.Wait()
+}
+
+func (m *managerProc) procStatus(key string) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			return kb
+		}
+	}
+	return 0
+}
+
+func (m *managerProc) rssMiB(key string) float64 { return m.procStatus(key) / 1024 }
+
+func (m *managerProc) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// scrape reads one value from the manager's metrics endpoint, summing matching series.
+func (m *managerProc) scrape(name, labelFilter string) float64 {
+	resp, err := http.Get("http://" + m.metricsAddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	total := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) || !strings.Contains(line, labelFilter) {
+			continue
+		}
+		if f := strings.Fields(line); len(f) >= 2 {
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			total += v
+		}
+	}
+	return total
+}
+
+func (m *managerProc) heapMiB() float64 {
+	return m.scrape("go_memstats_heap_inuse_bytes", "") / (1 << 20)
+}
+
+// waitReconciled waits until the manager has reconciled every grant at least once since start.
+func (m *managerProc) waitReconciled(n int, since time.Time) float64 {
+	waitFor(10*time.Minute, "the restarted manager to reconcile every grant", func() (bool, string) {
+		v := m.scrape("controller_runtime_reconcile_total", `controller="googleoauthgrant"`)
+		return v >= float64(n), fmt.Sprintf("%.0f reconciles", v)
+	})
+	return time.Since(since).Seconds()
+}
+
+// earlyRequests counts requests in [from, to) that came sooner than minGap after the
+// previous request for the same refresh token: not a due refresh but a duplicate.
+func earlyRequests(times []time.Time, from, to time.Time, minGap time.Duration) int {
+	n := 0
+	for i := 1; i < len(times); i++ {
+		if times[i].Before(from) || !times[i].Before(to) {
+			continue
+		}
+		if times[i].Sub(times[i-1]) < minGap {
+			n++
+		}
+	}
+	return n
+}
+
+func parallel(n, workers int, fn func(i int) error) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	errs := make(chan error, n)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(err)
+	}
+}
+
+// waitFor polls cond every second until it holds, printing progress every 10 seconds.
+func waitFor(timeout time.Duration, what string, cond func() (bool, string)) {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := time.Now()
+	for range tick.C {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		if time.Since(last) >= 10*time.Second {
+			say("  waiting for %s: %s", what, seen)
+			last = time.Now()
+		}
+		if time.Now().After(deadline) {
+			must(fmt.Errorf("timed out waiting for %s: %s", what, seen))
+		}
+	}
+}
+
+// progress waits for d, printing a status line every 15 seconds.
+func progress(d time.Duration, status func() string) {
+	done := time.After(d)
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			say("  %s", status())
+		}
+	}
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(p*float64(len(sorted)-1))]
+}
+
+func machine() string {
+	cpus := 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		cpus = strings.Count(string(b), "processor\t:")
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"))
+	}
+	return fmt.Sprintf("%d CPUs, %s memory", cpus, mem)
+}
+
+func report(r *results, dir string) {
+	c := r.Config
+	rows := [][2]string{
+		{"grants / token lifetime / fake Google latency", fmt.Sprintf("%d / %s / %s", c.Grants, c.TokenLifetime, c.Latency)},
+		{"machine", r.Machine},
+		{"creation to Ready p50 / p99 / max", fmt.Sprintf("%.2fs / %.2fs / %.2fs", r.ReadySeconds[0], r.ReadySeconds[1], r.ReadySeconds[2])},
+		{"measured window", fmt.Sprintf("%.0fs (%d token lifetimes)", r.WindowSeconds, c.Cycles)},
+		{"token requests in window", fmt.Sprintf("%d (%.0f per minute)", r.TokenRequests, float64(r.TokenRequests)/r.WindowSeconds*60)},
+		{"token requests per grant per refresh cycle (ideal 1.00)", fmt.Sprintf("%.3f", r.RequestsPerCycle)},
+		{"expired-token-seconds (ideal 0)", fmt.Sprintf("%.1f", r.ExpiredTokenSeconds)},
+		{"API writes per refresh (Secret + status; ideal <= 2)", fmt.Sprintf("%.2f (%d Secret, %d grant)", r.WritesPerRefresh, r.SecretWrites, r.GrantWrites)},
+		{"manager peak RSS", fmt.Sprintf("%.1f MiB", r.PeakRSSMiB)},
+		{"manager CPU", fmt.Sprintf("%.1fs total, %.2f ms per refresh", r.CPUSeconds, r.CPUPerRefreshMillis)},
+		{"restart: early token requests (ideal 0) / all in first minute", fmt.Sprintf("%d / %d", r.RestartEarlyRequests, r.RestartRequests)},
+		{"restart: time until every grant reconciled", fmt.Sprintf("%.1fs", r.RestartReconfirmSeconds)},
+		{"manager RSS (heap in use) after restart", fmt.Sprintf("%.1f MiB (%.1f MiB)", r.RSSBaseMiB, r.HeapBaseMiB)},
+	}
+	if c.Unrelated > 0 {
+		rows = append(rows, [2]string{fmt.Sprintf("... with %d unrelated %d KiB Secrets", c.Unrelated, c.UnrelatedSize>>10),
+			fmt.Sprintf("%.1f MiB (%.1f MiB): %+.1f MiB RSS", r.RSSUnrelatedMiB, r.HeapUnrelatedMiB, r.RSSUnrelatedMiB-r.RSSBaseMiB)})
+	}
+	fmt.Println()
+	fmt.Println("| measure | result |")
+	fmt.Println("| --- | --- |")
+	for _, row := range rows {
+		fmt.Printf("| %s | %s |\n", row[0], row[1])
+	}
+	b, _ := json.MarshalIndent(r, "", "  ")
+	out := filepath.Join(dir, fmt.Sprintf("results-%d.json", c.Grants))
+	_ = os.WriteFile(out, b, 0o644)
+	fmt.Printf("\nJSON: %s\n", out)
+}
