@@ -42,6 +42,8 @@ func managedSelector(op selection.Operator) labels.Selector {
 func CacheOptions(namespaces ...string) cache.Options {
 	return cache.Options{
 		DefaultNamespaces: namespaceConfig(namespaces),
+		// managedFields are never read here and are often the largest part of an object.
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: managedSelector(selection.Equals)},
 		},

@@ -35,6 +35,7 @@ func main() {
 func run() error {
 	var (
 		metricsAddr, probeAddr string
+		pprofAddr              string
 		leaderElect            bool
 		leaderElectionNS       string
 		tokenURL, revokeURL    string
@@ -45,6 +46,7 @@ func run() error {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address for Go's pprof endpoints (debugging memory and CPU); 0 disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica refreshes tokens.")
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
 	flag.StringVar(&tokenURL, "token-url", tokenclient.GoogleTokenURL, "OAuth 2.0 token endpoint. Must be https unless the host is loopback.")
@@ -84,6 +86,7 @@ func run() error {
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 		},
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "grantkeeper.oauth.grantkeeper.dev",
 		LeaderElectionNamespace: leaderElectionNS,

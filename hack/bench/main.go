@@ -198,8 +198,8 @@ func main() {
 	_ = os.RemoveAll(dir)
 	must(os.MkdirAll(dir, 0o700))
 	res := &results{Config: cfg, Machine: machine()}
-	say("grantkeeper bench: %d grants, %s tokens, %d cycles, fake Google latency %s, %d unrelated %d-byte Secrets",
-		cfg.Grants, cfg.TokenLifetime, cfg.Cycles, cfg.Latency, cfg.Unrelated, cfg.UnrelatedSize)
+	say("grantkeeper bench: %d grants, %s tokens, %d cycles, fake Google latency %s, %d unrelated %d-byte Secrets, manager flags %q",
+		cfg.Grants, cfg.TokenLifetime, cfg.Cycles, cfg.Latency, cfg.Unrelated, cfg.UnrelatedSize, os.Getenv("BENCH_MANAGER_ARGS"))
 
 	cluster, err := localcluster.Start(filepath.Join(root, "bin", "k8s", k8sVersion), dir)
 	must(err)
@@ -422,6 +422,7 @@ func startManager(root, dir string, cluster *localcluster.Cluster, google *fakeg
 		"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
 		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
 		"--metrics-bind-address="+addr, "--health-probe-bind-address=0")
+	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	must(cmd.Start())
