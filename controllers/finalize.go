@@ -15,7 +15,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
@@ -30,7 +29,7 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 	if !controllerutil.ContainsFinalizer(g, oauthv1alpha1.RevokeFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	name := g.Spec.RefreshTokenSecretRef.Name
+	name := g.RefreshTokenSecretName()
 	s := &corev1.Secret{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: name}, s)
 	if apierrors.IsNotFound(err) {
@@ -40,9 +39,9 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	rt, p := credentials.RefreshToken(name, s.Data, g.RefreshTokenKey())
-	if p != nil {
-		r.event(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "No refresh token to revoke: %s", p.Message)
+	rt := storedRefreshToken(g, s)
+	if rt == "" {
+		r.event(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q holds no usable refresh token under key %q; nothing to revoke", name, g.RefreshTokenKey())
 		return ctrl.Result{}, r.removeFinalizer(ctx, g)
 	}
 

@@ -221,7 +221,7 @@ func (r *GoogleOAuthGrantReconciler) targetSecret(ctx context.Context, g *oauthv
 		}
 		return fmt.Sprintf("Secret %q already exists and is not owned by this grant (it has %s); grantkeeper never overwrites it. Delete or rename it, or set spec.accessTokenSecretName to another name", name, owner)
 	}
-	for _, ref := range []string{g.Spec.RefreshTokenSecretRef.Name, g.Spec.ClientSecretRef.Name} {
+	for _, ref := range userSecretNames(g) {
 		if ref == name {
 			return nil, fmt.Sprintf("the access-token Secret name %q is also a referenced Secret; set spec.accessTokenSecretName to another name", name), nil
 		}
@@ -258,9 +258,13 @@ func secretMetadata() *metav1.PartialObjectMetadata {
 	return m
 }
 
-// userSecretNames are the Secrets a grant reads: the client's and the refresh token's.
+// userSecretNames are the Secrets a grant reads: the client's and the refresh token's, or
+// the one authorized-user Secret.
 func userSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
-	return []string{g.Spec.ClientSecretRef.Name, g.Spec.RefreshTokenSecretRef.Name}
+	if g.UsesAuthorizedUser() {
+		return []string{g.Spec.AuthorizedUserSecretRef.Name}
+	}
+	return []string{g.ClientSecretName(), g.RefreshTokenSecretName()}
 }
 
 // cachedSecretMeta returns a user Secret's metadata from the caches, nil when absent.

@@ -484,3 +484,39 @@ func TestDerivedSecretRepaired(t *testing.T) {
 	})
 	h.waitReady("repair")
 }
+
+// TestAuthorizedUserForm: gcloud's application-default credentials JSON works as the only
+// input, and a rotated refresh token is written back into it with every other field kept.
+func TestAuthorizedUserForm(t *testing.T) {
+	h := newHarness(t)
+	h.google.SetRotate(true)
+	rt := h.google.NewRefreshToken(clientID, analytics)
+	adc := fmt.Sprintf(`{"account": "", "client_id": %q, "client_secret": %q, "quota_project_id": "reports-prod", "refresh_token": %q, "type": "authorized_user", "universe_domain": "googleapis.com"}`, clientID, clientSecret, rt)
+	h.secret("gcloud-adc", map[string]string{"credentials.json": adc})
+	h.grant("adc", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.ClientSecretRef, s.RefreshTokenSecretRef = nil, nil
+		s.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "gcloud-adc"}
+	})
+	h.waitReady("adc")
+	h.eventually(20*time.Second, "the rotated token written back into the JSON", func() (bool, string) {
+		s := &corev1.Secret{}
+		h.get("gcloud-adc", s)
+		var got map[string]string
+		if err := json.Unmarshal(s.Data["credentials.json"], &got); err != nil {
+			t.Fatalf("credentials.json no longer parses: %v", err)
+		}
+		ok := got["refresh_token"] == h.google.CurrentRefreshToken(rt) && got["refresh_token"] != rt &&
+			got["quota_project_id"] == "reports-prod" && got["type"] == "authorized_user" && got["client_secret"] == clientSecret
+		return ok, "not yet"
+	})
+	if n := h.google.TotalRequests(); n != 1 {
+		t.Errorf("%d token requests, want 1 (the write-back must not trigger another)", n)
+	}
+
+	h.secret("not-adc", map[string]string{"credentials.json": `{"type": "service_account"}`})
+	h.grant("sa", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.ClientSecretRef, s.RefreshTokenSecretRef = nil, nil
+		s.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "not-adc"}
+	})
+	h.waitCondition("sa", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClientSecret)
+}

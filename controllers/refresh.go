@@ -91,13 +91,33 @@ func readInputs(g *oauthv1alpha1.GoogleOAuthGrant, secrets map[string]*corev1.Se
 		return nil, &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound,
 			Message: fmt.Sprintf("Secret %q (%s) not found in namespace %q; create it, and the grant will pick it up within seconds", name, field, g.Namespace)}
 	}
-	cs, p := get(g.Spec.ClientSecretRef.Name, "spec.clientSecretRef")
+	if g.UsesAuthorizedUser() {
+		s, p := get(g.Spec.AuthorizedUserSecretRef.Name, "spec.authorizedUserSecretRef")
+		if p != nil {
+			return nil, p
+		}
+		return parseInputs(g, s, s)
+	}
+	cs, p := get(g.ClientSecretName(), "spec.clientSecretRef")
 	if p != nil {
 		return nil, p
 	}
-	rs, p := get(g.Spec.RefreshTokenSecretRef.Name, "spec.refreshTokenSecretRef")
+	rs, p := get(g.RefreshTokenSecretName(), "spec.refreshTokenSecretRef")
 	if p != nil {
 		return nil, p
+	}
+	return parseInputs(g, cs, rs)
+}
+
+// parseInputs reads the client from cs and the refresh token from rs (the same Secret in
+// the authorized-user form).
+func parseInputs(g *oauthv1alpha1.GoogleOAuthGrant, cs, rs *corev1.Secret) (*inputs, *credentials.Problem) {
+	if g.UsesAuthorizedUser() {
+		c, rt, p := credentials.ParseAuthorizedUser(rs.Name, rs.Data, g.RefreshTokenKey())
+		if p != nil {
+			return nil, p
+		}
+		return &inputs{client: c, refreshToken: rt, refreshSecret: rs}, nil
 	}
 	c, p := credentials.ParseClient(cs.Name, cs.Data)
 	if p != nil {
@@ -108,6 +128,16 @@ func readInputs(g *oauthv1alpha1.GoogleOAuthGrant, secrets map[string]*corev1.Se
 		return nil, p
 	}
 	return &inputs{client: c, refreshToken: rt, refreshSecret: rs}, nil
+}
+
+// storedRefreshToken is the refresh token in s, "" when it holds none.
+func storedRefreshToken(g *oauthv1alpha1.GoogleOAuthGrant, s *corev1.Secret) string {
+	if g.UsesAuthorizedUser() {
+		_, rt, _ := credentials.ParseAuthorizedUser(s.Name, s.Data, g.RefreshTokenKey())
+		return rt
+	}
+	rt, _ := credentials.RefreshToken(s.Name, s.Data, g.RefreshTokenKey())
+	return rt
 }
 
 func secretMetas(secrets map[string]*corev1.Secret) map[string]*metav1.ObjectMeta {
@@ -127,13 +157,20 @@ func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, 
 	key := g.RefreshTokenKey()
 	s := in.refreshSecret.DeepCopy()
 	for range 5 {
-		current, _ := credentials.RefreshToken(s.Name, s.Data, key)
-		if current != in.refreshToken {
+		if storedRefreshToken(g, s) != in.refreshToken {
 			r.event(g, corev1.EventTypeWarning, "RefreshTokenChanged", "WriteBack",
 				"The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)
 			return nil
 		}
-		s.Data[key] = []byte(rotated)
+		if g.UsesAuthorizedUser() {
+			updated, err := credentials.ReplaceAuthorizedUserRefreshToken(s.Data[key], rotated)
+			if err != nil {
+				return fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
+			}
+			s.Data[key] = updated
+		} else {
+			s.Data[key] = []byte(rotated)
+		}
 		err := r.Update(ctx, s)
 		if err == nil {
 			in.refreshSecret = s
@@ -207,7 +244,7 @@ func (r *GoogleOAuthGrantReconciler) failed(ctx context.Context, g *oauthv1alpha
 	st.FailedRefreshAttempts++
 	st.LastFailureTime = metaTime(now)
 	logf.FromContext(ctx).Info("token request failed", "kind", f.Kind.String(), "status", f.Status, "error", f.Code, "attempt", st.FailedRefreshAttempts)
-	ref := g.Spec.RefreshTokenSecretRef.Name
+	ref := g.RefreshTokenSecretName()
 
 	switch f.Kind {
 	case tokenerr.InvalidGrant:
@@ -221,7 +258,7 @@ func (r *GoogleOAuthGrantReconciler) failed(ctx context.Context, g *oauthv1alpha
 	case tokenerr.InvalidClient:
 		st.RefreshTime = nil
 		r.setReady(g, before, metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClient,
-			fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in Secret %q and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), g.Spec.ClientSecretRef.Name))
+			fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in Secret %q and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), g.ClientSecretName()))
 		r.event(g, corev1.EventTypeWarning, oauthv1alpha1.ReasonInvalidClient, "Refresh", "OAuth client rejected: %s", f.Summary())
 		return r.writeStatus(ctx, g, before, 0)
 	case tokenerr.Rejected:

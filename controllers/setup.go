@@ -111,7 +111,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.GoogleOAuthGrant{}, secretNameIndex, func(o client.Object) []string {
 		g := o.(*oauthv1alpha1.GoogleOAuthGrant)
-		return []string{g.Spec.ClientSecretRef.Name, g.Spec.RefreshTokenSecretRef.Name, g.TargetSecretName()}
+		return append(userSecretNames(g), g.TargetSecretName())
 	}); err != nil {
 		return err
 	}

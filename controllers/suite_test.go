@@ -228,8 +228,8 @@ func (h *harness) grant(name string, mutate ...func(*oauthv1alpha1.GoogleOAuthGr
 	g := &oauthv1alpha1.GoogleOAuthGrant{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
 		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
-			ClientSecretRef:       oauthv1alpha1.ClientSecretReference{Name: name + "-client"},
-			RefreshTokenSecretRef: oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
+			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: name + "-client"},
+			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
 		},
 	}
 	for _, m := range mutate {

@@ -103,13 +103,48 @@ type RefreshTokenSecretReference struct {
 	Key string `json:"key,omitempty"`
 }
 
+// AuthorizedUserSecretReference names a Secret, in the grant's namespace, and the key in it
+// that holds gcloud's Application Default Credentials for a user: the JSON that
+// `gcloud auth application-default login --client-id-file=...` writes
+// ({"type": "authorized_user", "client_id", "client_secret", "refresh_token", ...}).
+type AuthorizedUserSecretReference struct {
+	// Name of the Secret in the grant's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key in the Secret's data that holds the credentials JSON.
+	// +kubebuilder:default=credentials.json
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
 // GoogleOAuthGrantSpec describes a Google user grant to keep an access token fresh for.
+// The credentials come either from clientSecretRef and refreshTokenSecretRef together, or
+// from authorizedUserSecretRef alone.
+// +kubebuilder:validation:XValidation:rule="has(self.authorizedUserSecretRef) || has(self.refreshTokenSecretRef)",message="spec.refreshTokenSecretRef is required (or use spec.authorizedUserSecretRef instead of both Secret references)"
+// +kubebuilder:validation:XValidation:rule="has(self.authorizedUserSecretRef) || has(self.clientSecretRef)",message="spec.clientSecretRef is required (or use spec.authorizedUserSecretRef instead of both Secret references)"
+// +kubebuilder:validation:XValidation:rule="!has(self.authorizedUserSecretRef) || (!has(self.clientSecretRef) && !has(self.refreshTokenSecretRef))",message="set either spec.authorizedUserSecretRef or spec.clientSecretRef with spec.refreshTokenSecretRef, not both"
 type GoogleOAuthGrantSpec struct {
 	// ClientSecretRef names the Secret holding the OAuth client's credentials.
-	ClientSecretRef ClientSecretReference `json:"clientSecretRef"`
+	// Required unless authorizedUserSecretRef is set.
+	// +optional
+	ClientSecretRef *ClientSecretReference `json:"clientSecretRef,omitempty"`
 
 	// RefreshTokenSecretRef names the Secret and key holding the user's refresh token.
-	RefreshTokenSecretRef RefreshTokenSecretReference `json:"refreshTokenSecretRef"`
+	// Required unless authorizedUserSecretRef is set.
+	// +optional
+	RefreshTokenSecretRef *RefreshTokenSecretReference `json:"refreshTokenSecretRef,omitempty"`
+
+	// AuthorizedUserSecretRef names a Secret holding gcloud's Application Default
+	// Credentials for a user (client and refresh token in one JSON), instead of
+	// clientSecretRef and refreshTokenSecretRef. A rotated refresh token is written back
+	// into that JSON.
+	// +optional
+	AuthorizedUserSecretRef *AuthorizedUserSecretReference `json:"authorizedUserSecretRef,omitempty"`
 
 	// Scopes the grant must carry. When set, the ScopesGranted condition reports any of
 	// them missing from the scopes Google says the access token has. Refreshing never
@@ -247,9 +282,43 @@ func (g *GoogleOAuthGrant) TargetSecretName() string {
 	return g.Name + "-access-token"
 }
 
-// RefreshTokenKey is the key holding the refresh token, defaulted.
+// DefaultAuthorizedUserKey is the default key of authorizedUserSecretRef.
+const DefaultAuthorizedUserKey = "credentials.json"
+
+// UsesAuthorizedUser reports whether the grant takes gcloud's authorized_user JSON.
+func (g *GoogleOAuthGrant) UsesAuthorizedUser() bool { return g.Spec.AuthorizedUserSecretRef != nil }
+
+// ClientSecretName is the Secret holding the OAuth client (the authorized-user Secret in that form).
+func (g *GoogleOAuthGrant) ClientSecretName() string {
+	switch {
+	case g.Spec.AuthorizedUserSecretRef != nil:
+		return g.Spec.AuthorizedUserSecretRef.Name
+	case g.Spec.ClientSecretRef != nil:
+		return g.Spec.ClientSecretRef.Name
+	}
+	return ""
+}
+
+// RefreshTokenSecretName is the Secret holding the refresh token (the authorized-user Secret in that form).
+func (g *GoogleOAuthGrant) RefreshTokenSecretName() string {
+	switch {
+	case g.Spec.AuthorizedUserSecretRef != nil:
+		return g.Spec.AuthorizedUserSecretRef.Name
+	case g.Spec.RefreshTokenSecretRef != nil:
+		return g.Spec.RefreshTokenSecretRef.Name
+	}
+	return ""
+}
+
+// RefreshTokenKey is the key holding the refresh token (or the authorized-user JSON), defaulted.
 func (g *GoogleOAuthGrant) RefreshTokenKey() string {
-	if g.Spec.RefreshTokenSecretRef.Key != "" {
+	switch {
+	case g.Spec.AuthorizedUserSecretRef != nil:
+		if g.Spec.AuthorizedUserSecretRef.Key != "" {
+			return g.Spec.AuthorizedUserSecretRef.Key
+		}
+		return DefaultAuthorizedUserKey
+	case g.Spec.RefreshTokenSecretRef != nil && g.Spec.RefreshTokenSecretRef.Key != "":
 		return g.Spec.RefreshTokenSecretRef.Key
 	}
 	return DefaultRefreshTokenKey

@@ -24,8 +24,8 @@ func validGrant(name string) *oauthv1alpha1.GoogleOAuthGrant {
 	return &oauthv1alpha1.GoogleOAuthGrant{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
-			ClientSecretRef:       oauthv1alpha1.ClientSecretReference{Name: "google-oauth-client"},
-			RefreshTokenSecretRef: oauthv1alpha1.RefreshTokenSecretReference{Name: "analytics-refresh-token"},
+			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "google-oauth-client"},
+			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: "analytics-refresh-token"},
 			Scopes:                []string{"https://www.googleapis.com/auth/analytics.readonly"},
 			RefreshBefore:         &metav1.Duration{Duration: 15 * time.Minute},
 		},
@@ -53,6 +53,14 @@ func TestAPIServerStoresAGrant(t *testing.T) {
 	if got.Spec.RefreshBefore.Duration != 15*time.Minute || got.TargetSecretName() != "analytics-access-token" {
 		t.Errorf("read back %+v", got.Spec)
 	}
+	adc := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: "adc", Namespace: "default"},
+		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{AuthorizedUserSecretRef: &oauthv1alpha1.AuthorizedUserSecretReference{Name: "gcloud-adc"}}}
+	if err := env.Client.Create(ctx, adc); err != nil {
+		t.Fatalf("creating a grant in the authorized-user form: %v", err)
+	}
+	if adc.Spec.AuthorizedUserSecretRef.Key != "credentials.json" {
+		t.Errorf("authorizedUserSecretRef.key defaulted to %q", adc.Spec.AuthorizedUserSecretRef.Key)
+	}
 	t.Logf("API server stored GoogleOAuthGrant %s/%s (uid %s) and returned it with defaults", got.Namespace, got.Name, got.UID)
 }
 
@@ -72,6 +80,11 @@ func TestAPIServerRejectsInvalidGrants(t *testing.T) {
 		{"unknown deletionPolicy", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.DeletionPolicy = "Delete" }, "spec.deletionPolicy"},
 		{"accessTokenSecretName not a Secret name", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.AccessTokenSecretName = "Not_A_Name" }, "spec.accessTokenSecretName"},
 		{"empty scope", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = []string{""} }, "spec.scopes"},
+		{"no refresh token reference", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshTokenSecretRef = nil }, "spec.refreshTokenSecretRef is required"},
+		{"no client reference", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.ClientSecretRef = nil }, "spec.clientSecretRef is required"},
+		{"both credential forms", func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Spec.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "adc"}
+		}, "not both"},
 		{"refresh token key with a slash", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshTokenSecretRef.Key = "a/b" }, "spec.refreshTokenSecretRef.key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -266,8 +266,8 @@ func main() {
 		tr.mu.Unlock()
 		return c.Create(ctx, &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
-				ClientSecretRef:       oauthv1alpha1.ClientSecretReference{Name: "client"},
-				RefreshTokenSecretRef: oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-rt"},
+				ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "client"},
+				RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-rt"},
 			}})
 	})
 	waitFor(10*time.Minute, "all grants Ready", func() (bool, string) {

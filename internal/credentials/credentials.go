@@ -4,6 +4,7 @@ package credentials
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -117,4 +118,62 @@ func parseClientJSON(secret string, raw []byte) (Client, *Problem) {
 		return bad("lacks client_secret")
 	}
 	return Client{ID: id, Secret: sec}, nil
+}
+
+// authorizedUser is gcloud's Application Default Credentials for a user.
+type authorizedUser struct {
+	Type         string `json:"type"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// ParseAuthorizedUser reads the client and refresh token from data[key] holding the JSON
+// `gcloud auth application-default login` writes ({"type": "authorized_user", ...}).
+func ParseAuthorizedUser(secret string, data map[string][]byte, key string) (Client, string, *Problem) {
+	raw, ok := data[key]
+	if !ok || len(strings.TrimSpace(string(raw))) == 0 {
+		return Client{}, "", missing(secret, key, "the key is absent or empty")
+	}
+	bad := func(why string) (Client, string, *Problem) {
+		return Client{}, "", &Problem{Reason: oauthv1alpha1.ReasonInvalidClientSecret,
+			Message: fmt.Sprintf("Secret %q key %q %s; store the file `gcloud auth application-default login --client-id-file=...` writes (application_default_credentials.json)", secret, key, why)}
+	}
+	var au authorizedUser
+	if err := json.Unmarshal(raw, &au); err != nil {
+		return bad("is not valid JSON")
+	}
+	if au.Type != "authorized_user" {
+		return bad(fmt.Sprintf(`has type %q, not "authorized_user"`, truncate(au.Type, 32)))
+	}
+	c := Client{ID: strings.TrimSpace(au.ClientID), Secret: strings.TrimSpace(au.ClientSecret)}
+	rt := strings.TrimSpace(au.RefreshToken)
+	switch {
+	case c.ID == "":
+		return bad("lacks client_id")
+	case c.Secret == "":
+		return bad("lacks client_secret")
+	case rt == "":
+		return bad("lacks refresh_token")
+	}
+	return c, rt, nil
+}
+
+// ReplaceAuthorizedUserRefreshToken returns the authorized_user JSON with refresh_token
+// replaced, every other field kept.
+func ReplaceAuthorizedUserRefreshToken(raw []byte, refreshToken string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, errors.New("the credentials JSON no longer parses")
+	}
+	rt, _ := json.Marshal(refreshToken)
+	m["refresh_token"] = rt
+	return json.MarshalIndent(m, "", "  ")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }

@@ -85,3 +85,34 @@ func TestRefreshToken(t *testing.T) {
 		})
 	}
 }
+
+func TestParseAuthorizedUser(t *testing.T) {
+	good := `{"account": "", "client_id": "id.apps", "client_secret": "` + secretValue + `", "quota_project_id": "p", "refresh_token": "1//rt", "type": "authorized_user", "universe_domain": "googleapis.com"}`
+	c, rt, p := ParseAuthorizedUser("adc", map[string][]byte{"credentials.json": []byte(good)}, "credentials.json")
+	if p != nil || c != (Client{"id.apps", secretValue}) || rt != "1//rt" {
+		t.Fatalf("got %+v %q %v", c, rt, p)
+	}
+	for name, data := range map[string]string{
+		"not JSON":         `type: authorized_user`,
+		"service account":  `{"type": "service_account", "client_id": "x", "client_secret": "y", "refresh_token": "z"}`,
+		"no refresh token": `{"type": "authorized_user", "client_id": "x", "client_secret": "` + secretValue + `"}`,
+		"no client secret": `{"type": "authorized_user", "client_id": "x", "refresh_token": "z"}`,
+		"no client id":     `{"type": "authorized_user", "client_secret": "` + secretValue + `", "refresh_token": "z"}`,
+		"empty":            ``,
+		"whitespace only":  " \n",
+	} {
+		_, _, p := ParseAuthorizedUser("adc", map[string][]byte{"credentials.json": []byte(data)}, "credentials.json")
+		if p == nil || strings.Contains(p.Message, secretValue) || !strings.Contains(p.Message, `"adc"`) {
+			t.Errorf("%s: problem = %+v", name, p)
+		}
+	}
+
+	out, err := ReplaceAuthorizedUserRefreshToken([]byte(good), "1//new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, rt, p = ParseAuthorizedUser("adc", map[string][]byte{"k": out}, "k")
+	if p != nil || rt != "1//new" || c.ID != "id.apps" || !strings.Contains(string(out), `"quota_project_id": "p"`) {
+		t.Errorf("after replacing: %s", out)
+	}
+}

@@ -134,7 +134,7 @@ func TestApplyConfigDefault(t *testing.T) {
 
 func TestInvalidManifestsRejected(t *testing.T) {
 	for _, tc := range []struct{ name, spec, want string }{
-		{"missing refresh token reference", `clientSecretRef: {name: c}`, "spec.refreshTokenSecretRef: Required value"},
+		{"missing refresh token reference", `clientSecretRef: {name: c}`, "spec.refreshTokenSecretRef is required"},
 		{"negative refreshBefore", "clientSecretRef: {name: c}\n  refreshTokenSecretRef: {name: r}\n  refreshBefore: -5m", "refreshBefore must be a positive duration"},
 		{"unknown deletionPolicy", "clientSecretRef: {name: c}\n  refreshTokenSecretRef: {name: r}\n  deletionPolicy: Delete", `spec.deletionPolicy: Unsupported value: "Delete"`},
 	} {
