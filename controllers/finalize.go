@@ -15,6 +15,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
@@ -39,7 +40,7 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	rt := storedRefreshToken(g, s)
+	rt := credentials.StoredRefreshToken(g, s.Name, s.Data)
 	if rt == "" {
 		r.event(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q holds no usable refresh token under key %q; nothing to revoke", name, g.RefreshTokenKey())
 		return ctrl.Result{}, r.removeFinalizer(ctx, g)

@@ -130,16 +130,6 @@ func parseInputs(g *oauthv1alpha1.GoogleOAuthGrant, cs, rs *corev1.Secret) (*inp
 	return &inputs{client: c, refreshToken: rt, refreshSecret: rs}, nil
 }
 
-// storedRefreshToken is the refresh token in s, "" when it holds none.
-func storedRefreshToken(g *oauthv1alpha1.GoogleOAuthGrant, s *corev1.Secret) string {
-	if g.UsesAuthorizedUser() {
-		_, rt, _ := credentials.ParseAuthorizedUser(s.Name, s.Data, g.RefreshTokenKey())
-		return rt
-	}
-	rt, _ := credentials.RefreshToken(s.Name, s.Data, g.RefreshTokenKey())
-	return rt
-}
-
 func secretMetas(secrets map[string]*corev1.Secret) map[string]*metav1.ObjectMeta {
 	m := make(map[string]*metav1.ObjectMeta, len(secrets))
 	for name, s := range secrets {
@@ -157,7 +147,7 @@ func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, 
 	key := g.RefreshTokenKey()
 	s := in.refreshSecret.DeepCopy()
 	for range 5 {
-		if storedRefreshToken(g, s) != in.refreshToken {
+		if credentials.StoredRefreshToken(g, s.Name, s.Data) != in.refreshToken {
 			r.event(g, corev1.EventTypeWarning, "RefreshTokenChanged", "WriteBack",
 				"The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)
 			return nil

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +32,9 @@ type Server struct {
 	rotate    bool
 	latency   time.Duration
 	failures  []Failure
-	revokeErr []int // statuses for the next revoke requests
+	deny      bool     // the next consent is refused (access_denied)
+	grantOnly []string // when set, consent grants only these of the requested scopes
+	revokeErr []int    // statuses for the next revoke requests
 	clients   map[string]*client
 	refresh   map[string]*refreshToken
 	access    map[string]*accessToken
@@ -66,6 +70,7 @@ type accessToken struct {
 type authCode struct {
 	clientID, redirectURI, challenge string
 	scopes                           []string
+	offline                          bool // access_type=offline: the exchange returns a refresh token
 }
 
 // Failure makes the token endpoint answer with Status (and Retry-After, and Body if set)
@@ -271,12 +276,13 @@ func (s *Server) CurrentRefreshToken(token string) string {
 func (s *Server) AddAuthCode(code, clientID, redirectURI, challenge string, scopes ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.codes[code] = &authCode{clientID: clientID, redirectURI: redirectURI, challenge: challenge, scopes: scopes}
+	s.codes[code] = &authCode{clientID: clientID, redirectURI: redirectURI, challenge: challenge, scopes: scopes, offline: true}
 }
 
 // Handler serves the endpoints.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/auth", s.auth)
 	mux.HandleFunc("/token", s.token)
 	mux.HandleFunc("/revoke", s.revoke)
 	mux.HandleFunc("/tokeninfo", s.tokeninfo)
@@ -451,7 +457,9 @@ func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, clientID stri
 	refresh := "1//fake-" + randomString(24)
 	s.refresh[refresh] = &refreshToken{clientID: clientID, scopes: ac.scopes}
 	resp := s.issueLocked(refresh, clientID, ac.scopes)
-	resp["refresh_token"] = refresh
+	if ac.offline {
+		resp["refresh_token"] = refresh
+	}
 	writeJSON(w, 200, resp)
 }
 
@@ -570,4 +578,81 @@ func (s *Server) FailNextRevokes(n, status int) {
 	for range n {
 		s.revokeErr = append(s.revokeErr, status)
 	}
+}
+
+// DenyNextConsent makes the next consent answer error=access_denied, as when the user clicks Cancel.
+func (s *Server) DenyNextConsent() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deny = true
+}
+
+// GrantOnly makes consent grant only these scopes of those requested (users can untick scopes).
+func (s *Server) GrantOnly(scopes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.grantOnly = scopes
+}
+
+// AuthURL is the authorization (consent) endpoint.
+func (s *Server) AuthURL() string { return s.URL() + "/auth" }
+
+// auth plays the user at Google's consent screen: it validates the request as Google does
+// and redirects to redirect_uri with a code (or error=access_denied when told to).
+func (s *Server) auth(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clientID := q.Get("client_id")
+	if c := s.clients[clientID]; c == nil || c.deleted {
+		http.Error(w, "Error 401: invalid_client. The OAuth client was not found.", http.StatusUnauthorized)
+		return
+	}
+	redirect, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || redirect.Scheme != "http" || !isLoopback(redirect.Hostname()) || redirect.Fragment != "" || redirect.User != nil {
+		http.Error(w, "Error 400: redirect_uri_mismatch. Only http loopback redirect URIs are accepted here.", http.StatusBadRequest)
+		return
+	}
+	back := func(v url.Values) {
+		v.Set("state", q.Get("state"))
+		u := *redirect
+		u.RawQuery = v.Encode()
+		http.Redirect(w, r, u.String(), http.StatusFound)
+	}
+	if q.Get("response_type") != "code" {
+		back(url.Values{"error": {"unsupported_response_type"}})
+		return
+	}
+	challenge := q.Get("code_challenge")
+	if challenge != "" && q.Get("code_challenge_method") != "S256" {
+		back(url.Values{"error": {"invalid_request"}, "error_description": {"code_challenge_method must be S256"}})
+		return
+	}
+	if s.deny {
+		s.deny = false
+		back(url.Values{"error": {"access_denied"}})
+		return
+	}
+	scopes := strings.Fields(q.Get("scope"))
+	if s.grantOnly != nil {
+		var granted []string
+		for _, sc := range scopes {
+			if slices.Contains(s.grantOnly, sc) {
+				granted = append(granted, sc)
+			}
+		}
+		scopes = granted
+	}
+	code := "4/fake-" + randomString(24)
+	s.codes[code] = &authCode{clientID: clientID, redirectURI: q.Get("redirect_uri"), challenge: challenge, scopes: scopes,
+		offline: q.Get("access_type") == "offline"}
+	back(url.Values{"code": {code}, "scope": {strings.Join(scopes, " ")}})
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

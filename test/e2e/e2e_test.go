@@ -50,7 +50,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(workDir)
-	for _, b := range []struct{ out, pkg string }{{"manager", "./cmd/manager"}, {"demo", "./hack/demo"}} {
+	for _, b := range []struct{ out, pkg string }{{"manager", "./cmd/manager"}, {"demo", "./hack/demo"}, {"plugins/kubectl-grantkeeper", "./cmd/kubectl-grantkeeper"}} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(workDir, b.out), b.pkg)
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

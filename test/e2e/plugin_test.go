@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grantkeeper/grantkeeper/internal/devstack"
+)
+
+const driveScope = "https://www.googleapis.com/auth/drive.readonly"
+
+// plugin returns `kubectl grantkeeper ARGS...` run through the real kubectl, with the plugin
+// binary on PATH as a user would install it.
+func plugin(args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(binDir, "kubectl"), append(append([]string{"grantkeeper"}, args...), "--kubeconfig="+stack.AdminKubeconfig)...)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(workDir, "plugins")+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return cmd
+}
+
+func runPlugin(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := plugin(args...).CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &exit):
+		return string(out), exit.ExitCode()
+	}
+	t.Fatalf("kubectl grantkeeper %v: %v", args, err)
+	return "", -1
+}
+
+func clientFile(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "client_secret.json")
+	js := fmt.Sprintf(`{"installed":{"client_id":%q,"project_id":"demo","auth_uri":"https://accounts.google.com/o/oauth2/auth","token_uri":"https://oauth2.googleapis.com/token","client_secret":%q,"redirect_uris":["http://localhost"]}}`,
+		devstack.SampleClientID, devstack.SampleClientSecret)
+	if err := os.WriteFile(f, []byte(js), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// authorize runs `kubectl grantkeeper authorize`, plays the browser with browse (given the
+// consent URL), and returns the plugin's output and exit code.
+func authorize(t *testing.T, browse func(consent string), args ...string) (string, int) {
+	t.Helper()
+	cmd := plugin(append([]string{"authorize", "--client-secret-file", clientFile(t), "--no-browser", "--timeout=30s",
+		"--auth-url", stack.Google.AuthURL(), "--token-url", stack.Google.TokenURL()}, args...)...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var transcript strings.Builder
+	lines := bufio.NewScanner(stderr)
+	for lines.Scan() {
+		line := lines.Text()
+		transcript.WriteString(line + "\n")
+		if strings.HasPrefix(line, stack.Google.AuthURL()+"?") {
+			browse(line)
+			break
+		}
+	}
+	rest, _ := io.ReadAll(stderr)
+	transcript.Write(rest)
+	err = cmd.Wait()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String() + transcript.String(), code
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 10 * time.Second}
+
+// consentAndReturn is the user granting access: the consent page redirects to the plugin.
+func consentAndReturn(t *testing.T) func(string) {
+	return func(consent string) {
+		resp, err := noRedirect.Get(consent)
+		if err != nil {
+			t.Errorf("consent: %v", err)
+			return
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || loc == "" {
+			t.Errorf("consent answered %d, Location %q", resp.StatusCode, loc)
+			return
+		}
+		back, err := http.Get(loc)
+		if err != nil {
+			t.Errorf("redirect to the plugin: %v", err)
+			return
+		}
+		back.Body.Close()
+	}
+}
+
+func TestPluginAuthorizeStatusRefreshRevoke(t *testing.T) {
+	ns := namespace(t, "plugin")
+	stack.Google.GrantOnly(devstack.SampleScope)
+	defer stack.Google.GrantOnly()
+	out, code := authorize(t, consentAndReturn(t), "analytics", "-n", ns, "--scopes", devstack.SampleScope+","+driveScope, "--login-hint", "you@example.com")
+	if code != 0 {
+		t.Fatalf("authorize exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{"googleoauthgrant.oauth.grantkeeper.dev/analytics created", "secret/analytics-refresh-token created",
+		"WARNING: scope " + driveScope + " was requested but not granted"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("authorize output lacks %q:\n%s", want, out)
+		}
+	}
+	kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "gog/analytics")
+	if got := kubectl(t, "get", "gog", "-n", ns, "analytics", "-o", "jsonpath={.status.conditions[?(@.type==\"ScopesGranted\")].reason}"); got != "MissingScopes" {
+		t.Errorf("ScopesGranted reason %q, want MissingScopes", got)
+	}
+
+	if out, code := runPlugin(t, "status", "-n", ns, "analytics"); code != 0 || !strings.Contains(out, "TokenValid") || !strings.Contains(out, "analytics.readonly") {
+		t.Errorf("status exited %d:\n%s", code, out)
+	}
+	if out, code := runPlugin(t, "refresh", "-n", ns, "analytics", "--wait"); code != 0 || !strings.Contains(out, "refreshed: token valid until") {
+		t.Errorf("refresh --wait exited %d:\n%s", code, out)
+	}
+
+	// Re-running authorize replaces the stored refresh token rather than adding a grant.
+	out, code = authorize(t, consentAndReturn(t), "analytics", "-n", ns, "--scopes", devstack.SampleScope)
+	if code != 0 || !strings.Contains(out, "Replaced the stored refresh token") {
+		t.Errorf("second authorize exited %d:\n%s", code, out)
+	}
+
+	if out, code := runPlugin(t, "revoke", "-n", ns, "analytics", "--yes", "--revoke-url", stack.Google.RevokeURL()); code != 0 || !strings.Contains(out, "Revoked=True") {
+		t.Errorf("revoke exited %d:\n%s", code, out)
+	}
+	if out, code := runPlugin(t, "status", "-n", ns); code != 1 || !strings.Contains(out, "InvalidGrant") {
+		t.Errorf("status of a revoked grant exited %d (want 1):\n%s", code, out)
+	}
+}
+
+func TestPluginAuthorizeADCAndDryRun(t *testing.T) {
+	ns := namespace(t, "plugin-adc")
+	out, code := authorize(t, consentAndReturn(t), "reports", "-n", ns, "--scopes", devstack.SampleScope, "-o", "adc")
+	if code != 0 || !strings.Contains(out, "secret/reports-credentials created") {
+		t.Fatalf("authorize -o adc exited %d:\n%s", code, out)
+	}
+	kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "gog/reports")
+	if got := kubectl(t, "get", "gog", "-n", ns, "reports", "-o", "jsonpath={.spec.authorizedUserSecretRef.name}"); got != "reports-credentials" {
+		t.Errorf("authorizedUserSecretRef.name = %q", got)
+	}
+
+	out, code = authorize(t, consentAndReturn(t), "dry", "-n", ns, "--scopes", devstack.SampleScope, "--dry-run=client", "-o", "yaml")
+	if code != 0 || !strings.Contains(out, "kind: GoogleOAuthGrant") || !strings.Contains(out, "kind: Secret") {
+		t.Fatalf("--dry-run=client -o yaml exited %d:\n%s", code, out)
+	}
+	if got := kubectl(t, "get", "gog,secret", "-n", ns, "-o", "name"); strings.Contains(got, "dry") {
+		t.Errorf("dry run created objects: %s", got)
+	}
+}
+
+func TestPluginAuthorizeFailsCleanly(t *testing.T) {
+	ns := namespace(t, "plugin-fail")
+	stack.Google.DenyNextConsent()
+	out, code := authorize(t, consentAndReturn(t), "denied", "-n", ns, "--scopes", devstack.SampleScope)
+	if code == 0 || !strings.Contains(out, "access_denied") {
+		t.Errorf("authorize after the user declined exited %d:\n%s", code, out)
+	}
+
+	out, code = authorize(t, func(consent string) {
+		u, _ := url.Parse(consent)
+		redirect := u.Query().Get("redirect_uri")
+		resp, err := http.Get(redirect + "?code=4/forged&state=not-the-state")
+		if err != nil {
+			t.Errorf("forged redirect: %v", err)
+			return
+		}
+		resp.Body.Close()
+	}, "forged", "-n", ns, "--scopes", devstack.SampleScope)
+	if code == 0 || !strings.Contains(out, "state does not match") {
+		t.Errorf("authorize with a forged state exited %d:\n%s", code, out)
+	}
+	if got := kubectl(t, "get", "gog,secret", "-n", ns, "-o", "name"); strings.Contains(got, "denied") || strings.Contains(got, "forged") {
+		t.Errorf("a failed authorize created objects: %s", got)
+	}
+}
