@@ -151,6 +151,8 @@ func (r *GoogleOAuthGrantReconciler) observe(ctx context.Context, g *oauthv1alph
 	o.target, o.conflict = target, conflict
 	if target != nil {
 		o.token, o.facts.HaveToken = derivedsecret.Read(target, g.Name)
+		// An orphaned Secret (owner reference removed by hand) is rewritten, which restores it.
+		o.facts.HaveToken = o.facts.HaveToken && derivedsecret.OwnedBy(target, string(g.UID))
 	}
 
 	metas := map[string]*metav1.ObjectMeta{}
@@ -230,7 +232,7 @@ func (r *GoogleOAuthGrantReconciler) targetSecret(ctx context.Context, g *oauthv
 	err := secrets.Get(ctx, key, s)
 	switch {
 	case err == nil:
-		if !derivedsecret.OwnedBy(s, string(g.UID)) {
+		if !derivedsecret.OwnedBy(s, string(g.UID)) && !derivedsecret.Orphaned(s, g.Name) {
 			return nil, conflictMsg(s), nil
 		}
 		return s, "", nil

@@ -46,7 +46,7 @@ func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, g *oauthv1alph
 	result := "success"
 	var failure tokenerr.Failure
 	if err != nil {
-		failure = tokenerr.Classify(err, now)
+		failure = tokenerr.Classify(err, now).Redact(in.refreshToken, in.client.Secret)
 		result = failure.Kind.String()
 	}
 	metrics.TokenRequests.WithLabelValues(result).Inc()

@@ -130,3 +130,12 @@ func OwnedBy(s metav1.Object, uid string) bool {
 	ref := metav1.GetControllerOfNoCopy(s)
 	return ref != nil && string(ref.UID) == uid
 }
+
+// Orphaned reports whether s looks like this grant's derived Secret (our labels, naming the
+// grant) but has no controller at all: someone removed the owner reference. Such a Secret
+// is taken back rather than reported as a conflict. A Secret with another controller never is.
+func Orphaned(s metav1.Object, grant string) bool {
+	l := s.GetLabels()
+	return metav1.GetControllerOfNoCopy(s) == nil &&
+		l[oauthv1alpha1.ManagedByLabel] == oauthv1alpha1.ManagedByValue && l[oauthv1alpha1.GrantLabel] == grant
+}

@@ -85,6 +85,27 @@ func (f Failure) Summary() string {
 	return b.String()
 }
 
+// Redact removes the given secrets from every text field: error bodies and transport errors
+// are not ours to trust, and a server could echo what it was sent.
+func (f Failure) Redact(secrets ...string) Failure {
+	for _, s := range secrets {
+		if len(s) < 4 {
+			continue
+		}
+		for _, field := range []*string{&f.Code, &f.Subtype, &f.Description, &f.Detail} {
+			*field = strings.ReplaceAll(*field, s, "[redacted]")
+		}
+	}
+	const max = 300
+	if len(f.Detail) > max {
+		f.Detail = f.Detail[:max] + "..."
+	}
+	if len(f.Description) > max {
+		f.Description = f.Description[:max] + "..."
+	}
+	return f
+}
+
 // Classify turns an error from golang.org/x/oauth2 (or from validating its token) into a Failure.
 func Classify(err error, now time.Time) Failure {
 	var re *oauth2.RetrieveError

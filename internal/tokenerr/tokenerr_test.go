@@ -89,3 +89,14 @@ func TestSummaryCarriesGoogleDescription(t *testing.T) {
 		t.Errorf("Summary = %s, want %s", got, want)
 	}
 }
+
+func TestRedact(t *testing.T) {
+	f := Failure{Description: "bad token 1//secret-rt for client", Detail: strings.Repeat("x", 1000) + "GOCSPX-s"}
+	r := f.Redact("1//secret-rt", "GOCSPX-s")
+	if strings.Contains(r.Description, "1//secret-rt") || strings.Contains(r.Summary(), "GOCSPX-s") || len(r.Detail) > 310 {
+		t.Errorf("not redacted: %+v", r)
+	}
+	if !strings.Contains(r.Description, "[redacted]") {
+		t.Errorf("Description = %q", r.Description)
+	}
+}
