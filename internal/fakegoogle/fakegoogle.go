@@ -656,3 +656,14 @@ func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Pause stops listening, so requests are refused (the endpoint is down); Resume starts again
+// on the same address.
+func (s *Server) Pause() {
+	_ = s.http.Close()
+}
+
+// Resume listens again on the address Pause released.
+func (s *Server) Resume() error {
+	return s.StartOn(s.listener.Addr().String())
+}
