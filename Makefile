@@ -44,8 +44,16 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: test
-test: vet verify-generated k8s-binaries $(GOTESTSUM) ## Vet, check generated files, then run every unit and envtest test with -race.
+test: vet verify-generated k8s-binaries $(GOTESTSUM) ## Vet, check generated files, run every unit, envtest and e2e test with -race, then a short fuzz run.
 	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+FUZZTIME ?= 5s
+.PHONY: fuzz
+fuzz: ## Fuzz token-response handling and credential parsing for FUZZTIME each (seed corpora in testdata/fuzz).
+	go test -run '^$$' -fuzz '^FuzzRefreshResponse$$' -fuzztime $(FUZZTIME) ./internal/tokenclient
+	go test -run '^$$' -fuzz '^FuzzParseClient$$' -fuzztime $(FUZZTIME) ./internal/credentials
+	go test -run '^$$' -fuzz '^FuzzParseAuthorizedUser$$' -fuzztime $(FUZZTIME) ./internal/credentials
 
 .PHONY: test-e2e
 test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also part of make test).

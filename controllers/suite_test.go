@@ -31,6 +31,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/internal/leakcheck"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/testenv"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
@@ -404,11 +405,9 @@ func (h *harness) checkNoSecretsLeaked() {
 	if !strings.Contains(logs, "Starting Controller") {
 		h.t.Error("captured no controller logs: the leak check would prove nothing")
 	}
-	for _, s := range secrets {
-		for where, text := range map[string]string{"logs": logs, "grants": string(statusJSON), "events": string(eventsJSON)} {
-			if strings.Contains(text, s) {
-				h.t.Errorf("a token or client secret (%.6s...) appears in the %s", s, where)
-			}
+	for where, text := range map[string]string{"logs": logs, "grants": string(statusJSON), "events": string(eventsJSON)} {
+		if found := leakcheck.Find(text, secrets); len(found) > 0 {
+			h.t.Errorf("tokens or client secrets (whole or a %d-character slice) appear in the %s: %v", leakcheck.SliceLen, where, found)
 		}
 	}
 }

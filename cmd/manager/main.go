@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -41,6 +42,7 @@ func run() error {
 		tokenURL, revokeURL    string
 		requestTimeout         time.Duration
 		maxConcurrent          int
+		namespaces             string
 		qps                    float64
 		burst                  int
 	)
@@ -53,6 +55,7 @@ func run() error {
 	flag.StringVar(&revokeURL, "revoke-url", tokenclient.GoogleRevokeURL, "OAuth 2.0 revocation endpoint. Must be https unless the host is loopback.")
 	flag.DurationVar(&requestTimeout, "token-request-timeout", 30*time.Second, "Timeout of one request to the token or revocation endpoint.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "Grants reconciled in parallel (token requests are I/O-bound).")
+	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to manage grants in (default: all). Pair with RoleBindings instead of the ClusterRoleBinding.")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "Queries per second to the Kubernetes API server (a refresh costs about six requests; see docs/benchmarks.md).")
 	flag.IntVar(&burst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
 	zapOpts := zap.Options{}
@@ -79,7 +82,7 @@ func run() error {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
-		Cache:  controllers.CacheOptions(),
+		Cache:  controllers.CacheOptions(strings.FieldsFunc(namespaces, func(r rune) bool { return r == ',' })...),
 		Metrics: metricsserver.Options{
 			BindAddress: metricsAddr,
 			// HTTP/2 is off: it has had rapid-reset and stream-cancellation CVEs.

@@ -120,14 +120,6 @@ func parseClientJSON(secret string, raw []byte) (Client, *Problem) {
 	return Client{ID: id, Secret: sec}, nil
 }
 
-// authorizedUser is gcloud's Application Default Credentials for a user.
-type authorizedUser struct {
-	Type         string `json:"type"`
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-	RefreshToken string `json:"refresh_token"`
-}
-
 // ParseAuthorizedUser reads the client and refresh token from data[key] holding the JSON
 // `gcloud auth application-default login` writes ({"type": "authorized_user", ...}).
 func ParseAuthorizedUser(secret string, data map[string][]byte, key string) (Client, string, *Problem) {
@@ -139,15 +131,22 @@ func ParseAuthorizedUser(secret string, data map[string][]byte, key string) (Cli
 		return Client{}, "", &Problem{Reason: oauthv1alpha1.ReasonInvalidClientSecret,
 			Message: fmt.Sprintf("Secret %q key %q %s; store the file `gcloud auth application-default login --client-id-file=...` writes (application_default_credentials.json)", secret, key, why)}
 	}
-	var au authorizedUser
-	if err := json.Unmarshal(raw, &au); err != nil {
+	// Fields are read by their exact names (encoding/json would also match "Client_ID"),
+	// so that parsing and ReplaceAuthorizedUserRefreshToken always agree on which is which.
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
 		return bad("is not valid JSON")
 	}
-	if au.Type != "authorized_user" {
-		return bad(fmt.Sprintf(`has type %q, not "authorized_user"`, truncate(au.Type, 32)))
+	field := func(k string) string {
+		var v string
+		_ = json.Unmarshal(m[k], &v)
+		return v
 	}
-	c := Client{ID: strings.TrimSpace(au.ClientID), Secret: strings.TrimSpace(au.ClientSecret)}
-	rt := strings.TrimSpace(au.RefreshToken)
+	if typ := field("type"); typ != "authorized_user" {
+		return bad(fmt.Sprintf(`has type %q, not "authorized_user"`, truncate(typ, 32)))
+	}
+	c := Client{ID: strings.TrimSpace(field("client_id")), Secret: strings.TrimSpace(field("client_secret"))}
+	rt := strings.TrimSpace(field("refresh_token"))
 	switch {
 	case c.ID == "":
 		return bad("lacks client_id")

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/grantkeeper/grantkeeper/internal/devstack"
+	"github.com/grantkeeper/grantkeeper/internal/leakcheck"
 	"github.com/grantkeeper/grantkeeper/internal/localcluster"
 )
 
@@ -85,11 +86,9 @@ func managerLogClean() bool {
 	}
 	secrets := append(stack.Google.RefreshTokens(), stack.Google.IssuedAccessTokens()...)
 	secrets = append(secrets, devstack.SampleClientSecret)
-	for _, s := range secrets {
-		if strings.Contains(string(log), s) {
-			fmt.Fprintf(os.Stderr, "e2e: the manager log contains a token or client secret (%.6s...)\n", s)
-			return false
-		}
+	if found := leakcheck.Find(string(log), secrets); len(found) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: the manager log contains tokens or client secrets (whole or a %d-character slice): %v\n", leakcheck.SliceLen, found)
+		return false
 	}
 	fmt.Printf("e2e: manager log (%d bytes) checked for %d tokens and secrets: none found\n", len(log), len(secrets))
 	return true

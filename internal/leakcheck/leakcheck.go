@@ -1,0 +1,51 @@
+// Package leakcheck finds secrets, whole or as any 12-character slice, in text such as log
+// output, events and object dumps. Tests use it to prove tokens never leak.
+package leakcheck
+
+// SliceLen is the shortest fragment of a secret that counts as a leak.
+const SliceLen = 12
+
+// Find returns the secrets (shortened to a safe prefix) of which text contains any
+// SliceLen-character slice, or the whole secret when it is shorter.
+func Find(text string, secrets []string) []string {
+	slices := map[string]int{} // slice -> index of its secret
+	var short []int
+	for i, s := range secrets {
+		if len(s) < SliceLen {
+			short = append(short, i)
+			continue
+		}
+		for j := 0; j+SliceLen <= len(s); j++ {
+			slices[s[j:j+SliceLen]] = i
+		}
+	}
+	found := map[int]bool{}
+	for j := 0; j+SliceLen <= len(text); j++ {
+		if i, ok := slices[text[j:j+SliceLen]]; ok {
+			found[i] = true
+		}
+	}
+	for _, i := range short {
+		if s := secrets[i]; s != "" && contains(text, s) {
+			found[i] = true
+		}
+	}
+	var out []string
+	for i := range found {
+		s := secrets[i]
+		if len(s) > 6 {
+			s = s[:6] + "..."
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func contains(text, s string) bool {
+	for j := 0; j+len(s) <= len(text); j++ {
+		if text[j:j+len(s)] == s {
+			return true
+		}
+	}
+	return false
+}
