@@ -124,11 +124,15 @@ func TestBadInput(t *testing.T) {
 	// Two grants pointing at one derived Secret name: the first keeps it, the second is told.
 	h.rawSecret("twin-a-client", goodClient)
 	h.rawSecret("twin-a-rt", map[string][]byte{"refresh_token": rt()})
-	h.grant("twin-a", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.RefreshTokenSecretRef.Name, s.AccessTokenSecretName = "twin-a-rt", "twin-token" })
+	h.grant("twin-a", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.RefreshTokenSecretRef.Name, s.AccessTokenSecretName = "twin-a-rt", "twin-token"
+	})
 	h.waitReady("twin-a")
 	h.rawSecret("twin-b-client", goodClient)
 	h.rawSecret("twin-b-rt", map[string][]byte{"refresh_token": rt()})
-	h.grant("twin-b", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.RefreshTokenSecretRef.Name, s.AccessTokenSecretName = "twin-b-rt", "twin-token" })
+	h.grant("twin-b", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.RefreshTokenSecretRef.Name, s.AccessTokenSecretName = "twin-b-rt", "twin-token"
+	})
 	h.waitCondition("twin-b", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTargetSecretConflict)
 	h.waitReady("twin-a")
 
