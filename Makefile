@@ -40,8 +40,9 @@ fmt: ## go fmt.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## go vet.
+vet: ## go vet, and gofmt must have nothing to change.
 	go vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
 test: vet verify-generated k8s-binaries $(GOTESTSUM) ## Vet, check generated files, run every unit, envtest and e2e test with -race, then a short fuzz run.

@@ -89,8 +89,9 @@ func Up(o Options) (_ *Stack, err error) {
 	return s, s.StartManager()
 }
 
-// StartManager starts the manager process, authenticated as its ServiceAccount.
-func (s *Stack) StartManager() error {
+// StartManager starts the manager process, authenticated as its ServiceAccount; extra flags
+// follow the defaults (and override them).
+func (s *Stack) StartManager(extra ...string) error {
 	f, err := os.OpenFile(s.ManagerLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -101,6 +102,7 @@ func (s *Stack) StartManager() error {
 		"--token-url="+s.Google.TokenURL(), "--revoke-url="+s.Google.RevokeURL(),
 		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0")
+	s.manager.Args = append(s.manager.Args, extra...)
 	s.manager.Stdout, s.manager.Stderr = f, f
 	s.manager.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.manager.Start(); err != nil {
@@ -110,9 +112,14 @@ func (s *Stack) StartManager() error {
 }
 
 // StopManager stops the manager process (SIGTERM, as Kubernetes would).
-func (s *Stack) StopManager() {
+func (s *Stack) StopManager() { s.stopManager(syscall.SIGTERM) }
+
+// KillManager kills the manager process with SIGKILL: no cleanup, no lease release.
+func (s *Stack) KillManager() { s.stopManager(syscall.SIGKILL) }
+
+func (s *Stack) stopManager(sig syscall.Signal) {
 	if s.manager != nil && s.manager.Process != nil {
-		_ = s.manager.Process.Signal(syscall.SIGTERM)
+		_ = s.manager.Process.Signal(sig)
 		_ = s.manager.Wait()
 		s.manager = nil
 	}

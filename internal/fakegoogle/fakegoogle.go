@@ -30,6 +30,9 @@ type Server struct {
 	lifetime  time.Duration
 	rtExpires time.Duration // refresh_token_expires_in to report; 0 for none
 	rotate    bool
+	// rotationGrace keeps a rotated-away refresh token usable for a while, as providers that
+	// rotate do, so a client that crashed before storing the new one can retry.
+	rotationGrace time.Duration
 	latency   time.Duration
 	failures  []Failure
 	deny      bool     // the next consent is refused (access_denied)
@@ -58,6 +61,11 @@ type refreshToken struct {
 	scopes      []string
 	revoked     bool
 	rotatedFrom string // the refresh token this one replaced, when rotating
+	expiresAt   time.Time // when set, unusable after this (a rotated-away token's grace)
+}
+
+func (rt *refreshToken) usable(now time.Time) bool {
+	return rt != nil && !rt.revoked && (rt.expiresAt.IsZero() || now.Before(rt.expiresAt))
 }
 
 type accessToken struct {
@@ -171,6 +179,20 @@ func (s *Server) Revoked(token string) bool {
 	defer s.mu.Unlock()
 	rt := s.refresh[token]
 	return rt != nil && rt.revoked
+}
+
+// RefreshTokenUsable reports whether the token endpoint would accept this refresh token now.
+func (s *Server) RefreshTokenUsable(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refresh[token].usable(s.now())
+}
+
+// SetRotationGrace keeps rotated-away refresh tokens usable for d (0: revoked at once).
+func (s *Server) SetRotationGrace(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rotationGrace = d
 }
 
 // SetLifetime sets expires_in for tokens issued from now on.
@@ -402,7 +424,7 @@ func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token string) {
 	}
 	rt := s.refresh[token]
 	switch {
-	case rt == nil, rt.revoked:
+	case !rt.usable(s.now()):
 		oauthError(w, 400, "invalid_grant", "Token has been expired or revoked.")
 		return
 	case rt.clientID != clientID:
@@ -413,7 +435,13 @@ func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token string) {
 	if s.rotate {
 		next := "1//fake-" + randomString(24)
 		s.refresh[next] = &refreshToken{clientID: clientID, scopes: rt.scopes, rotatedFrom: token}
-		rt.revoked = true
+		if s.rotationGrace > 0 {
+			if rt.expiresAt.IsZero() {
+				rt.expiresAt = s.now().Add(s.rotationGrace)
+			}
+		} else {
+			rt.revoked = true
+		}
 		resp["refresh_token"] = next
 	}
 	writeJSON(w, 200, resp)

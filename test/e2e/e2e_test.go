@@ -351,3 +351,39 @@ func alive(pid int) bool {
 	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 	return len(fields) > 0 && fields[0] != "Z"
 }
+
+// TestNamespaceDeletion: deleting a namespace with grants (one with deletionPolicy Revoke)
+// completes; the revoke finalizer never blocks it, whatever order kube-controller-manager
+// deletes the Secrets and grants in.
+func TestNamespaceDeletion(t *testing.T) {
+	ns := namespace(t, "doomed")
+	rt := stack.Google.NewRefreshToken(devstack.SampleClientID, devstack.SampleScope)
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: client}
+stringData: {client_id: %q, client_secret: %q}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: rt}
+stringData: {refresh_token: %q}
+---
+apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: GoogleOAuthGrant
+metadata: {name: keep}
+spec: {clientSecretRef: {name: client}, refreshTokenSecretRef: {name: rt}}
+---
+apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: GoogleOAuthGrant
+metadata: {name: revoke}
+spec: {clientSecretRef: {name: client}, refreshTokenSecretRef: {name: rt}, accessTokenSecretName: revoke-token, deletionPolicy: Revoke}
+`, devstack.SampleClientID, devstack.SampleClientSecret, rt)
+	if out, err := kubectlStdin(t, manifest, "apply", "-n", ns, "-f", "-"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "gog/keep", "gog/revoke")
+	kubectl(t, "delete", "namespace", ns, "--timeout=90s")
+	if out, err := stack.Run("get", "namespace", ns); err == nil {
+		t.Errorf("namespace still there after deletion: %s", out)
+	}
+}
