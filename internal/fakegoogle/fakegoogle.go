@@ -33,19 +33,19 @@ type Server struct {
 	// rotationGrace keeps a rotated-away refresh token usable for a while, as providers that
 	// rotate do, so a client that crashed before storing the new one can retry.
 	rotationGrace time.Duration
-	latency   time.Duration
-	failures  []Failure
-	deny      bool     // the next consent is refused (access_denied)
-	grantOnly []string // when set, consent grants only these of the requested scopes
-	revokeErr []int    // statuses for the next revoke requests
-	clients   map[string]*client
-	refresh   map[string]*refreshToken
-	access    map[string]*accessToken
-	codes     map[string]*authCode
-	requests  map[string]int // token requests per refresh token
-	times     map[string][]time.Time
-	total     int
-	revokes   int
+	latency       time.Duration
+	failures      []Failure
+	deny          bool     // the next consent is refused (access_denied)
+	grantOnly     []string // when set, consent grants only these of the requested scopes
+	revokeErr     []int    // statuses for the next revoke requests
+	clients       map[string]*client
+	refresh       map[string]*refreshToken
+	access        map[string]*accessToken
+	codes         map[string]*authCode
+	requests      map[string]int // token requests per refresh token
+	times         map[string][]time.Time
+	total         int
+	revokes       int
 
 	listener net.Listener
 	http     *http.Server
@@ -60,7 +60,7 @@ type refreshToken struct {
 	clientID    string
 	scopes      []string
 	revoked     bool
-	rotatedFrom string // the refresh token this one replaced, when rotating
+	rotatedFrom string    // the refresh token this one replaced, when rotating
 	expiresAt   time.Time // when set, unusable after this (a rotated-away token's grace)
 }
 
