@@ -170,12 +170,12 @@ func TestSampleAsAUserWouldUseIt(t *testing.T) {
 
 	explain := kubectl(t, "explain", "googleoauthgrant.spec")
 	for _, field := range []string{"clientSecretRef", "refreshTokenSecretRef", "scopes", "accessTokenSecretName", "refreshBefore", "deletionPolicy"} {
-		i := strings.Index(explain, field)
+		i := strings.Index(explain, "\n  "+field+"\t")
 		if i < 0 {
 			t.Errorf("kubectl explain lacks %s", field)
 			continue
 		}
-		if desc := strings.TrimSpace(strings.SplitN(explain[i:], "\n", 3)[1]); len(desc) < 20 {
+		if desc := strings.TrimSpace(strings.SplitN(explain[i+1:], "\n", 3)[1]); len(desc) < 20 {
 			t.Errorf("kubectl explain has no useful description for %s: %q", field, desc)
 		}
 	}
