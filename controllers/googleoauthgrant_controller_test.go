@@ -483,6 +483,19 @@ func TestDerivedSecretRepaired(t *testing.T) {
 		return h.google.AccessTokenValid(string(s.Data["access_token"])) && s.Labels["app.kubernetes.io/managed-by"] == "grantkeeper", string(s.Data["access_token"])
 	})
 	h.waitReady("repair")
+
+	// Its owner reference removed by hand: taken back (our labels name this grant), not a conflict.
+	s = h.derived("repair-access-token")
+	s.OwnerReferences = nil
+	if err := h.c.Update(h.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(20*time.Second, "the owner reference restored", func() (bool, string) {
+		s := h.derived("repair-access-token")
+		ref := metav1.GetControllerOf(s)
+		return ref != nil && ref.Name == "repair", fmt.Sprint(s.OwnerReferences)
+	})
+	h.waitReady("repair")
 }
 
 // TestAuthorizedUserForm: gcloud's application-default credentials JSON works as the only
