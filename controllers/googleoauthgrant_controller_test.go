@@ -229,7 +229,7 @@ func TestClientJSONForm(t *testing.T) {
 func TestInvalidClient(t *testing.T) {
 	h := newHarness(t)
 	rt := h.google.NewRefreshToken(clientID, analytics)
-	h.secret("bad-client", map[string]string{"client_id": clientID, "client_secret": "GOCSPX-wrong-secret"})
+	h.secret("bad-client", map[string]string{"client_id": clientID, "client_secret": "GOCSPX-Wr0ngS3cr3tZq9Hy4"})
 	h.secret("bad-refresh-token", map[string]string{"refresh_token": rt})
 	h.grant("bad")
 	g := h.waitCondition("bad", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClient)

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
 
 const (
 	clientID     = "123456789012-test.apps.googleusercontent.com"
-	clientSecret = "GOCSPX-test-client-secret-value"
+	clientSecret = "GOCSPX-4b7Qz1x9TfXc2LkP0vJdW8"
 	analytics    = "https://www.googleapis.com/auth/analytics.readonly"
 )
 
@@ -390,7 +390,7 @@ func (h *harness) requestRefresh(name string) string {
 func (h *harness) checkNoSecretsLeaked() {
 	h.t.Helper()
 	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
-	secrets = append(secrets, clientSecret, "GOCSPX-wrong-secret")
+	secrets = append(secrets, clientSecret, "GOCSPX-Wr0ngS3cr3tZq9Hy4")
 	var grants oauthv1alpha1.GoogleOAuthGrantList
 	if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
 		h.t.Fatal(err)
