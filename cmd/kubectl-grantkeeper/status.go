@@ -172,7 +172,8 @@ func requestRefresh(ctx context.Context, c client.Client, key types.NamespacedNa
 	if err := c.Get(ctx, key, g); err != nil {
 		return "", err
 	}
-	v := time.Now().UTC().Format(time.RFC3339)
+	// Nanoseconds keep two requests in the same second distinct (still RFC 3339).
+	v := time.Now().UTC().Format(time.RFC3339Nano)
 	patch := client.MergeFrom(g.DeepCopy())
 	if g.Annotations == nil {
 		g.Annotations = map[string]string{}
