@@ -60,6 +60,10 @@ fuzz: ## Fuzz token-response handling and credential parsing for FUZZTIME each (
 test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also part of make test).
 	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./test/e2e/...
 
+.PHONY: test-pods
+test-pods: k8s-binaries $(GOTESTSUM) ## Only the kubelet-backed pod test (root; installs containerd and runc with apt-get; also part of make test).
+	$(GOTESTSUM) --format standard-verbose -- $(TEST_FLAGS) ./test/pods/...
+
 .PHONY: bench
 bench: build k8s-binaries ## Benchmark the manager at scale (BENCH_GRANTS, BENCH_TOKEN_LIFETIME, ...; see docs/benchmarks.md).
 	go build -o $(LOCALBIN)/bench ./hack/bench

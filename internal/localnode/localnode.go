@@ -1,0 +1,318 @@
+// Package localnode runs a real node on this machine for the pod end-to-end test: containerd
+// and runc from Debian, and a kubelet built from Go modules, registering as node "localhost"
+// with a local control plane. It follows ../shared/notes/real-kubelet.md. It needs root.
+package localnode
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Ready reports why this machine cannot run a node, or "" when it can (installing
+// containerd and runc with apt-get when they are missing).
+func Ready(log io.Writer) string {
+	if os.Geteuid() != 0 {
+		return "the pod test needs root (a kubelet mounts volumes and runs containers)"
+	}
+	missing := false
+	for _, b := range []string{"containerd", "runc", "ctr"} {
+		if _, err := exec.LookPath(b); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
+		return ""
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return "containerd and runc are not installed and apt-get is not available to install them"
+	}
+	fmt.Fprintln(log, "localnode: installing containerd and runc with apt-get")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "--no-install-recommends", "containerd", "runc"}} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Sprintf("apt-get %s failed: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return ""
+}
+
+// Node is a running containerd and kubelet.
+type Node struct {
+	Dir        string
+	Socket     string
+	containerd *exec.Cmd
+	kubelet    *exec.Cmd
+	log        io.Writer
+}
+
+// Options for Start.
+type Options struct {
+	Dir          string        // short path: the containerd socket must fit in 108 bytes
+	KubeletBin   string        // the kubelet binary
+	Kubeconfig   string        // the kubelet's credentials (admin is fine for a test node)
+	PauseImage   string        // sandbox image name, already built by BuildImage
+	Images       []string      // docker-archive tarballs to import
+	SyncInterval time.Duration // kubelet syncFrequency: how fast Secret volumes update
+	Log          io.Writer
+}
+
+// Start starts containerd, imports images and starts the kubelet.
+func Start(o Options) (_ *Node, err error) {
+	n := &Node{Dir: o.Dir, Socket: filepath.Join(o.Dir, "containerd.sock"), log: o.Log}
+	defer func() {
+		if err != nil {
+			n.Stop()
+		}
+	}()
+	for _, d := range []string{"root", "state", "cni/bin", "cni/conf", "opt", "runc", "kubelet", "kubelet-certs", "pod-logs"} {
+		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	cfg := fmt.Sprintf(`version = 2
+root = %[1]q
+state = %[2]q
+[grpc]
+  address = %[3]q
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %[4]q
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %[5]q
+    conf_dir = %[6]q
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = %[7]q
+[plugins."io.containerd.internal.v1.opt"]
+  path = %[8]q
+`, filepath.Join(o.Dir, "root"), filepath.Join(o.Dir, "state"), n.Socket, o.PauseImage,
+		filepath.Join(o.Dir, "cni/bin"), filepath.Join(o.Dir, "cni/conf"), filepath.Join(o.Dir, "runc"), filepath.Join(o.Dir, "opt"))
+	cfgPath := filepath.Join(o.Dir, "containerd.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	n.containerd = exec.Command("containerd", "--config", cfgPath)
+	n.containerd.Stdout, n.containerd.Stderr = o.Log, o.Log
+	n.containerd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := n.containerd.Start(); err != nil {
+		return nil, fmt.Errorf("starting containerd: %w", err)
+	}
+	if err := waitFor(30*time.Second, func() bool { return exec.Command("ctr", "-a", n.Socket, "version").Run() == nil }); err != nil {
+		return nil, fmt.Errorf("containerd did not come up: %w", err)
+	}
+	for _, img := range o.Images {
+		cmd := exec.Command("ctr", "-a", n.Socket, "-n", "k8s.io", "images", "import", "--no-unpack=false", img)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("importing %s: %v: %s", img, err, out)
+		}
+	}
+
+	kcfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: 10250
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+readOnlyPort: 0
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://%s
+podLogsDir: %s
+syncFrequency: %s
+fileCheckFrequency: 5s
+evictionHard: {"nodefs.available": "1%%", "imagefs.available": "1%%", "memory.available": "1Mi"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+`, n.Socket, filepath.Join(o.Dir, "pod-logs"), o.SyncInterval)
+	kcfgPath := filepath.Join(o.Dir, "kubelet.yaml")
+	if err := os.WriteFile(kcfgPath, []byte(kcfg), 0o600); err != nil {
+		return nil, err
+	}
+	n.kubelet = exec.Command(o.KubeletBin, "--config="+kcfgPath, "--kubeconfig="+o.Kubeconfig,
+		"--root-dir="+filepath.Join(o.Dir, "kubelet"), "--cert-dir="+filepath.Join(o.Dir, "kubelet-certs"),
+		"--hostname-override=localhost", "--v=1")
+	n.kubelet.Stdout, n.kubelet.Stderr = o.Log, o.Log
+	n.kubelet.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := n.kubelet.Start(); err != nil {
+		return nil, fmt.Errorf("starting the kubelet: %w", err)
+	}
+	return n, nil
+}
+
+// Stop stops the kubelet and containerd (and the containers' shims), unmounts what the
+// kubelet mounted and removes the fixed paths the kubelet and containerd use.
+func (n *Node) Stop() {
+	stop := func(c *exec.Cmd) {
+		if c == nil || c.Process == nil {
+			return
+		}
+		_ = c.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	stop(n.kubelet)
+	// Containers run under containerd-shim processes that outlive containerd: kill them.
+	_ = exec.Command("pkill", "-9", "-f", "containerd-shim-runc-v2 -namespace k8s.io").Run()
+	stop(n.containerd)
+	n.unmountUnder(n.Dir)
+	for _, p := range []string{"/var/lib/kubelet/device-plugins", "/var/log/containers", "/var/log/pods", "/run/containerd/s"} {
+		_ = os.RemoveAll(p)
+	}
+	for _, p := range []string{"/var/lib/kubelet", "/run/containerd"} {
+		_ = os.Remove(p) // only when empty: they may be a real node's
+	}
+	for _, pattern := range []string{"/sys/fs/cgroup/*/kubepods*", "/sys/fs/cgroup/kubepods*"} {
+		dirs, _ := filepath.Glob(pattern)
+		for _, d := range dirs {
+			removeCgroup(d)
+		}
+	}
+}
+
+// unmountUnder unmounts every mount below dir, deepest first.
+func (n *Node) unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+}
+
+// Mounts lists the mounts below dir (for checking a clean tear-down).
+func Mounts(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+func removeCgroup(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			removeCgroup(filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = syscall.Rmdir(dir)
+}
+
+func waitFor(timeout time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		<-time.After(200 * time.Millisecond)
+	}
+	return nil
+}
+
+// BuildImage packs a static binary as a docker-archive image tarball (one layer holding the
+// binary as /<name> and empty system folders), the format `ctr images import` reads.
+func BuildImage(out, ref, binary string) error {
+	bin, err := os.ReadFile(binary)
+	if err != nil {
+		return err
+	}
+	name := filepath.Base(binary)
+	var layer bytes.Buffer
+	lw := tar.NewWriter(&layer)
+	for _, d := range []string{"etc/", "tmp/", "proc/", "sys/", "dev/", "var/", "var/run/"} {
+		if err := lw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			return err
+		}
+	}
+	if err := lw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if _, err := lw.Write(bin); err != nil {
+		return err
+	}
+	if err := lw.Close(); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(layer.Bytes())
+	config, _ := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"config": map[string]any{"Entrypoint": []string{"/" + name}, "Env": []string{"PATH=/"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(sum[:])}},
+	})
+	manifest, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": []string{"layer.tar"}}})
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{"manifest.json", manifest}, {"config.json", config}, {"layer.tar", layer.Bytes()}} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// Processes lists processes whose command line mentions dir (containerd, the kubelet, shims
+// and containers started for this node), for checking a clean tear-down.
+func Processes(dir string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cmd, dir) {
+			out = append(out, e.Name()+": "+cmd)
+		}
+	}
+	return out
+}

@@ -1,0 +1,236 @@
+// Package pods proves what a pod actually sees: a real kubelet (built from Go modules) with
+// containerd and runc runs the example consumer, which mounts a grant's derived Secret and
+// calls a (fake) Google API with the token across many refreshes. Needs root; installs
+// containerd and runc with apt-get when missing. `make test-pods` runs only this.
+package pods
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/grantkeeper/grantkeeper/internal/devstack"
+	"github.com/grantkeeper/grantkeeper/internal/localnode"
+)
+
+const k8sVersion = "v1.36.3"
+
+var (
+	stack      *devstack.Stack
+	node       *localnode.Node
+	skipReason string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	ctrllog.SetLogger(logr.Discard())
+	if skipReason = localnode.Ready(os.Stdout); skipReason != "" {
+		fmt.Printf("pods: SKIPPING the kubelet-backed pod test: %s\n", skipReason)
+		return m.Run()
+	}
+	wd, _ := os.Getwd()
+	root := filepath.Clean(filepath.Join(wd, "..", ".."))
+	binDir := filepath.Join(root, "bin", "k8s", k8sVersion)
+	if v := os.Getenv("KUBEBUILDER_ASSETS"); v != "" {
+		binDir = v
+	}
+	work, err := os.MkdirTemp("", "gkpods-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "pods:", err); return 1 }
+
+	for _, b := range []struct{ out, pkg string }{{"manager", "./cmd/manager"}, {"consumer", "./examples/consumer"}, {"pause", "./examples/pause"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(work, b.out), b.pkg)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if err := cmd.Run(); err != nil {
+			return fail(fmt.Errorf("building %s: %w", b.pkg, err))
+		}
+	}
+	images := map[string]string{"pause": "grantkeeper.local/pause:test", "consumer": "grantkeeper.local/consumer:test"}
+	var tarballs []string
+	for bin, ref := range images {
+		tb := filepath.Join(work, bin+".tar")
+		if err := localnode.BuildImage(tb, ref, filepath.Join(work, bin)); err != nil {
+			return fail(err)
+		}
+		tarballs = append(tarballs, tb)
+	}
+
+	if stack, err = devstack.Up(devstack.Options{Root: root, Dir: filepath.Join(work, "stack"), BinDir: binDir,
+		ManagerBin: filepath.Join(work, "manager"), TokenLifetime: 30 * time.Second}); err != nil {
+		return fail(err)
+	}
+	defer stack.Down()
+	nodeLog, err := os.Create(filepath.Join(work, "node.log"))
+	if err != nil {
+		return fail(err)
+	}
+	defer nodeLog.Close()
+	if node, err = localnode.Start(localnode.Options{Dir: filepath.Join(work, "n"), KubeletBin: filepath.Join(binDir, "kubelet"),
+		Kubeconfig: stack.AdminKubeconfig, PauseImage: images["pause"], Images: tarballs, SyncInterval: 2 * time.Second, Log: nodeLog}); err != nil {
+		return fail(err)
+	}
+	code := m.Run()
+	node.Stop()
+	if left := localnode.Mounts(node.Dir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "pods: mounts left after tear-down: %v\n", left)
+		code = 1
+	}
+	if left := localnode.Processes(node.Dir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "pods: processes left after tear-down: %v\n", left)
+		code = 1
+	}
+	if code != 0 {
+		b, _ := os.ReadFile(nodeLog.Name())
+		if len(b) > 20000 {
+			b = b[len(b)-20000:]
+		}
+		fmt.Fprintf(os.Stderr, "--- node log (tail) ---\n%s\n", b)
+	}
+	return code
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := stack.Run(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func apply(t *testing.T, manifest string) {
+	t.Helper()
+	cmd := stack.Kubectl("apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(manifest)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply: %v: %s", err, out)
+	}
+}
+
+var (
+	statusLine = regexp.MustCompile(`status=(\d+) token_valid=\w+ expiry=(\S+)`)
+)
+
+// TestPodKeepsCallingAcrossRefreshes: over five refresh cycles of 30-second tokens every call
+// the consumer makes succeeds; after revocation its calls fail once the last token expires.
+func TestPodKeepsCallingAcrossRefreshes(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	rt := stack.Google.NewRefreshToken(devstack.SampleClientID, devstack.SampleScope)
+	apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: pods}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: client, namespace: pods}
+stringData: {client_id: %q, client_secret: %q}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: rt, namespace: pods}
+stringData: {refresh_token: %q}
+---
+apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: GoogleOAuthGrant
+metadata: {name: api, namespace: pods}
+spec:
+  clientSecretRef: {name: client}
+  refreshTokenSecretRef: {name: rt}
+  # 30 s tokens: refresh 15 s before expiry, far longer than the kubelet's 2 s sync.
+  refreshBefore: 15s
+`, devstack.SampleClientID, devstack.SampleClientSecret, rt))
+	kubectl(t, "wait", "-n", "pods", "--for=condition=Ready", "--timeout=60s", "gog/api")
+	apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: consumer, namespace: pods}
+spec:
+  nodeName: localhost
+  hostNetwork: true
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: consumer
+    image: grantkeeper.local/consumer:test
+    imagePullPolicy: Never
+    env:
+    - {name: API_URL, value: %q}
+    - {name: INTERVAL, value: 1s}
+    volumeMounts:
+    - {name: google-token, mountPath: /var/run/secrets/google, readOnly: true}
+  volumes:
+  - name: google-token
+    secret: {secretName: api-access-token}
+`, stack.Google.URL()+"/v1/whoami"))
+	kubectl(t, "wait", "-n", "pods", "--for=condition=Ready", "--timeout=120s", "pod/consumer")
+
+	logs := func() (ok, unauthorized int, expiries map[string]bool, text string) {
+		text = kubectl(t, "logs", "-n", "pods", "consumer")
+		expiries = map[string]bool{}
+		for _, m := range statusLine.FindAllStringSubmatch(text, -1) {
+			switch m[1] {
+			case "200":
+				ok++
+			case "401":
+				unauthorized++
+			}
+			expiries[m[2]] = true
+		}
+		return
+	}
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		ok, unauthorized, expiries, text := logs()
+		if unauthorized > 0 || strings.Contains(text, "error=") {
+			t.Fatalf("the consumer saw a failure while the grant was healthy:\n%s", text)
+		}
+		if len(expiries) >= 6 { // the first token and five refreshes, each seen by the pod
+			t.Logf("%d successful calls across %d tokens, no 401", ok, len(expiries))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d tokens reached the pod in 4 minutes:\n%s", len(expiries), text)
+		}
+		<-time.After(2 * time.Second) // poll interval
+	}
+
+	// Revoke at (fake) Google: the grant turns Revoked, and once the last token expires the
+	// consumer's calls fail with 401, as they would against Google.
+	resp, err := http.PostForm(stack.Google.RevokeURL(), url.Values{"token": {rt}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	kubectl(t, "annotate", "-n", "pods", "gog/api", "--overwrite", "oauth.grantkeeper.dev/refresh-requested-at="+time.Now().UTC().Format(time.RFC3339Nano))
+	kubectl(t, "wait", "-n", "pods", "--for=condition=Revoked", "--timeout=60s", "gog/api")
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		_, unauthorized, _, text := logs()
+		if unauthorized > 0 {
+			t.Logf("after revocation the consumer got 401s, as with Google")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer never saw a 401 after revocation:\n%s", text)
+		}
+		<-time.After(2 * time.Second)
+	}
+	kubectl(t, "delete", "-n", "pods", "pod/consumer", "--grace-period=1", "--wait=true", "--timeout=60s")
+}
