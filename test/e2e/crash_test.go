@@ -18,7 +18,7 @@ func TestManagerKilledDuringRefreshes(t *testing.T) {
 	g := stack.Google
 	g.SetLifetime(6 * time.Second)
 	g.SetRotate(true)
-	g.SetRotationGrace(30 * time.Second)
+	g.SetRotationGrace(2 * time.Minute)
 	defer func() {
 		g.SetLifetime(time.Hour)
 		g.SetRotate(false)

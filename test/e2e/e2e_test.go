@@ -219,16 +219,7 @@ func TestSampleAsAUserWouldUseIt(t *testing.T) {
 func TestDeletionPolicyRevoke(t *testing.T) {
 	ns := namespace(t, "revoke")
 	rt := stack.Google.NewRefreshToken(devstack.SampleClientID, devstack.SampleScope)
-	manifest := fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata: {name: client}
-stringData: {client_id: %q, client_secret: %q}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: rt}
-stringData: {refresh_token: %q}
----
+	manifest := userSecrets(rt) + `
 apiVersion: oauth.grantkeeper.dev/v1alpha1
 kind: GoogleOAuthGrant
 metadata: {name: drive}
@@ -236,7 +227,7 @@ spec:
   clientSecretRef: {name: client}
   refreshTokenSecretRef: {name: rt}
   deletionPolicy: Revoke
-`, devstack.SampleClientID, devstack.SampleClientSecret, rt)
+`
 	if out, err := kubectlStdin(t, manifest, "apply", "-n", ns, "-f", "-"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -310,6 +301,21 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// userSecrets is the YAML of a client Secret "client" (the sample client) and a
+// refresh-token Secret "rt" holding rt, followed by a document separator.
+func userSecrets(rt string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: client}
+stringData: {client_id: %q, client_secret: %q}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: rt}
+stringData: {refresh_token: %q}
+---`, devstack.SampleClientID, devstack.SampleClientSecret, rt)
+}
+
 func secretKey(t *testing.T, ns, name, key string) string {
 	t.Helper()
 	enc := kubectl(t, "get", "secret", "-n", ns, name, "-o", "jsonpath={.data."+strings.ReplaceAll(key, ".", `\.`)+"}")
@@ -358,16 +364,7 @@ func alive(pid int) bool {
 func TestNamespaceDeletion(t *testing.T) {
 	ns := namespace(t, "doomed")
 	rt := stack.Google.NewRefreshToken(devstack.SampleClientID, devstack.SampleScope)
-	manifest := fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata: {name: client}
-stringData: {client_id: %q, client_secret: %q}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: rt}
-stringData: {refresh_token: %q}
----
+	manifest := userSecrets(rt) + `
 apiVersion: oauth.grantkeeper.dev/v1alpha1
 kind: GoogleOAuthGrant
 metadata: {name: keep}
@@ -377,7 +374,7 @@ apiVersion: oauth.grantkeeper.dev/v1alpha1
 kind: GoogleOAuthGrant
 metadata: {name: revoke}
 spec: {clientSecretRef: {name: client}, refreshTokenSecretRef: {name: rt}, accessTokenSecretName: revoke-token, deletionPolicy: Revoke}
-`, devstack.SampleClientID, devstack.SampleClientSecret, rt)
+`
 	if out, err := kubectlStdin(t, manifest, "apply", "-n", ns, "-f", "-"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
