@@ -533,3 +533,19 @@ func TestAuthorizedUserForm(t *testing.T) {
 	})
 	h.waitCondition("sa", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClientSecret)
 }
+
+// TestRefreshTokenExpiry: when Google reports refresh_token_expires_in (time-based access),
+// the status says when the refresh token itself stops working.
+func TestRefreshTokenExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.google.SetRefreshTokenExpiresIn(7 * 24 * time.Hour)
+	h.credentials("timed")
+	h.grant("timed")
+	g := h.waitReady("timed")
+	if g.Status.RefreshTokenExpiresAt == nil {
+		t.Fatal("status.refreshTokenExpiresAt not set")
+	}
+	if d := g.Status.RefreshTokenExpiresAt.Sub(g.Status.LastRefreshTime.Time); d != 7*24*time.Hour {
+		t.Errorf("refreshTokenExpiresAt is %v after lastRefreshTime, want 168h", d)
+	}
+}
