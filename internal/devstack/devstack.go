@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
@@ -153,6 +154,25 @@ func (s *Stack) Run(args ...string) (string, error) {
 		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// RunInput runs kubectl as cluster admin with stdin as its standard input, returning its
+// combined output.
+func (s *Stack) RunInput(stdin string, args ...string) (string, error) {
+	cmd := s.Kubectl(args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// MustRun is Run for tests: it fails the test on error.
+func (s *Stack) MustRun(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := s.Run(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // RunTo runs kubectl as cluster admin with its output going to w.

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -224,13 +225,6 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// SetClock replaces the wall clock used for token expiry.
-func (s *Server) SetClock(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
 // FailNext makes the next n token requests fail with f.
 func (s *Server) FailNext(n int, f Failure) {
 	s.mu.Lock()
@@ -291,14 +285,6 @@ func (s *Server) CurrentRefreshToken(token string) string {
 		}
 		token = next
 	}
-}
-
-// AddAuthCode registers an authorization code, as Google's consent screen would issue it.
-// challenge is the PKCE S256 code_challenge, or "" for none.
-func (s *Server) AddAuthCode(code, clientID, redirectURI, challenge string, scopes ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.codes[code] = &authCode{clientID: clientID, redirectURI: redirectURI, challenge: challenge, scopes: scopes, offline: true}
 }
 
 // Handler serves the endpoints.
@@ -574,22 +560,14 @@ func randomString(n int) string {
 func (s *Server) IssuedAccessTokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.access))
-	for t := range s.access {
-		out = append(out, t)
-	}
-	return out
+	return slices.Collect(maps.Keys(s.access))
 }
 
 // RefreshTokens lists every refresh token known (registered, rotated or minted), for leak checks.
 func (s *Server) RefreshTokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.refresh))
-	for t := range s.refresh {
-		out = append(out, t)
-	}
-	return out
+	return slices.Collect(maps.Keys(s.refresh))
 }
 
 // ClearFailures drops failures queued with FailNext.

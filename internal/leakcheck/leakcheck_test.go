@@ -9,10 +9,10 @@ func TestFind(t *testing.T) {
 		"token=" + secret:                       1,
 		"prefix " + secret[5:17] + " suffix":    1, // a 12-character slice
 		"prefix " + secret[5:16] + " suffix":    0, // 11 characters are not enough
-		"short secret abc in text":              1,
+		"short secret qzq in text":              1,
 		"sha256:1a2b3c4d is only a fingerprint": 0,
 	} {
-		if got := Find(text, []string{secret, "abc"}); len(got) != want && !(want == 1 && len(got) >= 1) {
+		if got := Find(text, []string{secret, "qzq"}); len(got) != want {
 			t.Errorf("Find(%q) = %v, want %d finds", text, got, want)
 		}
 	}

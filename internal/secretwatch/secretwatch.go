@@ -125,17 +125,6 @@ func (w *Watcher) Get(ns, name string) (*metav1.ObjectMeta, error) {
 	return m.ObjectMeta.DeepCopy(), nil
 }
 
-// Namespaces lists the namespaces being watched.
-func (w *Watcher) Namespaces() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := make([]string, 0, len(w.informers))
-	for ns := range w.informers {
-		out = append(out, ns)
-	}
-	return out
-}
-
 // Reader returns a client.Reader that answers Get for *metav1.PartialObjectMetadata Secrets
 // from the watches (NotFound when absent or not watched). It does not List.
 func (w *Watcher) Reader() client.Reader { return reader{w} }

@@ -96,19 +96,12 @@ func managerLogClean() bool {
 
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := stack.Run(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return stack.MustRun(t, args...)
 }
 
 func kubectlStdin(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
-	cmd := stack.Kubectl(args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return stack.RunInput(stdin, args...)
 }
 
 func namespace(t *testing.T, name string) string {
@@ -161,7 +154,8 @@ func TestSampleAsAUserWouldUseIt(t *testing.T) {
 			t.Errorf("kubectl get gog has no %s column:\n%s", col, table)
 		}
 	}
-	if !strings.Contains(row, "True") || !strings.Contains(row, "TokenValid") || !strings.Contains(row, time.Now().UTC().Format("2006-01-02T")) {
+	expires := kubectl(t, "get", "gog", "-n", ns, "analytics", "-o", "jsonpath={.status.expiresAt}")
+	if !strings.Contains(row, "True") || !strings.Contains(row, "TokenValid") || expires == "" || !strings.Contains(row, expires) {
 		t.Errorf("kubectl get gog row: %s", row)
 	}
 	if all := kubectl(t, "get", "grantkeeper", "-A"); !strings.Contains(all, "analytics") {
