@@ -1,6 +1,7 @@
 # grantkeeper: every tool is built from the Go module proxy into ./bin; nothing is curl'ed.
 
-K8S_VERSION ?= v1.36.3
+# The one place the Kubernetes version is set; hack/k8s-binaries/go.mod must pin the same.
+K8S_VERSION ?= $(shell cat hack/k8s-version)
 K8S_BIN     ?= $(CURDIR)/bin/k8s/$(K8S_VERSION)
 LOCALBIN    ?= $(CURDIR)/bin
 

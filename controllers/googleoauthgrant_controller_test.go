@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
 func TestFirstTokenAndReady(t *testing.T) {

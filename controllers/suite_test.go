@@ -30,11 +30,11 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
-	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
-	"github.com/grantkeeper/grantkeeper/internal/leakcheck"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
-	"github.com/grantkeeper/grantkeeper/internal/testenv"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
+	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
 )
 
 var env *testenv.Env

@@ -7,10 +7,10 @@
 # Idempotent: when the binaries exist and report the pinned version it exits in seconds.
 set -euo pipefail
 
-K8S_VERSION=v1.36.3   # must match k8s.io/kubernetes in hack/k8s-binaries/go.mod
-ETCD_VERSION=v3.6.8   # the etcd release k8s.io/kubernetes v1.36.3 itself requires
-
 root=$(cd "$(dirname "$0")/.." && pwd)
+K8S_VERSION=$(cat "$root/hack/k8s-version")   # must match k8s.io/kubernetes in hack/k8s-binaries/go.mod
+ETCD_VERSION=v3.6.8   # the etcd release that Kubernetes version itself requires
+
 mod="$root/hack/k8s-binaries"
 out="${K8S_BINARIES_DIR:-$root/bin/k8s/$K8S_VERSION}"
 
@@ -21,7 +21,7 @@ fail() {
 
 command -v go >/dev/null || fail "Go is not on PATH. Install Go 1.26+ (https://go.dev/doc/install) and re-run 'make k8s-binaries'."
 grep -q "k8s.io/kubernetes $K8S_VERSION" "$mod/go.mod" ||
-  fail "hack/k8s-binaries/go.mod does not pin k8s.io/kubernetes $K8S_VERSION; keep it in step with K8S_VERSION in $0."
+  fail "hack/k8s-binaries/go.mod does not pin k8s.io/kubernetes $K8S_VERSION; keep it in step with hack/k8s-version."
 
 up_to_date() {
   for b in kube-apiserver kube-controller-manager kubectl kubelet etcd; do

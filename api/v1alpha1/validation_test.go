@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/testenv"
+	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
 )
 
 var env *testenv.Env

@@ -23,6 +23,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/authflow"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
 
@@ -61,8 +62,8 @@ grant replaces its stored token rather than adding another.`,
 	f.StringVar(&o.listen, "listen-address", "127.0.0.1:0", "Loopback address for the redirect; fix the port for Web clients, whose redirect URIs must be registered.")
 	f.BoolVar(&o.noBrowser, "no-browser", false, "Only print the consent URL; do not open a browser.")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the browser to come back.")
-	f.StringVar(&o.authURL, "auth-url", googleAuthURL, "Authorization endpoint.")
-	f.StringVar(&o.tokenURL, "token-url", googleTokenURL, "Token endpoint.")
+	f.StringVar(&o.authURL, "auth-url", googleapi.AuthURL, "Authorization endpoint.")
+	f.StringVar(&o.tokenURL, "token-url", googleapi.TokenURL, "Token endpoint.")
 	_ = cmd.MarkFlagRequired("client-secret-file")
 	_ = cmd.MarkFlagRequired("scopes")
 	return cmd

@@ -18,13 +18,6 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 )
 
-// Google's endpoints; flags override them (tests point them at a fake).
-const (
-	googleAuthURL   = "https://accounts.google.com/o/oauth2/v2/auth"
-	googleTokenURL  = "https://oauth2.googleapis.com/token"
-	googleRevokeURL = "https://oauth2.googleapis.com/revoke"
-)
-
 // exitError carries an exit code without an error message (status's "not all Ready").
 type exitError struct{ code int }
 

@@ -19,6 +19,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
 
@@ -243,7 +244,7 @@ func newRevokeCommand(k *kube, streams genericiooptions.IOStreams) *cobra.Comman
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "Do not ask for confirmation.")
-	cmd.Flags().StringVar(&revokeURL, "revoke-url", googleRevokeURL, "Revocation endpoint.")
+	cmd.Flags().StringVar(&revokeURL, "revoke-url", googleapi.RevokeURL, "Revocation endpoint.")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "How long to wait for the grant to turn Revoked.")
 	return cmd
 }

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
+
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -39,12 +41,11 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
-	"github.com/grantkeeper/grantkeeper/internal/localcluster"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
 
 const (
-	k8sVersion   = "v1.36.3"
 	ns           = "bench"
 	clientID     = "bench.apps.googleusercontent.com"
 	clientSecret = "GOCSPX-bench"
@@ -193,7 +194,10 @@ func main() {
 		Unrelated:     envInt("BENCH_UNRELATED_SECRETS", 10000),
 		UnrelatedSize: envInt("BENCH_UNRELATED_SECRET_BYTES", 16<<10),
 	}
-	root, _ := os.Getwd()
+	root, err := k8sbin.RepoRoot()
+	must(err)
+	binDir, err := k8sbin.Dir(root)
+	must(err)
 	dir := filepath.Join(root, "bin", "bench-results")
 	_ = os.RemoveAll(dir)
 	must(os.MkdirAll(dir, 0o700))
@@ -201,7 +205,7 @@ func main() {
 	say("grantkeeper bench: %d grants, %s tokens, %d cycles, fake Google latency %s, %d unrelated %d-byte Secrets, manager flags %q",
 		cfg.Grants, cfg.TokenLifetime, cfg.Cycles, cfg.Latency, cfg.Unrelated, cfg.UnrelatedSize, os.Getenv("BENCH_MANAGER_ARGS"))
 
-	cluster, err := localcluster.Start(filepath.Join(root, "bin", "k8s", k8sVersion), dir)
+	cluster, err := localcluster.Start(binDir, dir)
 	must(err)
 	var mgr *managerProc
 	var stopWatches func()

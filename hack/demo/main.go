@@ -17,11 +17,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/grantkeeper/grantkeeper/internal/devstack"
-	"github.com/grantkeeper/grantkeeper/internal/localcluster"
-)
+	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 
-const k8sVersion = "v1.36.3"
+	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
+)
 
 var (
 	stack    *devstack.Stack
@@ -70,10 +70,18 @@ func kubectl(args ...string) {
 }
 
 func main() {
-	root, _ := os.Getwd()
-	dir := flag.String("dir", filepath.Join(root, "bin", "demo"), "Directory for kubeconfigs and logs (emptied first).")
+	root, err := k8sbin.RepoRoot()
+	if err != nil {
+		fail("%v", err)
+	}
+	defaultBin, err := k8sbin.Dir(root)
+	if err != nil {
+		fail("%v", err)
+	}
+	// Not bin/demo: that is the demo binary itself (make demo builds it there).
+	dir := flag.String("dir", filepath.Join(root, "bin", "demo-state"), "Directory for kubeconfigs and logs (emptied first).")
 	managerBin := flag.String("manager", filepath.Join(root, "bin", "manager"), "The manager binary.")
-	k8sBin := flag.String("k8s-bin", filepath.Join(root, "bin", "k8s", k8sVersion), "Directory with kube-apiserver, etcd, kubectl and kube-controller-manager.")
+	k8sBin := flag.String("k8s-bin", defaultBin, "Directory with kube-apiserver, etcd, kubectl and kube-controller-manager.")
 	flag.Parse()
 	_ = os.RemoveAll(*dir)
 

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
 func setup(t *testing.T) (*fakegoogle.Server, Options) {

@@ -1,6 +1,6 @@
 // Package tokenclient talks to Google's OAuth 2.0 token and revocation endpoints: it trades a
 // refresh token for an access token through golang.org/x/oauth2 and revokes refresh tokens.
-// Tests point it at the fake in internal/fakegoogle; nothing else differs.
+// Tests point it at the fake in test/framework/fakegoogle; nothing else differs.
 package tokenclient
 
 import (
@@ -18,12 +18,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
-)
-
-// Google's endpoints.
-const (
-	GoogleTokenURL  = "https://oauth2.googleapis.com/token"
-	GoogleRevokeURL = "https://oauth2.googleapis.com/revoke"
 )
 
 // MaxLifetime bounds the lifetime we accept for an access token. Google's last about an

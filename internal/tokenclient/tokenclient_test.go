@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
-	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
 var client = credentials.Client{ID: "id.apps.googleusercontent.com", Secret: "GOCSPX-secret"}
@@ -166,7 +167,7 @@ func TestRevoke(t *testing.T) {
 
 func TestValidateURL(t *testing.T) {
 	for url, ok := range map[string]bool{
-		tokenclient.GoogleTokenURL:       true,
+		googleapi.TokenURL:               true,
 		"http://127.0.0.1:8080/token":    true,
 		"http://localhost:8080/token":    true,
 		"http://[::1]:8080/token":        true,

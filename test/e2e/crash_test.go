@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grantkeeper/grantkeeper/internal/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
 )
 
 // TestManagerKilledDuringRefreshes: the manager is SIGKILLed at random points 20 times in a

@@ -20,11 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
+
 	"golang.org/x/oauth2"
 
-	"github.com/grantkeeper/grantkeeper/internal/devstack"
-	"github.com/grantkeeper/grantkeeper/internal/leakcheck"
-	"github.com/grantkeeper/grantkeeper/internal/localcluster"
+	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
+	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
 
 var (
@@ -34,18 +36,17 @@ var (
 	workDir string
 )
 
-const k8sVersion = "v1.36.3"
-
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	wd, _ := os.Getwd()
-	root = filepath.Clean(filepath.Join(wd, "..", ".."))
-	binDir = filepath.Join(root, "bin", "k8s", k8sVersion)
-	if v := os.Getenv("KUBEBUILDER_ASSETS"); v != "" {
-		binDir = v
-	}
 	var err error
+	if root, err = k8sbin.RepoRoot(); err == nil {
+		binDir, err = k8sbin.Dir(root)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	if workDir, err = os.MkdirTemp("", "grantkeeper-e2e-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

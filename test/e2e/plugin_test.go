@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grantkeeper/grantkeeper/internal/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
 )
 
 const driveScope = "https://www.googleapis.com/auth/drive.readonly"

@@ -16,14 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
+
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/grantkeeper/grantkeeper/internal/devstack"
-	"github.com/grantkeeper/grantkeeper/internal/localnode"
+	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/localnode"
 )
-
-const k8sVersion = "v1.36.3"
 
 // figures are printed at the end of the run (as the issue asks: they show in make test).
 var figures string
@@ -47,11 +47,15 @@ func run(m *testing.M) int {
 		fmt.Printf("pods: SKIPPING the kubelet-backed pod test (not root, or no apt-get to install containerd and runc): %s\n", skipReason)
 		return m.Run()
 	}
-	wd, _ := os.Getwd()
-	root := filepath.Clean(filepath.Join(wd, "..", ".."))
-	binDir := filepath.Join(root, "bin", "k8s", k8sVersion)
-	if v := os.Getenv("KUBEBUILDER_ASSETS"); v != "" {
-		binDir = v
+	root, err := k8sbin.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	binDir, err := k8sbin.Dir(root)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	work, err := os.MkdirTemp("", "gkpods-")
 	if err != nil {

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -18,11 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/localcluster"
+	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
-
-// K8sVersion is the Kubernetes version hack/k8s-binaries.sh builds.
-const K8sVersion = "v1.36.3"
 
 // Env is a running control plane.
 type Env struct {
@@ -51,13 +49,13 @@ func Run(m *testing.M, env **Env) int {
 
 // Start starts a control plane and returns it with its stop function.
 func Start() (*Env, func(), error) {
-	root, err := repoRoot()
+	root, err := k8sbin.RepoRoot()
 	if err != nil {
 		return nil, nil, err
 	}
-	bin := os.Getenv("KUBEBUILDER_ASSETS")
-	if bin == "" {
-		bin = filepath.Join(root, "bin", "k8s", K8sVersion)
+	bin, err := k8sbin.Dir(root)
+	if err != nil {
+		return nil, nil, err
 	}
 	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
@@ -94,21 +92,4 @@ func Start() (*Env, func(), error) {
 		return nil, nil, err
 	}
 	return &Env{Config: cfg, Scheme: scheme, Client: c, Root: root, BinDir: bin}, stop, nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/grantkeeper/grantkeeper\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("repository root (go.mod of github.com/grantkeeper/grantkeeper) not found above the working directory")
-		}
-		dir = parent
-	}
 }

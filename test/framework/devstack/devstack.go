@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grantkeeper/grantkeeper/internal/fakegoogle"
-	"github.com/grantkeeper/grantkeeper/internal/localcluster"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
 
 // The placeholder credentials in config/samples/oauth_v1alpha1_googleoauthgrant.yaml, which
