@@ -52,6 +52,10 @@ type GoogleOAuthGrantReconciler struct {
 	Backoff  schedule.Backoff
 	// MaxRevokeAttempts bounds how long deletion waits on a failing revocation.
 	MaxRevokeAttempts int32
+	// Decided, when set, is called after every reconcile that decided a grant's fate (not
+	// after a requeue that only waited for a cache), with the clock's time when the decision
+	// began. Tests use it as a barrier: "this grant was decided after time T".
+	Decided func(grant types.NamespacedName, began time.Time)
 }
 
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;update
@@ -78,6 +82,10 @@ func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if !r.secretWatch.Synced(grant.Namespace) {
 		// The namespace's Secret watch has just started; decide once it has listed them.
 		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+	}
+	if r.Decided != nil {
+		began := r.Clock.Now()
+		defer r.Decided(req.NamespacedName, began)
 	}
 
 	obs, err := r.observe(ctx, grant, false)

@@ -21,6 +21,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
@@ -51,8 +52,8 @@ func run() error {
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address for Go's pprof endpoints (debugging memory and CPU); 0 disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica refreshes tokens.")
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
-	flag.StringVar(&tokenURL, "token-url", tokenclient.GoogleTokenURL, "OAuth 2.0 token endpoint. Must be https unless the host is loopback.")
-	flag.StringVar(&revokeURL, "revoke-url", tokenclient.GoogleRevokeURL, "OAuth 2.0 revocation endpoint. Must be https unless the host is loopback.")
+	flag.StringVar(&tokenURL, "token-url", googleapi.TokenURL, "OAuth 2.0 token endpoint. Must be https unless the host is loopback.")
+	flag.StringVar(&revokeURL, "revoke-url", googleapi.RevokeURL, "OAuth 2.0 revocation endpoint. Must be https unless the host is loopback.")
 	flag.DurationVar(&requestTimeout, "token-request-timeout", 30*time.Second, "Timeout of one request to the token or revocation endpoint.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "Grants reconciled in parallel (token requests are I/O-bound).")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to manage grants in (default: all). Pair with RoleBindings instead of the ClusterRoleBinding.")
