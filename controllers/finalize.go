@@ -17,6 +17,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
+	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
 
@@ -34,7 +35,7 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 	s := &corev1.Secret{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: name}, s)
 	if apierrors.IsNotFound(err) {
-		r.event(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q is gone, so there is no refresh token to revoke; if it was still valid, revoke it at https://myaccount.google.com/permissions", name)
+		r.eventf(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q is gone, so there is no refresh token to revoke; if it was still valid, revoke it at https://myaccount.google.com/permissions", name)
 		return ctrl.Result{}, r.removeFinalizer(ctx, g)
 	}
 	if err != nil {
@@ -42,7 +43,7 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 	}
 	rt := credentials.StoredRefreshToken(g, s.Name, s.Data)
 	if rt == "" {
-		r.event(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q holds no usable refresh token under key %q; nothing to revoke", name, g.RefreshTokenKey())
+		r.eventf(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q holds no usable refresh token under key %q; nothing to revoke", name, g.RefreshTokenKey())
 		return ctrl.Result{}, r.removeFinalizer(ctx, g)
 	}
 
@@ -51,23 +52,24 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 	metrics.RevokeRequests.WithLabelValues(revokeResult(err)).Inc()
 	switch {
 	case err == nil:
-		r.event(g, corev1.EventTypeNormal, "RefreshTokenRevoked", "Revoke", "Revoked the refresh token in Secret %q at Google", name)
+		r.eventf(g, corev1.EventTypeNormal, "RefreshTokenRevoked", "Revoke", "Revoked the refresh token in Secret %q at Google", name)
 		return ctrl.Result{}, r.removeFinalizer(ctx, g)
 	case errors.As(err, &re) && re.AlreadyInvalid():
-		r.event(g, corev1.EventTypeNormal, "RefreshTokenRevoked", "Revoke", "The refresh token in Secret %q was already invalid at Google", name)
+		r.eventf(g, corev1.EventTypeNormal, "RefreshTokenRevoked", "Revoke", "The refresh token in Secret %q was already invalid at Google", name)
 		return ctrl.Result{}, r.removeFinalizer(ctx, g)
 	}
 
 	attempts := g.Status.RevokeAttempts + 1
 	if !(errors.As(err, &re) && re.Temporary()) || attempts >= r.maxRevokeAttempts() {
-		r.event(g, corev1.EventTypeWarning, "RevokeFailed", "Revoke", "Gave up revoking the refresh token in Secret %q after %d attempt(s): %v. Revoke it by hand at https://myaccount.google.com/permissions", name, attempts, err)
+		r.eventf(g, corev1.EventTypeWarning, "RevokeFailed", "Revoke", "Gave up revoking the refresh token in Secret %q after %d attempt(s): %v. Revoke it by hand at https://myaccount.google.com/permissions", name, attempts, err)
 		return ctrl.Result{}, r.removeFinalizer(ctx, g)
 	}
-	g.Status.RevokeAttempts = attempts
 	delay := r.Backoff.Delay(attempts, 0, string(g.UID))
 	logf.FromContext(ctx).Info("revoking refresh token failed; retrying", "attempt", attempts, "error", err.Error(), "retryIn", delay)
-	r.event(g, corev1.EventTypeWarning, "RevokeFailed", "Revoke", "Revoking the refresh token failed (attempt %d of %d): %v; retrying in %s", attempts, r.maxRevokeAttempts(), err, delay.Round(time.Second))
-	if err := r.Status().Update(ctx, g); err != nil {
+	r.eventf(g, corev1.EventTypeWarning, "RevokeFailed", "Revoke", "Revoking the refresh token failed (attempt %d of %d): %v; retrying in %s", attempts, r.maxRevokeAttempts(), err, delay.Round(time.Second))
+	st := *g.Status.DeepCopy()
+	st.RevokeAttempts = attempts
+	if err := r.writeStatus(ctx, g, st); err != nil {
 		return ctrl.Result{}, fmt.Errorf("recording revoke attempt: %w", err)
 	}
 	return ctrl.Result{RequeueAfter: delay}, nil
@@ -97,4 +99,8 @@ func (r *GoogleOAuthGrantReconciler) maxRevokeAttempts() int32 {
 func (r *GoogleOAuthGrantReconciler) removeFinalizer(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) error {
 	controllerutil.RemoveFinalizer(g, oauthv1alpha1.RevokeFinalizer)
 	return client.IgnoreNotFound(r.Update(ctx, g))
+}
+
+func (r *GoogleOAuthGrantReconciler) eventf(g *oauthv1alpha1.GoogleOAuthGrant, typ, reason, action, note string, args ...any) {
+	r.event(g, plan.Event{Type: typ, Reason: reason, Action: action, Note: fmt.Sprintf(note, args...)})
 }

@@ -96,15 +96,18 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 	}
 	// Secret events from the metadata watches reach the controller through a channel.
 	secretEvents := make(chan event.TypedGenericEvent[*metav1.PartialObjectMetadata], 1024)
-	r.secretWatch = secretwatch.New(mdClient, managedSelector(selection.NotEquals).String(), keepReferenceFields, func(ns, name string) {
-		m := secretMetadata()
+	watcher := secretwatch.New(mdClient, managedSelector(selection.NotEquals).String(), keepReferenceFields, func(ns, name string) {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		m.Namespace, m.Name = ns, name
 		secretEvents <- event.TypedGenericEvent[*metav1.PartialObjectMetadata]{Object: m}
 	})
-	if err := mgr.Add(r.secretWatch); err != nil {
+	if err := mgr.Add(watcher); err != nil {
 		return err
 	}
-	r.secretMeta = r.secretWatch.Reader()
+	if r.SecretMeta == nil {
+		r.SecretMeta = watcher
+	}
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}

@@ -26,6 +26,11 @@ type Problem struct {
 
 func (p *Problem) Error() string { return p.Message }
 
+// ProblemReasons are the Ready reasons a Problem can carry (SecretNotFound comes from the
+// reconciler, which finds Secrets missing before anything here runs). Bad input never heals
+// by retrying: each is permanent until an input changes.
+var ProblemReasons = []string{oauthv1alpha1.ReasonSecretNotFound, oauthv1alpha1.ReasonSecretKeyMissing, oauthv1alpha1.ReasonInvalidClientSecret}
+
 func missing(secret, key, how string) *Problem {
 	return &Problem{Reason: oauthv1alpha1.ReasonSecretKeyMissing,
 		Message: fmt.Sprintf("Secret %q has no usable key %q (%s); %s", secret, key, how, "add it, e.g. kubectl create secret generic ... --from-literal/--from-file")}

@@ -29,6 +29,9 @@ const (
 	Rejected
 )
 
+// Kinds lists every Kind, for tables that must cover them all.
+var Kinds = []Kind{Transient, InvalidGrant, InvalidClient, Rejected}
+
 func (k Kind) String() string {
 	switch k {
 	case InvalidGrant:

@@ -34,7 +34,7 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 		"events.k8s.io/events": {"create", "patch"},
 		"oauth.grantkeeper.dev/googleoauthgrants":            {"get", "list", "update", "watch"},
 		"oauth.grantkeeper.dev/googleoauthgrants/finalizers": {"update"},
-		"oauth.grantkeeper.dev/googleoauthgrants/status":     {"get", "update"},
+		"oauth.grantkeeper.dev/googleoauthgrants/status":     {"get", "patch"},
 	}
 	var role rbacv1.ClusterRole
 	read(t, "config/rbac/role.yaml", &role)

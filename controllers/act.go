@@ -1,0 +1,197 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
+	"github.com/grantkeeper/grantkeeper/internal/metrics"
+	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
+)
+
+// act is the one place that talks to Google on a grant's behalf: it reads the inputs,
+// requests a token, persists a rotated refresh token, publishes the access token, and
+// returns what plan.Record makes of the outcome, plus events of its own.
+func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, why string) (plan.Report, []plan.Event, error) {
+	g := obs.Grant
+	in, problem, err := r.readInputs(ctx, g)
+	if err != nil {
+		return plan.Report{}, nil, err
+	}
+	if problem != nil {
+		return plan.Record(obs.Observation, plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(g)}), nil, nil
+	}
+
+	log := logf.FromContext(ctx)
+	log.V(1).Info("requesting access token", "why", why, "refreshToken", fingerprint(in.refreshToken))
+	now := obs.Now
+	tok, err := r.Tokens.Refresh(ctx, in.client, in.refreshToken, now)
+	result := "success"
+	var failure tokenerr.Failure
+	if err != nil {
+		failure = tokenerr.Classify(err, now).Redact(in.refreshToken, in.client.Secret)
+		result = failure.Kind.String()
+	}
+	metrics.TokenRequests.WithLabelValues(result).Inc()
+	metrics.TokenRequestDuration.WithLabelValues(result).Observe(r.Clock.Since(now).Seconds())
+	if err != nil {
+		logf.FromContext(ctx).Info("token request failed", "kind", failure.Kind.String(), "status", failure.Status, "error", failure.Code, "attempt", g.Status.FailedRefreshAttempts+1)
+		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(g)}), nil, nil
+	}
+
+	var events []plan.Event
+	if tok.RefreshToken != "" {
+		// A rotated refresh token is the only copy of the grant: persist it before anything else.
+		ev, err := r.writeBackRefreshToken(ctx, g, in, tok.RefreshToken)
+		if err != nil {
+			return plan.Report{}, nil, err
+		}
+		events = append(events, ev...)
+	}
+
+	issued := now.Truncate(time.Second)
+	if _, err := derivedsecret.Publish(ctx, r.Client, r.Scheme(), g, obs.target, derivedsecret.Token{AccessToken: tok.AccessToken, Expiry: tok.Expiry, RefreshedAt: issued}); err != nil {
+		return plan.Report{}, nil, err
+	}
+	r.writes.record(types.NamespacedName{Namespace: g.Namespace, Name: g.Name}, now, func(e *replaced) {
+		e.secretCreated = obs.target == nil
+		e.secret = ""
+		if obs.target != nil {
+			e.secret = obs.target.ResourceVersion
+		}
+	})
+	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
+	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(g)}), events, nil
+}
+
+// inputs are the credentials for one token request.
+type inputs struct {
+	client        credentials.Client
+	refreshToken  string
+	refreshSecret *corev1.Secret // read live
+	// versions are the metadata of the Secrets as used (nil: absent), for the fingerprint.
+	versions map[string]*metav1.ObjectMeta
+}
+
+func (in *inputs) fingerprint(g *oauthv1alpha1.GoogleOAuthGrant) string {
+	return fingerprintInputs(g, in.versions)
+}
+
+// readInputs reads the refresh token from the API server (never from a cache, so a request
+// never uses a stale one) and the client from the client record or, when the client Secret
+// changed, from the API server; or says what is wrong with them.
+func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) (*inputs, *credentials.Problem, error) {
+	in := &inputs{versions: map[string]*metav1.ObjectMeta{}}
+	notFound := func(name, field string) *credentials.Problem {
+		return &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound,
+			Message: fmt.Sprintf("Secret %q (%s) not found in namespace %q; create it, and the grant will pick it up within seconds", name, field, g.Namespace)}
+	}
+	if g.UsesAuthorizedUser() {
+		name := g.Spec.AuthorizedUserSecretRef.Name
+		s, err := r.liveSecret(ctx, g.Namespace, name)
+		if err != nil || s == nil {
+			return in, notFound(name, "spec.authorizedUserSecretRef"), err
+		}
+		in.versions[name], in.refreshSecret = &s.ObjectMeta, s
+		c, rt, p := credentials.ParseAuthorizedUser(s.Name, s.Data, g.RefreshTokenKey())
+		in.client, in.refreshToken = c, rt
+		return in, p, nil
+	}
+
+	cname, rname := g.ClientSecretName(), g.RefreshTokenSecretName()
+	cmeta, err := r.cachedSecretMeta(ctx, g.Namespace, cname)
+	if err != nil {
+		return in, nil, err
+	}
+	var clientSecret *corev1.Secret
+	c, recorded := r.clients.get(types.NamespacedName{Namespace: g.Namespace, Name: cname}, cmeta)
+	if recorded {
+		in.versions[cname] = cmeta
+	} else {
+		if clientSecret, err = r.liveSecret(ctx, g.Namespace, cname); err != nil || clientSecret == nil {
+			return in, notFound(cname, "spec.clientSecretRef"), err
+		}
+		in.versions[cname] = &clientSecret.ObjectMeta
+	}
+	rs, err := r.liveSecret(ctx, g.Namespace, rname)
+	if err != nil || rs == nil {
+		return in, notFound(rname, "spec.refreshTokenSecretRef"), err
+	}
+	in.versions[rname], in.refreshSecret = &rs.ObjectMeta, rs
+	if !recorded {
+		var p *credentials.Problem
+		if c, p = credentials.ParseClient(clientSecret.Name, clientSecret.Data); p != nil {
+			return in, p, nil
+		}
+		r.clients.put(clientSecret, c)
+	}
+	rt, p := credentials.RefreshToken(rs.Name, rs.Data, g.RefreshTokenKey())
+	in.client, in.refreshToken = c, rt
+	return in, p, nil
+}
+
+// liveSecret reads a Secret from the API server; nil when it does not exist.
+func (r *GoogleOAuthGrantReconciler) liveSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// writeBackRefreshToken stores a rotated refresh token in the user's Secret. If the Secret
+// changed meanwhile and no longer holds the token we used, the user put a new one there:
+// theirs wins and ours is dropped (it would be the older grant).
+func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, in *inputs, rotated string) ([]plan.Event, error) {
+	key := g.RefreshTokenKey()
+	s := in.refreshSecret.DeepCopy()
+	for range 5 {
+		if credentials.StoredRefreshToken(g, s.Name, s.Data) != in.refreshToken {
+			return []plan.Event{{Type: corev1.EventTypeWarning, Reason: "RefreshTokenChanged", Action: "WriteBack",
+				Note: fmt.Sprintf("The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)}}, nil
+		}
+		if g.UsesAuthorizedUser() {
+			updated, err := credentials.ReplaceAuthorizedUserRefreshToken(s.Data[key], rotated)
+			if err != nil {
+				return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
+			}
+			s.Data[key] = updated
+		} else {
+			s.Data[key] = []byte(rotated)
+		}
+		err := r.Update(ctx, s)
+		if err == nil {
+			// Record the Secret's new version, or the write-back would count as a change of input.
+			in.refreshSecret, in.versions[s.Name] = s, &s.ObjectMeta
+			return nil, nil
+		}
+		if !apierrors.IsConflict(err) {
+			return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
+		}
+		if s, err = r.liveSecret(ctx, g.Namespace, in.refreshSecret.Name); err != nil || s == nil {
+			return nil, fmt.Errorf("re-reading Secret %q to store the rotated refresh token: %v", in.refreshSecret.Name, err)
+		}
+	}
+	return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: too many conflicting updates", in.refreshSecret.Name)
+}
+
+// fingerprint is a short, non-reversible identifier of a secret value, for logs.
+func fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:4])
+}

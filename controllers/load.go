@@ -1,0 +1,113 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
+	"github.com/grantkeeper/grantkeeper/internal/plan"
+)
+
+// observation is plan.Observation plus what act needs to write: the derived Secret as found.
+type observation struct {
+	plan.Observation
+	target *corev1.Secret // our derived Secret; nil when absent or unusable
+}
+
+// load gathers one grant's observation from the caches, without API requests. stale
+// reports that a cache does not yet show our own last write to the grant or its Secret.
+func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) (obs observation, stale bool, err error) {
+	obs.Now = r.Clock.Now()
+	obs.Grant = g
+	obs.Backoff = r.Backoff
+	key := types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
+
+	target, err := derivedsecret.Lookup(ctx, r.secretReaders(), g, userSecretNames(g))
+	var conflict *derivedsecret.ConflictError
+	switch {
+	case err == nil:
+	case errors.As(err, &conflict):
+		obs.Conflict = conflict
+	default:
+		return obs, false, err
+	}
+	if r.writes.stale(key, obs.Now, g, target) {
+		return obs, true, nil
+	}
+	if target != nil {
+		obs.target = target
+		tok, ok := derivedsecret.Read(target, g.Name)
+		// An orphaned Secret (owner reference removed by hand) is rewritten, which restores it.
+		obs.Token, obs.HaveToken = tok, ok && derivedsecret.OwnedBy(target, string(g.UID))
+	}
+
+	metas := map[string]*metav1.ObjectMeta{}
+	for _, name := range userSecretNames(g) {
+		m, err := r.cachedSecretMeta(ctx, g.Namespace, name)
+		if err != nil {
+			return obs, false, err
+		}
+		metas[name] = m
+	}
+	obs.Fingerprint = fingerprintInputs(g, metas)
+	return obs, false, nil
+}
+
+func (r *GoogleOAuthGrantReconciler) secretReaders() derivedsecret.Readers {
+	return derivedsecret.Readers{Managed: r.Client, Meta: r.SecretMeta.Reader(), Live: r.APIReader}
+}
+
+// userSecretNames are the Secrets a grant reads: the client's and the refresh token's, or
+// the one authorized-user Secret.
+func userSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
+	if g.UsesAuthorizedUser() {
+		return []string{g.Spec.AuthorizedUserSecretRef.Name}
+	}
+	return []string{g.ClientSecretName(), g.RefreshTokenSecretName()}
+}
+
+// cachedSecretMeta returns a user Secret's metadata from the caches, nil when absent.
+func (r *GoogleOAuthGrantReconciler) cachedSecretMeta(ctx context.Context, ns, name string) (*metav1.ObjectMeta, error) {
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.SecretMeta.Reader().Get(ctx, key, m)
+	if err == nil {
+		return &m.ObjectMeta, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	// Perhaps it carries our label, so it lives in the other cache.
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, key, s); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return &s.ObjectMeta, nil
+}
+
+// fingerprintInputs identifies the spec generation and the versions of the referenced
+// Secrets (metas, nil for absent ones). It holds no secret material: only UIDs and
+// resourceVersions are hashed.
+func fingerprintInputs(g *oauthv1alpha1.GoogleOAuthGrant, metas map[string]*metav1.ObjectMeta) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "gen=%d;", g.Generation)
+	for _, name := range userSecretNames(g) {
+		if m := metas[name]; m != nil {
+			fmt.Fprintf(h, "%s=%s/%s;", name, m.UID, m.ResourceVersion)
+		} else {
+			fmt.Fprintf(h, "%s=absent;", name)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}

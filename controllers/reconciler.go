@@ -1,0 +1,154 @@
+// Package controllers holds the GoogleOAuthGrant controller: it keeps a derived Secret with a
+// fresh access token for each grant and reports the grant's health in its status.
+//
+// A reconcile reads top-down: load (load.go: one Observation from the caches), decide
+// (internal/plan: pure), act (act.go: the token request and the Secret writes, only when the
+// plan says so), report (report.go: events and one status write).
+package controllers
+
+import (
+	"context"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+)
+
+// TokenEndpoint is Google's token and revocation endpoints (tokenclient.Endpoint).
+type TokenEndpoint interface {
+	Refresh(ctx context.Context, client credentials.Client, refreshToken string, now time.Time) (*tokenclient.Token, error)
+	Revoke(ctx context.Context, token string) error
+}
+
+// SecretMetadata reads the metadata of the Secrets grantkeeper does not label, in the
+// namespaces that hold grants (secretwatch.Watcher in the manager).
+type SecretMetadata interface {
+	// Synced starts watching the namespace if needed and reports whether its cache is filled.
+	Synced(namespace string) bool
+	// Release stops watching a namespace that no longer holds grants.
+	Release(namespace string)
+	// Reader answers Gets of *metav1.PartialObjectMetadata Secrets.
+	Reader() client.Reader
+}
+
+// GoogleOAuthGrantReconciler reconciles GoogleOAuthGrant objects.
+type GoogleOAuthGrantReconciler struct {
+	// Client is the manager's client: its cache holds grants and the Secrets we label.
+	client.Client
+	// APIReader reads live from the API server: the Secret holding the refresh token, read
+	// once per token request so that a request never uses a stale refresh token.
+	APIReader client.Reader
+	// SecretMeta watches the other Secrets' metadata; SetupWithManager sets it when nil.
+	SecretMeta SecretMetadata
+
+	Recorder events.EventRecorder
+	Tokens   TokenEndpoint
+	Clock    clock.PassiveClock
+	Backoff  schedule.Backoff
+	// MaxRevokeAttempts bounds how long deletion waits on a failing revocation.
+	MaxRevokeAttempts int32
+	// Decided, when set, is called after every reconcile that decided a grant's fate (not
+	// after a requeue that only waited for a cache), with the clock's time when the decision
+	// began. Tests use it as a barrier: "this grant was decided after time T".
+	Decided func(grant types.NamespacedName, began time.Time)
+
+	// writes remembers our last writes until the cache shows them (lastwrite.go).
+	writes lastWrites
+	// clients remembers parsed OAuth clients by Secret version (clients.go).
+	clients clientRecord
+}
+
+// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/status,verbs=get;patch
+// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// cacheLagRetry is how soon to look again when the cache does not yet show our own last write.
+const cacheLagRetry = 100 * time.Millisecond
+
+// Reconcile brings one grant's derived Secret and status up to date: load, decide, act, report.
+func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	g := &oauthv1alpha1.GoogleOAuthGrant{}
+	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.writes.forget(req.NamespacedName)
+			return ctrl.Result{}, r.releaseSecretWatch(ctx, req.Namespace)
+		}
+		return ctrl.Result{}, err
+	}
+	if !g.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, g)
+	}
+	if err := r.syncFinalizer(ctx, g); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !r.SecretMeta.Synced(g.Namespace) {
+		// The namespace's Secret watch has just started; decide once it has listed them.
+		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+	}
+	obs, stale, err := r.load(ctx, g)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if stale {
+		// Deciding on a cache that lacks our own last write could repeat a token request.
+		return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
+	}
+	if r.Decided != nil {
+		defer r.Decided(req.NamespacedName, obs.Now)
+	}
+
+	p := plan.Decide(obs.Observation)
+	report := p.Report
+	if p.Refresh {
+		var extra []plan.Event
+		if report, extra, err = r.act(ctx, obs, p.Why); err != nil {
+			if apierrors.IsConflict(err) {
+				// A Secret changed under us: look again with the newer version.
+				return ctrl.Result{RequeueAfter: time.Second}, nil
+			}
+			return ctrl.Result{}, err
+		}
+		report.Events = append(report.Events, extra...)
+	}
+	return r.report(ctx, g, report)
+}
+
+// releaseSecretWatch stops watching a namespace's Secrets once it holds no grants.
+func (r *GoogleOAuthGrantReconciler) releaseSecretWatch(ctx context.Context, ns string) error {
+	var grants oauthv1alpha1.GoogleOAuthGrantList
+	if err := r.List(ctx, &grants, client.InNamespace(ns), client.Limit(1)); err != nil {
+		return err
+	}
+	if len(grants.Items) == 0 {
+		r.SecretMeta.Release(ns)
+		r.clients.forgetNamespace(ns)
+	}
+	return nil
+}
+
+// syncFinalizer adds the revoke finalizer for deletionPolicy Revoke and removes it otherwise.
+func (r *GoogleOAuthGrantReconciler) syncFinalizer(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) error {
+	want := g.Spec.DeletionPolicy == oauthv1alpha1.DeletionPolicyRevoke
+	if want == controllerutil.ContainsFinalizer(g, oauthv1alpha1.RevokeFinalizer) {
+		return nil
+	}
+	if want {
+		controllerutil.AddFinalizer(g, oauthv1alpha1.RevokeFinalizer)
+	} else {
+		controllerutil.RemoveFinalizer(g, oauthv1alpha1.RevokeFinalizer)
+	}
+	return r.Update(ctx, g)
+}

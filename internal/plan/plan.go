@@ -1,0 +1,396 @@
+// Package plan decides, without I/O, everything the grant reconciler does: from an
+// Observation, whether to request a token and, if not, the status to report and when to look
+// again (Decide); from the Outcome of a token request, the new status (Record). The
+// reconciler only loads, acts and writes what this package returns.
+//
+// The rules read top-down in Decide and Record; the conditions table in the README is the
+// same table, tested row by row in plan_test.go.
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
+	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
+)
+
+// Observation is what the reconciler saw of one grant.
+type Observation struct {
+	Now time.Time
+	// Grant is the grant as cached (spec, annotations and the last reported status). Read only.
+	Grant *oauthv1alpha1.GoogleOAuthGrant
+	// Conflict is why the derived Secret's name cannot be used (a *derivedsecret.ConflictError),
+	// nil when it can.
+	Conflict error
+	// Token is the derived Secret's token, valid only when HaveToken: the Secret is ours and
+	// in our exact shape.
+	Token     derivedsecret.Token
+	HaveToken bool
+	// Fingerprint identifies the spec and the referenced Secrets' versions as observed.
+	Fingerprint string
+	// Backoff is how this manager backs off after transient failures (zero: the default).
+	Backoff schedule.Backoff
+}
+
+// Event is an event to record on the grant.
+type Event struct {
+	Type, Reason, Action, Note string
+}
+
+// Report is what to write back: the status, the events, and when to reconcile again
+// (0: only on a watch event).
+type Report struct {
+	Status       oauthv1alpha1.GoogleOAuthGrantStatus
+	Events       []Event
+	RequeueAfter time.Duration
+}
+
+// Plan is Decide's answer: request a token now (Why says why), or report Report.
+type Plan struct {
+	Refresh bool
+	Why     string
+	Report  Report
+}
+
+// Outcome is what a token request led to: exactly one of Token, Failure or Problem.
+type Outcome struct {
+	Token   *tokenclient.Token
+	Failure *tokenerr.Failure
+	// Problem is bad input found while reading the Secrets; no request was made.
+	Problem *credentials.Problem
+	// Fingerprint identifies the inputs the request used (after any refresh-token write-back).
+	Fingerprint string
+}
+
+// Decide applies the rules in order of precedence.
+func Decide(o Observation) Plan {
+	g := o.Grant
+	st := g.Status.DeepCopy()
+	r := &reporter{o: o, st: st}
+	refreshAt := r.refreshAt()
+	valid := o.HaveToken && o.Now.Before(o.Token.Expiry)
+	ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
+	permanent := ready != nil && ready.Status != metav1.ConditionTrue && PermanentReason(ready.Reason)
+
+	refresh := func(why string) Plan { return Plan{Refresh: true, Why: why} }
+	switch {
+	case o.Conflict != nil:
+		// Never write into someone else's Secret; a watch on it wakes us when it goes away.
+		msg := o.Conflict.Error()
+		if r.setReady(metav1.ConditionFalse, oauthv1alpha1.ReasonTargetSecretConflict, msg) {
+			r.event("Warning", oauthv1alpha1.ReasonTargetSecretConflict, "Publish", msg)
+		}
+		return Plan{Report: r.finish(0)}
+	case PendingManualRequest(g) != "":
+		return refresh("manual refresh requested")
+	case o.Fingerprint != g.Status.InputsFingerprint:
+		return refresh("spec or referenced Secret changed")
+	case permanent:
+		// No token requests until an input changes or a manual refresh is requested (hot
+		// loops on permanent errors are what users of other operators hated most). Look
+		// again at expiry only, for the Ready condition's sake.
+		if valid {
+			return Plan{Report: r.finish(schedule.Delay(o.Now, o.Token.Expiry))}
+		}
+		return Plan{Report: r.finish(0)}
+	case st.FailedRefreshAttempts > 0 && st.RefreshTime != nil && o.Now.Before(st.RefreshTime.Time):
+		// Backing off. If the token ran out meanwhile, say so.
+		if !valid && meta.IsStatusConditionTrue(st.Conditions, oauthv1alpha1.ConditionReady) {
+			r.setReady(metav1.ConditionFalse, oauthv1alpha1.ReasonTokenEndpointError,
+				fmt.Sprintf("The access token expired at %s and refreshing has failed %d time(s); retrying at %s.",
+					formatTime(o.Token.Expiry), st.FailedRefreshAttempts, formatTime(st.RefreshTime.Time)))
+		}
+		return Plan{Report: r.finish(r.wait(st.RefreshTime.Time, valid))}
+	case !valid:
+		return refresh("no valid access token")
+	case !o.Now.Before(refreshAt):
+		return refresh("access token due for refresh")
+	}
+	// A fresh token: the status follows the Secret (it lags when a status write failed
+	// after the Secret was written).
+	if st.FailedRefreshAttempts == 0 {
+		st.ExpiresAt = metaTime(o.Token.Expiry)
+		st.LastRefreshTime = metaTime(o.Token.RefreshedAt)
+		st.RefreshTime = metaTime(refreshAt)
+	}
+	return Plan{Report: r.finish(r.wait(refreshAt, valid))}
+}
+
+// Record is the report after a token request (or an attempt stopped by bad input).
+func Record(o Observation, out Outcome) Report {
+	g := o.Grant
+	st := g.Status.DeepCopy()
+	r := &reporter{o: o, st: st}
+	// Whatever happened answers these inputs and this manual request: a failure is not
+	// retried until they change (permanent) or the backoff ends (transient).
+	st.InputsFingerprint = out.Fingerprint
+	if m := PendingManualRequest(g); m != "" {
+		st.LastHandledRefreshRequest = m
+	}
+	switch {
+	case out.Problem != nil:
+		st.RefreshTime = nil
+		if r.setReady(metav1.ConditionFalse, out.Problem.Reason, out.Problem.Message) {
+			r.event("Warning", out.Problem.Reason, "Refresh", out.Problem.Message)
+		}
+		return r.finish(0)
+	case out.Failure != nil:
+		return r.failed(*out.Failure)
+	}
+	return r.succeeded(out.Token)
+}
+
+type reporter struct {
+	o      Observation
+	st     *oauthv1alpha1.GoogleOAuthGrantStatus
+	events []Event
+}
+
+func (r *reporter) refreshAt() time.Time {
+	if !r.o.HaveToken {
+		return time.Time{}
+	}
+	return schedule.RefreshTime(r.o.Token.RefreshedAt, r.o.Token.Expiry, refreshBefore(r.o.Grant), string(r.o.Grant.UID))
+}
+
+// wait is the requeue for a look at `at`, or at expiry if that is sooner, so Ready turns
+// False on time.
+func (r *reporter) wait(at time.Time, valid bool) time.Duration {
+	if valid && r.o.Token.Expiry.Before(at) {
+		at = r.o.Token.Expiry
+	}
+	return schedule.Delay(r.o.Now, at)
+}
+
+func (r *reporter) succeeded(tok *tokenclient.Token) Report {
+	g, st, now := r.o.Grant, r.st, r.o.Now
+	before := r.o.Grant.Status
+	issued := now.Truncate(time.Second)
+	st.ExpiresAt = metaTime(tok.Expiry)
+	st.LastRefreshTime = metaTime(issued)
+	st.RefreshTime = metaTime(schedule.RefreshTime(issued, tok.Expiry, refreshBefore(g), string(g.UID)))
+	st.GrantedScopes = tok.Scopes
+	st.RefreshTokenExpiresAt = nil
+	if tok.RefreshTokenExpiresIn > 0 {
+		st.RefreshTokenExpiresAt = metaTime(issued.Add(tok.RefreshTokenExpiresIn))
+	}
+	st.FailedRefreshAttempts = 0
+	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded, "The token endpoint accepted the refresh token.")
+	r.setReady(metav1.ConditionTrue, oauthv1alpha1.ReasonTokenValid, r.validMessage(tok.Expiry, ""))
+	switch {
+	case before.ExpiresAt == nil:
+		r.event("Normal", "TokenIssued", "Refresh", fmt.Sprintf("First access token written to Secret %q, valid until %s", g.TargetSecretName(), formatTime(tok.Expiry)))
+	case !meta.IsStatusConditionTrue(before.Conditions, oauthv1alpha1.ConditionReady) || before.FailedRefreshAttempts > 0:
+		r.event("Normal", "Recovered", "Refresh", fmt.Sprintf("Refresh succeeded again; Secret %q holds a token valid until %s", g.TargetSecretName(), formatTime(tok.Expiry)))
+	}
+	return r.finish(schedule.Delay(now, st.RefreshTime.Time))
+}
+
+func (r *reporter) failed(f tokenerr.Failure) Report {
+	g, st, now := r.o.Grant, r.st, r.o.Now
+	st.FailedRefreshAttempts++
+	st.LastFailureTime = metaTime(now)
+	if f.Kind.Permanent() {
+		// No retry: RefreshTime nil, no requeue; a change of input or a manual request wakes us.
+		st.RefreshTime = nil
+		reason := ReasonFor(f.Kind)
+		switch f.Kind {
+		case tokenerr.InvalidGrant:
+			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("Google rejected the refresh token: %s", describe(f)))
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The refresh token was revoked, expired or superseded (%s). Obtain a new one with a new consent: %s (it stores the new token in Secret %q key %q); no more requests are made until then.",
+				f.Summary(), ReauthorizeCommand(g), g.RefreshTokenSecretName(), g.RefreshTokenKey()))
+			r.event("Warning", reason, "Refresh", "Refresh token rejected: "+f.Summary())
+		case tokenerr.InvalidClient:
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in Secret %q and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), g.ClientSecretName()))
+			r.event("Warning", reason, "Refresh", "OAuth client rejected: "+f.Summary())
+		default:
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint refused the request (%s). Fix the cause, then change the grant or its Secrets or request a manual refresh.", f.Summary()))
+			r.event("Warning", "RefreshFailed", "Refresh", "Token request refused: "+f.Summary())
+		}
+		return r.finish(0)
+	}
+
+	backoff := r.o.Backoff
+	if backoff == (schedule.Backoff{}) {
+		backoff = schedule.DefaultBackoff
+	}
+	retryAt := now.Add(backoff.Delay(st.FailedRefreshAttempts, f.RetryAfter, string(g.UID))).Truncate(time.Second).Add(time.Second)
+	st.RefreshTime = metaTime(retryAt)
+	r.event("Warning", "RefreshFailed", "Refresh", fmt.Sprintf("Refresh attempt %d failed: %s; retrying at %s", st.FailedRefreshAttempts, f.Summary(), formatTime(retryAt)))
+	valid := r.o.HaveToken && now.Before(r.o.Token.Expiry)
+	if valid {
+		r.setReady(metav1.ConditionTrue, oauthv1alpha1.ReasonTokenValid, r.validMessage(r.o.Token.Expiry, f.Summary()))
+	} else {
+		r.setReady(metav1.ConditionFalse, oauthv1alpha1.ReasonTokenEndpointError,
+			fmt.Sprintf("No valid access token: refreshing failed %d time(s), last: %s. Retrying at %s.", st.FailedRefreshAttempts, f.Summary(), formatTime(retryAt)))
+	}
+	return r.finish(r.wait(retryAt, valid))
+}
+
+// finish derives what follows from the rest of the status and returns the report.
+func (r *reporter) finish(requeue time.Duration) Report {
+	g, st := r.o.Grant, r.st
+	st.ObservedGeneration = g.Generation
+	st.AccessTokenSecretName = g.TargetSecretName()
+	r.setScopesCondition()
+	if meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady) == nil {
+		r.setCondition(oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonPending, "No access token has been obtained yet.")
+	}
+	return Report{Status: *st, Events: r.events, RequeueAfter: requeue}
+}
+
+// setScopesCondition reports spec.scopes missing from the granted scopes; it is absent
+// when spec.scopes is empty, and waits for the first token to know the granted scopes.
+func (r *reporter) setScopesCondition() {
+	g, st := r.o.Grant, r.st
+	if len(g.Spec.Scopes) == 0 {
+		meta.RemoveStatusCondition(&st.Conditions, oauthv1alpha1.ConditionScopesGranted)
+		return
+	}
+	if st.ExpiresAt == nil {
+		return
+	}
+	var missing []string
+	for _, s := range g.Spec.Scopes {
+		if !slices.Contains(st.GrantedScopes, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) == 0 {
+		r.setCondition(oauthv1alpha1.ConditionScopesGranted, metav1.ConditionTrue, oauthv1alpha1.ReasonAllScopesGranted, "Every scope in spec.scopes is granted.")
+		return
+	}
+	r.setCondition(oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes,
+		fmt.Sprintf("Not granted: %s. The user did not consent to them (users can grant scopes one by one); obtain a new refresh token with a consent that includes them: %s.", strings.Join(missing, " "), ReauthorizeCommand(g)))
+}
+
+// setReady sets Ready and reports whether its status or reason changed from the observed
+// status, which is when events are worth sending (10,000 grants must not flood the event store).
+func (r *reporter) setReady(status metav1.ConditionStatus, reason, msg string) bool {
+	r.setCondition(oauthv1alpha1.ConditionReady, status, reason, msg)
+	old := meta.FindStatusCondition(r.o.Grant.Status.Conditions, oauthv1alpha1.ConditionReady)
+	return old == nil || old.Status != status || old.Reason != reason
+}
+
+func (r *reporter) setCondition(typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&r.st.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: r.o.Grant.Generation,
+		LastTransitionTime: metav1.NewTime(r.o.Now.UTC().Truncate(time.Second)),
+	})
+}
+
+func (r *reporter) event(typ, reason, action, note string) {
+	r.events = append(r.events, Event{Type: typ, Reason: reason, Action: action, Note: note})
+}
+
+func (r *reporter) validMessage(expiry time.Time, lastFailure string) string {
+	st := r.st
+	msg := fmt.Sprintf("Secret %q holds an access token valid until %s.", r.o.Grant.TargetSecretName(), formatTime(expiry))
+	if lastFailure != "" {
+		return msg + fmt.Sprintf(" Refreshing failed %d time(s), last: %s; retrying at %s.", st.FailedRefreshAttempts, lastFailure, formatTime(st.RefreshTime.Time))
+	}
+	return msg + fmt.Sprintf(" Next refresh at %s.", formatTime(st.RefreshTime.Time))
+}
+
+// ReasonFor is the Ready reason a classified token-endpoint failure reports.
+func ReasonFor(k tokenerr.Kind) string {
+	switch k {
+	case tokenerr.InvalidGrant:
+		return oauthv1alpha1.ReasonInvalidGrant
+	case tokenerr.InvalidClient:
+		return oauthv1alpha1.ReasonInvalidClient
+	case tokenerr.Rejected:
+		return oauthv1alpha1.ReasonTokenRequestRejected
+	default:
+		return oauthv1alpha1.ReasonTokenEndpointError
+	}
+}
+
+// PermanentReason reports whether a not-Ready reason records a failure that retrying
+// without a change cannot fix. It is derived from the failure classification
+// (tokenerr.Kind.Permanent) and from bad input (credentials.ProblemReasons), never listed twice.
+func PermanentReason(reason string) bool {
+	for _, k := range tokenerr.Kinds {
+		if ReasonFor(k) == reason {
+			return k.Permanent()
+		}
+	}
+	return slices.Contains(credentials.ProblemReasons, reason)
+}
+
+// PendingManualRequest returns the refresh-requested-at annotation when it asks for a
+// refresh that has not been handled: a valid RFC 3339 time, not older than the last refresh
+// (the same second counts: refresh times are whole seconds), and not the request handled
+// last (so a request whose refresh failed is not retried in a loop).
+func PendingManualRequest(g *oauthv1alpha1.GoogleOAuthGrant) string {
+	v := g.Annotations[oauthv1alpha1.RefreshRequestedAtAnnotation]
+	if v == "" || v == g.Status.LastHandledRefreshRequest {
+		return ""
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return ""
+	}
+	if last := g.Status.LastRefreshTime; last != nil && t.Before(last.Time) {
+		return ""
+	}
+	return v
+}
+
+// ReauthorizeCommand is the kubectl plugin command that obtains a new refresh token for g
+// and stores it where g reads it.
+func ReauthorizeCommand(g *oauthv1alpha1.GoogleOAuthGrant) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kubectl grantkeeper authorize %s -n %s --client-secret-file client_secret.json --scopes ", g.Name, g.Namespace)
+	scopes := g.Spec.Scopes
+	if len(scopes) == 0 {
+		scopes = g.Status.GrantedScopes
+	}
+	if len(scopes) == 0 {
+		b.WriteString("SCOPE[,SCOPE...]")
+	} else {
+		b.WriteString(strings.Join(scopes, ","))
+	}
+	if g.UsesAuthorizedUser() {
+		fmt.Fprintf(&b, " -o adc --secret-name %s", g.Spec.AuthorizedUserSecretRef.Name)
+		return b.String()
+	}
+	if n := g.RefreshTokenSecretName(); n != g.Name+"-refresh-token" {
+		fmt.Fprintf(&b, " --secret-name %s", n)
+	}
+	if n := g.ClientSecretName(); n != g.Name+"-oauth-client" {
+		fmt.Fprintf(&b, " --client-secret-name %s", n)
+	}
+	return b.String()
+}
+
+func refreshBefore(g *oauthv1alpha1.GoogleOAuthGrant) time.Duration {
+	if g.Spec.RefreshBefore != nil {
+		return g.Spec.RefreshBefore.Duration
+	}
+	return 0
+}
+
+func describe(f tokenerr.Failure) string {
+	if f.Description != "" {
+		return fmt.Sprintf("%s (%s)", f.Description, f.Code)
+	}
+	return f.Summary()
+}
+
+func metaTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
+	return &mt
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
