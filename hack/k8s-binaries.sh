@@ -27,8 +27,11 @@ up_to_date() {
   for b in kube-apiserver kube-controller-manager kubectl kubelet etcd; do
     [ -x "$out/$b" ] || return 1
   done
-  "$out/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
-  "$out/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}" || return 1
+  # Capture, then match: with pipefail, `etcd --version | grep -q` fails when grep exits
+  # before etcd has written its last line (SIGPIPE), which happens on a busy machine.
+  local v
+  v=$("$out/kube-apiserver" --version 2>/dev/null) && grep -qx "Kubernetes $K8S_VERSION" <<<"$v" || return 1
+  v=$("$out/etcd" --version 2>/dev/null) && grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$v" || return 1
 }
 
 if up_to_date; then

@@ -271,7 +271,7 @@ func (r *reporter) setScopesCondition() {
 		return
 	}
 	r.setCondition(oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes,
-		fmt.Sprintf("Not granted: %s. The user did not consent to them (users can grant scopes one by one); obtain a new refresh token with a consent that includes them: %s.", strings.Join(missing, " "), ReauthorizeCommand(g)))
+		fmt.Sprintf("Not granted: %s. The user did not consent to them (users can grant scopes one by one); obtain a new refresh token with a consent that includes them.", strings.Join(missing, " ")))
 }
 
 // setReady sets Ready and reports whether its status or reason changed from the observed
