@@ -97,8 +97,9 @@ func (r *GoogleOAuthGrantReconciler) maxRevokeAttempts() int32 {
 }
 
 func (r *GoogleOAuthGrantReconciler) removeFinalizer(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) error {
+	before := g.DeepCopy()
 	controllerutil.RemoveFinalizer(g, oauthv1alpha1.RevokeFinalizer)
-	return client.IgnoreNotFound(r.Update(ctx, g))
+	return client.IgnoreNotFound(patchFinalizers(ctx, r.Client, before, g))
 }
 
 func (r *GoogleOAuthGrantReconciler) eventf(g *oauthv1alpha1.GoogleOAuthGrant, typ, reason, action, note string, args ...any) {

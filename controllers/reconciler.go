@@ -69,7 +69,7 @@ type GoogleOAuthGrantReconciler struct {
 	clients clientRecord
 }
 
-// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/status,verbs=get;patch
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
@@ -145,10 +145,17 @@ func (r *GoogleOAuthGrantReconciler) syncFinalizer(ctx context.Context, g *oauth
 	if want == controllerutil.ContainsFinalizer(g, oauthv1alpha1.RevokeFinalizer) {
 		return nil
 	}
+	before := g.DeepCopy()
 	if want {
 		controllerutil.AddFinalizer(g, oauthv1alpha1.RevokeFinalizer)
 	} else {
 		controllerutil.RemoveFinalizer(g, oauthv1alpha1.RevokeFinalizer)
 	}
-	return r.Update(ctx, g)
+	return patchFinalizers(ctx, r.Client, before, g)
+}
+
+// patchFinalizers writes g's finalizers as a merge patch guarded by resourceVersion: only
+// that field is sent, so nothing the cache trims (managedFields) is written back.
+func patchFinalizers(ctx context.Context, c client.Client, before, g *oauthv1alpha1.GoogleOAuthGrant) error {
+	return c.Patch(ctx, g, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -216,24 +217,28 @@ func createOrUpdate(ctx context.Context, c client.Client, obj client.Object) (bo
 	if err == nil || !apierrors.IsAlreadyExists(err) {
 		return false, err
 	}
-	switch want := obj.(type) {
-	case *corev1.Secret:
-		cur := &corev1.Secret{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(want), cur); err != nil {
-			return true, err
+	// The controller writes the grant's status (and may write back a rotated refresh token)
+	// at any moment: read, modify and write again on a conflict.
+	return true, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		switch want := obj.(type) {
+		case *corev1.Secret:
+			cur := &corev1.Secret{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(want), cur); err != nil {
+				return err
+			}
+			cur.Data, cur.StringData = nil, want.StringData
+			return c.Update(ctx, cur)
+		case *oauthv1alpha1.GoogleOAuthGrant:
+			cur := &oauthv1alpha1.GoogleOAuthGrant{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(want), cur); err != nil {
+				return err
+			}
+			cur.Spec.ClientSecretRef, cur.Spec.RefreshTokenSecretRef, cur.Spec.AuthorizedUserSecretRef = want.Spec.ClientSecretRef, want.Spec.RefreshTokenSecretRef, want.Spec.AuthorizedUserSecretRef
+			cur.Spec.Scopes = want.Spec.Scopes
+			return c.Update(ctx, cur)
 		}
-		cur.Data, cur.StringData = nil, want.StringData
-		return true, c.Update(ctx, cur)
-	case *oauthv1alpha1.GoogleOAuthGrant:
-		cur := &oauthv1alpha1.GoogleOAuthGrant{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(want), cur); err != nil {
-			return true, err
-		}
-		cur.Spec.ClientSecretRef, cur.Spec.RefreshTokenSecretRef, cur.Spec.AuthorizedUserSecretRef = want.Spec.ClientSecretRef, want.Spec.RefreshTokenSecretRef, want.Spec.AuthorizedUserSecretRef
-		cur.Spec.Scopes = want.Spec.Scopes
-		return true, c.Update(ctx, cur)
-	}
-	return true, fmt.Errorf("unexpected object %T", obj)
+		return fmt.Errorf("unexpected object %T", obj)
+	})
 }
 
 func printObjects(out interface{ Write([]byte) (int, error) }, objs []client.Object, format string) error {

@@ -32,7 +32,7 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 	allowed := map[string][]string{ // "group/resource" -> verbs
 		"/secrets":             {"create", "get", "list", "update", "watch"},
 		"events.k8s.io/events": {"create", "patch"},
-		"oauth.grantkeeper.dev/googleoauthgrants":            {"get", "list", "update", "watch"},
+		"oauth.grantkeeper.dev/googleoauthgrants":            {"get", "list", "patch", "watch"},
 		"oauth.grantkeeper.dev/googleoauthgrants/finalizers": {"update"},
 		"oauth.grantkeeper.dev/googleoauthgrants/status":     {"get", "patch"},
 	}
