@@ -152,12 +152,12 @@ func Answer(req Request, m Mounted, cfg Config, now time.Time) Response {
 	case "identity":
 		return errorf(http.StatusNotFound, "identity tokens are not available: this metadata server serves a Google user's OAuth grant, and user credentials cannot mint ID tokens; use a service account (e.g. Workload Identity) for ID tokens")
 	case "token":
-		return token(req.Query, m, info, cfg, now)
+		return tokenAnswer(req.Query, m, info, cfg, now)
 	}
 	return notFound(req.Path)
 }
 
-func token(q url.Values, m Mounted, info account, cfg Config, now time.Time) Response {
+func tokenAnswer(q url.Values, m Mounted, info account, cfg Config, now time.Time) Response {
 	if m.Err != nil {
 		return errorf(http.StatusServiceUnavailable, "%v", m.Err)
 	}
