@@ -172,7 +172,7 @@ func tokenAnswer(q url.Values, m Mounted, info account, cfg Config, now time.Tim
 	// with less than a second left is as good as expired (expires_in 0 is refused by clients).
 	left := int64(s.Expiry.Sub(now) / time.Second)
 	if left < 1 {
-		return errorf(http.StatusServiceUnavailable, "the access token in %s expired at %s and no newer one has been published: see the grant's Ready condition (kubectl describe googleoauthgrant)",
+		return errorf(http.StatusServiceUnavailable, "the access token in %s expires at %s (less than a second from now, or already past) and no newer one has been published: see the grant's Ready condition (kubectl describe googleoauthgrant)",
 			cfg.TokenDir, s.Expiry.UTC().Format(time.RFC3339))
 	}
 	return jsonOf(map[string]any{"access_token": s.AccessToken, "expires_in": left, "token_type": s.TokenType})

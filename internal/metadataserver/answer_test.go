@@ -42,7 +42,7 @@ func TestRecordedLibraryRequests(t *testing.T) {
 		t.Fatalf("want recorded requests of Go, Python and Node in testdata/requests, found %v", files)
 	}
 	c := cfg
-	c.ProjectID = "my-project"
+	c.ProjectID, c.NumericProjectID = "my-project", "123456789012"
 	for _, f := range files {
 		reqs, err := ReadRecorded(f)
 		if err != nil {
@@ -123,8 +123,8 @@ func TestAnswer(t *testing.T) {
 		{"token with one second left", get("/computeMetadata/v1/instance/service-accounts/default/token"), plain, cfg, plain.Snapshot.Expiry.Add(-time.Second), 200, "application/json",
 			`{"access_token":"` + token + `","expires_in":1,"token_type":"Bearer"}`},
 		// Never a token past expiry, nor one with expires_in 0 (clients refuse it).
-		{"token under a second left", get("/computeMetadata/v1/instance/service-accounts/default/token"), plain, cfg, plain.Snapshot.Expiry.Add(-999 * time.Millisecond), 503, "", "expired at"},
-		{"token at expiry", get("/computeMetadata/v1/instance/service-accounts/default/token"), plain, cfg, plain.Snapshot.Expiry, 503, "", "expired at"},
+		{"token under a second left", get("/computeMetadata/v1/instance/service-accounts/default/token"), plain, cfg, plain.Snapshot.Expiry.Add(-999 * time.Millisecond), 503, "", "no newer one has been published"},
+		{"token at expiry", get("/computeMetadata/v1/instance/service-accounts/default/token"), plain, cfg, plain.Snapshot.Expiry, 503, "", "no newer one has been published"},
 		{"token past expiry", get("/computeMetadata/v1/instance/service-accounts/default/token"), plain, cfg, now.Add(2 * time.Hour), 503, "", "see the grant's Ready condition"},
 		{"no Secret mounted", get("/computeMetadata/v1/instance/service-accounts/default/token"), noDir, cfg, now, 503, "", `has no "access_token" file`},
 
