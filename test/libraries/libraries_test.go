@@ -346,7 +346,10 @@ func TestLibrariesAcrossRefreshes(t *testing.T) {
 	defer stopController()
 	published := make(chan time.Time, 100)
 	controllerDone := make(chan struct{})
-	go func() { defer close(controllerDone); controller(ctx, t, api.URL, tokenDir, "client-1.apps.googleusercontent.com", "client-secret-1", rt, published) }()
+	go func() {
+		defer close(controllerDone)
+		controller(ctx, t, api.URL, tokenDir, "client-1.apps.googleusercontent.com", "client-secret-1", rt, published)
+	}()
 	lastExpiry := <-published
 	if out, err := exec.Command(filepath.Join(bins, "metadata-server"), "--check", "--listen-address", sidecar).CombinedOutput(); err != nil {
 		t.Errorf("--check with a token: %v %s", err, out)
