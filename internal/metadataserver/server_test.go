@@ -172,7 +172,7 @@ func TestServerCutsOffSlowClients(t *testing.T) {
 
 	// The server closes the stalled connection (possibly after a 408): reading reaches EOF
 	// well before this deadline.
-	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
 	_, err = io.ReadAll(bufio.NewReader(slow))
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
