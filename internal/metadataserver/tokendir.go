@@ -61,28 +61,36 @@ var ErrNoToken = errors.New("no access token")
 
 // Load returns the current snapshot. Errors name the directory and the file, never content.
 func (d *TokenDir) Load() (Snapshot, error) {
-	target, err := os.Readlink(filepath.Join(d.Path, dataLink))
-	if err != nil {
-		// Not a kubelet volume (or not there yet): read the files themselves.
-		return readSnapshot(d.Path)
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if target == d.target {
-		return d.snap, nil
+	var err error
+	// The kubelet deletes the old directory right after a swap: a read that loses that race
+	// fails, and is retried against the new target.
+	for range 3 {
+		target, lerr := os.Readlink(filepath.Join(d.Path, dataLink))
+		if lerr != nil {
+			// Not a kubelet volume (or not there yet): read the files themselves.
+			return readSnapshot(d.Path)
+		}
+		if target == d.target {
+			return d.snap, nil
+		}
+		// Read through the resolved target, not through ..data, so that one snapshot never
+		// mixes two versions if the kubelet swaps again while we read.
+		dir := target
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(d.Path, target)
+		}
+		var snap Snapshot
+		if snap, err = readSnapshot(dir); err == nil {
+			d.target, d.snap = target, snap
+			return snap, nil
+		}
+		if now, _ := os.Readlink(filepath.Join(d.Path, dataLink)); now == target {
+			break // not a race: the Secret itself is wrong
+		}
 	}
-	// Read through the resolved target, not through ..data, so that one snapshot never mixes
-	// two versions if the kubelet swaps again while we read.
-	dir := target
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(d.Path, target)
-	}
-	snap, err := readSnapshot(dir)
-	if err != nil {
-		return Snapshot{}, err
-	}
-	d.target, d.snap = target, snap
-	return snap, nil
+	return Snapshot{}, err
 }
 
 func readSnapshot(dir string) (Snapshot, error) {

@@ -1,6 +1,7 @@
 package metadataserver
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,6 +112,48 @@ func BenchmarkLoadUnchanged(b *testing.B) {
 	for b.Loop() {
 		if _, err := d.Load(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// While the kubelet keeps swapping versions, every read is one whole version (the token
+// matches its expiry) and none fails for losing a race with the removal of the old one.
+func TestTokenDirConsistentDuringSwaps(t *testing.T) {
+	dir := t.TempDir()
+	base := time.Now().Add(time.Hour).Truncate(time.Second)
+	version := func(i int) map[string][]byte {
+		return secretData(fmt.Sprintf("ya29.v%d", i), base.Add(time.Duration(i)*time.Second))
+	}
+	if err := secretvolume.Write(dir, version(0)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= 100; i++ {
+			if err := secretvolume.Write(dir, version(i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	d := &TokenDir{Path: dir}
+	for reads := 0; ; reads++ {
+		select {
+		case <-done:
+			t.Logf("%d reads during 100 swaps", reads)
+			return
+		default:
+		}
+		s, err := d.Load()
+		if err != nil {
+			<-done // let the writer finish before the directory is removed
+			t.Fatalf("read %d: %v", reads, err)
+		}
+		var i int
+		if _, err := fmt.Sscanf(s.AccessToken, "ya29.v%d", &i); err != nil || !s.Expiry.Equal(base.Add(time.Duration(i)*time.Second)) {
+			<-done
+			t.Fatalf("mixed versions: %q with expiry %v", s.AccessToken, s.Expiry)
 		}
 	}
 }
