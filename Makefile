@@ -77,8 +77,9 @@ k8s-binaries: ## Build kube-apiserver, etcd, kubectl and kube-controller-manager
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager, bin/kubectl-grantkeeper and bin/fake-google.
+build: ## Build bin/manager, bin/kubectl-grantkeeper, bin/metadata-server and bin/fake-google.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/metadata-server ./cmd/metadata-server
 	go build -o $(LOCALBIN)/kubectl-grantkeeper ./cmd/kubectl-grantkeeper
 	go build -o $(LOCALBIN)/fake-google ./hack/fake-google
 

@@ -16,7 +16,7 @@ const module = "github.com/grantkeeper/grantkeeper"
 
 func TestShippedBinariesLinkNoTestPackage(t *testing.T) {
 	readSources(t)
-	for _, cmd := range []string{"./cmd/manager", "./cmd/kubectl-grantkeeper"} {
+	for _, cmd := range []string{"./cmd/manager", "./cmd/kubectl-grantkeeper", "./cmd/metadata-server"} {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../"+strings.TrimPrefix(cmd, "./")).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", cmd, err, out)

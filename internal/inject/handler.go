@@ -1,0 +1,63 @@
+package inject
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+)
+
+// GetGrant looks a grant up; it returns (nil, nil) when there is none. The manager passes a
+// function over its client.
+type GetGrant func(ctx context.Context, namespace, name string) (*oauthv1alpha1.GoogleOAuthGrant, error)
+
+// Handler is the admission handler for Pod CREATE.
+type Handler struct {
+	Config   Config
+	GetGrant GetGrant
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle admits every Pod. One without the annotation gets no patch at all, so it is stored
+// exactly as sent.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	name, ok := Wants(&pod)
+	if !ok {
+		return admission.Allowed("")
+	}
+	sent := pod.Namespace
+	if pod.Namespace == "" {
+		pod.Namespace = req.Namespace // often unset in the object on CREATE: it comes from the path
+	}
+	var grant *Grant
+	var warnings []string
+	g, err := h.GetGrant(ctx, pod.Namespace, name)
+	switch {
+	case err == nil && g != nil:
+		grant = GrantFrom(g)
+	case err != nil && !apierrors.IsNotFound(err):
+		// Cannot tell: inject with the default Secret name rather than fail the Pod.
+		warnings = append(warnings, "could not read GoogleOAuthGrant "+name+": "+err.Error()+"; assuming its Secret is "+name+"-access-token")
+		grant = &Grant{SecretName: name + "-access-token"}
+	}
+	out, w, err := Mutate(&pod, grant, h.Config)
+	if err != nil {
+		return admission.Denied(err.Error())
+	}
+	out.Namespace = sent // patch only what injection adds
+	patched, err := json.Marshal(out)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, patched).WithWarnings(append(warnings, w...)...)
+}

@@ -1,0 +1,133 @@
+package inject
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+)
+
+func request(raw string) admission.Request {
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		Operation: admissionv1.Create, Namespace: "reports",
+		Kind:   metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Object: runtime.RawExtension{Raw: []byte(raw)},
+	}}
+}
+
+func grants(m map[string]*oauthv1alpha1.GoogleOAuthGrant) GetGrant {
+	return func(_ context.Context, ns, name string) (*oauthv1alpha1.GoogleOAuthGrant, error) {
+		if g := m[ns+"/"+name]; g != nil {
+			return g, nil
+		}
+		return nil, apierrors.NewNotFound(schema.GroupResource{Group: "oauth.grantkeeper.dev", Resource: "googleoauthgrants"}, name)
+	}
+}
+
+// apply applies the response's patch to raw, as the API server would.
+func apply(t *testing.T, raw string, resp admission.Response) *corev1.Pod {
+	t.Helper()
+	ops, err := json.Marshal(resp.Patches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatch.DecodePatch(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := patch.Apply([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p corev1.Pod
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+// Pods without the annotation are stored exactly as sent: no patch at all, whatever they
+// hold (fields this version of the API does not know included), and the grant is not even
+// looked up.
+func TestHandlerLeavesOtherPodsUntouched(t *testing.T) {
+	h := &Handler{Config: cfg, GetGrant: func(context.Context, string, string) (*oauthv1alpha1.GoogleOAuthGrant, error) {
+		t.Error("looked up a grant for a Pod that names none")
+		return nil, nil
+	}}
+	for _, raw := range []string{
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"app","image":"app:1"}]}}`,
+		`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p","annotations":{"oauth.grantkeeper.dev/refresh-requested-at":"x","inject":"analytics"}},` +
+			`"spec":{"futureField":{"a":1},"containers":[{"name":"app","image":"app:1","env":[{"name":"GCE_METADATA_HOST","value":"x"}]}]}}`,
+	} {
+		resp := h.Handle(context.Background(), request(raw))
+		if !resp.Allowed || len(resp.Patches) != 0 || resp.PatchType != nil || len(resp.Warnings) != 0 {
+			t.Errorf("allowed=%v patches=%v patchType=%v warnings=%v for %s", resp.Allowed, resp.Patches, resp.PatchType, resp.Warnings, raw)
+		}
+	}
+}
+
+func TestHandlerInjects(t *testing.T) {
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: "analytics", Namespace: "reports"},
+		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{AccessTokenSecretName: "analytics-token", Scopes: []string{"openid"}}}
+	h := &Handler{Config: cfg, GetGrant: grants(map[string]*oauthv1alpha1.GoogleOAuthGrant{"reports/analytics": g})}
+	raw := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"oauth.grantkeeper.dev/inject":"analytics"}},` +
+		`"spec":{"containers":[{"name":"app","image":"app:1"}]}}`
+	resp := h.Handle(context.Background(), request(raw))
+	if !resp.Allowed || len(resp.Warnings) != 0 {
+		t.Fatalf("allowed=%v warnings=%v result=%v", resp.Allowed, resp.Warnings, resp.Result)
+	}
+	p := apply(t, raw, resp)
+	if p.Namespace != "" {
+		t.Errorf("the patch set the namespace to %q", p.Namespace)
+	}
+	if len(p.Spec.InitContainers) != 1 || p.Spec.InitContainers[0].Name != SidecarName || p.Spec.Volumes[0].Secret.SecretName != "analytics-token" {
+		t.Fatalf("patched Pod: %+v", p.Spec)
+	}
+	if envOf(p.Spec.Containers[0])["GCE_METADATA_HOST"] != ListenAddress {
+		t.Errorf("env %v", p.Spec.Containers[0].Env)
+	}
+}
+
+func TestHandlerMissingGrantWarns(t *testing.T) {
+	h := &Handler{Config: cfg, GetGrant: grants(nil)}
+	raw := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"oauth.grantkeeper.dev/inject":"analytics"}},"spec":{"containers":[{"name":"app"}]}}`
+	resp := h.Handle(context.Background(), request(raw))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], `GoogleOAuthGrant "analytics" not found in namespace "reports"`) {
+		t.Fatalf("allowed=%v warnings=%q", resp.Allowed, resp.Warnings)
+	}
+	if p := apply(t, raw, resp); p.Spec.Volumes[0].Secret.SecretName != "analytics-access-token" {
+		t.Errorf("volume %+v", p.Spec.Volumes[0])
+	}
+}
+
+func TestHandlerLookupFailureStillInjects(t *testing.T) {
+	h := &Handler{Config: cfg, GetGrant: func(context.Context, string, string) (*oauthv1alpha1.GoogleOAuthGrant, error) {
+		return nil, errors.New("etcdserver: request timed out")
+	}}
+	raw := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"oauth.grantkeeper.dev/inject":"analytics"}},"spec":{"containers":[{"name":"app"}]}}`
+	resp := h.Handle(context.Background(), request(raw))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "could not read GoogleOAuthGrant analytics") {
+		t.Fatalf("allowed=%v warnings=%q", resp.Allowed, resp.Warnings)
+	}
+}
+
+func TestHandlerRefusesBadAnnotation(t *testing.T) {
+	h := &Handler{Config: cfg, GetGrant: grants(nil)}
+	raw := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"oauth.grantkeeper.dev/inject":"Not A Name"}},"spec":{"containers":[{"name":"app"}]}}`
+	resp := h.Handle(context.Background(), request(raw))
+	if resp.Allowed || resp.Result == nil || !strings.Contains(resp.Result.Message, "is not a GoogleOAuthGrant name") {
+		t.Fatalf("allowed=%v result=%+v", resp.Allowed, resp.Result)
+	}
+}
