@@ -27,7 +27,7 @@ const maxCacheLag = 5 * time.Second
 
 type replaced struct {
 	at    time.Time // of the last write
-	grant string // the grant's resourceVersion before our status write ("" if none)
+	grant string    // the grant's resourceVersion before our status write ("" if none)
 	// secret is the derived Secret's resourceVersion before our write; secretCreated marks a
 	// Secret we created, so a cache without it lags.
 	secret        string

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/internal/secretwatch"
 )
 
@@ -45,9 +46,31 @@ func CacheOptions(namespaces ...string) cache.Options {
 		// managedFields are never read here and are often the largest part of an object.
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: managedSelector(selection.Equals)},
+			&corev1.Secret{}:                  {Label: managedSelector(selection.Equals), Transform: trimDerivedSecret},
+			&oauthv1alpha1.GoogleOAuthGrant{}: {Transform: trimGrant},
 		},
 	}
+}
+
+// trimDerivedSecret keeps of a derived Secret what decisions read (derivedsecret.Summarize).
+// Publishing replaces a derived Secret's data wholesale, so nothing dropped is written back.
+func trimDerivedSecret(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Secret); ok {
+		s.ManagedFields = nil
+		derivedsecret.Summarize(s)
+	}
+	return obj, nil
+}
+
+// trimGrant drops what no decision reads and can be large: managedFields and kubectl's
+// last-applied-configuration (a copy of the whole object). Grants are written only with
+// patches of the fields we own (status, finalizers), so nothing dropped is written back.
+func trimGrant(obj any) (any, error) {
+	if g, ok := obj.(*oauthv1alpha1.GoogleOAuthGrant); ok {
+		g.ManagedFields = nil
+		delete(g.Annotations, corev1.LastAppliedConfigAnnotation)
+	}
+	return obj, nil
 }
 
 func namespaceConfig(namespaces []string) map[string]cache.Config {

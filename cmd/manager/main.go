@@ -57,7 +57,7 @@ func run() error {
 	flag.DurationVar(&requestTimeout, "token-request-timeout", 30*time.Second, "Timeout of one request to the token or revocation endpoint.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "Grants reconciled in parallel (token requests are I/O-bound).")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to manage grants in (default: all). Pair with RoleBindings instead of the ClusterRoleBinding.")
-	flag.Float64Var(&qps, "kube-api-qps", 200, "Queries per second to the Kubernetes API server (a refresh costs about six requests; see docs/benchmarks.md).")
+	flag.Float64Var(&qps, "kube-api-qps", 200, "Queries per second to the Kubernetes API server (a refresh costs three: a read of the refresh-token Secret, the derived Secret write and the status write; see docs/benchmarks.md).")
 	flag.IntVar(&burst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

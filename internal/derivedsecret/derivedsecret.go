@@ -4,6 +4,10 @@
 package derivedsecret
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 
@@ -57,6 +61,7 @@ func Apply(s *corev1.Secret, grant string, t Token) bool {
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
+	delete(s.Annotations, summaryAnnotation)
 	s.Annotations[RefreshedAtAnnotation] = t.RefreshedAt.UTC().Truncate(time.Second).Format(time.RFC3339)
 	if s.Type == "" {
 		s.Type = corev1.SecretTypeOpaque
@@ -96,20 +101,12 @@ func Read(s *corev1.Secret, grant string) (Token, bool) {
 	if s == nil || s.Type != corev1.SecretTypeOpaque {
 		return Token{}, false
 	}
-	for k, v := range Labels(grant) {
-		if s.Labels[k] != v {
-			return Token{}, false
-		}
+	t, ok := readTimes(s, grant)
+	if !ok || isSummary(s) {
+		// A cached summary was checked in full by Summarize.
+		return t, ok
 	}
-	expiry, err := time.Parse(time.RFC3339, string(s.Data[oauthv1alpha1.ExpiryKey]))
-	if err != nil {
-		return Token{}, false
-	}
-	refreshed, err := time.Parse(time.RFC3339, s.Annotations[RefreshedAtAnnotation])
-	if err != nil || !refreshed.Before(expiry) {
-		return Token{}, false
-	}
-	t := Token{AccessToken: string(s.Data[oauthv1alpha1.AccessTokenKey]), Expiry: expiry, RefreshedAt: refreshed}
+	t.AccessToken = string(s.Data[oauthv1alpha1.AccessTokenKey])
 	if t.AccessToken == "" {
 		return Token{}, false
 	}
@@ -125,6 +122,24 @@ func Read(s *corev1.Secret, grant string) (Token, bool) {
 	return t, true
 }
 
+// readTimes checks the labels and reads the token's times.
+func readTimes(s *corev1.Secret, grant string) (Token, bool) {
+	for k, v := range Labels(grant) {
+		if s.Labels[k] != v {
+			return Token{}, false
+		}
+	}
+	expiry, err := time.Parse(time.RFC3339, string(s.Data[oauthv1alpha1.ExpiryKey]))
+	if err != nil {
+		return Token{}, false
+	}
+	refreshed, err := time.Parse(time.RFC3339, s.Annotations[RefreshedAtAnnotation])
+	if err != nil || !refreshed.Before(expiry) {
+		return Token{}, false
+	}
+	return Token{Expiry: expiry, RefreshedAt: refreshed}, true
+}
+
 // OwnedBy reports whether the grant with this UID is s's controller.
 func OwnedBy(s metav1.Object, uid string) bool {
 	ref := metav1.GetControllerOfNoCopy(s)
@@ -138,4 +153,48 @@ func Orphaned(s metav1.Object, grant string) bool {
 	l := s.GetLabels()
 	return metav1.GetControllerOfNoCopy(s) == nil &&
 		l[oauthv1alpha1.ManagedByLabel] == oauthv1alpha1.ManagedByValue && l[oauthv1alpha1.GrantLabel] == grant
+}
+
+// summaryAnnotation marks a cached Secret that Summarize checked and reduced. It exists only
+// in the manager's cache: Apply removes it before any write. Its value is a MAC of the
+// Secret's UID and resourceVersion under a key this process drew at random, so a marker set
+// on the Secret by anyone else is never trusted, and Summarize can run twice on one object
+// (informers may apply transforms more than once).
+const summaryAnnotation = "oauth.grantkeeper.dev/cached-summary"
+
+var summaryKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+func summaryMAC(s *corev1.Secret) string {
+	m := hmac.New(sha256.New, summaryKey)
+	m.Write([]byte(string(s.UID) + "/" + s.ResourceVersion))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func isSummary(s *corev1.Secret) bool {
+	v := s.Annotations[summaryAnnotation]
+	return v != "" && hmac.Equal([]byte(v), []byte(summaryMAC(s)))
+}
+
+// Summarize reduces a derived Secret for the manager's cache: when it is in our exact shape
+// (Read succeeds) the access token and token.json are dropped, since decisions need only the
+// times; a Secret edited by hand keeps all its data, so Read still rejects it. The full
+// Secret is never needed again: publishing replaces the data wholesale. This is the largest
+// part of a derived Secret in memory (Google's access tokens are about 200 bytes, twice).
+func Summarize(s *corev1.Secret) {
+	if isSummary(s) {
+		return
+	}
+	// A marker that is not ours came from outside: never trust it.
+	delete(s.Annotations, summaryAnnotation)
+	if _, ok := Read(s, s.Labels[oauthv1alpha1.GrantLabel]); !ok {
+		return
+	}
+	s.Data = map[string][]byte{oauthv1alpha1.ExpiryKey: s.Data[oauthv1alpha1.ExpiryKey]}
+	s.Annotations[summaryAnnotation] = summaryMAC(s)
 }

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/oauth2"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 var tok = Token{AccessToken: "ya29.abc", Expiry: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC), RefreshedAt: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}
@@ -61,6 +62,50 @@ func TestApplyAndRead(t *testing.T) {
 		edit(c)
 		if _, ok := Read(c, "analytics"); ok {
 			t.Errorf("%s: Read accepted a Secret not in our shape", name)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	s := &corev1.Secret{}
+	Apply(s, "analytics", tok)
+	s.UID, s.ResourceVersion = "uid-1", "41"
+	Summarize(s)
+	Summarize(s) // informers may transform an object twice
+	if _, ok := s.Data["access_token"]; ok || len(s.Data) != 1 {
+		t.Fatalf("a verified Secret keeps data %v in the cache", s.Data)
+	}
+	Summarize(s) // informers may transform an object twice
+	got, ok := Read(s, "analytics")
+	if !ok || !got.Expiry.Equal(tok.Expiry) || !got.RefreshedAt.Equal(tok.RefreshedAt) {
+		t.Fatalf("Read(summary) = %+v, %v", got, ok)
+	}
+	if _, ok := Read(s, "other"); ok {
+		t.Error("a summary read as another grant's")
+	}
+	// Publishing over the cached summary writes the whole Secret and no cache marker.
+	Apply(s, "analytics", tok)
+	if _, ok := s.Annotations[summaryAnnotation]; ok || string(s.Data["access_token"]) != tok.AccessToken {
+		t.Errorf("Apply over a summary left %v / %v", s.Annotations, s.Data)
+	}
+
+	edited := &corev1.Secret{}
+	Apply(edited, "analytics", tok)
+	edited.Data["access_token"] = []byte("edited by hand")
+	Summarize(edited)
+	if _, ok := Read(edited, "analytics"); ok || string(edited.Data["access_token"]) != "edited by hand" {
+		t.Error("a Secret edited by hand was summarized as ours: it would never be repaired")
+	}
+	forged := &corev1.Secret{}
+	Apply(forged, "analytics", tok)
+	forged.UID, forged.ResourceVersion = "uid-1", "42"
+	for _, marker := range []string{"verified", summaryMAC(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{UID: "uid-1", ResourceVersion: "41"}})} {
+		f := forged.DeepCopy()
+		f.Annotations[summaryAnnotation] = marker // set by hand, or left from an earlier version
+		f.Data = map[string][]byte{"expiry": f.Data["expiry"]}
+		Summarize(f)
+		if _, ok := Read(f, "analytics"); ok {
+			t.Errorf("a Secret stripped by hand with the cache marker %q from outside was trusted", marker)
 		}
 	}
 }
