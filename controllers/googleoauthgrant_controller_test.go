@@ -125,11 +125,9 @@ func TestRestartWithFreshTokenMakesNoRequest(t *testing.T) {
 	h.stopManager()
 	n := h.google.Requests(rt)
 
-	started := reconciles(t)
+	started := time.Now()
 	h.startManager()
-	h.eventually(20*time.Second, "the new manager to reconcile the grant", func() (bool, string) {
-		return reconciles(t) > started, ""
-	})
+	h.waitDecidedAfter("restart", started)
 	h.poke("restart")
 	if got := h.google.Requests(rt); got != n {
 		t.Errorf("restart made %d token request(s), want none", got-n)
@@ -166,13 +164,22 @@ func TestInvalidGrant(t *testing.T) {
 		t.Error("the derived Secret lost its last token after invalid_grant")
 	}
 
+	// The annotation still holds the request that was handled: not retried.
 	n := h.google.Requests(rt)
 	h.poke("revoked")
 	h.poke("revoked")
-	h.requestRefresh("revoked") // the same second's request was already handled: no retry
-	h.poke("revoked")
 	if got := h.google.Requests(rt); got != n {
 		t.Errorf("%d more token request(s) after invalid_grant, want none until an input changes", got-n)
+	}
+	// A new manual request is a new input: exactly one more attempt, then quiet again.
+	req := h.requestRefresh("revoked")
+	h.eventually(20*time.Second, "the second manual request handled", func() (bool, string) {
+		got := h.getGrant("revoked").Status.LastHandledRefreshRequest
+		return got == req, got
+	})
+	h.poke("revoked")
+	if got := h.google.Requests(rt); got != n+1 {
+		t.Errorf("%d token request(s) for a new manual request after invalid_grant, want exactly 1", got-n)
 	}
 
 	// A new consent: the user stores a new refresh token; the grant recovers by itself.

@@ -18,13 +18,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
@@ -58,6 +58,34 @@ type harness struct {
 	stop   func()
 	// cached is the running manager's (cached) client.
 	cached client.Client
+	// decided records, per grant, when the newest decision about it began (any manager).
+	decided decisions
+}
+
+// decisions is what the reconcilers' Decided hooks report.
+type decisions struct {
+	mu     sync.Mutex
+	latest map[string]time.Time
+	count  map[string]int
+}
+
+func (d *decisions) record(name string, began time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.latest == nil {
+		d.latest, d.count = map[string]time.Time{}, map[string]int{}
+	}
+	if began.After(d.latest[name]) {
+		d.latest[name] = began
+	}
+	d.count[name]++
+}
+
+// after reports whether a decision about the grant began after t.
+func (d *decisions) after(name string, t time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.latest[name].After(t)
 }
 
 type syncBuffer struct {
@@ -161,6 +189,11 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		Clock:             clock.RealClock{},
 		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		MaxRevokeAttempts: 3,
+		Decided: func(g types.NamespacedName, began time.Time) {
+			if g.Namespace == h.ns {
+				h.decided.record(g.Name, began)
+			}
+		},
 	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
 		h.t.Fatal(err)
@@ -329,51 +362,38 @@ func (h *harness) waitEvent(grant, typeReason string) {
 	})
 }
 
-// reconciles is how many reconciles the grant controller has finished in this process.
-func reconciles(t *testing.T) float64 {
-	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == "googleoauthgrant" {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
+// waitDecidedAfter waits until a manager has finished a decision about the grant that
+// began after t (not a requeue that only waited for a cache): everything that decision
+// did (token requests, writes) has happened when this returns.
+func (h *harness) waitDecidedAfter(name string, t time.Time) {
+	h.t.Helper()
+	h.eventually(20*time.Second, fmt.Sprintf("a decision about %s begun after %s", name, t.Format(time.RFC3339Nano)), func() (bool, string) {
+		return h.decided.after(name, t), ""
+	})
 }
 
 // poke makes the controller reconcile the grant (an unrelated annotation change) and waits
-// until at least one more reconcile has finished, so a test can then assert what it did not do.
+// until it has decided about it again, so a test can then assert what it did not do.
 func (h *harness) poke(name string) {
 	h.t.Helper()
-	before := reconciles(h.t)
 	g := h.getGrant(name)
 	if g.Annotations == nil {
 		g.Annotations = map[string]string{}
 	}
 	g.Annotations["test/poke"] = rand.String(6)
+	// Before the update: the reconcile it triggers can begin before Update returns.
+	before := time.Now()
 	if err := h.c.Update(h.ctx, g); err != nil {
 		h.t.Fatal(err)
 	}
-	h.eventually(10*time.Second, "a reconcile after the poke", func() (bool, string) {
-		return reconciles(h.t) > before, ""
-	})
+	h.waitDecidedAfter(name, before)
 }
 
-// requestRefresh sets the manual-refresh annotation to now.
+// requestRefresh sets the manual-refresh annotation to now, with nanoseconds: two requests
+// never share a stamp, so a test never depends on the second turning (or not).
 func (h *harness) requestRefresh(name string) string {
 	h.t.Helper()
-	v := time.Now().UTC().Format(time.RFC3339)
+	v := time.Now().UTC().Format(time.RFC3339Nano)
 	g := h.getGrant(name)
 	if g.Annotations == nil {
 		g.Annotations = map[string]string{}
