@@ -690,6 +690,17 @@ func (s *Server) RefreshTokens() []string {
 	return slices.Collect(maps.Keys(s.refresh))
 }
 
+// ClientSecrets lists every registered client's secret, for leak checks.
+func (s *Server) ClientSecrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, c := range s.clients {
+		out = append(out, c.secret)
+	}
+	return out
+}
+
 // ClearFailures drops failures queued with FailNext.
 func (s *Server) ClearFailures() {
 	s.mu.Lock()
