@@ -411,17 +411,21 @@ func (h *harness) waitDecidedAfter(name string, t time.Time) {
 // until it has decided about it again, so a test can then assert what it did not do.
 func (h *harness) poke(name string) {
 	h.t.Helper()
-	g := h.getGrant(name)
-	if g.Annotations == nil {
-		g.Annotations = map[string]string{}
-	}
-	g.Annotations["test/poke"] = rand.String(6)
-	// Before the update: the reconcile it triggers can begin before Update returns.
+	// Before the change: the reconcile it triggers can begin before the call returns.
 	before := time.Now()
-	if err := h.c.Update(h.ctx, g); err != nil {
+	h.annotate(name, "test/poke", rand.String(6))
+	h.waitDecidedAfter(name, before)
+}
+
+// annotate sets one annotation with a merge patch, which cannot conflict with the
+// controller's concurrent status writes.
+func (h *harness) annotate(name, key, value string) {
+	h.t.Helper()
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	if err := h.c.Patch(h.ctx, g, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		h.t.Fatal(err)
 	}
-	h.waitDecidedAfter(name, before)
 }
 
 // requestRefresh sets the manual-refresh annotation to now, with nanoseconds: two requests
@@ -429,14 +433,7 @@ func (h *harness) poke(name string) {
 func (h *harness) requestRefresh(name string) string {
 	h.t.Helper()
 	v := time.Now().UTC().Format(time.RFC3339Nano)
-	g := h.getGrant(name)
-	if g.Annotations == nil {
-		g.Annotations = map[string]string{}
-	}
-	g.Annotations[oauthv1alpha1.RefreshRequestedAtAnnotation] = v
-	if err := h.c.Update(h.ctx, g); err != nil {
-		h.t.Fatal(err)
-	}
+	h.annotate(name, oauthv1alpha1.RefreshRequestedAtAnnotation, v)
 	return v
 }
 
