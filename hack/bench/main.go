@@ -61,30 +61,30 @@ type config struct {
 }
 
 type results struct {
-	Config                  config     `json:"config"`
-	Machine                 string     `json:"machine"`
-	ReadySeconds            [3]float64 `json:"ready_seconds_p50_p99_max"`
-	WindowSeconds           float64    `json:"window_seconds"`
-	TokenRequests           int        `json:"token_requests_in_window"`
-	DueRefreshes            int        `json:"due_refreshes_in_window"`
-	RequestsPerDue          float64    `json:"token_requests_per_due_refresh"`
-	MissedRefreshes         int        `json:"due_refreshes_missed"`
-	GrantsMissingRefresh    int        `json:"grants_with_a_missed_refresh"`
-	GrantsWithoutRequest    int        `json:"grants_without_a_request_for_a_token_lifetime"`
-	ExpiredTokenSeconds     float64    `json:"expired_token_seconds"`
-	SecretWrites            int        `json:"derived_secret_writes_in_window"`
-	GrantWrites             int        `json:"grant_writes_in_window"`
-	WritesPerRefresh        float64    `json:"api_writes_per_refresh"`
-	PeakRSSMiB              float64    `json:"manager_peak_rss_mib"`
-	CPUSeconds              float64    `json:"manager_cpu_seconds"`
-	CPUPerRefreshMillis     float64    `json:"manager_cpu_ms_per_refresh"`
-	RestartEarlyRequests    int        `json:"restart_early_token_requests"`
-	RestartRequests         int        `json:"restart_token_requests_first_minute"`
-	RestartDecidedSeconds   float64    `json:"restart_seconds_until_every_grant_decided"`
-	RSSBaseMiB              float64    `json:"manager_rss_mib"`
-	RSSUnrelatedMiB         float64    `json:"manager_rss_mib_with_unrelated_secrets"`
-	HeapBaseMiB             float64    `json:"manager_heap_inuse_mib"`
-	HeapUnrelatedMiB        float64    `json:"manager_heap_inuse_mib_with_unrelated_secrets"`
+	Config                config     `json:"config"`
+	Machine               string     `json:"machine"`
+	ReadySeconds          [3]float64 `json:"ready_seconds_p50_p99_max"`
+	WindowSeconds         float64    `json:"window_seconds"`
+	TokenRequests         int        `json:"token_requests_in_window"`
+	DueRefreshes          int        `json:"due_refreshes_in_window"`
+	RequestsPerDue        float64    `json:"token_requests_per_due_refresh"`
+	MissedRefreshes       int        `json:"due_refreshes_missed"`
+	GrantsMissingRefresh  int        `json:"grants_with_a_missed_refresh"`
+	GrantsWithoutRequest  int        `json:"grants_without_a_request_for_a_token_lifetime"`
+	ExpiredTokenSeconds   float64    `json:"expired_token_seconds"`
+	SecretWrites          int        `json:"derived_secret_writes_in_window"`
+	GrantWrites           int        `json:"grant_writes_in_window"`
+	WritesPerRefresh      float64    `json:"api_writes_per_refresh"`
+	PeakRSSMiB            float64    `json:"manager_peak_rss_mib"`
+	CPUSeconds            float64    `json:"manager_cpu_seconds"`
+	CPUPerRefreshMillis   float64    `json:"manager_cpu_ms_per_refresh"`
+	RestartEarlyRequests  int        `json:"restart_early_token_requests"`
+	RestartRequests       int        `json:"restart_token_requests_first_minute"`
+	RestartDecidedSeconds float64    `json:"restart_seconds_until_every_grant_decided"`
+	RSSBaseMiB            float64    `json:"manager_rss_mib"`
+	RSSUnrelatedMiB       float64    `json:"manager_rss_mib_with_unrelated_secrets"`
+	HeapBaseMiB           float64    `json:"manager_heap_inuse_mib"`
+	HeapUnrelatedMiB      float64    `json:"manager_heap_inuse_mib_with_unrelated_secrets"`
 }
 
 func envInt(name string, def int) int {

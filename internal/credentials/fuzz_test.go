@@ -44,9 +44,13 @@ func FuzzParseClient(f *testing.F) {
 	f.Add([]byte(`{"installed":{"client_secret":"s"}}`), []byte("id"), []byte("s"))
 	f.Fuzz(func(t *testing.T, js, id, secret []byte) {
 		forms := map[string]func(secret []byte) map[string][]byte{
-			"keys":      func(s []byte) map[string][]byte { return map[string][]byte{"client_id": id, "client_secret": s} },
-			"web":       func(s []byte) map[string][]byte { return map[string][]byte{"client_secret.json": consoleJSON("web", id, s)} },
-			"installed": func(s []byte) map[string][]byte { return map[string][]byte{"client_secret.json": consoleJSON("installed", id, s)} },
+			"keys": func(s []byte) map[string][]byte { return map[string][]byte{"client_id": id, "client_secret": s} },
+			"web": func(s []byte) map[string][]byte {
+				return map[string][]byte{"client_secret.json": consoleJSON("web", id, s)}
+			},
+			"installed": func(s []byte) map[string][]byte {
+				return map[string][]byte{"client_secret.json": consoleJSON("installed", id, s)}
+			},
 		}
 		for form, data := range forms {
 			c, p := ParseClient("client", data(secret))
