@@ -52,7 +52,7 @@ test: vet verify-generated k8s-binaries $(GOTESTSUM) ## Vet, check generated fil
 
 FUZZTIME ?= 5s
 .PHONY: fuzz
-fuzz: ## Fuzz token-response handling and credential parsing for FUZZTIME each (seed corpora in testdata/fuzz).
+fuzz: ## Fuzz token-response handling and credential parsing for FUZZTIME each (the seeds are the f.Add calls in each fuzz test).
 	go test -run '^$$' -fuzz '^FuzzRefreshResponse$$' -fuzztime $(FUZZTIME) ./internal/tokenclient
 	go test -run '^$$' -fuzz '^FuzzParseClient$$' -fuzztime $(FUZZTIME) ./internal/credentials
 	go test -run '^$$' -fuzz '^FuzzParseAuthorizedUser$$' -fuzztime $(FUZZTIME) ./internal/credentials

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,12 +10,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
 func (h *harness) rawSecret(name string, data map[string][]byte) {
 	h.t.Helper()
+	h.recordUserSecret(data)
 	if err := h.c.Create(h.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Data: data}); err != nil {
 		h.t.Fatal(err)
 	}
@@ -40,7 +44,7 @@ func TestBadInput(t *testing.T) {
 	h.rawSecret("owner-rt", map[string][]byte{"refresh_token": rt()})
 	h.grant("owner", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.RefreshTokenSecretRef.Name = "owner-rt" })
 	h.waitReady("owner")
-	h.rawSecret("foreign", map[string][]byte{"token": []byte("not grantkeeper's")})
+	h.rawSecret("foreign", map[string][]byte{"token": []byte("foreign-value-7Hq2xW")})
 
 	type tc struct {
 		name    string
@@ -82,6 +86,9 @@ func TestBadInput(t *testing.T) {
 		{"target-is-rt", goodClient, map[string][]byte{"refresh_token": rt()}, func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.AccessTokenSecretName = "target-is-rt-rt" }, oauthv1alpha1.ReasonTargetSecretConflict, "also a referenced Secret"},
 		{"target-is-client", goodClient, map[string][]byte{"refresh_token": rt()}, func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.AccessTokenSecretName = "target-is-client-client" }, oauthv1alpha1.ReasonTargetSecretConflict, "also a referenced Secret"},
 	}
+	// The cases' Secrets and grants are created with no manager running, and every Secret
+	// in the namespace is recorded before one starts: whatever it does is after the snapshot.
+	h.stopManager()
 	for _, c := range cases {
 		if c.client != nil {
 			h.rawSecret(c.name+"-client", c.client)
@@ -98,14 +105,15 @@ func TestBadInput(t *testing.T) {
 	}
 	before := map[string]string{}
 	var secrets corev1.SecretList
-	if err := h.c.List(h.ctx, &secrets); err != nil {
+	if err := h.c.List(h.ctx, &secrets, client.InNamespace(h.ns)); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range secrets.Items {
-		if s.Namespace == h.ns {
-			before[s.Name] = s.ResourceVersion
-		}
+		before[s.Name] = s.ResourceVersion
 	}
+	// Derived Secrets are grantkeeper's to write: the owner's is the only one yet.
+	derived := map[string]bool{"owner-access-token": true}
+	h.startManager()
 
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -136,23 +144,25 @@ func TestBadInput(t *testing.T) {
 	h.waitCondition("twin-b", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTargetSecretConflict)
 	h.waitReady("twin-a")
 
-	// No Secret the test created was changed (derived Secrets excepted: they are ours).
+	// No Secret that existed before the manager started was changed, derived Secrets excepted
+	// by name (a user Secret that the controller labelled as its own is still a user Secret).
 	for name, rv := range before {
 		s := &corev1.Secret{}
 		h.get(name, s)
-		if s.ResourceVersion != rv && s.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue {
-			t.Errorf("Secret %s was changed (resourceVersion %s -> %s)", name, rv, s.ResourceVersion)
+		if s.ResourceVersion != rv && !derived[name] {
+			t.Errorf("Secret %s was changed (resourceVersion %s -> %s; labels %v)", name, rv, s.ResourceVersion, s.Labels)
 		}
 	}
 	t.Logf("%d malformed or conflicting inputs, each with its reason and message; %d Secrets unchanged", len(cases)+1, len(before))
 }
 
 // TestSpecChangeDuringRefresh: the spec changes while a token request is in flight; the
-// grant ends up reflecting the new spec, using the new refresh token.
+// grant ends up reflecting the new spec, and the published token is one issued for the new
+// refresh token.
 func TestSpecChangeDuringRefresh(t *testing.T) {
 	h := newHarness(t)
 	h.google.SetLatency(time.Second) // under the harness's 2 s request timeout
-	h.credentials("moving")
+	rt1 := h.credentials("moving")
 	rt2 := h.google.NewRefreshToken(clientID, analytics)
 	h.secret("moving-rt2", map[string]string{"refresh_token": rt2})
 	h.grant("moving")
@@ -164,10 +174,26 @@ func TestSpecChangeDuringRefresh(t *testing.T) {
 	if err := h.c.Update(h.ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(30*time.Second, "the grant Ready for the new spec", func() (bool, string) {
+	changed := time.Now()
+	first := h.google.Exchanges()[0]
+	if first.RefreshToken != rt1 || (!first.Ended.IsZero() && first.Ended.Before(changed)) {
+		t.Fatalf("the spec change (at %s) did not land while the first request was in flight (%+v): the test proves nothing", changed.Format(time.RFC3339Nano), first)
+	}
+	h.eventually(30*time.Second, "the grant Ready for the new spec, with a token from the new refresh token", func() (bool, string) {
 		g := h.getGrant("moving")
 		ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
 		ok := ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == g.Generation && g.Status.ObservedGeneration == g.Generation
-		return ok && h.google.Requests(rt2) >= 1, fmt.Sprintf("generation %d, status %+v", g.Generation, ready)
+		s := &corev1.Secret{}
+		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "moving-access-token"}, s); err != nil {
+			return false, err.Error()
+		}
+		at := string(s.Data["access_token"])
+		fromNew := slices.ContainsFunc(h.google.AccessTokensFor(rt2), func(i fakegoogle.IssuedToken) bool { return i.AccessToken == at })
+		return ok && fromNew, fmt.Sprintf("generation %d, Ready %+v, published token from the new refresh token: %v", g.Generation, ready, fromNew)
 	})
+	h.poke("moving")
+	at := string(h.derived("moving-access-token").Data["access_token"])
+	if !slices.ContainsFunc(h.google.AccessTokensFor(rt2), func(i fakegoogle.IssuedToken) bool { return i.AccessToken == at }) {
+		t.Error("after settling, the derived Secret holds a token not issued for the new refresh token")
+	}
 }

@@ -125,11 +125,9 @@ func TestRestartWithFreshTokenMakesNoRequest(t *testing.T) {
 	h.stopManager()
 	n := h.google.Requests(rt)
 
-	started := reconciles(t)
+	started := time.Now()
 	h.startManager()
-	h.eventually(20*time.Second, "the new manager to reconcile the grant", func() (bool, string) {
-		return reconciles(t) > started, ""
-	})
+	h.waitDecidedAfter("restart", started)
 	h.poke("restart")
 	if got := h.google.Requests(rt); got != n {
 		t.Errorf("restart made %d token request(s), want none", got-n)
@@ -166,13 +164,22 @@ func TestInvalidGrant(t *testing.T) {
 		t.Error("the derived Secret lost its last token after invalid_grant")
 	}
 
+	// The annotation still holds the request that was handled: not retried.
 	n := h.google.Requests(rt)
 	h.poke("revoked")
 	h.poke("revoked")
-	h.requestRefresh("revoked") // the same second's request was already handled: no retry
-	h.poke("revoked")
 	if got := h.google.Requests(rt); got != n {
 		t.Errorf("%d more token request(s) after invalid_grant, want none until an input changes", got-n)
+	}
+	// A new manual request is a new input: exactly one more attempt, then quiet again.
+	req := h.requestRefresh("revoked")
+	h.eventually(20*time.Second, "the second manual request handled", func() (bool, string) {
+		got := h.getGrant("revoked").Status.LastHandledRefreshRequest
+		return got == req, got
+	})
+	h.poke("revoked")
+	if got := h.google.Requests(rt); got != n+1 {
+		t.Errorf("%d token request(s) for a new manual request after invalid_grant, want exactly 1", got-n)
 	}
 
 	// A new consent: the user stores a new refresh token; the grant recovers by itself.
@@ -270,12 +277,25 @@ func TestTransientFailuresBackOff(t *testing.T) {
 		}
 		return strings.Contains(ready.Message, "failed"), ready.Message
 	})
-	h.waitEvent("flaky", "Warning/RefreshFailed")
-	h.eventually(30*time.Second, "recovery", func() (bool, string) {
+	// Ready stays True through every failure until the recovery: the token stays valid.
+	sawAttempts := int32(0)
+	h.eventually(30*time.Second, "recovery, Ready True throughout", func() (bool, string) {
 		g := h.getGrant("flaky")
+		ready := meta.FindStatusCondition(g.Status.Conditions, "Ready")
+		if ready.Status != metav1.ConditionTrue {
+			t.Fatalf("Ready turned %s/%s after %d failed attempt(s) while the token was still valid: %s", ready.Status, ready.Reason, g.Status.FailedRefreshAttempts, ready.Message)
+		}
+		if !h.google.AccessTokenValid(string(h.derived("flaky-access-token").Data["access_token"])) {
+			t.Fatal("the derived Secret holds a token the API rejects while Ready is True")
+		}
+		sawAttempts = max(sawAttempts, g.Status.FailedRefreshAttempts)
 		return g.Status.FailedRefreshAttempts == 0 && g.Status.LastRefreshTime.After(first.Status.LastRefreshTime.Time),
 			fmt.Sprintf("failedRefreshAttempts=%d", g.Status.FailedRefreshAttempts)
 	})
+	h.waitEvent("flaky", "Warning/RefreshFailed")
+	if sawAttempts < 2 {
+		t.Errorf("saw at most %d failed attempt(s) while polling, want the later ones too (3 failures were injected)", sawAttempts)
+	}
 	times := h.google.RequestTimes(rt)
 	if len(times) < 5 {
 		t.Fatalf("%d requests, want 1 first + 3 failed + 1 success", len(times))
@@ -522,6 +542,9 @@ func TestAuthorizedUserForm(t *testing.T) {
 			got["quota_project_id"] == "reports-prod" && got["type"] == "authorized_user" && got["client_secret"] == clientSecret
 		return ok, "not yet"
 	})
+	// The write-back is a change to a referenced Secret: wait for the decision that follows it
+	// (a poke begun after we saw it) before counting.
+	h.poke("adc")
 	if n := h.google.TotalRequests(); n != 1 {
 		t.Errorf("%d token requests, want 1 (the write-back must not trigger another)", n)
 	}

@@ -18,13 +18,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
@@ -58,6 +58,52 @@ type harness struct {
 	stop   func()
 	// cached is the running manager's (cached) client.
 	cached client.Client
+	// decided records, per grant, when the newest decision about it began (any manager).
+	decided decisions
+	// userSecrets holds the data of every Secret the test created or changed, for the leak check.
+	userSecretsMu sync.Mutex
+	userSecrets   []map[string][]byte
+}
+
+// recordUserSecret keeps a Secret's data for the leak check.
+func (h *harness) recordUserSecret(data map[string][]byte) {
+	h.userSecretsMu.Lock()
+	defer h.userSecretsMu.Unlock()
+	h.userSecrets = append(h.userSecrets, data)
+}
+
+func bytesData(data map[string]string) map[string][]byte {
+	out := make(map[string][]byte, len(data))
+	for k, v := range data {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
+// decisions is what the reconcilers' Decided hooks report.
+type decisions struct {
+	mu     sync.Mutex
+	latest map[string]time.Time
+	count  map[string]int
+}
+
+func (d *decisions) record(name string, began time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.latest == nil {
+		d.latest, d.count = map[string]time.Time{}, map[string]int{}
+	}
+	if began.After(d.latest[name]) {
+		d.latest[name] = began
+	}
+	d.count[name]++
+}
+
+// after reports whether a decision about the grant began after t.
+func (d *decisions) after(name string, t time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.latest[name].After(t)
 }
 
 type syncBuffer struct {
@@ -116,6 +162,15 @@ type runningManager struct {
 	cached   client.Client
 	stop     func()
 	requests *atomic.Int64 // token requests this manager made
+	// firstDecision is when this manager's first decision about any grant began.
+	mu            sync.Mutex
+	firstDecision time.Time
+}
+
+func (m *runningManager) decidedAt() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.firstDecision
 }
 
 // countingEndpoint counts the token requests one manager makes.
@@ -162,6 +217,17 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		MaxRevokeAttempts: 3,
 	}
+	r.Decided = func(g types.NamespacedName, began time.Time) {
+		if g.Namespace != h.ns {
+			return
+		}
+		h.decided.record(g.Name, began)
+		m.mu.Lock()
+		if m.firstDecision.IsZero() {
+			m.firstDecision = began
+		}
+		m.mu.Unlock()
+	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
 		h.t.Fatal(err)
 	}
@@ -193,6 +259,7 @@ func (h *harness) stopManager() {
 // secret creates a Secret in the test namespace.
 func (h *harness) secret(name string, data map[string]string) *corev1.Secret {
 	h.t.Helper()
+	h.recordUserSecret(bytesData(data))
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, StringData: data}
 	if err := h.c.Create(h.ctx, s); err != nil {
 		h.t.Fatal(err)
@@ -205,6 +272,7 @@ func (h *harness) setSecretData(name string, data map[string]string) {
 	h.t.Helper()
 	s := &corev1.Secret{}
 	h.get(name, s)
+	h.recordUserSecret(bytesData(data))
 	s.Data = nil
 	s.StringData = data
 	if err := h.c.Update(h.ctx, s); err != nil {
@@ -329,68 +397,90 @@ func (h *harness) waitEvent(grant, typeReason string) {
 	})
 }
 
-// reconciles is how many reconciles the grant controller has finished in this process.
-func reconciles(t *testing.T) float64 {
-	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
+// waitDecidedAfter waits until a manager has finished a decision about the grant that
+// began after t (not a requeue that only waited for a cache): everything that decision
+// did (token requests, writes) has happened when this returns.
+func (h *harness) waitDecidedAfter(name string, t time.Time) {
+	h.t.Helper()
+	h.eventually(20*time.Second, fmt.Sprintf("a decision about %s begun after %s", name, t.Format(time.RFC3339Nano)), func() (bool, string) {
+		return h.decided.after(name, t), ""
+	})
+}
+
+// poke makes the controller reconcile the grant (an unrelated annotation change) and waits
+// until it has decided about it again, so a test can then assert what it did not do.
+func (h *harness) poke(name string) {
+	h.t.Helper()
+	// Before the change: the reconcile it triggers can begin before the call returns.
+	before := time.Now()
+	h.annotate(name, "test/poke", rand.String(6))
+	h.waitDecidedAfter(name, before)
+}
+
+// annotate sets one annotation with a merge patch, which cannot conflict with the
+// controller's concurrent status writes.
+func (h *harness) annotate(name, key, value string) {
+	h.t.Helper()
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	if err := h.c.Patch(h.ctx, g, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		h.t.Fatal(err)
 	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
-			continue
+}
+
+// requestRefresh sets the manual-refresh annotation to now, with nanoseconds: two requests
+// never share a stamp, so a test never depends on the second turning (or not).
+func (h *harness) requestRefresh(name string) string {
+	h.t.Helper()
+	v := time.Now().UTC().Format(time.RFC3339Nano)
+	h.annotate(name, oauthv1alpha1.RefreshRequestedAtAnnotation, v)
+	return v
+}
+
+// secretValues are the values in the test's Secrets that must never leak: client secrets and
+// refresh tokens, also inside the JSON forms (client_id is not secret). Values of a few
+// characters are left out: they occur in any text by chance.
+func (h *harness) secretValues() []string {
+	h.userSecretsMu.Lock()
+	defer h.userSecretsMu.Unlock()
+	var out []string
+	add := func(v string) {
+		if v = strings.TrimSpace(v); len(v) >= 6 {
+			out = append(out, v)
 		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == "googleoauthgrant" {
-					total += m.GetCounter().GetValue()
+	}
+	for _, data := range h.userSecrets {
+		for k, v := range data {
+			if k == "client_id" {
+				continue
+			}
+			var doc map[string]any
+			if json.Unmarshal(v, &doc) != nil {
+				add(string(v))
+				continue
+			}
+			for _, obj := range []any{doc, doc["web"], doc["installed"]} {
+				if m, ok := obj.(map[string]any); ok {
+					for _, field := range []string{"client_secret", "refresh_token"} {
+						if s, ok := m[field].(string); ok {
+							add(s)
+						}
+					}
 				}
 			}
 		}
 	}
-	return total
+	return out
 }
 
-// poke makes the controller reconcile the grant (an unrelated annotation change) and waits
-// until at least one more reconcile has finished, so a test can then assert what it did not do.
-func (h *harness) poke(name string) {
-	h.t.Helper()
-	before := reconciles(h.t)
-	g := h.getGrant(name)
-	if g.Annotations == nil {
-		g.Annotations = map[string]string{}
-	}
-	g.Annotations["test/poke"] = rand.String(6)
-	if err := h.c.Update(h.ctx, g); err != nil {
-		h.t.Fatal(err)
-	}
-	h.eventually(10*time.Second, "a reconcile after the poke", func() (bool, string) {
-		return reconciles(h.t) > before, ""
-	})
-}
-
-// requestRefresh sets the manual-refresh annotation to now.
-func (h *harness) requestRefresh(name string) string {
-	h.t.Helper()
-	v := time.Now().UTC().Format(time.RFC3339)
-	g := h.getGrant(name)
-	if g.Annotations == nil {
-		g.Annotations = map[string]string{}
-	}
-	g.Annotations[oauthv1alpha1.RefreshRequestedAtAnnotation] = v
-	if err := h.c.Update(h.ctx, g); err != nil {
-		h.t.Fatal(err)
-	}
-	return v
-}
-
-// checkNoSecretsLeaked: no refresh token, access token or client secret in the controller's
-// log output, in events, or in any grant's status.
+// checkNoSecretsLeaked: no refresh token, access token or client secret (the fake's, and
+// every one in a Secret the test created) in the controller's log output, in events, or in
+// any grant's status.
 func (h *harness) checkNoSecretsLeaked() {
 	h.t.Helper()
 	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
-	secrets = append(secrets, clientSecret, "GOCSPX-Wr0ngS3cr3tZq9Hy4")
+	secrets = append(secrets, h.google.ClientSecrets()...)
+	secrets = append(secrets, h.secretValues()...)
 	var grants oauthv1alpha1.GoogleOAuthGrantList
 	if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
 		h.t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,10 +102,44 @@ func TestAPIServerRejectsInvalidGrants(t *testing.T) {
 	}
 }
 
-// TestSecretsWork is a smoke test of the control plane itself.
-func TestSecretsWork(t *testing.T) {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "smoke", Namespace: "default"}, StringData: map[string]string{"k": "v"}}
-	if err := env.Client.Create(context.Background(), s); err != nil {
+// TestStatusIsASubresource: users (and kubectl apply) cannot set a grant's status through
+// the main resource, and the controller's status writes cannot change its spec: the CRD
+// serves status as a subresource.
+func TestStatusIsASubresource(t *testing.T) {
+	ctx := context.Background()
+	g := validGrant("status-sub")
+	g.Status.AccessTokenSecretName = "set-on-create"
+	if err := env.Client.Create(ctx, g); err != nil {
 		t.Fatal(err)
+	}
+	got := &oauthv1alpha1.GoogleOAuthGrant{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(g), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.AccessTokenSecretName != "" {
+		t.Errorf("status set through create: %+v", got.Status)
+	}
+
+	got.Status.AccessTokenSecretName = "set-on-update"
+	if err := env.Client.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(g), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.AccessTokenSecretName != "" {
+		t.Errorf("status set through an update of the main resource: %+v", got.Status)
+	}
+
+	got.Status.AccessTokenSecretName = "status-sub-access-token"
+	got.Spec.AccessTokenSecretName = "changed-through-status"
+	if err := env.Client.Status().Update(ctx, got); err != nil {
+		t.Fatalf("status update: %v", err)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(g), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.AccessTokenSecretName != "status-sub-access-token" || got.Spec.AccessTokenSecretName != "" {
+		t.Errorf("after a status update: spec.accessTokenSecretName %q, status.accessTokenSecretName %q", got.Spec.AccessTokenSecretName, got.Status.AccessTokenSecretName)
 	}
 }

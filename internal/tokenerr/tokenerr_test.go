@@ -75,8 +75,9 @@ func TestClassify(t *testing.T) {
 			if f.Summary() == "" {
 				t.Error("empty Summary")
 			}
-			if tc.kind.Permanent() == (tc.kind == Transient) {
-				t.Errorf("Permanent() wrong for %v", tc.kind)
+			// What the controller acts on: only transient failures are retried unchanged.
+			if f.Kind.Permanent() != (tc.kind != Transient) {
+				t.Errorf("classified %v: Permanent() = %v, want %v", f.Kind, f.Kind.Permanent(), tc.kind != Transient)
 			}
 		})
 	}

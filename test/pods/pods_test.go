@@ -133,7 +133,7 @@ func apply(t *testing.T, manifest string) {
 }
 
 var (
-	statusLine = regexp.MustCompile(`status=(\d+) token_valid=\w+ expiry=(\S+)`)
+	statusLine = regexp.MustCompile(`status=(\d+) token_valid=(\w+) expiry=(\S+)`)
 )
 
 // TestPodKeepsCallingAcrossRefreshes: over five refresh cycles of 30-second tokens every call
@@ -190,7 +190,9 @@ spec:
 `, stack.Google.URL()+"/v1/whoami"))
 	kubectl(t, "wait", "-n", "pods", "--for=condition=Ready", "--timeout=120s", "pod/consumer")
 
-	logs := func() (ok, unauthorized int, expiries map[string]bool, text string) {
+	// Every call line: the API's status, and whether the token the pod read was still valid
+	// by its own expiry (x/oauth2's Valid) when it used it.
+	logs := func() (ok, unauthorized, invalid int, expiries map[string]bool, text string) {
 		text = kubectl(t, "logs", "-n", "pods", "consumer")
 		expiries = map[string]bool{}
 		for _, m := range statusLine.FindAllStringSubmatch(text, -1) {
@@ -200,18 +202,21 @@ spec:
 			case "401":
 				unauthorized++
 			}
-			expiries[m[2]] = true
+			if m[2] != "true" {
+				invalid++
+			}
+			expiries[m[3]] = true
 		}
 		return
 	}
 	deadline := time.Now().Add(4 * time.Minute)
 	for {
-		ok, unauthorized, expiries, text := logs()
-		if unauthorized > 0 || strings.Contains(text, "error=") {
-			t.Fatalf("the consumer saw a failure while the grant was healthy:\n%s", text)
+		ok, unauthorized, invalid, expiries, text := logs()
+		if unauthorized > 0 || invalid > 0 || strings.Contains(text, "error=") {
+			t.Fatalf("the consumer saw a failure (%d 401s, %d calls with a token past its expiry) while the grant was healthy:\n%s", unauthorized, invalid, text)
 		}
 		if len(expiries) >= 6 { // the first token and five refreshes, each seen by the pod
-			figures = fmt.Sprintf("refresh cycles observed in the pod: %d (%d tokens); calls made: %d; failures before revocation: 0", len(expiries)-1, len(expiries), ok)
+			figures = fmt.Sprintf("refresh cycles observed in the pod: %d (%d tokens); calls made: %d; failures (401s or expired tokens) before revocation: 0", len(expiries)-1, len(expiries), ok)
 			t.Log(figures)
 			break
 		}
@@ -232,7 +237,7 @@ spec:
 	kubectl(t, "wait", "-n", "pods", "--for=condition=Revoked", "--timeout=60s", "gog/api")
 	deadline = time.Now().Add(90 * time.Second)
 	for {
-		_, unauthorized, _, text := logs()
+		_, unauthorized, _, _, text := logs()
 		if unauthorized > 0 {
 			figures += fmt.Sprintf("; after revocation the calls failed with 401 (%d so far)", unauthorized)
 			break

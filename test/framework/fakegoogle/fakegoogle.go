@@ -16,6 +16,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -45,6 +46,10 @@ type Server struct {
 	codes         map[string]*authCode
 	requests      map[string]int // token requests per refresh token
 	times         map[string][]time.Time
+	exchanges     []*Exchange
+	issuedFor     map[string][]IssuedToken // access tokens per refresh token, in issue order
+	seq           int                      // issue order of refresh tokens
+	onRotate      func()
 	total         int
 	revokes       int
 
@@ -63,6 +68,7 @@ type refreshToken struct {
 	revoked     bool
 	rotatedFrom string    // the refresh token this one replaced, when rotating
 	expiresAt   time.Time // when set, unusable after this (a rotated-away token's grace)
+	seq         int       // issue order: a higher seq was issued later
 }
 
 func (rt *refreshToken) usable(now time.Time) bool {
@@ -71,6 +77,7 @@ func (rt *refreshToken) usable(now time.Time) bool {
 
 type accessToken struct {
 	refresh string
+	issued  time.Time
 	expiry  time.Time
 	scopes  []string
 	client  string
@@ -95,15 +102,35 @@ type Failure struct {
 // New returns a server issuing one-hour tokens, on the wall clock.
 func New() *Server {
 	return &Server{
-		now:      time.Now,
-		lifetime: time.Hour,
-		clients:  map[string]*client{},
-		refresh:  map[string]*refreshToken{},
-		access:   map[string]*accessToken{},
-		codes:    map[string]*authCode{},
-		requests: map[string]int{},
-		times:    map[string][]time.Time{},
+		now:       time.Now,
+		lifetime:  time.Hour,
+		clients:   map[string]*client{},
+		refresh:   map[string]*refreshToken{},
+		access:    map[string]*accessToken{},
+		codes:     map[string]*authCode{},
+		requests:  map[string]int{},
+		times:     map[string][]time.Time{},
+		issuedFor: map[string][]IssuedToken{},
 	}
+}
+
+// Exchange is one token request as the fake saw it.
+type Exchange struct {
+	RefreshToken string
+	Arrived      time.Time
+	// Ended is when the answer was written, or when the client went away without one
+	// (Answered false); zero while the request is in flight.
+	Ended    time.Time
+	Answered bool
+	Status   int
+	// RotatedTo is the new refresh token a successful rotating refresh issued.
+	RotatedTo string
+}
+
+// IssuedToken is an access token the fake issued and when it is valid (unless revoked).
+type IssuedToken struct {
+	AccessToken    string
+	Issued, Expiry time.Time
 }
 
 // Start listens on a free loopback port. Close stops it.
@@ -155,7 +182,13 @@ func (s *Server) DeleteClient(id string) {
 func (s *Server) AddRefreshToken(token, clientID string, scopes ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.refresh[token] = &refreshToken{clientID: clientID, scopes: scopes}
+	s.addRefreshLocked(token, &refreshToken{clientID: clientID, scopes: scopes})
+}
+
+func (s *Server) addRefreshLocked(token string, rt *refreshToken) {
+	s.seq++
+	rt.seq = s.seq
+	s.refresh[token] = rt
 }
 
 // NewRefreshToken registers and returns a fresh random refresh token.
@@ -269,22 +302,71 @@ func (s *Server) AccessTokenValid(token string) bool {
 	return s.validAccessLocked(token) != nil
 }
 
-// CurrentRefreshToken follows rotations: the newest refresh token descending from token.
+// CurrentRefreshToken follows rotations: the refresh token issued last among those
+// descending from token (token itself when it was never rotated). A client that lost a
+// rotated token and retried with the old one makes a branch; the newest branch wins.
 func (s *Server) CurrentRefreshToken(token string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
-		next := ""
-		for t, rt := range s.refresh {
-			if rt.rotatedFrom == token {
-				next = t
-			}
-		}
-		if next == "" {
-			return token
-		}
-		token = next
+	newest, seq := token, -1
+	if rt := s.refresh[token]; rt != nil {
+		seq = rt.seq
 	}
+	for t, rt := range s.refresh {
+		if rt.seq > seq && s.descendsLocked(t, token) {
+			newest, seq = t, rt.seq
+		}
+	}
+	return newest
+}
+
+// descendsLocked: t was issued by rotation from ancestor, directly or not.
+func (s *Server) descendsLocked(t, ancestor string) bool {
+	for rt := s.refresh[t]; rt != nil && rt.rotatedFrom != ""; rt = s.refresh[rt.rotatedFrom] {
+		if rt.rotatedFrom == ancestor {
+			return true
+		}
+	}
+	return false
+}
+
+// AccessTokenValidity says when an access token issued here was issued and expires; ok is
+// false for a token the fake never issued. It ignores revocation (see AccessTokenValid).
+func (s *Server) AccessTokenValidity(token string) (issued, expiry time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.access[token]
+	if at == nil {
+		return time.Time{}, time.Time{}, false
+	}
+	return at.issued, at.expiry, true
+}
+
+// AccessTokensFor lists the access tokens issued for a refresh token, in issue order.
+func (s *Server) AccessTokensFor(refreshToken string) []IssuedToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.issuedFor[refreshToken])
+}
+
+// Exchanges lists every token request so far, in arrival order (copies).
+func (s *Server) Exchanges() []Exchange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Exchange, len(s.exchanges))
+	for i, e := range s.exchanges {
+		out[i] = *e
+	}
+	return out
+}
+
+// OnNextRotation calls fn once, after the next refresh that rotates the refresh token has
+// rotated it and before the answer is sent: a client killed in fn never learns the new
+// token, though the fake has issued it (and started the old one's grace).
+func (s *Server) OnNextRotation(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onRotate = fn
 }
 
 // Handler serves the endpoints.
@@ -327,6 +409,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.requests[rt]++
 		s.times[rt] = append(s.times[rt], time.Now())
 	}
+	ex := &Exchange{RefreshToken: rt, Arrived: time.Now()}
+	s.exchanges = append(s.exchanges, ex)
 	latency := s.latency
 	var fail *Failure
 	if len(s.failures) > 0 {
@@ -335,6 +419,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		fail = &f
 	}
 	s.mu.Unlock()
+	// Handlers below write to rec; answer sends it (deferred calls run last-in first-out,
+	// so after any unlock deferred below).
+	rec := httptest.NewRecorder()
+	defer s.answer(w, r, ex, rec)
+	w = rec
 
 	if latency > 0 {
 		select {
@@ -382,7 +471,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "refresh_token":
-		s.refreshGrant(w, clientID, rt)
+		ex.RotatedTo = s.refreshGrant(w, clientID, rt)
 	case "authorization_code":
 		s.codeGrant(w, r, clientID)
 	case "":
@@ -390,6 +479,32 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	default:
 		oauthError(w, 400, "unsupported_grant_type", "Invalid grant_type: "+gt)
 	}
+}
+
+// answer sends what the handler wrote to rec, unless the client has gone, and records the
+// outcome; the rotation hook runs first, without the lock.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, ex *Exchange, rec *httptest.ResponseRecorder) {
+	s.mu.Lock()
+	hook := s.onRotate
+	if ex.RotatedTo == "" {
+		hook = nil
+	} else {
+		s.onRotate = nil
+	}
+	s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	// The handler returns without an answer only when the client has gone (latency, Hang).
+	answered := r.Context().Err() == nil
+	if answered {
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ex.Ended, ex.Answered, ex.Status = time.Now(), answered, rec.Code
 }
 
 func statusCode(status int) string {
@@ -403,24 +518,26 @@ func statusCode(status int) string {
 	}
 }
 
-func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token string) {
+// refreshGrant answers a refresh_token grant; it returns the new refresh token when it rotated one.
+func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token string) string {
 	if token == "" {
 		oauthError(w, 400, "invalid_request", "Missing required parameter: refresh_token")
-		return
+		return ""
 	}
 	rt := s.refresh[token]
 	switch {
 	case !rt.usable(s.now()):
 		oauthError(w, 400, "invalid_grant", "Token has been expired or revoked.")
-		return
+		return ""
 	case rt.clientID != clientID:
 		oauthError(w, 401, "unauthorized_client", "Unauthorized")
-		return
+		return ""
 	}
 	resp := s.issueLocked(token, clientID, rt.scopes)
+	next := ""
 	if s.rotate {
-		next := "1//fake-" + randomString(24)
-		s.refresh[next] = &refreshToken{clientID: clientID, scopes: rt.scopes, rotatedFrom: token}
+		next = "1//fake-" + randomString(24)
+		s.addRefreshLocked(next, &refreshToken{clientID: clientID, scopes: rt.scopes, rotatedFrom: token})
 		if s.rotationGrace > 0 {
 			if rt.expiresAt.IsZero() {
 				rt.expiresAt = s.now().Add(s.rotationGrace)
@@ -431,12 +548,15 @@ func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token string) {
 		resp["refresh_token"] = next
 	}
 	writeJSON(w, 200, resp)
+	return next
 }
 
 func (s *Server) issueLocked(refresh, clientID string, scopes []string) map[string]any {
 	at := "ya29.fake-" + randomString(32)
-	expiry := s.now().Add(s.lifetime)
-	s.access[at] = &accessToken{refresh: refresh, expiry: expiry, scopes: scopes, client: clientID}
+	now := s.now()
+	expiry := now.Add(s.lifetime)
+	s.access[at] = &accessToken{refresh: refresh, issued: now, expiry: expiry, scopes: scopes, client: clientID}
+	s.issuedFor[refresh] = append(s.issuedFor[refresh], IssuedToken{AccessToken: at, Issued: now, Expiry: expiry})
 	resp := map[string]any{
 		"access_token": at,
 		"expires_in":   int(s.lifetime / time.Second),
@@ -469,7 +589,7 @@ func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, clientID stri
 	}
 	delete(s.codes, code) // codes are single use
 	refresh := "1//fake-" + randomString(24)
-	s.refresh[refresh] = &refreshToken{clientID: clientID, scopes: ac.scopes}
+	s.addRefreshLocked(refresh, &refreshToken{clientID: clientID, scopes: ac.scopes})
 	resp := s.issueLocked(refresh, clientID, ac.scopes)
 	if ac.offline {
 		resp["refresh_token"] = refresh
@@ -568,6 +688,17 @@ func (s *Server) RefreshTokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Collect(maps.Keys(s.refresh))
+}
+
+// ClientSecrets lists every registered client's secret, for leak checks.
+func (s *Server) ClientSecrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, c := range s.clients {
+		out = append(out, c.secret)
+	}
+	return out
 }
 
 // ClearFailures drops failures queued with FailNext.

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"time"
+
+	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+)
+
+// cycleFigures are the refresh-cycle figures of the measured window, from the fake's record
+// of the tokens it issued and the requests it answered, never from the operator's status.
+type cycleFigures struct {
+	requests int // token requests in the window
+	// due counts refreshes that fell due in the window: each access token the fake issued,
+	// still the grant's newest when its documented refresh time (schedule.RefreshTime of its
+	// issue and expiry) came. missed counts those with no request before the token expired.
+	due, missed int
+	// grantsMissing have a missed refresh; grantsSilent made no request for a whole token
+	// lifetime somewhere in the window (a grant skipped altogether shows here even when it
+	// has no due refresh left to miss).
+	grantsMissing, grantsSilent int
+}
+
+func (c *cycleFigures) add(g cycleFigures) {
+	c.requests += g.requests
+	c.due += g.due
+	c.missed += g.missed
+	c.grantsMissing += g.grantsMissing
+	c.grantsSilent += g.grantsSilent
+}
+
+// grantCycles computes one grant's figures for the window [start, end): tokens are the
+// access tokens issued for its refresh token in issue order, requests the arrival times of
+// its token requests, uid the grant's UID (the schedule's jitter seed).
+func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid string, lifetime time.Duration, start, end time.Time) cycleFigures {
+	var f cycleFigures
+	in := func(t time.Time) bool { return !t.Before(start) && t.Before(end) }
+	prev := start
+	for _, r := range requests {
+		if !in(r) {
+			continue
+		}
+		f.requests++
+		if r.Sub(prev) > lifetime {
+			f.grantsSilent = 1
+		}
+		prev = r
+	}
+	if end.Sub(prev) > lifetime {
+		f.grantsSilent = 1
+	}
+	for k, tok := range tokens {
+		due := schedule.RefreshTime(tok.Issued, tok.Expiry, 0, uid)
+		// The operator computes the schedule from its own (whole-second) view of issue and
+		// expiry; allow the jitter's range and a second either way.
+		tol := tok.Expiry.Sub(tok.Issued)/30 + time.Second
+		if !in(due) || (k+1 < len(tokens) && tokens[k+1].Issued.Before(due.Add(-tol))) {
+			continue // not due in the window, or replaced early (that request counts, unanswered by a due)
+		}
+		f.due++
+		if tok.Expiry.After(end) {
+			continue // its refresh may still come after the window
+		}
+		answered := false
+		for _, r := range requests {
+			if !r.Before(due.Add(-tol)) && r.Before(tok.Expiry) {
+				answered = true
+				break
+			}
+		}
+		if !answered {
+			f.missed++
+			f.grantsMissing = 1
+		}
+	}
+	return f
+}
