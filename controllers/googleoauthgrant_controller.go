@@ -65,7 +65,7 @@ type GoogleOAuthGrantReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one grant's derived Secret and status up to date.
-func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	grant := &oauthv1alpha1.GoogleOAuthGrant{}
 	if err := r.Get(ctx, req.NamespacedName, grant); err != nil {
 		if apierrors.IsNotFound(err) {
