@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/metadata"
 
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
@@ -35,19 +36,16 @@ func TestReadableDuringShutdown(t *testing.T) {
 	}
 	w := New(md, "", nil, func(string, string) {})
 	mgrCtx, stop := context.WithCancel(ctx)
-	started, done := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		close(started)
 		_ = w.Start(mgrCtx)
 	}()
-	<-started
-	deadline := time.Now().Add(30 * time.Second)
-	for !w.Synced(ns.Name) { // Start has set its context once a watch can start
-		if time.Now().After(deadline) {
-			t.Fatal("the namespace's Secret watch did not sync within 30s")
-		}
-		<-time.After(10 * time.Millisecond) // polling HasSynced
+	// Synced starts the watch once Start has run, then reports the first List done.
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return w.Synced(ns.Name), nil
+	}); err != nil {
+		t.Fatal("the namespace's Secret watch did not sync within 30s")
 	}
 	if m, err := w.Get(ns.Name, "client"); err != nil || m == nil {
 		t.Fatalf("Get before the shutdown: %v, %v", m, err)

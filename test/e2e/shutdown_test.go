@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
 )
@@ -52,12 +55,10 @@ spec: {clientSecretRef: {name: client}, refreshTokenSecretRef: {name: rt-%[1]d}}
 		t.Fatalf("%v: %s", err, out)
 	}
 
-	deadline := time.Now().Add(60 * time.Second)
-	for g.TotalRequests()-before < grants {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d token requests reached the fake within 60s", g.TotalRequests()-before, grants)
-		}
-		<-time.After(20 * time.Millisecond) // polling the fake's request counter
+	if err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return g.TotalRequests()-before >= grants, nil
+	}); err != nil {
+		t.Fatalf("only %d of %d token requests reached the fake within a minute", g.TotalRequests()-before, grants)
 	}
 	stopped := time.Now()
 	stack.StopManager() // SIGTERM, and waits for the process to exit
