@@ -13,8 +13,8 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// New returns base, except that once stopping is done, errors that are context.Canceled
-// are logged at info level with the error text and "shutdown": true.
+// New returns base, except that once stopping is done, the errors a shutdown causes are
+// logged at info level with the error text and "shutdown": true.
 func New(base logr.Logger, stopping context.Context) logr.Logger {
 	// One more frame (this sink) between the caller and base's sink.
 	return logr.New(&sink{inner: base.WithCallDepth(1).GetSink(), stopping: stopping})
@@ -33,7 +33,7 @@ func (s *sink) Enabled(level int) bool { return s.inner.Enabled(level) }
 func (s *sink) Info(level int, msg string, kv ...any) { s.inner.Info(level, msg, kv...) }
 
 func (s *sink) Error(err error, msg string, kv ...any) {
-	if s.stopping.Err() != nil && errors.Is(err, context.Canceled) {
+	if s.stopping.Err() != nil && expected(err, msg) {
 		s.inner.Info(0, msg, slices.Concat(kv, []any{"error", err.Error(), "shutdown", true})...)
 		return
 	}
@@ -53,4 +53,12 @@ func (s *sink) WithCallDepth(depth int) logr.LogSink {
 		return &sink{inner: cd.WithCallDepth(depth), stopping: s.stopping}
 	}
 	return s
+}
+
+// expected reports whether an error is the shutdown's doing: a cancellation, or the Lease
+// controller-runtime releases on a graceful stop, which it reports as lost once the stop
+// has begun (kubernetes-sigs/controller-runtime#3535; a lease lost while running still is an error).
+func expected(err error, msg string) bool {
+	return errors.Is(err, context.Canceled) ||
+		(msg == "error received after stop sequence was engaged" && err != nil && err.Error() == "leader election lost")
 }

@@ -25,6 +25,8 @@ func TestErrorsOfTheShutdownAreInfo(t *testing.T) {
 		{"a cancellation while running", false, canceledPost, true},
 		{"another error after the shutdown began", true, errors.New("conflict"), true},
 		{"a timeout after the shutdown began", true, context.DeadlineExceeded, true},
+		{"the released Lease after the shutdown began", true, errors.New("leader election lost"), false},
+		{"a Lease lost while running", false, errors.New("leader election lost"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var lines []string
@@ -34,7 +36,7 @@ func TestErrorsOfTheShutdownAreInfo(t *testing.T) {
 			if tc.stopping {
 				cancel()
 			}
-			New(base, ctx).WithName("events").WithValues("k", "v").Error(tc.err, "Unable to write event")
+			New(base, ctx).WithName("events").WithValues("k", "v").Error(tc.err, msg(tc.err))
 			if len(lines) != 1 {
 				t.Fatalf("logged %d lines, want 1: %q", len(lines), lines)
 			}
@@ -47,4 +49,12 @@ func TestErrorsOfTheShutdownAreInfo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// msg is the message controller-runtime and client-go log these errors with.
+func msg(err error) string {
+	if err.Error() == "leader election lost" {
+		return "error received after stop sequence was engaged"
+	}
+	return "Unable to write event"
 }
