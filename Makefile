@@ -70,9 +70,14 @@ bench: build k8s-binaries ## Benchmark the manager at scale (BENCH_GRANTS, BENCH
 	go build -o $(LOCALBIN)/bench ./hack/bench
 	$(LOCALBIN)/bench
 
+# The kubelet is for the pod test only, which runs only as root: auto builds it as root only.
+K8S_KUBELET ?= auto
+# Targets that never start a kubelet do not build one, whoever runs them.
+demo bench: K8S_KUBELET = 0
+
 .PHONY: k8s-binaries
-k8s-binaries: ## Build kube-apiserver, etcd, kubectl and kube-controller-manager from Go modules into bin/k8s/<version>.
-	@K8S_BINARIES_DIR=$(K8S_BIN) bash hack/k8s-binaries.sh
+k8s-binaries: ## Build kube-apiserver, etcd, kubectl, kube-controller-manager (and, as root, the kubelet) from Go modules into bin/k8s/<version>.
+	@K8S_BINARIES_DIR=$(K8S_BIN) K8S_KUBELET=$(K8S_KUBELET) bash hack/k8s-binaries.sh
 
 ##@ Build
 

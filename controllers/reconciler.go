@@ -78,8 +78,9 @@ type GoogleOAuthGrantReconciler struct {
 // cacheLagRetry is how soon to look again when the cache does not yet show our own last write.
 const cacheLagRetry = 100 * time.Millisecond
 
-// Reconcile brings one grant's derived Secret and status up to date: load, decide, act, report.
-func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// reconcile brings one grant's derived Secret and status up to date: load, decide, act, report
+// (Reconcile, in shutdown.go, runs it so that a manager shutdown is quiet).
+func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	g := &oauthv1alpha1.GoogleOAuthGrant{}
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
 		if apierrors.IsNotFound(err) {

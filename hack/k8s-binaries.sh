@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Builds a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kubectl, etcd) and a kubelet from the Go module proxy into bin/k8s/<version>/.
+# kubectl, etcd) and, when the pod test will use it, a kubelet from the Go module proxy
+# into bin/k8s/<version>/.
 #
 # Why build instead of download: our machines reach only the Go module proxy, so
 # setup-envtest and release tarballs are unavailable (see ../shared/notes).
 # Idempotent: when the binaries exist and report the pinned version it exits in seconds.
+#
+# K8S_KUBELET=auto (the default) builds the kubelet only as root: the pod test (test/pods)
+# is the only user of it and runs only as root; as anyone else it skips, and the kubelet
+# would be a minute or two of cold build for nothing. K8S_KUBELET=1 or 0 forces it.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,45 +28,63 @@ command -v go >/dev/null || fail "Go is not on PATH. Install Go 1.26+ (https://g
 grep -q "k8s.io/kubernetes $K8S_VERSION" "$mod/go.mod" ||
   fail "hack/k8s-binaries/go.mod does not pin k8s.io/kubernetes $K8S_VERSION; keep it in step with hack/k8s-version."
 
-up_to_date() {
-  for b in kube-apiserver kube-controller-manager kubectl kubelet etcd; do
-    [ -x "$out/$b" ] || return 1
-  done
-  # Capture, then match: with pipefail, `etcd --version | grep -q` fails when grep exits
-  # before etcd has written its last line (SIGPIPE), which happens on a busy machine.
-  local v
-  v=$("$out/kube-apiserver" --version 2>/dev/null) && grep -qx "Kubernetes $K8S_VERSION" <<<"$v" || return 1
-  v=$("$out/etcd" --version 2>/dev/null) && grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$v" || return 1
+kubelet=${K8S_KUBELET:-auto}
+case $kubelet in
+  auto) if [ "$(id -u)" = 0 ]; then kubelet=1; else kubelet=0; fi ;;
+  0 | 1) ;;
+  *) fail "K8S_KUBELET is '$kubelet'; use 1 (build the kubelet), 0 (do not) or auto (only as root, where the pod test runs)." ;;
+esac
+
+# Package of each binary, relative to the helper module.
+declare -A pkg=(
+  [etcd]=./etcd
+  [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
+  [kubectl]=k8s.io/kubernetes/cmd/kubectl
+  [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+)
+kube=(kube-apiserver kubectl kube-controller-manager)
+[ "$kubelet" = 1 ] && kube+=(kubelet)
+
+# missing lists the wanted binaries that are absent or report another version. (Versions are
+# captured before matching: `--version | grep -q` under pipefail fails at random, when grep
+# exits before the binary has written its last line.)
+missing() {
+  local b v
+  v=$("$out/etcd" --version 2>/dev/null) || true
+  [[ $v == *"etcd Version: ${ETCD_VERSION#v}"* ]] || echo etcd
+  v=$("$out/kube-apiserver" --version 2>/dev/null) || true
+  if [ "$v" != "Kubernetes $K8S_VERSION" ]; then
+    echo "${kube[@]}" # another version, or none: all of them
+    return
+  fi
+  for b in "${kube[@]}"; do [ -x "$out/$b" ] || echo "$b"; done
 }
 
-if up_to_date; then
+read -r -a need <<<"$(missing | tr '\n' ' ')"
+if [ ${#need[@]} = 0 ]; then
   echo "k8s-binaries: Kubernetes $K8S_VERSION and etcd $ETCD_VERSION already built in ${out#"$root"/}"
   exit 0
 fi
 
 minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
-pkg=k8s.io/component-base/version
-cpkg=k8s.io/client-go/pkg/version
 ldflags="-s -w"
-for p in $pkg $cpkg; do
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 done
 
 mkdir -p "$out"
+staging=$(mktemp -d "$out/.build.XXXXXX")
+trap 'rm -rf "$staging"' EXIT
 start=$(date +%s)
-echo "k8s-binaries: building Kubernetes $K8S_VERSION and etcd $ETCD_VERSION into ${out#"$root"/} (a cold build takes about 6-8 minutes on 2 cores; later runs take seconds)"
-cd "$mod"
-build() { # build <output name> <package>
-  echo "k8s-binaries:   $1"
-  go build -trimpath -ldflags "$ldflags" -o "$out/$1.tmp" "$2" ||
-    fail "building $1 failed. Check that the Go module proxy is reachable (go env GOPROXY) and that there is disk space, then re-run 'make k8s-binaries'."
-  mv "$out/$1.tmp" "$out/$1"
-}
-[ -x "$out/etcd" ] || build etcd ./etcd
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-build kubectl k8s.io/kubernetes/cmd/kubectl
-build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
-build kubelet k8s.io/kubernetes/cmd/kubelet
+echo "k8s-binaries: building ${need[*]} (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION) into ${out#"$root"/}; a cold build takes about 8 minutes on 2 cores, later runs take seconds"
+pkgs=()
+for b in "${need[@]}"; do pkgs+=("${pkg[$b]}"); done
+# One go build of every package: it compiles their shared dependencies once and keeps all
+# cores busy, linking one binary while compiling for the next.
+(cd "$mod" && go build -trimpath -ldflags "$ldflags" -o "$staging/" "${pkgs[@]}") ||
+  fail "building ${need[*]} failed. Check that the Go module proxy is reachable (go env GOPROXY) and that there is disk space, then re-run 'make k8s-binaries'."
+for b in "${need[@]}"; do mv "$staging/$b" "$out/$b"; done
 
-up_to_date || fail "built binaries do not report Kubernetes $K8S_VERSION / etcd $ETCD_VERSION; delete $out and re-run 'make k8s-binaries'."
-echo "k8s-binaries: built Kubernetes $K8S_VERSION and etcd $ETCD_VERSION in $(($(date +%s) - start))s: $("$out/kubectl" version --client 2>/dev/null | head -1)"
+[ -z "$(missing)" ] || fail "built binaries do not report Kubernetes $K8S_VERSION / etcd $ETCD_VERSION; delete $out and re-run 'make k8s-binaries'."
+echo "k8s-binaries: built ${need[*]} in $(($(date +%s) - start))s: $("$out/kubectl" version --client 2>/dev/null | head -1)"

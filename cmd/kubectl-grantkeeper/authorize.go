@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -14,12 +15,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/authflow"
@@ -211,53 +212,54 @@ func (o *authorizeOptions) objects(name, ns string, clientJSON []byte, cl creden
 	}
 }
 
-// createOrUpdate creates obj, or replaces the data or spec of the existing object.
+// createOrUpdate creates obj, or replaces the data or spec of the existing object; it
+// reports whether the object existed.
 func createOrUpdate(ctx context.Context, c client.Client, obj client.Object) (bool, error) {
-	err := c.Create(ctx, obj)
-	if err == nil || !apierrors.IsAlreadyExists(err) {
-		return false, err
-	}
+	var op controllerutil.OperationResult
 	// The controller writes the grant's status (and may write back a rotated refresh token)
 	// at any moment: read, modify and write again on a conflict.
-	return true, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		switch want := obj.(type) {
-		case *corev1.Secret:
-			cur := &corev1.Secret{}
-			if err := c.Get(ctx, client.ObjectKeyFromObject(want), cur); err != nil {
-				return err
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() (err error) {
+		op, err = createOrUpdateOnce(ctx, c, obj)
+		return err
+	})
+	return op != controllerutil.OperationResultCreated, err
+}
+
+func createOrUpdateOnce(ctx context.Context, c client.Client, obj client.Object) (op controllerutil.OperationResult, err error) {
+	switch want := obj.(type) {
+	case *corev1.Secret:
+		cur := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+		op, err = controllerutil.CreateOrUpdate(ctx, c, cur, func() error {
+			if cur.CreationTimestamp.IsZero() {
+				cur.Labels, cur.Type = want.Labels, want.Type
 			}
 			cur.Data, cur.StringData = nil, want.StringData
-			return c.Update(ctx, cur)
-		case *oauthv1alpha1.GoogleOAuthGrant:
-			cur := &oauthv1alpha1.GoogleOAuthGrant{}
-			if err := c.Get(ctx, client.ObjectKeyFromObject(want), cur); err != nil {
-				return err
+			return nil
+		})
+	case *oauthv1alpha1.GoogleOAuthGrant:
+		cur := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+		op, err = controllerutil.CreateOrUpdate(ctx, c, cur, func() error {
+			if cur.CreationTimestamp.IsZero() {
+				cur.Labels = want.Labels
 			}
 			cur.Spec.ClientSecretRef, cur.Spec.RefreshTokenSecretRef, cur.Spec.AuthorizedUserSecretRef = want.Spec.ClientSecretRef, want.Spec.RefreshTokenSecretRef, want.Spec.AuthorizedUserSecretRef
 			cur.Spec.Scopes = want.Spec.Scopes
-			return c.Update(ctx, cur)
-		}
-		return fmt.Errorf("unexpected object %T", obj)
-	})
+			return nil
+		})
+	default:
+		return op, fmt.Errorf("unexpected object %T", obj)
+	}
+	return op, err
 }
 
-func printObjects(out interface{ Write([]byte) (int, error) }, objs []client.Object, format string) error {
-	for i, obj := range objs {
-		var b []byte
-		var err error
-		if format == "json" {
-			b, err = json.MarshalIndent(obj, "", "  ")
-			b = append(b, '\n')
-		} else {
-			b, err = yaml.Marshal(obj)
-			if i > 0 {
-				b = append([]byte("---\n"), b...)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := out.Write(b); err != nil {
+// printObjects prints the manifests as kubectl's -o yaml and -o json do.
+func printObjects(out io.Writer, objs []client.Object, format string) error {
+	var p printers.ResourcePrinter = &printers.YAMLPrinter{}
+	if format == "json" {
+		p = &printers.JSONPrinter{}
+	}
+	for _, obj := range objs {
+		if err := p.PrintObj(obj, out); err != nil {
 			return err
 		}
 	}

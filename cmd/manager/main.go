@@ -24,6 +24,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/shutdownlog"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
 
@@ -62,7 +63,9 @@ func run() error {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	// Stopping (SIGTERM) cancels work under way on purpose; that is not an error to log.
+	stopping := ctrl.SetupSignalHandler()
+	ctrl.SetLogger(shutdownlog.New(zap.New(zap.UseFlagOptions(&zapOpts)), stopping))
 	log := ctrl.Log.WithName("setup")
 
 	for name, u := range map[string]string{"--token-url": tokenURL, "--revoke-url": revokeURL} {
@@ -123,5 +126,5 @@ func run() error {
 		return err
 	}
 	log.Info("starting manager", "tokenURL", tokenURL, "revokeURL", revokeURL, "leaderElect", leaderElect)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(stopping)
 }

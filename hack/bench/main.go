@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +26,10 @@ import (
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/procfs"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -320,7 +324,7 @@ func main() {
 	cpu0 := mgr.cpuSeconds()
 	progress(window, func() string {
 		return fmt.Sprintf("token requests %d, expired-token-seconds %.1f, manager RSS %.0f MiB",
-			google.TotalRequests()-req0, tr.staleNow().Seconds(), mgr.rssMiB("VmRSS"))
+			google.TotalRequests()-req0, tr.staleNow().Seconds(), rssNow(mgr))
 	})
 	end := time.Now()
 	res.WindowSeconds = end.Sub(start).Seconds()
@@ -344,7 +348,7 @@ func main() {
 		res.WritesPerRefresh = float64(res.SecretWrites+res.GrantWrites) / float64(res.TokenRequests)
 		res.CPUPerRefreshMillis = (mgr.cpuSeconds() - cpu0) * 1000 / float64(res.TokenRequests)
 	}
-	res.PeakRSSMiB = mgr.rssMiB("VmHWM")
+	_, res.PeakRSSMiB = mgr.rssMiB()
 	res.CPUSeconds = mgr.cpuSeconds()
 
 	// Phase 3: restart with every token fresh.
@@ -372,7 +376,7 @@ func main() {
 			}
 		}
 	}
-	res.RSSBaseMiB, res.HeapBaseMiB = mgr.rssMiB("VmRSS"), mgr.heapMiB()
+	res.RSSBaseMiB, res.HeapBaseMiB = rssNow(mgr), mgr.heapMiB()
 
 	// Phase 4: the memory cost of unrelated Secrets.
 	if cfg.Unrelated > 0 {
@@ -391,7 +395,7 @@ func main() {
 		mgr = startManager(root, dir, cluster, google)
 		tr.waitDecided(cfg.Grants, restart)
 		<-time.After(time.Until(restart.Add(time.Minute)))
-		res.RSSUnrelatedMiB, res.HeapUnrelatedMiB = mgr.rssMiB("VmRSS"), mgr.heapMiB()
+		res.RSSUnrelatedMiB, res.HeapUnrelatedMiB = rssNow(mgr), mgr.heapMiB()
 	}
 	report(res, dir)
 }
@@ -465,60 +469,76 @@ func (m *managerProc) stop() {
 	_ = m.cmd.Wait()
 }
 
-func (m *managerProc) procStatus(key string) float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+// rssMiB is the manager's resident memory now and its peak so far.
+func (m *managerProc) rssMiB() (now, peak float64) {
+	p, err := procfs.NewProc(m.cmd.Process.Pid)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
-			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
-			return kb
-		}
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0, 0
 	}
-	return 0
+	return float64(st.VmRSS) / (1 << 20), float64(st.VmHWM) / (1 << 20)
 }
 
-func (m *managerProc) rssMiB(key string) float64 { return m.procStatus(key) / 1024 }
+func rssNow(m *managerProc) float64 {
+	now, _ := m.rssMiB()
+	return now
+}
 
 func (m *managerProc) cpuSeconds() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
+	p, err := procfs.NewProc(m.cmd.Process.Pid)
 	if err != nil {
 		return 0
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
+	st, err := p.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.CPUTime()
 }
 
-// scrape reads one value from the manager's metrics endpoint, summing matching series.
-func (m *managerProc) scrape(name, labelFilter string) float64 {
+// scrape reads one metric from the manager's metrics endpoint, summing the series that carry
+// every label in match; -1 when the endpoint cannot be read.
+func (m *managerProc) scrape(name string, match map[string]string) float64 {
 	resp, err := http.Get("http://" + m.metricsAddr + "/metrics")
 	if err != nil {
 		return -1
 	}
 	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return -1
+	}
 	total := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) || !strings.Contains(line, labelFilter) {
+	for _, metric := range families[name].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range metric.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		matches := true
+		for k, v := range match {
+			matches = matches && labels[k] == v
+		}
+		if !matches {
 			continue
 		}
-		if f := strings.Fields(line); len(f) >= 2 {
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += v
+		switch {
+		case metric.Counter != nil:
+			total += metric.GetCounter().GetValue()
+		case metric.Gauge != nil:
+			total += metric.GetGauge().GetValue()
+		case metric.Untyped != nil:
+			total += metric.GetUntyped().GetValue()
 		}
 	}
 	return total
 }
 
 func (m *managerProc) heapMiB() float64 {
-	return m.scrape("go_memstats_heap_inuse_bytes", "") / (1 << 20)
+	return m.scrape("go_memstats_heap_inuse_bytes", nil) / (1 << 20)
 }
 
 // clearObservedGeneration sets every grant's status.observedGeneration to 0 while no
@@ -559,30 +579,14 @@ func (t *tracker) waitDecided(n int, start time.Time) float64 {
 	return last.Sub(start).Seconds()
 }
 
+// parallel runs fn(0..n-1) on at most workers goroutines; the first error ends the bench.
 func parallel(n, workers int, fn func(i int) error) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	errs := make(chan error, n)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := fn(i); err != nil {
-					errs <- err
-				}
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(workers)
 	for i := range n {
-		next <- i
+		g.Go(func() error { return fn(i) })
 	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		must(err)
-	}
+	must(g.Wait())
 }
 
 // waitFor polls cond every second until it holds, printing progress every 10 seconds.
@@ -629,15 +633,13 @@ func percentile(sorted []float64, p float64) float64 {
 }
 
 func machine() string {
-	cpus := 0
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		cpus = strings.Count(string(b), "processor\t:")
+	mem := "unknown"
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if mi, err := fs.Meminfo(); err == nil && mi.MemTotal != nil {
+			mem = fmt.Sprintf("%.1f GiB", float64(*mi.MemTotal)/(1<<20))
+		}
 	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		mem = strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"))
-	}
-	return fmt.Sprintf("%d CPUs, %s memory", cpus, mem)
+	return fmt.Sprintf("%d CPUs, %s memory", goruntime.NumCPU(), mem)
 }
 
 func report(r *results, dir string) {

@@ -7,7 +7,6 @@ package authflow
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
@@ -53,10 +52,7 @@ func Run(ctx context.Context, o Options) (*oauth2.Token, error) {
 	conf := o.Config
 	conf.RedirectURL = "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/callback"
 
-	state, err := random()
-	if err != nil {
-		return nil, err
-	}
+	state := rand.Text() // 128 random bits, URL-safe
 	verifier := oauth2.GenerateVerifier()
 	opts := []oauth2.AuthCodeOption{oauth2.AccessTypeOffline, oauth2.ApprovalForce, oauth2.S256ChallengeOption(verifier),
 		oauth2.SetAuthURLParam("include_granted_scopes", "true")}
@@ -138,12 +134,4 @@ func Run(ctx context.Context, o Options) (*oauth2.Token, error) {
 		return nil, errors.New("the token endpoint returned no refresh token (was access_type=offline honoured?); nothing was created")
 	}
 	return tok, nil
-}
-
-func random() (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }

@@ -4,11 +4,13 @@
 package derivedsecret
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,27 +73,8 @@ func Apply(s *corev1.Secret, grant string, t Token) bool {
 }
 
 func equalSecret(a, b *corev1.Secret) bool {
-	if len(a.Data) != len(b.Data) || a.Type != b.Type || !equalMap(a.Labels, b.Labels) || !equalMap(a.Annotations, b.Annotations) {
-		return false
-	}
-	for k, v := range a.Data {
-		if string(b.Data[k]) != string(v) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalMap(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
+	return a.Type == b.Type && maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) &&
+		maps.EqualFunc(a.Data, b.Data, bytes.Equal)
 }
 
 // Read returns the token a derived Secret holds, and false when the Secret is not in the
@@ -110,14 +93,8 @@ func Read(s *corev1.Secret, grant string) (Token, bool) {
 	if t.AccessToken == "" {
 		return Token{}, false
 	}
-	want := Data(t)
-	if len(want) != len(s.Data) {
+	if !maps.EqualFunc(Data(t), s.Data, bytes.Equal) {
 		return Token{}, false
-	}
-	for k, v := range want {
-		if string(s.Data[k]) != string(v) {
-			return Token{}, false
-		}
 	}
 	return t, true
 }

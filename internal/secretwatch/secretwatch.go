@@ -41,6 +41,9 @@ func New(client metadata.Interface, selector string, transform cache.TransformFu
 }
 
 // Start implements manager.Runnable: it waits for the manager to stop, then stops every watch.
+// The watches' last contents stay readable: reconciles still finishing during the manager's
+// shutdown read them (the manager stops this and the controllers together), and an emptied
+// store would look to them as if every Secret had been deleted.
 func (w *Watcher) Start(ctx context.Context) error {
 	w.mu.Lock()
 	w.ctx = ctx
@@ -48,9 +51,8 @@ func (w *Watcher) Start(ctx context.Context) error {
 	<-ctx.Done()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for ns, wt := range w.informers {
+	for _, wt := range w.informers {
 		wt.cancel()
-		delete(w.informers, ns)
 	}
 	return nil
 }

@@ -1,22 +1,18 @@
 // Package e2e drives grantkeeper the way a user does: the manifests in config/, the real
 // kubectl, the RBAC we ship (the manager authenticates as its ServiceAccount, not as an
-// admin), a real kube-controller-manager for garbage collection, and `make demo`.
+// admin), a real kube-controller-manager for garbage collection, and `make demo` (demo_test.go).
 package e2e
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +22,6 @@ import (
 
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
 	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
-	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
 
 var (
@@ -52,7 +47,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(workDir)
-	for _, b := range []struct{ out, pkg string }{{"manager", "./cmd/manager"}, {"demo", "./hack/demo"}, {"plugins/kubectl-grantkeeper", "./cmd/kubectl-grantkeeper"}} {
+	for _, b := range []struct{ out, pkg string }{{"manager", "./cmd/manager"}, {"plugins/kubectl-grantkeeper", "./cmd/kubectl-grantkeeper"}} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(workDir, b.out), b.pkg)
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -233,77 +228,6 @@ spec:
 	}
 }
 
-// TestDemo runs `make demo`'s program to the end of its walkthrough, interrupts it with
-// Ctrl-C (SIGINT) and checks that it stopped every process and port it started.
-func TestDemo(t *testing.T) {
-	cmd := exec.Command(filepath.Join(workDir, "demo"), "-dir", filepath.Join(workDir, "demo-run"),
-		"-manager", filepath.Join(workDir, "manager"), "-k8s-bin", binDir)
-	cmd.Dir = root
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var transcript strings.Builder
-	lines := bufio.NewScanner(stdout)
-	ready := false
-	var children []int
-	apiserver := ""
-	for lines.Scan() {
-		line := lines.Text()
-		transcript.WriteString(line + "\n")
-		if strings.Contains(line, "API server https://") {
-			apiserver = strings.Fields(strings.SplitN(line, "https://", 2)[1])[0]
-			apiserver = strings.TrimSuffix(strings.TrimSuffix(apiserver, ","), "/")
-		}
-		if strings.Contains(line, "press Ctrl-C") {
-			ready = true
-			children = descendants(cmd.Process.Pid)
-			_ = cmd.Process.Signal(syscall.SIGINT)
-		}
-	}
-	_, _ = io.Copy(io.Discard, stdout)
-	err = cmd.Wait()
-	out := transcript.String()
-	if !ready {
-		t.Fatalf("the demo did not finish its walkthrough (%v):\n%s", err, out)
-	}
-	for _, want := range []string{"[1/5]", "[5/5]", "condition met", "Revoked=True", "Token has been expired or revoked.", "access_token", "token.json", "nothing left running"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q", want)
-		}
-	}
-	// The demo's fake issues access tokens we cannot list, but all of them start "ya29.";
-	// the refresh token and client secret are the sample's.
-	demoLog, err := os.ReadFile(filepath.Join(workDir, "demo-run", "manager.log"))
-	if err != nil || len(demoLog) == 0 {
-		t.Errorf("no demo manager log to check for leaks: %v", err)
-	}
-	for where, text := range map[string]string{"demo output": out, "demo manager log": string(demoLog)} {
-		if found := leakcheck.Find(text, []string{devstack.SampleRefreshToken, devstack.SampleClientSecret}); len(found) > 0 || strings.Contains(text, "ya29.") {
-			t.Errorf("the %s shows a token or the client secret: %v (or an access token: %v)", where, found, strings.Contains(text, "ya29."))
-		}
-	}
-	if len(children) < 3 {
-		t.Errorf("expected the demo to run etcd, kube-apiserver, kube-controller-manager and the manager; saw %d child processes", len(children))
-	}
-	for _, pid := range children {
-		if alive(pid) {
-			t.Errorf("process %d survived the demo's Ctrl-C", pid)
-		}
-	}
-	if apiserver == "" {
-		t.Fatalf("no API server address in the demo output:\n%s", out)
-	}
-	if c, err := net.DialTimeout("tcp", apiserver, time.Second); err == nil {
-		c.Close()
-		t.Errorf("the demo's API server port %s still accepts connections", apiserver)
-	}
-}
-
 // userSecrets is the YAML of a client Secret "client" (the sample client) and a
 // refresh-token Secret "rt" holding rt, followed by a document separator.
 func userSecrets(rt string) string {
@@ -339,26 +263,6 @@ func callAPI(t *testing.T, token string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// descendants lists pid's child processes and theirs.
-func descendants(pid int) []int {
-	var out []int
-	for _, c := range localcluster.ChildPIDs(pid) {
-		out = append(out, c)
-		out = append(out, descendants(c)...)
-	}
-	return out
-}
-
-// alive: the process exists and is not a zombie awaiting its parent.
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	return len(fields) > 0 && fields[0] != "Z"
 }
 
 // TestNamespaceDeletion: deleting a namespace with grants (one with deletionPolicy Revoke)

@@ -1,0 +1,58 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// ShutdownGrace is how long a reconcile in flight when the manager stops (SIGTERM in a
+// rolling update, a leader hand-over) may go on. Cutting a refresh off mid-request wastes the
+// token Google has just issued and, with a provider that rotates refresh tokens, could lose
+// the new one; a few seconds lets it be published. It stays well within controller-runtime's
+// 30-second graceful-shutdown timeout, after which the Lease is released, so two managers
+// never refresh at once, and within the pod's termination grace period.
+const ShutdownGrace = 10 * time.Second
+
+// errShutdownGraceOver is the cause of a reconcile's context ending after ShutdownGrace.
+var errShutdownGraceOver = errors.New("the manager is shutting down and the shutdown grace period is over")
+
+// Reconcile runs one reconcile so that a manager shutdown is quiet: work in flight finishes
+// (within ShutdownGrace), no new work starts once the manager is stopping, and what the
+// shutdown still interrupts is logged at info level, not as a "Reconciler error": nothing is
+// wrong, and the next leader picks the grant up again from its status and Secrets.
+func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if ctx.Err() != nil {
+		return ctrl.Result{}, nil
+	}
+	dctx, cancel := drain(ctx, ShutdownGrace)
+	defer cancel()
+	res, err := r.reconcile(dctx, req)
+	if err != nil && ctx.Err() != nil {
+		logf.FromContext(ctx).Info("reconcile interrupted by the manager's shutdown; the next leader will redo it", "reason", err.Error())
+		return ctrl.Result{}, nil
+	}
+	return res, err
+}
+
+// drain returns a context with ctx's values (logger, reconcile ID) that is not cancelled with
+// ctx but grace later, with errShutdownGraceOver as its cause. Call cancel when done.
+func drain(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	d, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel(errShutdownGraceOver)
+		case <-d.Done():
+		}
+	})
+	return d, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
