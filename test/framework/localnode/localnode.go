@@ -4,11 +4,6 @@
 package localnode
 
 import (
-	"archive/tar"
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/grantkeeper/grantkeeper/hack/image/imagebuild"
 )
 
 // Ready reports why this machine cannot run a node, or "" when it can (installing
@@ -63,7 +60,7 @@ type Options struct {
 	Dir          string        // short path: the containerd socket must fit in 108 bytes
 	KubeletBin   string        // the kubelet binary
 	Kubeconfig   string        // the kubelet's credentials (admin is fine for a test node)
-	PauseImage   string        // sandbox image name, already built by BuildImage
+	PauseImage   string        // sandbox image name, built by BuildImages
 	Images       []string      // docker-archive tarballs to import
 	SyncInterval time.Duration // kubelet syncFrequency: how fast Secret volumes update
 	Log          io.Writer
@@ -248,55 +245,23 @@ func waitFor(timeout time.Duration, ok func() bool) error {
 	return nil
 }
 
-// BuildImage packs a static binary as a docker-archive image tarball (one layer holding the
-// binary as /<name> and empty system folders), the format `ctr images import` reads.
-func BuildImage(out, ref, binary string) error {
-	bin, err := os.ReadFile(binary)
-	if err != nil {
-		return err
-	}
-	name := filepath.Base(binary)
-	var layer bytes.Buffer
-	lw := tar.NewWriter(&layer)
-	for _, d := range []string{"etc/", "tmp/", "proc/", "sys/", "dev/", "var/", "var/run/"} {
-		if err := lw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-			return err
+// BuildImages builds each Go package (pkg -> image reference) in the module at root as a
+// static binary and packs it the way `make image` packs the manager (hack/image/imagebuild:
+// empty base, UID 65532, CA roots), writing docker-archive tarballs into dir for Start.
+func BuildImages(root, dir string, images map[string]string) ([]string, error) {
+	var tarballs []string
+	for pkg, ref := range images {
+		bin := filepath.Join(dir, filepath.Base(pkg))
+		if err := imagebuild.GoBuild(root, pkg, bin); err != nil {
+			return nil, err
 		}
-	}
-	if err := lw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}); err != nil {
-		return err
-	}
-	if _, err := lw.Write(bin); err != nil {
-		return err
-	}
-	if err := lw.Close(); err != nil {
-		return err
-	}
-	sum := sha256.Sum256(layer.Bytes())
-	config, _ := json.Marshal(map[string]any{
-		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Entrypoint": []string{"/" + name}, "Env": []string{"PATH=/"}},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(sum[:])}},
-	})
-	manifest, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": []string{"layer.tar"}}})
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	for _, e := range []struct {
-		name string
-		data []byte
-	}{{"manifest.json", manifest}, {"config.json", config}, {"layer.tar", layer.Bytes()}} {
-		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}); err != nil {
-			return err
+		tb := bin + ".tar"
+		if err := imagebuild.Write(tb, imagebuild.Options{Binary: bin, Ref: ref}); err != nil {
+			return nil, fmt.Errorf("packing %s: %w", pkg, err)
 		}
-		if _, err := tw.Write(e.data); err != nil {
-			return err
-		}
+		tarballs = append(tarballs, tb)
 	}
-	return tw.Close()
+	return tarballs, nil
 }
 
 // Processes lists processes whose command line mentions dir (containerd, the kubelet, shims
