@@ -65,6 +65,10 @@ test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also p
 test-pods: k8s-binaries $(GOTESTSUM) ## Only the kubelet-backed pod test (root; installs containerd and runc with apt-get; also part of make test).
 	$(GOTESTSUM) --format standard-verbose -- $(TEST_FLAGS) ./test/pods/...
 
+.PHONY: test-incluster
+test-incluster: k8s-binaries $(GOTESTSUM) ## Only the in-cluster test: the image on a real kubelet, deployed by config/default (root; also part of make test).
+	$(GOTESTSUM) --format standard-verbose -- $(TEST_FLAGS) ./test/incluster/...
+
 .PHONY: bench
 bench: build k8s-binaries ## Benchmark the manager at scale (BENCH_GRANTS, BENCH_TOKEN_LIFETIME, ...; see docs/benchmarks.md).
 	go build -o $(LOCALBIN)/bench ./hack/bench

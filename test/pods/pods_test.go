@@ -64,6 +64,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(work)
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "pods:", err); return 1 }
+	unlock, err := localnode.Lock() // one local node at a time on this machine
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
 
 	managerBin := filepath.Join(work, "manager")
 	cmd := exec.Command("go", "build", "-o", managerBin, "./cmd/manager")

@@ -29,14 +29,17 @@ func Ready(log io.Writer) string {
 			missing = true
 		}
 	}
+	if _, err := os.Stat(filepath.Join(CNIBinDir, "bridge")); err != nil {
+		missing = true
+	}
 	if !missing {
 		return ""
 	}
 	if _, err := exec.LookPath("apt-get"); err != nil {
-		return "containerd and runc are not installed and apt-get is not available to install them"
+		return "containerd, runc and the CNI plugins are not installed and apt-get is not available to install them"
 	}
-	fmt.Fprintln(log, "localnode: installing containerd and runc with apt-get")
-	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "--no-install-recommends", "containerd", "runc"}} {
+	fmt.Fprintln(log, "localnode: installing containerd, runc and the CNI plugins with apt-get")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "--no-install-recommends", "containerd", "runc", "containernetworking-plugins"}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -46,6 +49,46 @@ func Ready(log io.Writer) string {
 	return ""
 }
 
+// Pod networking for nodes started with Options.PodNetwork: Debian's CNI bridge plugin puts
+// each Pod on a Linux bridge with its own IP, so several Pods can listen on the same port (a
+// Deployment's replicas) and the host reaches them by IP. Start the control plane on
+// Gateway (localcluster.Options.BindAddress) so Pods reach the API server.
+const (
+	CNIBinDir   = "/usr/lib/cni" // where containernetworking-plugins installs the plugins
+	Bridge      = "gkbr0"
+	Gateway     = "10.244.0.1"
+	PodSubnet   = "10.244.0.0/24"
+	networkName = "grantkeeper-local"
+)
+
+// CreateBridge creates the Pod bridge with the gateway address, so that the control plane
+// can bind to Gateway before any Pod exists. DeleteBridge removes it.
+func CreateBridge() error {
+	_ = DeleteBridge() // left over from a killed run
+	for _, args := range [][]string{
+		{"link", "add", Bridge, "type", "bridge"},
+		{"addr", "add", Gateway + "/24", "dev", Bridge},
+		{"link", "set", Bridge, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// DeleteBridge removes the Pod bridge and the IP allocations of the CNI plugin.
+func DeleteBridge() error {
+	_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", networkName))
+	if _, err := os.Stat("/sys/class/net/" + Bridge); err != nil {
+		return nil
+	}
+	if out, err := exec.Command("ip", "link", "del", Bridge).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link del %s: %v: %s", Bridge, err, out)
+	}
+	return nil
+}
+
 // Node is a running containerd and kubelet.
 type Node struct {
 	Dir        string
@@ -53,6 +96,7 @@ type Node struct {
 	containerd *exec.Cmd
 	kubelet    *exec.Cmd
 	log        io.Writer
+	podNetwork bool
 }
 
 // Options for Start.
@@ -64,11 +108,14 @@ type Options struct {
 	Images       []string      // docker-archive tarballs to import
 	SyncInterval time.Duration // kubelet syncFrequency: how fast Secret volumes update
 	Log          io.Writer
+	// PodNetwork gives Pods their own network on the bridge (CreateBridge first); without it
+	// Pods must use hostNetwork.
+	PodNetwork bool
 }
 
 // Start starts containerd, imports images and starts the kubelet.
 func Start(o Options) (_ *Node, err error) {
-	n := &Node{Dir: o.Dir, Socket: filepath.Join(o.Dir, "containerd.sock"), log: o.Log}
+	n := &Node{Dir: o.Dir, Socket: filepath.Join(o.Dir, "containerd.sock"), log: o.Log, podNetwork: o.PodNetwork}
 	defer func() {
 		if err != nil {
 			n.Stop()
@@ -76,6 +123,17 @@ func Start(o Options) (_ *Node, err error) {
 	}()
 	for _, d := range []string{"root", "state", "cni/bin", "cni/conf", "opt", "runc", "kubelet", "kubelet-certs", "pod-logs"} {
 		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	cniBin := filepath.Join(o.Dir, "cni/bin")
+	if o.PodNetwork {
+		cniBin = CNIBinDir
+		conf := fmt.Sprintf(`{"cniVersion": "0.4.0", "name": %q, "plugins": [
+  {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": %q, "gateway": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "loopback"}]}`, networkName, Bridge, PodSubnet, Gateway)
+		if err := os.WriteFile(filepath.Join(o.Dir, "cni/conf", "10-grantkeeper.conflist"), []byte(conf), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -99,7 +157,7 @@ state = %[2]q
 [plugins."io.containerd.internal.v1.opt"]
   path = %[8]q
 `, filepath.Join(o.Dir, "root"), filepath.Join(o.Dir, "state"), n.Socket, o.PauseImage,
-		filepath.Join(o.Dir, "cni/bin"), filepath.Join(o.Dir, "cni/conf"), filepath.Join(o.Dir, "runc"), filepath.Join(o.Dir, "opt"))
+		cniBin, filepath.Join(o.Dir, "cni/conf"), filepath.Join(o.Dir, "runc"), filepath.Join(o.Dir, "opt"))
 	cfgPath := filepath.Join(o.Dir, "containerd.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -179,6 +237,13 @@ func (n *Node) Stop() {
 	_ = exec.Command("pkill", "-9", "-f", "containerd-shim-runc-v2 -namespace k8s.io").Run()
 	stop(n.containerd)
 	n.unmountUnder(n.Dir)
+	// Pod network namespaces that containerd bind-mounted (only with PodNetwork).
+	if netns, _ := filepath.Glob("/run/netns/cni-*"); n.podNetwork {
+		for _, ns := range netns {
+			_ = syscall.Unmount(ns, syscall.MNT_DETACH)
+			_ = os.Remove(ns)
+		}
+	}
 	for _, p := range []string{"/var/lib/kubelet/device-plugins", "/var/log/containers", "/var/log/pods", "/run/containerd/s"} {
 		_ = os.RemoveAll(p)
 	}
@@ -280,4 +345,20 @@ func Processes(dir string) []string {
 		}
 	}
 	return out
+}
+
+// Lock serialises local nodes on this machine: a kubelet uses fixed ports and paths
+// (10250, /var/lib/kubelet, the Pod bridge), so test packages that start one (go test runs
+// packages in parallel) take turns. Call it before starting anything; call the returned
+// function after Stop.
+func Lock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "grantkeeper-localnode.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the local node: %w", err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
