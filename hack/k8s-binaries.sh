@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kubectl, etcd) and a kubelet from the Go module proxy into bin/k8s/<version>/.
+# kube-scheduler, kubectl, etcd) and a kubelet from the Go module proxy into bin/k8s/<version>/.
 #
 # Why build instead of download: our machines reach only the Go module proxy, so
 # setup-envtest and release tarballs are unavailable (see ../shared/notes).
@@ -24,7 +24,7 @@ grep -q "k8s.io/kubernetes $K8S_VERSION" "$mod/go.mod" ||
   fail "hack/k8s-binaries/go.mod does not pin k8s.io/kubernetes $K8S_VERSION; keep it in step with hack/k8s-version."
 
 up_to_date() {
-  for b in kube-apiserver kube-controller-manager kubectl kubelet etcd; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd; do
     [ -x "$out/$b" ] || return 1
   done
   "$out/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
@@ -54,11 +54,14 @@ build() { # build <output name> <package>
     fail "building $1 failed. Check that the Go module proxy is reachable (go env GOPROXY) and that there is disk space, then re-run 'make k8s-binaries'."
   mv "$out/$1.tmp" "$out/$1"
 }
+# A binary that exists at the pinned version is kept (a new one, e.g. kube-scheduler, is
+# added without rebuilding the rest).
+current() { [ -x "$out/$1" ] && "$out/$1" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"; }
 [ -x "$out/etcd" ] || build etcd ./etcd
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-build kubectl k8s.io/kubernetes/cmd/kubectl
-build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
-build kubelet k8s.io/kubernetes/cmd/kubelet
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+  current "$b" || build "$b" "k8s.io/kubernetes/cmd/$b"
+done
+"$out/kubectl" version --client 2>/dev/null | grep -q "$K8S_VERSION" || build kubectl k8s.io/kubernetes/cmd/kubectl
 
 up_to_date || fail "built binaries do not report Kubernetes $K8S_VERSION / etcd $ETCD_VERSION; delete $out and re-run 'make k8s-binaries'."
 echo "k8s-binaries: built Kubernetes $K8S_VERSION and etcd $ETCD_VERSION in $(($(date +%s) - start))s: $("$out/kubectl" version --client 2>/dev/null | head -1)"

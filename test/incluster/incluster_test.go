@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/grantkeeper/grantkeeper/hack/image/imagebuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/helmbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 	"github.com/grantkeeper/grantkeeper/test/framework/localnode"
@@ -100,7 +102,12 @@ func run(m *testing.M) int {
 	if err != nil {
 		return fail(err)
 	}
-	tarballs = append(tarballs, managerTar)
+	// The same image under a second tag, for the Helm upgrade.
+	managerV2 := filepath.Join(work, "manager-v2.tar")
+	if err := imagebuild.Write(managerV2, imagebuild.Options{Binary: managerBin, Ref: "grantkeeper.local/manager:v2"}); err != nil {
+		return fail(err)
+	}
+	tarballs = append(tarballs, managerTar, managerV2)
 
 	if err := localnode.CreateBridge(); err != nil {
 		return fail(err)
@@ -218,6 +225,10 @@ func deploy(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), googleCA, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	base, err := filepath.Rel(dir, filepath.Join(root, "config", "local-node")) // kustomize wants a relative path
+	if err != nil {
+		t.Fatal(err)
+	}
 	kust := fmt.Sprintf(`resources:
 - %s
 configMapGenerator:
@@ -242,7 +253,7 @@ patches:
     - op: add
       path: /spec/template/spec/volumes
       value: [{name: private-ca, configMap: {name: private-ca}}]
-`, filepath.Join(root, "config", "local-node"), namespace, deployment, googleURL, googleURL)
+`, base, namespace, deployment, googleURL, googleURL)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -574,5 +585,160 @@ subjects:
 	}
 	if code, body := get(nosy); code != http.StatusForbidden || strings.Contains(body, "grantkeeper_") {
 		t.Errorf("a token without metrics-reader got %d, want 403", code)
+	}
+}
+
+// helmValues installs the chart as a user would, plus what this local node needs (the image
+// imported into containerd, the API server on the bridge, fake Google and its private CA).
+func helmValues(t *testing.T, tag string, extra string) string {
+	t.Helper()
+	v := fmt.Sprintf(`image: {repository: grantkeeper.local/manager, tag: %s, pullPolicy: Never}
+extraArgs: [--token-url=%s/token, --revoke-url=%s/revoke]
+extraEnv:
+- {name: KUBERNETES_SERVICE_HOST, value: %q}
+- {name: KUBERNETES_SERVICE_PORT, value: "6443"}
+- {name: SSL_CERT_DIR, value: /etc/grantkeeper/ca}
+extraVolumes: [{name: private-ca, configMap: {name: private-ca}}]
+extraVolumeMounts: [{name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}]
+%s`, tag, googleURL, googleURL, localnode.Gateway, extra)
+	path := filepath.Join(work, "values-"+tag+".yaml")
+	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := helmbin.Find(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append(args, "--kubeconfig", cluster.AdminKubeconfig)...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestHelmInstallUpgradeUninstall: the chart installs a working manager; an upgrade to a new
+// image tag with changed values rolls the Deployment without a token request for grants that
+// are not due and without an expired token; uninstall leaves the CRD, the grants and every
+// Secret in place.
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	// Remove the kustomize install of the tests above (grants first, while a manager runs).
+	_, _ = kubectlErr("delete", "namespace", "apps", "monitoring", "--ignore-not-found", "--wait=true", "--timeout=120s")
+	kubectl(t, "delete", "-k", filepath.Join(work, "overlay"), "--ignore-not-found", "--wait=true", "--timeout=180s")
+	poll(t, "the kustomize install to go", 120*time.Second, func() bool {
+		_, err := kubectlErr("get", "namespace", namespace)
+		return err != nil
+	})
+
+	// As the README says: the namespace with the restricted Pod Security level, then the chart.
+	kubectl(t, "create", "namespace", namespace)
+	kubectl(t, "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+	caFile := filepath.Join(work, "google-ca.crt")
+	if err := os.WriteFile(caFile, googleCA, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "-n", namespace, "create", "configmap", "private-ca", "--from-file=ca.crt="+caFile)
+	helm(t, "install", "grantkeeper", "charts/grantkeeper", "-n", namespace, "-f", helmValues(t, "local", ""), "--wait", "--timeout=3m")
+	kubectl(t, "-n", namespace, "rollout", "status", "deployment/"+deployment, "--timeout=120s")
+	pods := managerPods(t)
+	if len(pods) != 2 {
+		t.Fatalf("want 2 manager Pods from the chart, got %+v", pods)
+	}
+
+	// Tokens that are not due during the upgrade: one hour.
+	google.SetLifetime(time.Hour)
+	rt := google.NewRefreshToken(clientID, scope)
+	apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: helm-apps}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: client, namespace: helm-apps}
+stringData: {client_id: %q, client_secret: %q}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: rt, namespace: helm-apps}
+stringData: {refresh_token: %q}
+---
+apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: GoogleOAuthGrant
+metadata: {name: reports, namespace: helm-apps}
+spec:
+  clientSecretRef: {name: client}
+  refreshTokenSecretRef: {name: rt}
+`, clientID, clientSecret, rt))
+	kubectl(t, "wait", "-n", "helm-apps", "--for=condition=Ready", "--timeout=90s", "gog/reports")
+	if n := google.Requests(rt); n != 1 {
+		t.Fatalf("want 1 token request for the new grant, got %d", n)
+	}
+	watcher, stopWatch := watchToken(t, "helm-apps", "reports-access-token")
+	defer stopWatch()
+
+	// Upgrade: a new image tag and changed values.
+	oldLeader := leaseHolder(t)
+	helm(t, "upgrade", "grantkeeper", "charts/grantkeeper", "-n", namespace, "-f", helmValues(t, "v2", "maxConcurrentReconciles: 4\nlogLevel: debug\n"), "--wait", "--timeout=3m")
+	kubectl(t, "-n", namespace, "rollout", "status", "deployment/"+deployment, "--timeout=120s")
+	var newPods []podInfo
+	poll(t, "the new leader from the upgraded Pods", 90*time.Second, func() bool {
+		newPods = managerPods(t)
+		h := leaseHolder(t)
+		return h != oldLeader && holderPod(h, newPods) != ""
+	})
+	var d struct {
+		Spec struct {
+			Template corev1.PodTemplateSpec `json:"template"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal([]byte(kubectl(t, "-n", namespace, "get", "deployment", deployment, "-o", "json")), &d); err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "grantkeeper.local/manager:v2" || !strings.Contains(strings.Join(c.Args, " "), "--max-concurrent-reconciles=4") {
+		t.Errorf("the upgrade did not roll the new image and values: %s %v", c.Image, c.Args)
+	}
+	// The new leader starts its workers and finds nothing due: no token request, for a while.
+	leader := holderPod(leaseHolder(t), newPods)
+	poll(t, "the new leader's workers", 60*time.Second, func() bool {
+		out, _ := kubectlErr("-n", namespace, "logs", leader)
+		return strings.Contains(out, "Starting workers")
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := google.Requests(rt); n != 1 {
+			t.Fatalf("the upgrade caused %d token requests for a grant that was not due", n-1)
+		}
+		<-time.After(500 * time.Millisecond) // observation window, not synchronisation
+	}
+	kubectl(t, "wait", "-n", "helm-apps", "--for=condition=Ready", "--timeout=30s", "gog/reports")
+	stopWatch()
+	if len(watcher.expired) > 0 {
+		t.Errorf("a watcher saw an expired token during the upgrade: %v", watcher.expired)
+	}
+	figures = append(figures, fmt.Sprintf("helm upgrade: token requests for not-due grants: 0, expired-token observations: %d", len(watcher.expired)))
+
+	// Uninstall keeps the CRD, the grant and every Secret.
+	helm(t, "uninstall", "grantkeeper", "-n", namespace, "--wait", "--timeout=2m")
+	poll(t, "the manager Pods to go", 90*time.Second, func() bool { return len(managerPods(t)) == 0 })
+	for _, obj := range []string{"crd/googleoauthgrants.oauth.grantkeeper.dev"} {
+		kubectl(t, "get", obj)
+	}
+	for _, obj := range []string{"gog/reports", "secret/client", "secret/rt", "secret/reports-access-token"} {
+		if _, err := kubectlErr("-n", "helm-apps", "get", obj); err != nil {
+			t.Errorf("helm uninstall removed %s: %v", obj, err)
+		}
+	}
+	if out, err := kubectlErr("-n", namespace, "get", "deployment", deployment); err == nil {
+		t.Errorf("the Deployment survived helm uninstall: %s", out)
 	}
 }

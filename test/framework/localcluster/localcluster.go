@@ -43,6 +43,7 @@ type Cluster struct {
 
 	env       *envtest.Environment
 	kcm       *exec.Cmd
+	scheduler *exec.Cmd
 	reaper    *exec.Cmd
 	inCluster bool
 }
@@ -54,8 +55,8 @@ type Options struct {
 	// local node's bridge gateway) and admits Pods with the ServiceAccount plugin (which
 	// envtest turns off), so each Pod gets a projected ServiceAccount token that the kubelet
 	// requests through TokenRequest (envtest configures the issuer and signing key);
-	// kube-controller-manager then also runs the controllers Deployments and ServiceAccounts
-	// need.
+	// StartControllerManager then also runs the controllers Deployments and ServiceAccounts
+	// need, and kube-scheduler.
 	InCluster   bool
 	BindAddress string
 	SecurePort  int
@@ -134,6 +135,23 @@ func (c *Cluster) StartControllerManager(log io.Writer) error {
 	if err := c.kcm.Start(); err != nil {
 		return fmt.Errorf("starting kube-controller-manager: %w", err)
 	}
+	if c.inCluster {
+		// Pods of Deployments need a scheduler to be bound to the node.
+		sched := filepath.Join(c.BinDir, "kube-scheduler")
+		if _, err := os.Stat(sched); err != nil {
+			return fmt.Errorf("kube-scheduler not found in %s: run 'make k8s-binaries'", c.BinDir)
+		}
+		schedConfig, err := c.writeKubeconfig("kube-scheduler.kubeconfig", envtest.User{Name: "system:kube-scheduler", Groups: []string{"system:masters"}})
+		if err != nil {
+			return err
+		}
+		c.scheduler = exec.Command(sched, "--kubeconfig="+schedConfig, "--secure-port=0", "--leader-elect=false")
+		c.scheduler.Stdout, c.scheduler.Stderr = log, log
+		c.scheduler.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := c.scheduler.Start(); err != nil {
+			return fmt.Errorf("starting kube-scheduler: %w", err)
+		}
+	}
 	if c.reaper != nil {
 		_ = c.reaper.Process.Kill()
 		_, _ = c.reaper.Process.Wait()
@@ -163,9 +181,11 @@ func (c *Cluster) Kubectl(args ...string) *exec.Cmd {
 
 // Stop stops kube-controller-manager, kube-apiserver and etcd.
 func (c *Cluster) Stop() {
-	if c.kcm != nil && c.kcm.Process != nil {
-		_ = c.kcm.Process.Signal(syscall.SIGTERM)
-		_ = c.kcm.Wait()
+	for _, p := range []*exec.Cmd{c.scheduler, c.kcm} {
+		if p != nil && p.Process != nil {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
 	}
 	if err := c.env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster: stopping control plane:", err)
