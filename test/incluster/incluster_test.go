@@ -433,9 +433,10 @@ spec:
 	poll(t, "a refresh by the first leader", 60*time.Second, func() bool { return google.Requests(rt) >= 2 })
 	deleted := time.Now()
 	kubectl(t, "-n", namespace, "delete", "pod", leader, "--wait=false")
+	// The surviving replica, or the ReplicaSet's replacement, takes over.
 	var newLeader string
-	poll(t, "the other replica to take the Lease", 60*time.Second, func() bool {
-		newLeader = holderPod(leaseHolder(t), pods)
+	poll(t, "another replica to take the Lease", 60*time.Second, func() bool {
+		newLeader = holderPod(leaseHolder(t), managerPods(t))
 		return newLeader != "" && newLeader != leader
 	})
 	figures = append(figures, fmt.Sprintf("leader handover after Pod deletion: %s", time.Since(deleted).Round(100*time.Millisecond)))

@@ -123,8 +123,9 @@ func (c *Cluster) StartControllerManager(log io.Writer) error {
 	var extra []string
 	if c.inCluster {
 		// Deployments make ReplicaSets make Pods; every namespace gets its "default"
-		// ServiceAccount and the kube-root-ca.crt ConfigMap that projected tokens mount.
-		controllers += ",deployment-controller,replicaset-controller,serviceaccount-controller,root-ca-certificate-publisher-controller"
+		// ServiceAccount and the kube-root-ca.crt ConfigMap that projected tokens mount; the
+		// node lifecycle controller lifts the not-ready taint the kubelet registers with.
+		controllers += ",deployment-controller,replicaset-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller"
 		extra = append(extra, "--root-ca-file="+c.CAFile)
 	}
 	c.kcm = exec.Command(filepath.Join(c.BinDir, "kube-controller-manager"), append([]string{
