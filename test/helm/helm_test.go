@@ -47,7 +47,24 @@ func TestMain(m *testing.M) {
 		fmt.Println("helm: SKIPPING the chart tests:", err)
 		os.Exit(0)
 	}
+	readInputs()
 	os.Exit(m.Run())
+}
+
+// readInputs reads every file helm, kustomize and make read here: go test caches a result by
+// the files the test process opened, and those tools run in other processes.
+func readInputs() {
+	for _, dir := range []string{"charts", "config"} {
+		_ = filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				_, _ = os.ReadFile(p)
+			}
+			return nil
+		})
+	}
+	for _, f := range []string{"Makefile", "hack/helm-sync.sh"} {
+		_, _ = os.ReadFile(filepath.Join(root, f))
+	}
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -278,5 +295,45 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		if !strings.Contains(err.Error(), key[len(key)-1]) {
 			t.Errorf("--set %s: the error does not name the value: %v %s", set, err, out)
 		}
+	}
+}
+
+// TestRelease: `make release` writes install.yaml (config/default with the image set, nothing
+// else changed) and a chart package that renders like the chart directory.
+func TestRelease(t *testing.T) {
+	dist := t.TempDir()
+	const img = "registry.example.com/grantkeeper:v9.9.9"
+	run(t, "make", "-s", "release", "IMG="+img, "DIST="+dist)
+	b, err := os.ReadFile(filepath.Join(dist, "install.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := objects(t, string(b))
+	k := objects(t, run(t, kubectl, "kustomize", "config/default"))
+	if len(rel) != len(k) {
+		t.Errorf("install.yaml has %d objects, config/default %d", len(rel), len(k))
+	}
+	d := rel["Deployment/grantkeeper-system/grantkeeper-controller-manager"]
+	if d == nil {
+		t.Fatal("install.yaml has no manager Deployment")
+	}
+	c := field(t, d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	if c["image"] != img {
+		t.Errorf("install.yaml runs image %v, want %s", c["image"], img)
+	}
+	c["image"] = field(t, k["Deployment/grantkeeper-system/grantkeeper-controller-manager"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)["image"]
+	for key, o := range k {
+		if !equalJSON(o.Object, rel[key].Object) {
+			t.Errorf("install.yaml's %s differs from config/default's beyond the image", key)
+		}
+	}
+	pkgs, _ := filepath.Glob(filepath.Join(dist, "grantkeeper-*.tgz"))
+	if len(pkgs) != 1 {
+		t.Fatalf("want one chart package, got %v", pkgs)
+	}
+	fromPkg := run(t, helm, "template", "grantkeeper", pkgs[0], "--namespace", "grantkeeper-system")
+	fromDir := run(t, helm, "template", "grantkeeper", "charts/grantkeeper", "--namespace", "grantkeeper-system")
+	if fromPkg != fromDir {
+		t.Errorf("the packaged chart renders differently from charts/grantkeeper")
 	}
 }
