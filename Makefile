@@ -9,15 +9,19 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 # kustomize v5.8.3 needs Go 1.27.
 KUSTOMIZE_VERSION        ?= v5.8.2
 GOTESTSUM_VERSION        ?= v1.13.0
+HELM_VERSION             ?= v4.3.1
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOTESTSUM      ?= $(LOCALBIN)/gotestsum-$(GOTESTSUM_VERSION)
 KUSTOMIZE      ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+HELM           ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
 IMG ?= grantkeeper:latest
 # Test packages share one control plane each; -p 2 matches our two cores.
 TEST_FLAGS ?= -race -p 2 -timeout 20m
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
+# test/helm runs this helm.
+export HELM
 
 .PHONY: all
 all: build
@@ -27,6 +31,7 @@ all: build
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from controller-gen markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	@bash hack/helm-sync.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -46,7 +51,7 @@ vet: ## go vet, and gofmt must have nothing to change.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
-test: vet verify-generated k8s-binaries $(GOTESTSUM) ## Vet, check generated files, run every unit, envtest and e2e test with -race, then a short fuzz run.
+test: vet verify-generated k8s-binaries $(GOTESTSUM) $(HELM) ## Vet, check generated files, run every unit, envtest and e2e test with -race, then a short fuzz run.
 	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz
 
@@ -64,6 +69,10 @@ test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also p
 .PHONY: test-pods
 test-pods: k8s-binaries $(GOTESTSUM) ## Only the kubelet-backed pod test (root; installs containerd and runc with apt-get; also part of make test).
 	$(GOTESTSUM) --format standard-verbose -- $(TEST_FLAGS) ./test/pods/...
+
+.PHONY: test-incluster
+test-incluster: k8s-binaries $(GOTESTSUM) ## Only the in-cluster test: the image on a real kubelet, deployed by config/default (root; also part of make test).
+	$(GOTESTSUM) --format standard-verbose -- $(TEST_FLAGS) ./test/incluster/...
 
 .PHONY: bench
 bench: build k8s-binaries ## Benchmark the manager at scale (BENCH_GRANTS, BENCH_TOKEN_LIFETIME, ...; see docs/benchmarks.md).
@@ -101,8 +110,28 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the controller (image $(IMG)) to the cu
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default | kubectl apply -f -
 
+IMAGE_ARCHIVE ?= $(LOCALBIN)/image/grantkeeper.tar
+.PHONY: image
+image: ## Build the manager image $(IMG) without a Docker engine into $(IMAGE_ARCHIVE) (docker-archive: docker load, ctr images import, kind load image-archive).
+	go run ./hack/image -pkg ./cmd/manager -tag $(IMG) -o $(IMAGE_ARCHIVE)
+
+DIST ?= $(CURDIR)/dist
+.PHONY: release
+release: $(KUSTOMIZE) $(HELM) ## Write $(DIST)/install.yaml (config/default with image $(IMG): kubectl apply -f and done) and the packaged chart.
+	@rm -rf $(DIST)/.release && mkdir -p $(DIST)/.release
+	@printf 'resources:\n- %s\n' "$$(realpath --relative-to=$(DIST)/.release $(CURDIR)/config/default)" > $(DIST)/.release/kustomization.yaml
+	cd $(DIST)/.release && $(KUSTOMIZE) edit set image grantkeeper=$(IMG)
+	$(KUSTOMIZE) build $(DIST)/.release > $(DIST)/install.yaml
+	@rm -rf $(DIST)/.release
+	$(HELM) lint --strict charts/grantkeeper
+	$(HELM) package charts/grantkeeper -d $(DIST)
+	@echo "release: $(DIST)/install.yaml and $$(ls $(DIST)/grantkeeper-*.tgz)"
+
+.PHONY: helm
+helm: $(HELM) ## Build helm into bin/.
+
 .PHONY: docker-build
-docker-build: ## Build the image (needs a Docker engine; none runs on our CI machines).
+docker-build: ## Build the same image with a Docker engine (the Dockerfile; a test keeps it in step with make image).
 	docker build -t $(IMG) .
 
 ##@ Tools
@@ -116,6 +145,11 @@ $(GOTESTSUM):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
 	mv $(LOCALBIN)/gotestsum $@
+
+$(HELM):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $@
 
 $(KUSTOMIZE):
 	@mkdir -p $(LOCALBIN)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kubectl, etcd) and, when the pod test will use it, a kubelet from the Go module proxy
-# into bin/k8s/<version>/.
+# kubectl, etcd) and, when the pod and in-cluster tests will use them (as root), a kubelet
+# and kube-scheduler from the Go module proxy into bin/k8s/<version>/.
 #
 # Why build instead of download: our machines reach only the Go module proxy, so
 # setup-envtest and release tarballs are unavailable (see ../shared/notes).
@@ -42,9 +42,10 @@ declare -A pkg=(
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
   [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
 )
 kube=(kube-apiserver kubectl kube-controller-manager)
-[ "$kubelet" = 1 ] && kube+=(kubelet)
+[ "$kubelet" = 1 ] && kube+=(kubelet kube-scheduler)
 
 # missing lists the wanted binaries that are absent or report another version. (Versions are
 # captured before matching: `--version | grep -q` under pipefail fails at random, when grep

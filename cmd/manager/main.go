@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -12,11 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
@@ -38,6 +41,8 @@ func main() {
 func run() error {
 	var (
 		metricsAddr, probeAddr string
+		metricsSecure          bool
+		metricsCertDir         string
 		pprofAddr              string
 		leaderElect            bool
 		leaderElectionNS       string
@@ -48,7 +53,9 @@ func run() error {
 		qps                    float64
 		burst                  int
 	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to clients whose Kubernetes token may get /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone.")
+	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate made at start).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address for Go's pprof endpoints (debugging memory and CPU); 0 disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica refreshes tokens.")
@@ -88,7 +95,12 @@ func run() error {
 		Scheme: scheme,
 		Cache:  controllers.CacheOptions(strings.FieldsFunc(namespaces, func(r rune) bool { return r == ',' })...),
 		Metrics: metricsserver.Options{
-			BindAddress: metricsAddr,
+			BindAddress:   metricsAddr,
+			SecureServing: metricsSecure,
+			CertDir:       metricsCertDir,
+			// Every scrape is checked with a TokenReview and a SubjectAccessReview for
+			// "get /metrics": per-grant series name namespaces and grants.
+			FilterProvider: metricsFilter(metricsSecure),
 			// HTTP/2 is off: it has had rapid-reset and stream-cancellation CVEs.
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 		},
@@ -125,6 +137,15 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting manager", "tokenURL", tokenURL, "revokeURL", revokeURL, "leaderElect", leaderElect)
+	log.Info("starting manager", "tokenURL", tokenURL, "revokeURL", revokeURL, "leaderElect", leaderElect, "metricsSecure", metricsSecure)
 	return mgr.Start(stopping)
+}
+
+// metricsFilter is controller-runtime's authentication and authorization filter when the
+// metrics endpoint is secure (kubebuilder's default), and none otherwise.
+func metricsFilter(secure bool) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
+	if !secure {
+		return nil
+	}
+	return filters.WithAuthenticationAndAuthorization
 }

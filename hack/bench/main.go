@@ -456,7 +456,7 @@ func startManager(root, dir string, cluster *localcluster.Cluster, google *fakeg
 	cmd := exec.Command(filepath.Join(root, "bin", "manager"), "--kubeconfig="+cluster.ManagerKubeconfig,
 		"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
 		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
-		"--metrics-bind-address="+addr, "--health-probe-bind-address=0")
+		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0")
 	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -64,27 +64,28 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(work)
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "pods:", err); return 1 }
-
-	for _, b := range []struct{ out, pkg string }{{"manager", "./cmd/manager"}, {"consumer", "./examples/consumer"}, {"pause", "./examples/pause"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(work, b.out), b.pkg)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if err := cmd.Run(); err != nil {
-			return fail(fmt.Errorf("building %s: %w", b.pkg, err))
-		}
+	unlock, err := localnode.Lock() // one local node at a time on this machine
+	if err != nil {
+		return fail(err)
 	}
-	images := map[string]string{"pause": "grantkeeper.local/pause:test", "consumer": "grantkeeper.local/consumer:test"}
-	var tarballs []string
-	for bin, ref := range images {
-		tb := filepath.Join(work, bin+".tar")
-		if err := localnode.BuildImage(tb, ref, filepath.Join(work, bin)); err != nil {
-			return fail(err)
-		}
-		tarballs = append(tarballs, tb)
+	defer unlock()
+
+	managerBin := filepath.Join(work, "manager")
+	cmd := exec.Command("go", "build", "-o", managerBin, "./cmd/manager")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fail(fmt.Errorf("building the manager: %w", err))
+	}
+	// The pause and consumer images are packed the way `make image` packs the manager.
+	const pauseImage = "grantkeeper.local/pause:test"
+	tarballs, err := localnode.BuildImages(root, work, map[string]string{
+		"./examples/pause": pauseImage, "./examples/consumer": "grantkeeper.local/consumer:test"})
+	if err != nil {
+		return fail(err)
 	}
 
 	if stack, err = devstack.Up(devstack.Options{Root: root, Dir: filepath.Join(work, "stack"), BinDir: binDir,
-		ManagerBin: filepath.Join(work, "manager"), TokenLifetime: 30 * time.Second}); err != nil {
+		ManagerBin: managerBin, TokenLifetime: 30 * time.Second}); err != nil {
 		return fail(err)
 	}
 	defer stack.Down()
@@ -94,7 +95,7 @@ func run(m *testing.M) int {
 	}
 	defer nodeLog.Close()
 	if node, err = localnode.Start(localnode.Options{Dir: filepath.Join(work, "n"), KubeletBin: filepath.Join(binDir, "kubelet"),
-		Kubeconfig: stack.AdminKubeconfig, PauseImage: images["pause"], Images: tarballs, SyncInterval: 2 * time.Second, Log: nodeLog}); err != nil {
+		Kubeconfig: stack.AdminKubeconfig, PauseImage: pauseImage, Images: tarballs, SyncInterval: 2 * time.Second, Log: nodeLog}); err != nil {
 		return fail(err)
 	}
 	code := m.Run()

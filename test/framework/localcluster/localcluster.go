@@ -38,13 +38,35 @@ type Cluster struct {
 	BinDir string
 	Host   string
 
-	env    *envtest.Environment
-	kcm    *exec.Cmd
-	reaper *exec.Cmd
+	// CAFile is the API server's CA certificate (PEM).
+	CAFile string
+
+	env       *envtest.Environment
+	kcm       *exec.Cmd
+	scheduler *exec.Cmd
+	reaper    *exec.Cmd
+	inCluster bool
+}
+
+// Options for StartWith.
+type Options struct {
+	// InCluster readies the control plane for Pods that talk to it, as the manager's Pods do:
+	// kube-apiserver listens on BindAddress:SecurePort (an address Pods can reach, e.g. the
+	// local node's bridge gateway) and admits Pods with the ServiceAccount plugin (which
+	// envtest turns off), so each Pod gets a projected ServiceAccount token that the kubelet
+	// requests through TokenRequest (envtest configures the issuer and signing key);
+	// StartControllerManager then also runs the controllers Deployments and ServiceAccounts
+	// need, and kube-scheduler.
+	InCluster   bool
+	BindAddress string
+	SecurePort  int
 }
 
 // Start starts etcd and kube-apiserver from binDir, writing kubeconfigs into dir.
-func Start(binDir, dir string) (*Cluster, error) {
+func Start(binDir, dir string) (*Cluster, error) { return StartWith(binDir, dir, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(binDir, dir string, o Options) (*Cluster, error) {
 	for _, b := range []string{"kube-apiserver", "etcd", "kubectl", "kube-controller-manager"} {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			return nil, fmt.Errorf("%s not found in %s: run 'make k8s-binaries'", b, binDir)
@@ -53,7 +75,13 @@ func Start(binDir, dir string) (*Cluster, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: dir, BinDir: binDir, env: &envtest.Environment{BinaryAssetsDirectory: binDir}}
+	c := &Cluster{Dir: dir, BinDir: binDir, inCluster: o.InCluster, env: &envtest.Environment{BinaryAssetsDirectory: binDir}}
+	if o.InCluster {
+		api := c.env.ControlPlane.GetAPIServer()
+		api.SecureServing.Address = o.BindAddress
+		api.SecureServing.Port = strconv.Itoa(o.SecurePort)
+		api.Configure().Disable("disable-admission-plugins")
+	}
 	if _, err := c.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
 	}
@@ -64,6 +92,10 @@ func Start(binDir, dir string) (*Cluster, error) {
 		}
 	}()
 	c.Host = c.env.Config.Host
+	c.CAFile = filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(c.CAFile, c.env.Config.CAData, 0o600); err != nil {
+		return nil, err
+	}
 
 	var err error
 	if c.AdminKubeconfig, err = c.writeKubeconfig("admin.kubeconfig", envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
@@ -87,13 +119,39 @@ func (c *Cluster) StartControllerManager(log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c.kcm = exec.Command(filepath.Join(c.BinDir, "kube-controller-manager"),
-		"--kubeconfig="+kcmConfig, "--controllers=garbagecollector,namespace",
-		"--secure-port=0", "--leader-elect=false", "--use-service-account-credentials=false")
+	controllers := "garbagecollector,namespace"
+	var extra []string
+	if c.inCluster {
+		// Deployments make ReplicaSets make Pods; every namespace gets its "default"
+		// ServiceAccount and the kube-root-ca.crt ConfigMap that projected tokens mount; the
+		// node lifecycle controller lifts the not-ready taint the kubelet registers with.
+		controllers += ",deployment-controller,replicaset-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller"
+		extra = append(extra, "--root-ca-file="+c.CAFile)
+	}
+	c.kcm = exec.Command(filepath.Join(c.BinDir, "kube-controller-manager"), append([]string{
+		"--kubeconfig=" + kcmConfig, "--controllers=" + controllers,
+		"--secure-port=0", "--leader-elect=false", "--use-service-account-credentials=false"}, extra...)...)
 	c.kcm.Stdout, c.kcm.Stderr = log, log
 	c.kcm.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.kcm.Start(); err != nil {
 		return fmt.Errorf("starting kube-controller-manager: %w", err)
+	}
+	if c.inCluster {
+		// Pods of Deployments need a scheduler to be bound to the node.
+		sched := filepath.Join(c.BinDir, "kube-scheduler")
+		if _, err := os.Stat(sched); err != nil {
+			return fmt.Errorf("kube-scheduler not found in %s: run 'make k8s-binaries'", c.BinDir)
+		}
+		schedConfig, err := c.writeKubeconfig("kube-scheduler.kubeconfig", envtest.User{Name: "system:kube-scheduler", Groups: []string{"system:masters"}})
+		if err != nil {
+			return err
+		}
+		c.scheduler = exec.Command(sched, "--kubeconfig="+schedConfig, "--secure-port=0", "--leader-elect=false")
+		c.scheduler.Stdout, c.scheduler.Stderr = log, log
+		c.scheduler.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := c.scheduler.Start(); err != nil {
+			return fmt.Errorf("starting kube-scheduler: %w", err)
+		}
 	}
 	if c.reaper != nil {
 		_ = c.reaper.Process.Kill()
@@ -124,9 +182,11 @@ func (c *Cluster) Kubectl(args ...string) *exec.Cmd {
 
 // Stop stops kube-controller-manager, kube-apiserver and etcd.
 func (c *Cluster) Stop() {
-	if c.kcm != nil && c.kcm.Process != nil {
-		_ = c.kcm.Process.Signal(syscall.SIGTERM)
-		_ = c.kcm.Wait()
+	for _, p := range []*exec.Cmd{c.scheduler, c.kcm} {
+		if p != nil && p.Process != nil {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
 	}
 	if err := c.env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster: stopping control plane:", err)

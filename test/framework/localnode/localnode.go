@@ -4,11 +4,6 @@
 package localnode
 
 import (
-	"archive/tar"
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/grantkeeper/grantkeeper/hack/image/imagebuild"
 )
 
 // Ready reports why this machine cannot run a node, or "" when it can (installing
@@ -32,14 +29,17 @@ func Ready(log io.Writer) string {
 			missing = true
 		}
 	}
+	if _, err := os.Stat(filepath.Join(CNIBinDir, "bridge")); err != nil {
+		missing = true
+	}
 	if !missing {
 		return ""
 	}
 	if _, err := exec.LookPath("apt-get"); err != nil {
-		return "containerd and runc are not installed and apt-get is not available to install them"
+		return "containerd, runc and the CNI plugins are not installed and apt-get is not available to install them"
 	}
-	fmt.Fprintln(log, "localnode: installing containerd and runc with apt-get")
-	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "--no-install-recommends", "containerd", "runc"}} {
+	fmt.Fprintln(log, "localnode: installing containerd, runc and the CNI plugins with apt-get")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "--no-install-recommends", "containerd", "runc", "containernetworking-plugins"}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -49,6 +49,46 @@ func Ready(log io.Writer) string {
 	return ""
 }
 
+// Pod networking for nodes started with Options.PodNetwork: Debian's CNI bridge plugin puts
+// each Pod on a Linux bridge with its own IP, so several Pods can listen on the same port (a
+// Deployment's replicas) and the host reaches them by IP. Start the control plane on
+// Gateway (localcluster.Options.BindAddress) so Pods reach the API server.
+const (
+	CNIBinDir   = "/usr/lib/cni" // where containernetworking-plugins installs the plugins
+	Bridge      = "gkbr0"
+	Gateway     = "10.244.0.1"
+	PodSubnet   = "10.244.0.0/24"
+	networkName = "grantkeeper-local"
+)
+
+// CreateBridge creates the Pod bridge with the gateway address, so that the control plane
+// can bind to Gateway before any Pod exists. DeleteBridge removes it.
+func CreateBridge() error {
+	_ = DeleteBridge() // left over from a killed run
+	for _, args := range [][]string{
+		{"link", "add", Bridge, "type", "bridge"},
+		{"addr", "add", Gateway + "/24", "dev", Bridge},
+		{"link", "set", Bridge, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// DeleteBridge removes the Pod bridge and the IP allocations of the CNI plugin.
+func DeleteBridge() error {
+	_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", networkName))
+	if _, err := os.Stat("/sys/class/net/" + Bridge); err != nil {
+		return nil
+	}
+	if out, err := exec.Command("ip", "link", "del", Bridge).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link del %s: %v: %s", Bridge, err, out)
+	}
+	return nil
+}
+
 // Node is a running containerd and kubelet.
 type Node struct {
 	Dir        string
@@ -56,6 +96,7 @@ type Node struct {
 	containerd *exec.Cmd
 	kubelet    *exec.Cmd
 	log        io.Writer
+	podNetwork bool
 }
 
 // Options for Start.
@@ -63,15 +104,18 @@ type Options struct {
 	Dir          string        // short path: the containerd socket must fit in 108 bytes
 	KubeletBin   string        // the kubelet binary
 	Kubeconfig   string        // the kubelet's credentials (admin is fine for a test node)
-	PauseImage   string        // sandbox image name, already built by BuildImage
+	PauseImage   string        // sandbox image name, built by BuildImages
 	Images       []string      // docker-archive tarballs to import
 	SyncInterval time.Duration // kubelet syncFrequency: how fast Secret volumes update
 	Log          io.Writer
+	// PodNetwork gives Pods their own network on the bridge (CreateBridge first); without it
+	// Pods must use hostNetwork.
+	PodNetwork bool
 }
 
 // Start starts containerd, imports images and starts the kubelet.
 func Start(o Options) (_ *Node, err error) {
-	n := &Node{Dir: o.Dir, Socket: filepath.Join(o.Dir, "containerd.sock"), log: o.Log}
+	n := &Node{Dir: o.Dir, Socket: filepath.Join(o.Dir, "containerd.sock"), log: o.Log, podNetwork: o.PodNetwork}
 	defer func() {
 		if err != nil {
 			n.Stop()
@@ -79,6 +123,17 @@ func Start(o Options) (_ *Node, err error) {
 	}()
 	for _, d := range []string{"root", "state", "cni/bin", "cni/conf", "opt", "runc", "kubelet", "kubelet-certs", "pod-logs"} {
 		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	cniBin := filepath.Join(o.Dir, "cni/bin")
+	if o.PodNetwork {
+		cniBin = CNIBinDir
+		conf := fmt.Sprintf(`{"cniVersion": "0.4.0", "name": %q, "plugins": [
+  {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": %q, "gateway": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "loopback"}]}`, networkName, Bridge, PodSubnet, Gateway)
+		if err := os.WriteFile(filepath.Join(o.Dir, "cni/conf", "10-grantkeeper.conflist"), []byte(conf), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -102,7 +157,7 @@ state = %[2]q
 [plugins."io.containerd.internal.v1.opt"]
   path = %[8]q
 `, filepath.Join(o.Dir, "root"), filepath.Join(o.Dir, "state"), n.Socket, o.PauseImage,
-		filepath.Join(o.Dir, "cni/bin"), filepath.Join(o.Dir, "cni/conf"), filepath.Join(o.Dir, "runc"), filepath.Join(o.Dir, "opt"))
+		cniBin, filepath.Join(o.Dir, "cni/conf"), filepath.Join(o.Dir, "runc"), filepath.Join(o.Dir, "opt"))
 	cfgPath := filepath.Join(o.Dir, "containerd.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -182,6 +237,13 @@ func (n *Node) Stop() {
 	_ = exec.Command("pkill", "-9", "-f", "containerd-shim-runc-v2 -namespace k8s.io").Run()
 	stop(n.containerd)
 	n.unmountUnder(n.Dir)
+	// Pod network namespaces that containerd bind-mounted (only with PodNetwork).
+	if netns, _ := filepath.Glob("/run/netns/cni-*"); n.podNetwork {
+		for _, ns := range netns {
+			_ = syscall.Unmount(ns, syscall.MNT_DETACH)
+			_ = os.Remove(ns)
+		}
+	}
 	for _, p := range []string{"/var/lib/kubelet/device-plugins", "/var/log/containers", "/var/log/pods", "/run/containerd/s"} {
 		_ = os.RemoveAll(p)
 	}
@@ -248,55 +310,23 @@ func waitFor(timeout time.Duration, ok func() bool) error {
 	return nil
 }
 
-// BuildImage packs a static binary as a docker-archive image tarball (one layer holding the
-// binary as /<name> and empty system folders), the format `ctr images import` reads.
-func BuildImage(out, ref, binary string) error {
-	bin, err := os.ReadFile(binary)
-	if err != nil {
-		return err
-	}
-	name := filepath.Base(binary)
-	var layer bytes.Buffer
-	lw := tar.NewWriter(&layer)
-	for _, d := range []string{"etc/", "tmp/", "proc/", "sys/", "dev/", "var/", "var/run/"} {
-		if err := lw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-			return err
+// BuildImages builds each Go package (pkg -> image reference) in the module at root as a
+// static binary and packs it the way `make image` packs the manager (hack/image/imagebuild:
+// empty base, UID 65532, CA roots), writing docker-archive tarballs into dir for Start.
+func BuildImages(root, dir string, images map[string]string) ([]string, error) {
+	var tarballs []string
+	for pkg, ref := range images {
+		bin := filepath.Join(dir, filepath.Base(pkg))
+		if err := imagebuild.GoBuild(root, pkg, bin); err != nil {
+			return nil, err
 		}
-	}
-	if err := lw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}); err != nil {
-		return err
-	}
-	if _, err := lw.Write(bin); err != nil {
-		return err
-	}
-	if err := lw.Close(); err != nil {
-		return err
-	}
-	sum := sha256.Sum256(layer.Bytes())
-	config, _ := json.Marshal(map[string]any{
-		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Entrypoint": []string{"/" + name}, "Env": []string{"PATH=/"}},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(sum[:])}},
-	})
-	manifest, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": []string{"layer.tar"}}})
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	for _, e := range []struct {
-		name string
-		data []byte
-	}{{"manifest.json", manifest}, {"config.json", config}, {"layer.tar", layer.Bytes()}} {
-		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}); err != nil {
-			return err
+		tb := bin + ".tar"
+		if err := imagebuild.Write(tb, imagebuild.Options{Binary: bin, Ref: ref}); err != nil {
+			return nil, fmt.Errorf("packing %s: %w", pkg, err)
 		}
-		if _, err := tw.Write(e.data); err != nil {
-			return err
-		}
+		tarballs = append(tarballs, tb)
 	}
-	return tw.Close()
+	return tarballs, nil
 }
 
 // Processes lists processes whose command line mentions dir (containerd, the kubelet, shims
@@ -315,4 +345,20 @@ func Processes(dir string) []string {
 		}
 	}
 	return out
+}
+
+// Lock serialises local nodes on this machine: a kubelet uses fixed ports and paths
+// (10250, /var/lib/kubelet, the Pod bridge), so test packages that start one (go test runs
+// packages in parallel) take turns. Call it before starting anything; call the returned
+// function after Stop.
+func Lock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "grantkeeper-localnode.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking the local node: %w", err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }

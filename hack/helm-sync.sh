@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Copies what the Helm chart renders from config/ into charts/grantkeeper/files, so the chart
+# and `kustomize build config/default` share one source: the CRD, the RBAC rules and the
+# alerts. `make manifests` runs it; test/helm fails when the copies are stale.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+files=charts/grantkeeper/files
+mkdir -p "$files/crd" "$files/rbac" "$files/prometheus"
+cp config/crd/bases/oauth.grantkeeper.dev_googleoauthgrants.yaml "$files/crd/googleoauthgrants.yaml"
+for f in role leader_election_role googleoauthgrant_viewer_role googleoauthgrant_editor_role metrics_auth_role metrics_reader_role; do
+  cp "config/rbac/$f.yaml" "$files/rbac/$f.yaml"
+done
+cp config/prometheus/rules.yaml "$files/prometheus/rules.yaml"

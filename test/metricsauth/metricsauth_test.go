@@ -1,0 +1,208 @@
+// Package metricsauth checks the manager's secure metrics endpoint against a real API server:
+// HTTPS, a TokenReview and a SubjectAccessReview per scrape, as config/rbac grants them. A
+// token bound to the metrics-reader ClusterRole gets grantkeeper's metrics; an anonymous
+// scrape and a token without the role are refused.
+package metricsauth
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
+)
+
+var stack *devstack.Stack
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	ctrllog.SetLogger(logr.Discard())
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "metricsauth:", err); return 1 }
+	root, err := k8sbin.RepoRoot()
+	if err != nil {
+		return fail(err)
+	}
+	binDir, err := k8sbin.Dir(root)
+	if err != nil {
+		return fail(err)
+	}
+	work, err := os.MkdirTemp("", "gkmetrics-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(work)
+	if stack, err = devstack.Up(devstack.Options{Root: root, Dir: filepath.Join(work, "stack"), BinDir: binDir,
+		ManagerBin: buildManager(root, work)}); err != nil {
+		return fail(err)
+	}
+	defer stack.Down()
+	code := m.Run()
+	if code != 0 {
+		b, _ := os.ReadFile(stack.ManagerLog)
+		fmt.Fprintf(os.Stderr, "--- manager log ---\n%s\n", b)
+	}
+	return code
+}
+
+func buildManager(root, dir string) string {
+	out := filepath.Join(dir, "manager")
+	cmd := k8sbinGo(root, "build", "-o", out, "./cmd/manager")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the manager: %v\n%s", err, b)
+	}
+	return out
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// scrape GETs /metrics with the token (none when empty), trusting the manager's self-signed
+// certificate as the ServiceMonitor in config/prometheus does.
+func scrape(url, token string) (int, string, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed, as the ServiceMonitor
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func TestMetricsNeedTheReaderRole(t *testing.T) {
+	port := freePort(t)
+	stack.StopManager()
+	// The manager as deployed: secure metrics (the default), authenticated as its ServiceAccount.
+	if err := stack.StartManager(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port)); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
+
+	if out, err := stack.RunInput(fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: scrapers}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: prometheus, namespace: scrapers}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: nosy, namespace: scrapers}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: prometheus-reads-grantkeeper-metrics}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: grantkeeper-metrics-reader}
+subjects:
+- {kind: ServiceAccount, name: prometheus, namespace: scrapers}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: apps}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: client, namespace: apps}
+stringData: {client_id: %q, client_secret: %q}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: rt, namespace: apps}
+stringData: {refresh_token: %q}
+---
+apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: GoogleOAuthGrant
+metadata: {name: reports, namespace: apps}
+spec:
+  clientSecretRef: {name: client}
+  refreshTokenSecretRef: {name: rt}
+`, devstack.SampleClientID, devstack.SampleClientSecret, devstack.SampleRefreshToken), "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v: %s", err, out)
+	}
+	stack.MustRun(t, "wait", "-n", "apps", "--for=condition=Ready", "--timeout=60s", "gog/reports")
+	token := func(sa string) string {
+		return strings.TrimSpace(stack.MustRun(t, "create", "token", sa, "-n", "scrapers", "--duration=10m"))
+	}
+	reader, nosy := token("prometheus"), token("nosy")
+
+	// The endpoint comes up with the manager: poll until the reader's scrape answers.
+	want := `grantkeeper_grant_ready{name="reports",namespace="apps",reason="TokenValid"} 1`
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body, err := scrape(url, reader)
+		if err == nil && code == http.StatusOK && strings.Contains(body, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a token bound to metrics-reader did not get the grant's metrics: code %d, err %v, body:\n%.2000s", code, err, body)
+		}
+		<-time.After(500 * time.Millisecond) // poll interval
+	}
+
+	const forged = "forged-token-for-the-metrics-test"
+	for _, c := range []struct {
+		who, token string
+		want       int
+	}{
+		{"an anonymous scrape", "", http.StatusUnauthorized},
+		{"a token without the metrics-reader role", nosy, http.StatusForbidden},
+		// controller-runtime's filter answers 500 when the TokenReview rejects the token.
+		{"a forged token", forged, http.StatusInternalServerError},
+	} {
+		code, body, err := scrape(url, c.token)
+		if err != nil {
+			t.Fatalf("%s: %v", c.who, err)
+		}
+		if code != c.want || strings.Contains(body, "grantkeeper_") {
+			t.Errorf("%s: got %d (want %d), body:\n%.500s", c.who, code, c.want, body)
+		}
+	}
+	log, err := os.ReadFile(stack.ManagerLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{reader, nosy, forged} {
+		if strings.Contains(string(log), tok) {
+			t.Errorf("the manager logged a scraper's bearer token")
+		}
+	}
+	// Plain HTTP is not served at all.
+	if resp, err := http.Get(strings.Replace(url, "https:", "http:", 1)); err == nil {
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("metrics served over plain HTTP")
+		}
+		resp.Body.Close()
+	}
+}
+
+func k8sbinGo(root string, args ...string) *exec.Cmd {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	return cmd
+}
