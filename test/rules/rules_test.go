@@ -221,9 +221,14 @@ func TestEveryAlertIsTestedAndDocumented(t *testing.T) {
 // its targets (the value of the Service label its jobLabel names), or GrantkeeperDown would
 // fire forever and GrantkeeperNoLeader never.
 func TestJobLabel(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(root, "config", "prometheus", "monitor.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	// The ServiceMonitor ships in config/prometheus, the metrics Service in config/default.
+	var raw []byte
+	for _, f := range []string{filepath.Join("config", "prometheus", "monitor.yaml"), filepath.Join("config", "default", "metrics_service.yaml")} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(append(raw, b...), "\n---\n"...)
 	}
 	var monitorJobLabel string
 	var serviceLabels map[string]string
@@ -238,7 +243,7 @@ func TestJobLabel(t *testing.T) {
 			} `json:"spec"`
 		}
 		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-			t.Fatalf("monitor.yaml: %v", err)
+			t.Fatalf("monitor or Service YAML: %v", err)
 		}
 		switch obj.Kind {
 		case "ServiceMonitor":
