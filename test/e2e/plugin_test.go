@@ -151,8 +151,10 @@ func TestPluginAuthorizeStatusRefreshRevoke(t *testing.T) {
 	if out, code := runPlugin(t, "revoke", "-n", ns, "analytics", "--yes", "--revoke-url", stack.Google.RevokeURL()); code != 0 || !strings.Contains(out, "Revoked=True") {
 		t.Errorf("revoke exited %d:\n%s", code, out)
 	}
-	if out, code := runPlugin(t, "status", "-n", ns); code != 1 || !strings.Contains(out, "InvalidGrant") {
-		t.Errorf("status of a revoked grant exited %d (want 1):\n%s", code, out)
+	// The LAST ERROR column says how to repair it: the command, with the grant's own scopes.
+	fix := "kubectl grantkeeper authorize analytics -n " + ns + " --client-secret-file client_secret.json --scopes " + devstack.SampleScope + " "
+	if out, code := runPlugin(t, "status", "-n", ns); code != 1 || !strings.Contains(out, "InvalidGrant") || !strings.Contains(out, fix) {
+		t.Errorf("status of a revoked grant exited %d (want 1), or lacks the command that repairs it (%q):\n%s", code, fix, out)
 	}
 }
 
