@@ -71,7 +71,7 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 		}
 		answered := false
 		for _, r := range requests {
-				if !r.Before(due.Add(-tol)) && r.Before(tok.Expiry) {
+			if !r.Before(due.Add(-tol)) && r.Before(tok.Expiry) {
 				answered = true
 				break
 			}

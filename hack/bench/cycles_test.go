@@ -41,7 +41,7 @@ func TestGrantCycles(t *testing.T) {
 	}{
 		{name: "healthy", perDue: 1},
 		{name: "duplicates", dup: true, perDue: 2},
-		{name: "skipped in the window", skipAfter: t0.Add(2 * L), perDue: 0.67, missing: true, silent: true}, // 2 of 3 due refreshes made
+		{name: "skipped in the window", skipAfter: t0.Add(2 * L), perDue: 0.67, missing: true, silent: true},     // 2 of 3 due refreshes made
 		{name: "skipped before the window", skipAfter: t0.Add(L / 2), perDue: 0.01, missing: true, silent: true}, // 0 requests, 1 overdue refresh each
 	} {
 		t.Run(tc.name, func(t *testing.T) {

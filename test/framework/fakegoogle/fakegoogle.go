@@ -48,7 +48,7 @@ type Server struct {
 	requests      map[string]int // token requests per refresh token
 	times         map[string][]time.Time
 	exchanges     []*Exchange
-	bodyTokens    []string // access tokens in injected failure bodies (never valid)
+	bodyTokens    []string                 // access tokens in injected failure bodies (never valid)
 	issuedFor     map[string][]IssuedToken // access tokens per refresh token, in issue order
 	seq           int                      // issue order of refresh tokens
 	onRotate      func()
