@@ -51,6 +51,9 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 	}
 	for k, tok := range tokens {
 		due := schedule.RefreshTime(tok.Issued, tok.Expiry, 0, uid)
+		if k == len(tokens)-1 && due.Before(start) {
+			due = start // never replaced: overdue when the window opens
+		}
 		// The operator computes the schedule from its own (whole-second) view of issue and
 		// expiry; allow the jitter's range and a second either way.
 		tol := tok.Expiry.Sub(tok.Issued)/30 + time.Second
@@ -60,6 +63,11 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 		f.due++
 		if tok.Expiry.After(end) {
 			continue // its refresh may still come after the window
+		}
+		if tok.Expiry.Before(due) {
+			f.missed++ // overdue and already expired
+			f.grantsMissing = 1
+			continue
 		}
 		answered := false
 		for _, r := range requests {

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,7 @@ type Server struct {
 	requests      map[string]int // token requests per refresh token
 	times         map[string][]time.Time
 	exchanges     []*Exchange
+	bodyTokens    []string                 // access tokens in injected failure bodies (never valid)
 	issuedFor     map[string][]IssuedToken // access tokens per refresh token, in issue order
 	seq           int                      // issue order of refresh tokens
 	onRotate      func()
@@ -441,6 +443,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", fail.RetryAfter)
 		}
 		body := fail.Body
+		if m := bodyAccessToken.FindStringSubmatch(body); m != nil {
+			s.mu.Lock()
+			s.bodyTokens = append(s.bodyTokens, m[1])
+			s.mu.Unlock()
+		}
 		if body == "" {
 			body = fmt.Sprintf(`{"error": "%s", "error_description": "%s"}`, statusCode(fail.Status), http.StatusText(fail.Status))
 		}
@@ -676,11 +683,15 @@ func randomString(n int) string {
 	return hex.EncodeToString(b)[:n]
 }
 
-// IssuedAccessTokens lists every access token handed out, for leak checks.
+// bodyAccessToken finds an access_token value in a (possibly malformed) JSON body.
+var bodyAccessToken = regexp.MustCompile(`"access_token"\s*:\s*"([^"]*)`)
+
+// IssuedAccessTokens lists every access token handed out, for leak checks: those issued,
+// and those in injected failure bodies (which the API never accepts).
 func (s *Server) IssuedAccessTokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Collect(maps.Keys(s.access))
+	return append(slices.Collect(maps.Keys(s.access)), s.bodyTokens...)
 }
 
 // RefreshTokens lists every refresh token known (registered, rotated or minted), for leak checks.
