@@ -78,7 +78,7 @@ mkdir -p "$out"
 staging=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$staging"' EXIT
 start=$(date +%s)
-echo "k8s-binaries: building ${need[*]} (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION) into ${out#"$root"/}; a cold build takes about 8 minutes on 2 cores, later runs take seconds"
+echo "k8s-binaries: building ${need[*]} (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION) into ${out#"$root"/}; the first build takes about 9 minutes on an idle 2-core machine (module downloads included), later runs take seconds"
 pkgs=()
 for b in "${need[@]}"; do pkgs+=("${pkg[$b]}"); done
 # One go build of every package: it compiles their shared dependencies once and keeps all
