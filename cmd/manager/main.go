@@ -63,10 +63,10 @@ func run() error {
 	flag.StringVar(&tokenURL, "token-url", googleapi.TokenURL, "OAuth 2.0 token endpoint. Must be https unless the host is loopback.")
 	flag.StringVar(&revokeURL, "revoke-url", googleapi.RevokeURL, "OAuth 2.0 revocation endpoint. Must be https unless the host is loopback.")
 	flag.DurationVar(&requestTimeout, "token-request-timeout", 30*time.Second, "Timeout of one request to the token or revocation endpoint.")
-	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "Grants reconciled in parallel (token requests are I/O-bound).")
+	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 32, "Grants reconciled in parallel (token requests are I/O-bound: a worker mostly waits for Google and the API server).")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to manage grants in (default: all). Pair with RoleBindings instead of the ClusterRoleBinding.")
-	flag.Float64Var(&qps, "kube-api-qps", 200, "Queries per second to the Kubernetes API server (a refresh costs three: a read of the refresh-token Secret, the derived Secret write and the status write; see docs/benchmarks.md).")
-	flag.IntVar(&burst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API server.")
+	flag.Float64Var(&qps, "kube-api-qps", 1000, "Queries per second to the Kubernetes API server (a refresh costs three: a read of the refresh-token Secret, the derived Secret write and the status write; see docs/benchmarks.md).")
+	flag.IntVar(&burst, "kube-api-burst", 2000, "Burst of queries to the Kubernetes API server. This client-side limit is a ceiling, not a pace: the API server's priority and fairness decide who waits.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
