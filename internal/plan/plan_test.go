@@ -307,6 +307,11 @@ func TestPermanence(t *testing.T) {
 			t.Errorf("bad input %s must not be retried without a change", r)
 		}
 	}
+	for _, r := range ClientReasons {
+		if !PermanentReason(r) {
+			t.Errorf("client problem %s must not be retried without a change", r)
+		}
+	}
 	for _, r := range []string{oauthv1alpha1.ReasonTokenValid, oauthv1alpha1.ReasonTargetSecretConflict, oauthv1alpha1.ReasonPending, oauthv1alpha1.ReasonTokenEndpointError} {
 		if PermanentReason(r) {
 			t.Errorf("%s reported as a permanent failure", r)
