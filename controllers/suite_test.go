@@ -216,6 +216,7 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		Clock:             clock.RealClock{},
 		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		MaxRevokeAttempts: 3,
+		ManagerNamespace:  h.ns,
 	}
 	r.Decided = func(g types.NamespacedName, began time.Time) {
 		if g.Namespace != h.ns {

@@ -23,6 +23,8 @@ type ClientState struct {
 	Found      bool
 	// Allowed: the client admits the grant's namespace (always, for a GoogleOAuthClient).
 	Allowed bool
+	// NotAllowedWhy, when set, replaces the ClientNotAllowed message's explanation.
+	NotAllowedWhy string
 	// Ready is the client's Ready condition, nil when it has not reported one for its
 	// current generation yet.
 	Ready *metav1.Condition
@@ -76,6 +78,8 @@ func clientProblem(g *oauthv1alpha1.GoogleOAuthGrant, c *ClientState) (reason, m
 			where = ""
 		}
 		return oauthv1alpha1.ReasonClientNotFound, fmt.Sprintf("%s (spec.clientRef) not found%s; create it, and the grant will pick it up within seconds. No token requests are made until then.", what, where), false
+	case !c.Allowed && c.NotAllowedWhy != "":
+		return oauthv1alpha1.ReasonClientNotAllowed, fmt.Sprintf("%s (spec.clientRef) cannot be used: %s. No token requests are made until then.", what, c.NotAllowedWhy), false
 	case !c.Allowed:
 		return oauthv1alpha1.ReasonClientNotAllowed, fmt.Sprintf("%s (spec.clientRef) does not admit namespace %q (its spec.namespaceSelector and spec.namespaces); ask its administrator to admit the namespace, or use a GoogleOAuthClient in this namespace. No token requests are made until then; the derived Secret keeps its last token until it expires.", what, g.Namespace), false
 	case c.Ready == nil:
