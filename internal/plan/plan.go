@@ -372,7 +372,14 @@ func PendingManualRequest(g *oauthv1alpha1.GoogleOAuthGrant) string {
 // and stores it where g reads it.
 func ReauthorizeCommand(g *oauthv1alpha1.GoogleOAuthGrant) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "kubectl grantkeeper authorize %s -n %s --client-secret-file client_secret.json --scopes ", g.Name, g.Namespace)
+	clientFlag := "--client-secret-file client_secret.json"
+	switch g.ClientRefKind() {
+	case oauthv1alpha1.KindGoogleOAuthClient:
+		clientFlag = "--client " + g.Spec.ClientRef.Name
+	case oauthv1alpha1.KindClusterGoogleOAuthClient:
+		clientFlag = "--cluster-client " + g.Spec.ClientRef.Name
+	}
+	fmt.Fprintf(&b, "kubectl grantkeeper authorize %s -n %s %s --scopes ", g.Name, g.Namespace, clientFlag)
 	scopes := g.Spec.Scopes
 	if len(scopes) == 0 {
 		scopes = g.Status.GrantedScopes

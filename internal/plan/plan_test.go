@@ -337,4 +337,13 @@ func TestReauthorizeCommand(t *testing.T) {
 	if got := ReauthorizeCommand(adc); !strings.HasSuffix(got, "--scopes SCOPE[,SCOPE...] -o adc --secret-name adc") {
 		t.Errorf("authorized-user form: %s", got)
 	}
+	shared := grant()
+	shared.Spec.ClientSecretRef, shared.Spec.ClientRef = nil, &oauthv1alpha1.ClientReference{Kind: oauthv1alpha1.KindClusterGoogleOAuthClient, Name: "analytics-app"}
+	if got, want := ReauthorizeCommand(shared), "kubectl grantkeeper authorize g -n ns --cluster-client analytics-app --scopes SCOPE[,SCOPE...]"; got != want {
+		t.Errorf("cluster client:\n got %s\nwant %s", got, want)
+	}
+	shared.Spec.ClientRef = &oauthv1alpha1.ClientReference{Name: "local"}
+	if got := ReauthorizeCommand(shared); !strings.Contains(got, " --client local --scopes") {
+		t.Errorf("client with the default kind: %s", got)
+	}
 }
