@@ -313,7 +313,7 @@ func createOrUpdateOnce(ctx context.Context, c client.Client, obj client.Object)
 			if cur.CreationTimestamp.IsZero() {
 				cur.Labels = want.Labels
 			}
-			cur.Spec.ClientSecretRef, cur.Spec.RefreshTokenSecretRef, cur.Spec.AuthorizedUserSecretRef = want.Spec.ClientSecretRef, want.Spec.RefreshTokenSecretRef, want.Spec.AuthorizedUserSecretRef
+			cur.Spec.ClientSecretRef, cur.Spec.ClientRef, cur.Spec.RefreshTokenSecretRef, cur.Spec.AuthorizedUserSecretRef = want.Spec.ClientSecretRef, want.Spec.ClientRef, want.Spec.RefreshTokenSecretRef, want.Spec.AuthorizedUserSecretRef
 			cur.Spec.Scopes = want.Spec.Scopes
 			return nil
 		})
