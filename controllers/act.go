@@ -26,12 +26,12 @@ import (
 // returns what plan.Record makes of the outcome, plus events of its own.
 func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, why string) (plan.Report, []plan.Event, error) {
 	g := obs.Grant
-	in, problem, err := r.readInputs(ctx, g)
+	in, problem, err := r.readInputs(ctx, obs)
 	if err != nil {
 		return plan.Report{}, nil, err
 	}
 	if problem != nil {
-		return plan.Record(obs.Observation, plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(g)}), nil, nil
+		return plan.Record(obs.Observation, plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(obs)}), nil, nil
 	}
 
 	log := logf.FromContext(ctx)
@@ -48,7 +48,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	metrics.TokenRequestDuration.WithLabelValues(result).Observe(r.Clock.Since(now).Seconds())
 	if err != nil {
 		logf.FromContext(ctx).Info("token request failed", "kind", failure.Kind.String(), "status", failure.Status, "error", failure.Code, "attempt", g.Status.FailedRefreshAttempts+1)
-		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(g)}), nil, nil
+		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs)}), nil, nil
 	}
 
 	var events []plan.Event
@@ -73,7 +73,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		}
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
-	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(g)}), events, nil
+	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs)}), events, nil
 }
 
 // inputs are the credentials for one token request.
@@ -81,22 +81,28 @@ type inputs struct {
 	client        credentials.Client
 	refreshToken  string
 	refreshSecret *corev1.Secret // read live
-	// versions are the metadata of the Secrets as used (nil: absent), for the fingerprint.
-	versions map[string]*metav1.ObjectMeta
+	// versions are the metadata of the grant's namespace's Secrets as used (nil: absent),
+	// and clientVersion the client object's Secret's, for the fingerprint.
+	versions      map[string]*metav1.ObjectMeta
+	clientVersion *metav1.ObjectMeta
 }
 
-func (in *inputs) fingerprint(g *oauthv1alpha1.GoogleOAuthGrant) string {
-	return fingerprintInputs(g, in.versions)
+func (in *inputs) fingerprint(obs observation) string {
+	own := fingerprintInputs(obs.Grant, in.versions)
+	if obs.Grant.Spec.ClientRef == nil {
+		return own
+	}
+	return plan.JoinFingerprint(own, clientFingerprint(obs.client, in.clientVersion))
 }
 
 // readInputs reads the refresh token from the API server (never from a cache, so a request
 // never uses a stale one) and the client from the client record or, when the client Secret
 // changed, from the API server; or says what is wrong with them.
-func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) (*inputs, *credentials.Problem, error) {
+func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, obs observation) (*inputs, *credentials.Problem, error) {
+	g := obs.Grant
 	in := &inputs{versions: map[string]*metav1.ObjectMeta{}}
 	notFound := func(name, field string) *credentials.Problem {
-		return &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound,
-			Message: fmt.Sprintf("Secret %q (%s) not found in namespace %q; create it, and the grant will pick it up within seconds", name, field, g.Namespace)}
+		return secretNotFound(types.NamespacedName{Namespace: g.Namespace, Name: name}, field, "grant")
 	}
 	if g.UsesAuthorizedUser() {
 		name := g.Spec.AuthorizedUserSecretRef.Name
@@ -110,20 +116,31 @@ func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, g *oauthv1a
 		return in, p, nil
 	}
 
-	cname, rname := g.ClientSecretName(), g.RefreshTokenSecretName()
-	cmeta, err := r.cachedSecretMeta(ctx, g.Namespace, cname)
+	// The client's Secret: the grant's clientSecretRef, or the one its clientRef's object names.
+	ckey, cfield := types.NamespacedName{Namespace: g.Namespace, Name: g.ClientSecretName()}, "spec.clientSecretRef"
+	setVersion := func(m *metav1.ObjectMeta) { in.versions[ckey.Name] = m }
+	if g.Spec.ClientRef != nil {
+		if obs.client == nil || obs.client.secret.Namespace == "" {
+			// Decide reports these before any request; this is a guard.
+			return in, &credentials.Problem{Reason: oauthv1alpha1.ReasonClientNotReady, Message: "the client object spec.clientRef names is not usable"}, nil
+		}
+		ckey, cfield = obs.client.secret, obs.client.field()
+		setVersion = func(m *metav1.ObjectMeta) { in.clientVersion = m }
+	}
+	rname := g.RefreshTokenSecretName()
+	cmeta, err := r.cachedSecretMeta(ctx, ckey.Namespace, ckey.Name)
 	if err != nil {
 		return in, nil, err
 	}
 	var clientSecret *corev1.Secret
-	c, recorded := r.clients.get(types.NamespacedName{Namespace: g.Namespace, Name: cname}, cmeta)
+	c, recorded := r.clients.get(ckey, cmeta)
 	if recorded {
-		in.versions[cname] = cmeta
+		setVersion(cmeta)
 	} else {
-		if clientSecret, err = r.liveSecret(ctx, g.Namespace, cname); err != nil || clientSecret == nil {
-			return in, notFound(cname, "spec.clientSecretRef"), err
+		if clientSecret, err = r.liveSecret(ctx, ckey.Namespace, ckey.Name); err != nil || clientSecret == nil {
+			return in, secretNotFound(ckey, cfield, "grant"), err
 		}
-		in.versions[cname] = &clientSecret.ObjectMeta
+		setVersion(&clientSecret.ObjectMeta)
 	}
 	rs, err := r.liveSecret(ctx, g.Namespace, rname)
 	if err != nil || rs == nil {

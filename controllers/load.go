@@ -22,6 +22,8 @@ import (
 type observation struct {
 	plan.Observation
 	target *corev1.Secret // our derived Secret; nil when absent or unusable
+	// client is the object spec.clientRef names, when it exists.
+	client *clientObject
 }
 
 // load gathers one grant's observation from the caches, without API requests. stale
@@ -60,7 +62,64 @@ func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.
 		metas[name] = m
 	}
 	obs.Fingerprint = fingerprintInputs(g, metas)
+	if g.Spec.ClientRef != nil {
+		state, co, secretMeta, wait, err := r.loadClient(ctx, g)
+		if err != nil || wait {
+			return obs, wait, err
+		}
+		obs.Client, obs.client = state, co
+		obs.Fingerprint = plan.JoinFingerprint(obs.Fingerprint, clientFingerprint(co, secretMeta))
+	}
 	return obs, false, nil
+}
+
+// loadClient reads, from the caches, the client object spec.clientRef names, whether it
+// admits the grant's namespace, and its Secret's metadata (nil when absent or not needed).
+// wait reports that the Secret's namespace is not watched yet.
+func (r *GoogleOAuthGrantReconciler) loadClient(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) (st *plan.ClientState, co *clientObject, secret *metav1.ObjectMeta, wait bool, err error) {
+	kind := g.ClientRefKind()
+	st = &plan.ClientState{Kind: kind, Name: g.Spec.ClientRef.Name}
+	if kind == oauthv1alpha1.KindClusterGoogleOAuthClient && r.namespacesOnly {
+		st.Found, st.NotAllowedWhy = true, "this grantkeeper manages only some namespaces (--namespaces) and does not read cluster-scoped clients; use a GoogleOAuthClient in this namespace"
+		return st, nil, nil, false, nil
+	}
+	co, err = getClientObject(ctx, r.Client, kind, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ClientRef.Name}, r.ManagerNamespace)
+	if err != nil || co == nil {
+		return st, nil, nil, false, err
+	}
+	st.Found, st.Allowed = true, true
+	if co.cluster != nil {
+		ns := &metav1.PartialObjectMetadata{}
+		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		if err := r.Get(ctx, types.NamespacedName{Name: g.Namespace}, ns); client.IgnoreNotFound(err) != nil {
+			return st, nil, nil, false, err
+		}
+		st.Allowed = plan.NamespaceAllowed(*co.cluster, g.Namespace, ns.Labels)
+	}
+	st.Ready = plan.ClientReady(co.obj.GetGeneration(), *co.status)
+	if !st.Allowed || co.secret.Namespace == "" {
+		return st, co, nil, false, nil
+	}
+	if !r.SecretMeta.Synced(co.secret.Namespace) {
+		return st, co, nil, true, nil
+	}
+	secret, err = r.cachedSecretMeta(ctx, co.secret.Namespace, co.secret.Name)
+	return st, co, secret, false, err
+}
+
+// clientFingerprint identifies a client object's spec and its Secret's version (UIDs,
+// generations and resourceVersions only).
+func clientFingerprint(co *clientObject, secret *metav1.ObjectMeta) string {
+	h := sha256.New()
+	if co == nil {
+		fmt.Fprint(h, "absent;")
+	} else {
+		fmt.Fprintf(h, "%s/%s=%s/%d;", co.kind, co.obj.GetName(), co.obj.GetUID(), co.obj.GetGeneration())
+		if secret != nil {
+			fmt.Fprintf(h, "%s/%s=%s/%s;", co.secret.Namespace, co.secret.Name, secret.UID, secret.ResourceVersion)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func (r *GoogleOAuthGrantReconciler) secretReaders() derivedsecret.Readers {
@@ -68,10 +127,14 @@ func (r *GoogleOAuthGrantReconciler) secretReaders() derivedsecret.Readers {
 }
 
 // userSecretNames are the Secrets a grant reads: the client's and the refresh token's, or
-// the one authorized-user Secret.
+// the one authorized-user Secret (with a clientRef, only the refresh token's).
 func userSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
-	if g.UsesAuthorizedUser() {
+	switch {
+	case g.UsesAuthorizedUser():
 		return []string{g.Spec.AuthorizedUserSecretRef.Name}
+	case g.Spec.ClientRef != nil:
+		// The client object's Secret is the client's, watched through it.
+		return []string{g.RefreshTokenSecretName()}
 	}
 	return []string{g.ClientSecretName(), g.RefreshTokenSecretName()}
 }

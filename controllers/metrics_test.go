@@ -31,6 +31,9 @@ func TestMetrics(t *testing.T) {
 	h.secret("gone-refresh-token", map[string]string{"refresh_token": rt})
 	h.grant("gone")
 	h.waitCondition("gone", oauthv1alpha1.ConditionRevoked, "True", oauthv1alpha1.ReasonInvalidGrant)
+	h.localClient("shared", "good-client")
+	h.refGrant("shared-user", oauthv1alpha1.KindGoogleOAuthClient, "shared")
+	h.waitReady("shared-user")
 
 	series := func() string {
 		mfs, err := reg.Gather()
@@ -58,6 +61,8 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		"grantkeeper_grant_revoked name=gone namespace=" + h.ns + " 1",
 		"grantkeeper_grant_revoked name=good namespace=" + h.ns + " 0",
+		"grantkeeper_grant_client_info client=good-client client_kind=Secret name=good namespace=" + h.ns + " 1",
+		"grantkeeper_grant_client_info client=shared client_kind=GoogleOAuthClient name=shared-user namespace=" + h.ns + " 1",
 		"grantkeeper_access_token_expiration_timestamp_seconds name=good namespace=" + h.ns + " " + strconv.FormatInt(g.Status.ExpiresAt.Unix(), 10),
 		"grantkeeper_next_refresh_timestamp_seconds name=good namespace=" + h.ns + " " + strconv.FormatInt(g.Status.RefreshTime.Unix(), 10),
 	} {
@@ -65,8 +70,8 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", want, got)
 		}
 	}
-	if d := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("success")) - successes; d != 1 {
-		t.Errorf("success counter grew by %v, want 1", d)
+	if d := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("success")) - successes; d != 2 {
+		t.Errorf("success counter grew by %v, want 2", d)
 	}
 	if d := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("invalid_grant")) - invalid; d != 1 {
 		t.Errorf("invalid_grant counter grew by %v, want 1", d)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -65,8 +66,14 @@ type GoogleOAuthGrantReconciler struct {
 
 	// writes remembers our last writes until the cache shows them (lastwrite.go).
 	writes lastWrites
+	// ManagerNamespace is where a ClusterGoogleOAuthClient's Secret is when its
+	// spec.secretRef names no namespace (the manager's own).
+	ManagerNamespace string
+
 	// clients remembers parsed OAuth clients by Secret version (clients.go).
 	clients clientRecord
+	// namespacesOnly: the manager reads only some namespaces, so no cluster-scoped clients.
+	namespacesOnly bool
 }
 
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;patch
@@ -133,11 +140,27 @@ func (r *GoogleOAuthGrantReconciler) releaseSecretWatch(ctx context.Context, ns 
 	if err := r.List(ctx, &grants, client.InNamespace(ns), client.Limit(1)); err != nil {
 		return err
 	}
-	if len(grants.Items) == 0 {
+	if len(grants.Items) == 0 && !r.clientSecretsIn(ctx, ns) {
 		r.SecretMeta.Release(ns)
 		r.clients.forgetNamespace(ns)
 	}
 	return nil
+}
+
+// clientSecretsIn reports whether a client object's Secret is in the namespace (its
+// controller needs that namespace's Secret watch too).
+func (r *GoogleOAuthGrantReconciler) clientSecretsIn(ctx context.Context, ns string) bool {
+	lists := []client.ObjectList{&oauthv1alpha1.GoogleOAuthClientList{}}
+	if !r.namespacesOnly {
+		lists = append(lists, &oauthv1alpha1.ClusterGoogleOAuthClientList{})
+	}
+	for _, l := range lists {
+		// On an error, keep watching: that costs memory, not correctness.
+		if err := r.List(ctx, l, client.MatchingFields{clientSecretIndex: ns}); err != nil || meta.LenList(l) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // syncFinalizer adds the revoke finalizer for deletionPolicy Revoke and removes it otherwise.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -105,6 +106,30 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// SkipNameValidation allows several managers in one process (tests).
 	SkipNameValidation bool
+	// NamespacesOnly: the manager may read only the namespaces it manages (--namespaces),
+	// so it neither watches ClusterGoogleOAuthClients nor Namespaces; grants naming a
+	// cluster client report ClientNotAllowed.
+	NamespacesOnly bool
+}
+
+// clientRefIndex indexes grants by the client object they name: "GoogleOAuthClient/NAME"
+// (within the grant's namespace), "ClusterGoogleOAuthClient/NAME", and
+// "ClusterGoogleOAuthClient" for any cluster client (a namespace's labels matter to those).
+const clientRefIndex = "grantkeeper.clientRef"
+
+// clientSecretIndex indexes client objects by their Secret, "NAMESPACE/NAME", and by the
+// Secret's namespace alone, "NAMESPACE".
+const clientSecretIndex = "grantkeeper.clientSecret"
+
+func clientRefKeys(g *oauthv1alpha1.GoogleOAuthGrant) []string {
+	kind := g.ClientRefKind()
+	switch kind {
+	case "":
+		return nil
+	case oauthv1alpha1.KindClusterGoogleOAuthClient:
+		return []string{kind + "/" + g.Spec.ClientRef.Name, kind}
+	}
+	return []string{kind + "/" + g.Spec.ClientRef.Name}
 }
 
 // SetupWithManager registers the controller. Besides the manager's cache (grants, and the
@@ -118,12 +143,18 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		return err
 	}
 	// Secret events from the metadata watches reach the controller through a channel.
+	// They go to the grant controller and to the client objects' controllers (set up below,
+	// before the watcher starts).
 	secretEvents := make(chan event.TypedGenericEvent[*metav1.PartialObjectMetadata], 1024)
+	var clientSecretEvents []chan event.TypedGenericEvent[*metav1.PartialObjectMetadata]
 	watcher := secretwatch.New(mdClient, managedSelector(selection.NotEquals).String(), keepReferenceFields, func(ns, name string) {
 		m := &metav1.PartialObjectMetadata{}
 		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		m.Namespace, m.Name = ns, name
 		secretEvents <- event.TypedGenericEvent[*metav1.PartialObjectMetadata]{Object: m}
+		for _, ch := range clientSecretEvents {
+			ch <- event.TypedGenericEvent[*metav1.PartialObjectMetadata]{Object: m}
+		}
 	})
 	if err := mgr.Add(watcher); err != nil {
 		return err
@@ -135,32 +166,165 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		r.APIReader = mgr.GetAPIReader()
 	}
 
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.GoogleOAuthGrant{}, secretNameIndex, func(o client.Object) []string {
+	r.namespacesOnly = opts.NamespacesOnly
+	ctx := context.Background()
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, &oauthv1alpha1.GoogleOAuthGrant{}, secretNameIndex, func(o client.Object) []string {
 		g := o.(*oauthv1alpha1.GoogleOAuthGrant)
 		return append(userSecretNames(g), g.TargetSecretName())
 	}); err != nil {
 		return err
 	}
+	if err := indexer.IndexField(ctx, &oauthv1alpha1.GoogleOAuthGrant{}, clientRefIndex, func(o client.Object) []string {
+		return clientRefKeys(o.(*oauthv1alpha1.GoogleOAuthGrant))
+	}); err != nil {
+		return err
+	}
+	clientKinds := []client.Object{&oauthv1alpha1.GoogleOAuthClient{}}
+	if !opts.NamespacesOnly {
+		clientKinds = append(clientKinds, &oauthv1alpha1.ClusterGoogleOAuthClient{})
+	}
+	for _, kind := range clientKinds {
+		if err := indexer.IndexField(ctx, kind, clientSecretIndex, func(o client.Object) []string {
+			key := clientSecretKey(o, r.ManagerNamespace)
+			return []string{key.String(), key.Namespace}
+		}); err != nil {
+			return err
+		}
+	}
 
+	c := mgr.GetClient()
 	mapSecret := func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
 		var grants oauthv1alpha1.GoogleOAuthGrantList
-		if err := mgr.GetClient().List(ctx, &grants, client.InNamespace(s.Namespace), client.MatchingFields{secretNameIndex: s.Name}); err != nil {
+		if err := c.List(ctx, &grants, client.InNamespace(s.Namespace), client.MatchingFields{secretNameIndex: s.Name}); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "listing grants for Secret", "secret", s.Name)
 			return nil
 		}
-		reqs := make([]reconcile.Request, 0, len(grants.Items))
-		for _, g := range grants.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: g.Namespace, Name: g.Name}})
+		reqs := grantRequests(grants.Items)
+		// A client object's Secret concerns the grants naming that client.
+		for _, co := range clientsOfSecret(ctx, c, types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, opts.NamespacesOnly) {
+			reqs = append(reqs, grantsOfClient(ctx, c, co)...)
 		}
 		return reqs
 	}
+	mapClient := func(ctx context.Context, o client.Object) []reconcile.Request { return grantsOfClient(ctx, c, o) }
+	// A namespace's labels decide which cluster clients its grants may use.
+	mapNamespace := func(ctx context.Context, o client.Object) []reconcile.Request {
+		var grants oauthv1alpha1.GoogleOAuthGrantList
+		if err := c.List(ctx, &grants, client.InNamespace(o.GetName()), client.MatchingFields{clientRefIndex: oauthv1alpha1.KindClusterGoogleOAuthClient}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing grants for namespace", "namespace", o.GetName())
+			return nil
+		}
+		return grantRequests(grants.Items)
+	}
 
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("googleoauthgrant").
 		// Status writes are ours; react to spec changes and to the manual-refresh annotation.
 		For(&oauthv1alpha1.GoogleOAuthGrant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
 		WatchesRawSource(source.Channel(secretEvents, handler.TypedEnqueueRequestsFromMapFunc(mapSecret))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1), SkipNameValidation: &opts.SkipNameValidation}).
-		Complete(r)
+		Watches(&oauthv1alpha1.GoogleOAuthClient{}, handler.EnqueueRequestsFromMapFunc(mapClient))
+	if !opts.NamespacesOnly {
+		b = b.Watches(&oauthv1alpha1.ClusterGoogleOAuthClient{}, handler.EnqueueRequestsFromMapFunc(mapClient)).
+			WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(mapNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{}))
+	}
+	if err := b.WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1), SkipNameValidation: &opts.SkipNameValidation}).
+		Complete(r); err != nil {
+		return err
+	}
+
+	// The client objects' own controllers: their Ready condition and client id.
+	for _, kind := range clientKinds {
+		cr := &clientReconciler{Client: c, APIReader: r.APIReader, SecretMeta: r.SecretMeta, Recorder: r.Recorder,
+			kind: clientKindOf(kind), managerNamespace: r.ManagerNamespace}
+		mapSecretToClients := func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+			var reqs []reconcile.Request
+			for _, co := range clientsOfSecret(ctx, c, types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, opts.NamespacesOnly) {
+				if clientKindOf(co) == cr.kind {
+					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(co)})
+				}
+			}
+			return reqs
+		}
+		events := make(chan event.TypedGenericEvent[*metav1.PartialObjectMetadata], 1024)
+		clientSecretEvents = append(clientSecretEvents, events)
+		if err := ctrl.NewControllerManagedBy(mgr).
+			Named(strings.ToLower(cr.kind)).
+			For(kind, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			WatchesRawSource(source.Channel(events, handler.TypedEnqueueRequestsFromMapFunc(mapSecretToClients))).
+			WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: &opts.SkipNameValidation}).
+			Complete(cr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func grantRequests(grants []oauthv1alpha1.GoogleOAuthGrant) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(grants))
+	for _, g := range grants {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: g.Namespace, Name: g.Name}})
+	}
+	return reqs
+}
+
+func clientKindOf(o client.Object) string {
+	if _, ok := o.(*oauthv1alpha1.ClusterGoogleOAuthClient); ok {
+		return oauthv1alpha1.KindClusterGoogleOAuthClient
+	}
+	return oauthv1alpha1.KindGoogleOAuthClient
+}
+
+// clientSecretKey is where a client object's Secret is.
+func clientSecretKey(o client.Object, managerNamespace string) types.NamespacedName {
+	switch c := o.(type) {
+	case *oauthv1alpha1.ClusterGoogleOAuthClient:
+		ns := c.Spec.SecretRef.Namespace
+		if ns == "" {
+			ns = managerNamespace
+		}
+		return types.NamespacedName{Namespace: ns, Name: c.Spec.SecretRef.Name}
+	case *oauthv1alpha1.GoogleOAuthClient:
+		return types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretRef.Name}
+	}
+	return types.NamespacedName{}
+}
+
+// clientsOfSecret lists the client objects whose Secret is key.
+func clientsOfSecret(ctx context.Context, c client.Reader, key types.NamespacedName, namespacesOnly bool) []client.Object {
+	var out []client.Object
+	var local oauthv1alpha1.GoogleOAuthClientList
+	if err := c.List(ctx, &local, client.InNamespace(key.Namespace), client.MatchingFields{clientSecretIndex: key.String()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing clients for Secret", "secret", key.Name)
+	}
+	for i := range local.Items {
+		out = append(out, &local.Items[i])
+	}
+	if namespacesOnly {
+		return out
+	}
+	var cluster oauthv1alpha1.ClusterGoogleOAuthClientList
+	if err := c.List(ctx, &cluster, client.MatchingFields{clientSecretIndex: key.String()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing cluster clients for Secret", "secret", key.Name)
+	}
+	for i := range cluster.Items {
+		out = append(out, &cluster.Items[i])
+	}
+	return out
+}
+
+// grantsOfClient lists the grants naming a client object.
+func grantsOfClient(ctx context.Context, c client.Reader, o client.Object) []reconcile.Request {
+	kind := clientKindOf(o)
+	opts := []client.ListOption{client.MatchingFields{clientRefIndex: kind + "/" + o.GetName()}}
+	if kind == oauthv1alpha1.KindGoogleOAuthClient {
+		opts = append(opts, client.InNamespace(o.GetNamespace()))
+	}
+	var grants oauthv1alpha1.GoogleOAuthGrantList
+	if err := c.List(ctx, &grants, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing grants for client", "kind", kind, "client", o.GetName())
+		return nil
+	}
+	return grantRequests(grants.Items)
 }

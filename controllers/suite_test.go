@@ -216,6 +216,7 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		Clock:             clock.RealClock{},
 		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		MaxRevokeAttempts: 3,
+		ManagerNamespace:  h.ns,
 	}
 	r.Decided = func(g types.NamespacedName, began time.Time) {
 		if g.Namespace != h.ns {
@@ -475,7 +476,7 @@ func (h *harness) secretValues() []string {
 
 // checkNoSecretsLeaked: no refresh token, access token or client secret (the fake's, and
 // every one in a Secret the test created) in the controller's log output, in events, or in
-// any grant's status.
+// any grant's or OAuth client object's status.
 func (h *harness) checkNoSecretsLeaked() {
 	h.t.Helper()
 	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
@@ -485,7 +486,15 @@ func (h *harness) checkNoSecretsLeaked() {
 	if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
 		h.t.Fatal(err)
 	}
-	statusJSON, _ := json.Marshal(grants)
+	var clients oauthv1alpha1.GoogleOAuthClientList
+	if err := h.c.List(h.ctx, &clients, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	var clusterClients oauthv1alpha1.ClusterGoogleOAuthClientList
+	if err := h.c.List(h.ctx, &clusterClients); err != nil {
+		h.t.Fatal(err)
+	}
+	statusJSON, _ := json.Marshal([]any{grants, clients, clusterClients})
 	var evs eventsv1.EventList
 	if err := h.c.List(h.ctx, &evs, client.InNamespace(h.ns)); err != nil {
 		h.t.Fatal(err)
@@ -495,7 +504,7 @@ func (h *harness) checkNoSecretsLeaked() {
 	if !strings.Contains(logs, "Starting Controller") {
 		h.t.Error("captured no controller logs: the leak check would prove nothing")
 	}
-	for where, text := range map[string]string{"logs": logs, "grants": string(statusJSON), "events": string(eventsJSON)} {
+	for where, text := range map[string]string{"logs": logs, "grants and clients": string(statusJSON), "events": string(eventsJSON)} {
 		if found := leakcheck.Find(text, secrets); len(found) > 0 {
 			h.t.Errorf("tokens or client secrets (whole or a %d-character slice) appear in the %s: %v", leakcheck.SliceLen, where, found)
 		}

@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=charts/grantkeeper/files
 mkdir -p "$files/crd" "$files/rbac" "$files/prometheus"
-cp config/crd/bases/oauth.grantkeeper.dev_googleoauthgrants.yaml "$files/crd/googleoauthgrants.yaml"
-for f in role leader_election_role googleoauthgrant_viewer_role googleoauthgrant_editor_role metrics_auth_role metrics_reader_role; do
+for crd in googleoauthgrants googleoauthclients clustergoogleoauthclients; do
+  cp "config/crd/bases/oauth.grantkeeper.dev_$crd.yaml" "$files/crd/$crd.yaml"
+done
+for f in role leader_election_role googleoauthgrant_viewer_role googleoauthgrant_editor_role clustergoogleoauthclient_admin_role metrics_auth_role metrics_reader_role; do
   cp "config/rbac/$f.yaml" "$files/rbac/$f.yaml"
 done
 cp config/prometheus/rules.yaml "$files/prometheus/rules.yaml"

@@ -123,16 +123,22 @@ type AuthorizedUserSecretReference struct {
 }
 
 // GoogleOAuthGrantSpec describes a Google user grant to keep an access token fresh for.
-// The credentials come either from clientSecretRef and refreshTokenSecretRef together, or
-// from authorizedUserSecretRef alone.
+// The credentials come from refreshTokenSecretRef with either clientSecretRef or clientRef,
+// or from authorizedUserSecretRef alone (it carries its own client).
 // +kubebuilder:validation:XValidation:rule="has(self.authorizedUserSecretRef) || has(self.refreshTokenSecretRef)",message="spec.refreshTokenSecretRef is required (or use spec.authorizedUserSecretRef instead of both Secret references)"
-// +kubebuilder:validation:XValidation:rule="has(self.authorizedUserSecretRef) || has(self.clientSecretRef)",message="spec.clientSecretRef is required (or use spec.authorizedUserSecretRef instead of both Secret references)"
-// +kubebuilder:validation:XValidation:rule="!has(self.authorizedUserSecretRef) || (!has(self.clientSecretRef) && !has(self.refreshTokenSecretRef))",message="set either spec.authorizedUserSecretRef or spec.clientSecretRef with spec.refreshTokenSecretRef, not both"
+// +kubebuilder:validation:XValidation:rule="(has(self.clientSecretRef) ? 1 : 0) + (has(self.clientRef) ? 1 : 0) + (has(self.authorizedUserSecretRef) ? 1 : 0) == 1",message="set exactly one of spec.clientSecretRef, spec.clientRef and spec.authorizedUserSecretRef (the last carries its own client)"
+// +kubebuilder:validation:XValidation:rule="!has(self.authorizedUserSecretRef) || !has(self.refreshTokenSecretRef)",message="spec.authorizedUserSecretRef holds the refresh token: set either it or spec.refreshTokenSecretRef, not both"
 type GoogleOAuthGrantSpec struct {
 	// ClientSecretRef names the Secret holding the OAuth client's credentials.
-	// Required unless authorizedUserSecretRef is set.
+	// Set exactly one of clientSecretRef, clientRef and authorizedUserSecretRef.
 	// +optional
 	ClientSecretRef *ClientSecretReference `json:"clientSecretRef,omitempty"`
+
+	// ClientRef names a GoogleOAuthClient in the grant's namespace, or a
+	// ClusterGoogleOAuthClient that admits the namespace, instead of clientSecretRef: one
+	// client object serves many grants and its secret lives in one Secret.
+	// +optional
+	ClientRef *ClientReference `json:"clientRef,omitempty"`
 
 	// RefreshTokenSecretRef names the Secret and key holding the user's refresh token.
 	// Required unless authorizedUserSecretRef is set.

@@ -80,7 +80,21 @@ func TestAPIServerRejectsInvalidGrants(t *testing.T) {
 		{"accessTokenSecretName not a Secret name", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.AccessTokenSecretName = "Not_A_Name" }, "spec.accessTokenSecretName"},
 		{"empty scope", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = []string{""} }, "spec.scopes"},
 		{"no refresh token reference", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.RefreshTokenSecretRef = nil }, "spec.refreshTokenSecretRef is required"},
-		{"no client reference", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.ClientSecretRef = nil }, "spec.clientSecretRef is required"},
+		{"no client reference", func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.ClientSecretRef = nil }, "set exactly one of spec.clientSecretRef, spec.clientRef and spec.authorizedUserSecretRef"},
+		{"clientRef and clientSecretRef", func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Spec.ClientRef = &oauthv1alpha1.ClientReference{Name: "shared"}
+		}, "set exactly one of spec.clientSecretRef, spec.clientRef and spec.authorizedUserSecretRef"},
+		{"clientRef with an unknown kind", func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Spec.ClientSecretRef, g.Spec.ClientRef = nil, &oauthv1alpha1.ClientReference{Kind: "Issuer", Name: "shared"}
+		}, "spec.clientRef.kind"},
+		{"clientRef with an empty name", func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Spec.ClientSecretRef, g.Spec.ClientRef = nil, &oauthv1alpha1.ClientReference{}
+		}, "spec.clientRef.name"},
+		{"clientRef with authorizedUserSecretRef", func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Spec.ClientSecretRef, g.Spec.RefreshTokenSecretRef = nil, nil
+			g.Spec.ClientRef = &oauthv1alpha1.ClientReference{Name: "shared"}
+			g.Spec.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "adc"}
+		}, "set exactly one of spec.clientSecretRef, spec.clientRef and spec.authorizedUserSecretRef"},
 		{"both credential forms", func(g *oauthv1alpha1.GoogleOAuthGrant) {
 			g.Spec.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "adc"}
 		}, "not both"},
@@ -141,5 +155,61 @@ func TestStatusIsASubresource(t *testing.T) {
 	}
 	if got.Status.AccessTokenSecretName != "status-sub-access-token" || got.Spec.AccessTokenSecretName != "" {
 		t.Errorf("after a status update: spec.accessTokenSecretName %q, status.accessTokenSecretName %q", got.Spec.AccessTokenSecretName, got.Status.AccessTokenSecretName)
+	}
+}
+
+// TestAPIServerStoresClients: both client kinds and a grant naming one are accepted, with
+// defaults, and bad client manifests are refused naming the field.
+func TestAPIServerStoresClients(t *testing.T) {
+	ctx := context.Background()
+	g := validGrant("with-client-ref")
+	g.Spec.ClientSecretRef, g.Spec.ClientRef = nil, &oauthv1alpha1.ClientReference{Name: "shared"}
+	if err := env.Client.Create(ctx, g); err != nil {
+		t.Fatalf("creating a grant with clientRef: %v", err)
+	}
+	if g.Spec.ClientRef.Kind != oauthv1alpha1.KindGoogleOAuthClient {
+		t.Errorf("clientRef.kind defaulted to %q, want GoogleOAuthClient", g.Spec.ClientRef.Kind)
+	}
+	goc := &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "default"},
+		Spec: oauthv1alpha1.GoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClientObjectSecretReference{Name: "google-oauth-client"}}}
+	if err := env.Client.Create(ctx, goc); err != nil {
+		t.Fatalf("creating a GoogleOAuthClient: %v", err)
+	}
+	cgoc := &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "shared"},
+		Spec: oauthv1alpha1.ClusterGoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClusterClientSecretReference{Name: "google-oauth-client"},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "analytics"}}, Namespaces: []string{"default"}}}
+	if err := env.Client.Create(ctx, cgoc); err != nil {
+		t.Fatalf("creating a ClusterGoogleOAuthClient: %v", err)
+	}
+	if cgoc.Namespace != "" || cgoc.UID == "" {
+		t.Errorf("ClusterGoogleOAuthClient stored as %q/%q", cgoc.Namespace, cgoc.Name)
+	}
+
+	for _, tc := range []struct {
+		name string
+		obj  client.Object
+		want string
+	}{
+		{"client without a Secret name", &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "default"}}, "spec.secretRef.name"},
+		{"cluster client without a Secret name", &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "bad"}}, "spec.secretRef.name"},
+		{"cluster client with a bad Secret namespace", &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+			Spec: oauthv1alpha1.ClusterGoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClusterClientSecretReference{Name: "s", Namespace: "Not_A_Namespace"}}}, "spec.secretRef.namespace"},
+		{"cluster client with an empty namespace name", &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+			Spec: oauthv1alpha1.ClusterGoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClusterClientSecretReference{Name: "s"}, Namespaces: []string{""}}}, "spec.namespaces"},
+		{"cluster client with a bad selector operator", &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+			Spec: oauthv1alpha1.ClusterGoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClusterClientSecretReference{Name: "s"},
+				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Matches"}}}}}, "spec.namespaceSelector"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := env.Client.Create(ctx, tc.obj)
+			if err == nil {
+				_ = env.Client.Delete(ctx, tc.obj)
+				t.Fatal("the API server accepted an invalid client")
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an Invalid error mentioning %q, got: %v", tc.want, err)
+			}
+			t.Logf("API server rejected it: %v", err)
+		})
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/util/retry"
@@ -33,6 +35,7 @@ type authorizeOptions struct {
 	clientFile, scopes, loginHint        string
 	secretName, clientSecretName, output string
 	dryRun, printFormat, listen          string
+	clientObject, clusterClient, mgrNS   string
 	authURL, tokenURL                    string
 	noBrowser                            bool
 	timeout                              time.Duration
@@ -41,11 +44,13 @@ type authorizeOptions struct {
 func newAuthorizeCommand(k *kube, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &authorizeOptions{}
 	cmd := &cobra.Command{
-		Use:   "authorize NAME --client-secret-file client_secret.json --scopes SCOPE[,SCOPE...]",
+		Use:   "authorize NAME (--client-secret-file client_secret.json | --client NAME | --cluster-client NAME) --scopes SCOPE[,SCOPE...]",
 		Short: "Run Google's consent flow and store the refresh token with a GoogleOAuthGrant",
 		Long: `Runs Google's authorization-code flow for installed and web apps (loopback redirect, state,
 PKCE S256, access_type=offline, prompt=consent), then creates or updates, in the namespace, the
-OAuth client Secret, the refresh-token Secret and the GoogleOAuthGrant NAME.
+OAuth client Secret, the refresh-token Secret and the GoogleOAuthGrant NAME. With --client or
+--cluster-client the grant names that shared client object in spec.clientRef instead, and no
+client Secret is written; the client's Secret is read only if you may read it.
 
 Every consent mints a new refresh token, and Google keeps at most 100 live refresh tokens per
 account and client (silently invalidating the oldest), so re-running authorize for an existing
@@ -59,6 +64,9 @@ grant replaces its stored token rather than adding another.`,
 	f.StringVar(&o.loginHint, "login-hint", "", "The Google account to pre-select on the consent screen.")
 	f.StringVar(&o.secretName, "secret-name", "", "Name of the Secret for the refresh token (default NAME-refresh-token; NAME-credentials with --output adc).")
 	f.StringVar(&o.clientSecretName, "client-secret-name", "", "Name of the Secret for the OAuth client (default NAME-oauth-client).")
+	f.StringVar(&o.clientObject, "client", "", "Use the GoogleOAuthClient of this name in the namespace (spec.clientRef) instead of --client-secret-file.")
+	f.StringVar(&o.clusterClient, "cluster-client", "", "Use the ClusterGoogleOAuthClient of this name (spec.clientRef) instead of --client-secret-file.")
+	f.StringVar(&o.mgrNS, "manager-namespace", "grantkeeper-system", "Where a ClusterGoogleOAuthClient's Secret is when its spec.secretRef names no namespace: grantkeeper's namespace.")
 	f.StringVarP(&o.output, "output", "o", "secrets", `secrets: store a client Secret and a refresh-token Secret; adc: one Secret in gcloud's authorized_user JSON form; yaml or json: with --dry-run=client, the format to print.`)
 	f.StringVar(&o.dryRun, "dry-run", "none", `"client" prints the manifests (YAML) instead of creating them.`)
 	f.StringVar(&o.listen, "listen-address", "127.0.0.1:0", "Loopback address for the redirect; fix the port for Web clients, whose redirect URIs must be registered.")
@@ -66,7 +74,8 @@ grant replaces its stored token rather than adding another.`,
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "How long to wait for the browser to come back.")
 	f.StringVar(&o.authURL, "auth-url", googleapi.AuthURL, "Authorization endpoint.")
 	f.StringVar(&o.tokenURL, "token-url", googleapi.TokenURL, "Token endpoint.")
-	_ = cmd.MarkFlagRequired("client-secret-file")
+	cmd.MarkFlagsMutuallyExclusive("client-secret-file", "client", "cluster-client")
+	cmd.MarkFlagsOneRequired("client-secret-file", "client", "cluster-client")
 	_ = cmd.MarkFlagRequired("scopes")
 	return cmd
 }
@@ -91,21 +100,31 @@ func (o *authorizeOptions) run(ctx context.Context, k *kube, streams genericioop
 			return err
 		}
 	}
-	raw, err := os.ReadFile(o.clientFile)
-	if err != nil {
-		return fmt.Errorf("reading --client-secret-file: %w", err)
-	}
-	cl, p := credentials.ParseClient(o.clientFile, map[string][]byte{oauthv1alpha1.ClientSecretJSONKey: raw})
-	if p != nil {
-		return p
-	}
 	scopes := splitScopes(o.scopes)
 	if len(scopes) == 0 {
 		return fmt.Errorf("--scopes names no scope")
 	}
+	if o.clientRef() != nil && o.output == "adc" {
+		return fmt.Errorf("-o adc stores the client in the grant's own Secret; it does not combine with --client or --cluster-client")
+	}
 	c, ns, err := k.client()
 	if err != nil {
 		return err
+	}
+	var raw []byte
+	var cl credentials.Client
+	if ref := o.clientRef(); ref != nil {
+		if cl, err = o.sharedClient(ctx, c, ns, ref); err != nil {
+			return err
+		}
+	} else {
+		if raw, err = os.ReadFile(o.clientFile); err != nil {
+			return fmt.Errorf("reading --client-secret-file: %w", err)
+		}
+		var p *credentials.Problem
+		if cl, p = credentials.ParseClient(o.clientFile, map[string][]byte{oauthv1alpha1.ClientSecretJSONKey: raw}); p != nil {
+			return p
+		}
 	}
 
 	tok, err := authflow.Run(ctx, authflow.Options{
@@ -199,6 +218,11 @@ func (o *authorizeOptions) objects(name, ns string, clientJSON []byte, cl creden
 		grant.Spec.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: rtName, Key: oauthv1alpha1.DefaultAuthorizedUserKey}
 		return []client.Object{secret(rtName, map[string]string{oauthv1alpha1.DefaultAuthorizedUserKey: string(adc)}), grant}
 	}
+	if ref := o.clientRef(); ref != nil {
+		grant.Spec.ClientRef = ref
+		grant.Spec.RefreshTokenSecretRef = &oauthv1alpha1.RefreshTokenSecretReference{Name: rtName, Key: oauthv1alpha1.DefaultRefreshTokenKey}
+		return []client.Object{secret(rtName, map[string]string{oauthv1alpha1.DefaultRefreshTokenKey: refreshToken}), grant}
+	}
 	clientName := o.clientSecretName
 	if clientName == "" {
 		clientName = name + "-oauth-client"
@@ -210,6 +234,53 @@ func (o *authorizeOptions) objects(name, ns string, clientJSON []byte, cl creden
 		secret(rtName, map[string]string{oauthv1alpha1.DefaultRefreshTokenKey: refreshToken}),
 		grant,
 	}
+}
+
+// clientRef is the grant's spec.clientRef from --client or --cluster-client, nil without them.
+func (o *authorizeOptions) clientRef() *oauthv1alpha1.ClientReference {
+	switch {
+	case o.clientObject != "":
+		return &oauthv1alpha1.ClientReference{Kind: oauthv1alpha1.KindGoogleOAuthClient, Name: o.clientObject}
+	case o.clusterClient != "":
+		return &oauthv1alpha1.ClientReference{Kind: oauthv1alpha1.KindClusterGoogleOAuthClient, Name: o.clusterClient}
+	}
+	return nil
+}
+
+// sharedClient reads the OAuth client of a client object from its Secret, if the user may
+// read that Secret; else it says so (the consent needs the client secret).
+func (o *authorizeOptions) sharedClient(ctx context.Context, c client.Client, ns string, ref *oauthv1alpha1.ClientReference) (credentials.Client, error) {
+	var key types.NamespacedName
+	what := fmt.Sprintf("%s %q", ref.Kind, ref.Name)
+	if ref.Kind == oauthv1alpha1.KindClusterGoogleOAuthClient {
+		obj := &oauthv1alpha1.ClusterGoogleOAuthClient{}
+		if err := c.Get(ctx, types.NamespacedName{Name: ref.Name}, obj); err != nil {
+			return credentials.Client{}, fmt.Errorf("reading %s: %w", what, err)
+		}
+		key = types.NamespacedName{Namespace: obj.Spec.SecretRef.Namespace, Name: obj.Spec.SecretRef.Name}
+		if key.Namespace == "" {
+			key.Namespace = o.mgrNS
+		}
+	} else {
+		obj := &oauthv1alpha1.GoogleOAuthClient{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, obj); err != nil {
+			return credentials.Client{}, fmt.Errorf("reading %s in namespace %q: %w", what, ns, err)
+		}
+		key = types.NamespacedName{Namespace: ns, Name: obj.Spec.SecretRef.Name}
+	}
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, key, s); err != nil {
+		if apierrors.IsForbidden(err) {
+			return credentials.Client{}, fmt.Errorf("you may not read Secret %q in namespace %q, which holds the OAuth client of %s: the consent flow needs the client secret. "+
+				"Ask whoever manages that client to run the consent for you (consent links that need no access to the Secret are planned), or for read access to the Secret", key.Name, key.Namespace, what)
+		}
+		return credentials.Client{}, fmt.Errorf("reading the Secret of %s: %w", what, err)
+	}
+	cl, p := credentials.ParseClient(s.Name, s.Data)
+	if p != nil {
+		return credentials.Client{}, fmt.Errorf("the Secret of %s: %w", what, p)
+	}
+	return cl, nil
 }
 
 // createOrUpdate creates obj, or replaces the data or spec of the existing object; it
@@ -242,7 +313,7 @@ func createOrUpdateOnce(ctx context.Context, c client.Client, obj client.Object)
 			if cur.CreationTimestamp.IsZero() {
 				cur.Labels = want.Labels
 			}
-			cur.Spec.ClientSecretRef, cur.Spec.RefreshTokenSecretRef, cur.Spec.AuthorizedUserSecretRef = want.Spec.ClientSecretRef, want.Spec.RefreshTokenSecretRef, want.Spec.AuthorizedUserSecretRef
+			cur.Spec.ClientSecretRef, cur.Spec.ClientRef, cur.Spec.RefreshTokenSecretRef, cur.Spec.AuthorizedUserSecretRef = want.Spec.ClientSecretRef, want.Spec.ClientRef, want.Spec.RefreshTokenSecretRef, want.Spec.AuthorizedUserSecretRef
 			cur.Spec.Scopes = want.Spec.Scopes
 			return nil
 		})

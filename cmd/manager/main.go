@@ -50,6 +50,7 @@ func run() error {
 		requestTimeout         time.Duration
 		maxConcurrent          int
 		namespaces             string
+		managerNamespace       string
 		qps                    float64
 		burst                  int
 	)
@@ -64,6 +65,7 @@ func run() error {
 	flag.StringVar(&revokeURL, "revoke-url", googleapi.RevokeURL, "OAuth 2.0 revocation endpoint. Must be https unless the host is loopback.")
 	flag.DurationVar(&requestTimeout, "token-request-timeout", 30*time.Second, "Timeout of one request to the token or revocation endpoint.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 32, "Grants reconciled in parallel (token requests are I/O-bound: a worker mostly waits for Google and the API server).")
+	flag.StringVar(&managerNamespace, "manager-namespace", os.Getenv("POD_NAMESPACE"), "Namespace the manager runs in (default: $POD_NAMESPACE, set from the downward API); where a ClusterGoogleOAuthClient's Secret is when its spec.secretRef names no namespace.")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to manage grants in (default: all). Pair with RoleBindings instead of the ClusterRoleBinding.")
 	flag.Float64Var(&qps, "kube-api-qps", 1000, "Queries per second to the Kubernetes API server (a refresh costs three: a read of the refresh-token Secret, the derived Secret write and the status write; see docs/benchmarks.md).")
 	flag.IntVar(&burst, "kube-api-burst", 2000, "Burst of queries to the Kubernetes API server. This client-side limit is a ceiling, not a pace: the API server's priority and fairness decide who waits.")
@@ -124,10 +126,11 @@ func run() error {
 			RevokeURL: revokeURL,
 			HTTP:      tokenclient.NewHTTPClient(requestTimeout),
 		},
-		Clock:   clock.RealClock{},
-		Backoff: schedule.DefaultBackoff,
+		Clock:            clock.RealClock{},
+		Backoff:          schedule.DefaultBackoff,
+		ManagerNamespace: managerNamespace,
 	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent}); err != nil {
+	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
 	ctrlmetrics.Registry.MustRegister(&metrics.GrantCollector{Reader: mgr.GetClient()})

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,7 +51,7 @@ func fail(format string, args ...any) {
 }
 
 func step(n int, title string, fn func()) {
-	fmt.Printf("\n[%d/5] %s\n", n, title)
+	fmt.Printf("\n[%d/6] %s\n", n, title)
 	t := time.Now()
 	fn()
 	fmt.Printf("      (%.1fs)\n", time.Since(t).Seconds())
@@ -67,6 +69,31 @@ func kubectl(args ...string) {
 	if err != nil {
 		fail("%v", err)
 	}
+}
+
+// apply applies manifests, showing kubectl's output.
+func apply(manifests string) {
+	out, err := stack.RunInput(manifests, "apply", "-f", "-")
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if line != "" {
+			fmt.Println("    " + line)
+		}
+	}
+	if err != nil {
+		fail("kubectl apply: %v", err)
+	}
+}
+
+// secret creates a Secret without showing its values.
+func secret(ns, name string, data map[string]string) {
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, "--from-file="+k+"=...")
+	}
+	slices.Sort(keys)
+	fmt.Printf("  $ kubectl create secret generic -n %s %s %s\n", ns, name, strings.Join(keys, " "))
+	js, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]string{"name": name, "namespace": ns}, "stringData": data})
+	apply(string(js))
 }
 
 func main() {
@@ -130,7 +157,44 @@ func main() {
 		kubectl("get", "googleoauthgrant", "-n", "default", "analytics", "-o", `jsonpath=Revoked={.status.conditions[?(@.type=="Revoked")].status}: {.status.conditions[?(@.type=="Revoked")].message}{"\n"}`)
 	})
 
-	step(5, "Done", func() {
+	step(5, "Sharing one OAuth client: a ClusterGoogleOAuthClient whose Secret lives in one namespace, used by grants in two others (team-a by label, team-b by name)", func() {
+		kubectl("create", "namespace", "oauth-clients")
+		secret("oauth-clients", "analytics-app", map[string]string{"client_id": devstack.SampleClientID, "client_secret": devstack.SampleClientSecret})
+		manifests := `apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: ClusterGoogleOAuthClient
+metadata: {name: analytics-app}
+spec:
+  secretRef: {name: analytics-app, namespace: oauth-clients}
+  namespaceSelector: {matchLabels: {analytics: "true"}}
+  namespaces: [team-b]
+`
+		for _, ns := range []string{"team-a", "team-b"} {
+			kubectl("create", "namespace", ns)
+			secret(ns, "customer-refresh-token", map[string]string{"refresh_token": stack.Google.NewRefreshToken(devstack.SampleClientID, devstack.SampleScope)})
+			manifests += fmt.Sprintf(`---
+apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: GoogleOAuthGrant
+metadata: {name: customer, namespace: %s}
+spec:
+  clientRef: {kind: ClusterGoogleOAuthClient, name: analytics-app}
+  refreshTokenSecretRef: {name: customer-refresh-token}
+`, ns)
+		}
+		kubectl("label", "namespace", "team-a", "analytics=true")
+		fmt.Print("  $ kubectl apply -f - <<EOF\n" + manifests + "  EOF\n")
+		apply(manifests)
+		kubectl("wait", "--for=condition=Ready", "--timeout=60s", "clustergoogleoauthclient/analytics-app")
+		kubectl("wait", "-n", "team-a", "--for=condition=Ready", "--timeout=60s", "googleoauthgrant/customer")
+		kubectl("wait", "-n", "team-b", "--for=condition=Ready", "--timeout=60s", "googleoauthgrant/customer")
+		kubectl("get", "clustergoogleoauthclients")
+		kubectl("get", "googleoauthgrants", "-A")
+		fmt.Println("  Removing team-a's label: its grant stops using the client (and keeps its last token until it expires):")
+		kubectl("label", "namespace", "team-a", "analytics-")
+		kubectl("wait", "-n", "team-a", "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=ClientNotAllowed", "--timeout=60s", "googleoauthgrant/customer")
+		kubectl("get", "googleoauthgrants", "-A")
+	})
+
+	step(6, "Done", func() {
 		fmt.Printf("  Walkthrough finished in %.0fs. Try it yourself:\n", time.Since(start).Seconds())
 		fmt.Printf("    export KUBECONFIG=%s\n", stack.AdminKubeconfig)
 		fmt.Printf("    %s/kubectl get googleoauthgrants -A\n", stack.BinDir)

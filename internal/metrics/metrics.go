@@ -53,7 +53,23 @@ var (
 	nextRefreshDesc = prometheus.NewDesc("grantkeeper_next_refresh_timestamp_seconds",
 		"Unix time at which the grant's next refresh (or retry) is due.",
 		[]string{"namespace", "name"}, nil)
+	// A separate info series rather than a label on grantkeeper_grant_ready, so alert rules
+	// and dashboards keyed on that series keep working; join on (namespace, name).
+	clientDesc = prometheus.NewDesc("grantkeeper_grant_client_info",
+		"Always 1; client_kind (Secret, GoogleOAuthClient, ClusterGoogleOAuthClient or AuthorizedUser) and client (the Secret's or client object's name) say where the grant's OAuth client comes from.",
+		[]string{"namespace", "name", "client_kind", "client"}, nil)
 )
+
+// grantClient is where a grant's OAuth client comes from, for grantkeeper_grant_client_info.
+func grantClient(g *oauthv1alpha1.GoogleOAuthGrant) (kind, name string) {
+	switch {
+	case g.Spec.ClientRef != nil:
+		return g.ClientRefKind(), g.Spec.ClientRef.Name
+	case g.UsesAuthorizedUser():
+		return "AuthorizedUser", g.Spec.AuthorizedUserSecretRef.Name
+	}
+	return "Secret", g.ClientSecretName()
+}
 
 // GrantCollector reports every grant's state from the manager's cache when scraped.
 type GrantCollector struct {
@@ -66,6 +82,7 @@ func (c *GrantCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- revokedDesc
 	ch <- expiryDesc
 	ch <- nextRefreshDesc
+	ch <- clientDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -92,6 +109,8 @@ func (c *GrantCollector) Collect(ch chan<- prometheus.Metric) {
 			revoked = 1
 		}
 		ch <- prometheus.MustNewConstMetric(revokedDesc, prometheus.GaugeValue, revoked, g.Namespace, g.Name)
+		kind, name := grantClient(g)
+		ch <- prometheus.MustNewConstMetric(clientDesc, prometheus.GaugeValue, 1, g.Namespace, g.Name, kind, name)
 		if t := g.Status.ExpiresAt; t != nil {
 			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, float64(t.Unix()), g.Namespace, g.Name)
 		}

@@ -40,6 +40,8 @@ type Observation struct {
 	Fingerprint string
 	// Backoff is how this manager backs off after transient failures (zero: the default).
 	Backoff schedule.Backoff
+	// Client is the client object spec.clientRef names; nil when the grant has none.
+	Client *ClientState
 }
 
 // Event is an event to record on the grant.
@@ -82,6 +84,9 @@ func Decide(o Observation) Plan {
 	ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
 	permanent := ready != nil && ready.Status != metav1.ConditionTrue && PermanentReason(ready.Reason)
 
+	ownChanged, clientChanged := inputsChanged(o.Fingerprint, g.Status.InputsFingerprint)
+	clientReason, clientMsg, clientWait := clientProblem(g, o.Client)
+
 	refresh := func(why string) Plan { return Plan{Refresh: true, Why: why} }
 	switch {
 	case o.Conflict != nil:
@@ -91,10 +96,25 @@ func Decide(o Observation) Plan {
 			r.event("Warning", oauthv1alpha1.ReasonTargetSecretConflict, "Publish", msg)
 		}
 		return Plan{Report: r.finish(0)}
+	case clientReason != "":
+		// Never use a client the grant may not use, not even for a manual request. The
+		// derived Secret keeps its last token; a watch on the client (or the namespace's
+		// labels) wakes us when that changes.
+		if r.setReady(metav1.ConditionFalse, clientReason, clientMsg) {
+			r.event("Warning", clientReason, "Refresh", clientMsg)
+		}
+		return Plan{Report: r.finish(0)}
+	case clientWait:
+		// The client controller has not checked the client's current spec; its status write wakes us.
+		return Plan{Report: r.finish(0)}
 	case PendingManualRequest(g) != "":
 		return refresh("manual refresh requested")
-	case o.Fingerprint != g.Status.InputsFingerprint:
+	case ownChanged:
 		return refresh("spec or referenced Secret changed")
+	case clientChanged && permanent:
+		return refresh("OAuth client changed")
+	case ready != nil && slices.Contains(ClientReasons, ready.Reason):
+		return refresh("OAuth client usable again")
 	case permanent:
 		// No token requests until an input changes or a manual refresh is requested (hot
 		// loops on permanent errors are what users of other operators hated most). Look
@@ -211,7 +231,7 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 				f.Summary(), ReauthorizeCommand(g), g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 			r.event("Warning", reason, "Refresh", "Refresh token rejected: "+f.Summary())
 		case tokenerr.InvalidClient:
-			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in Secret %q and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), g.ClientSecretName()))
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in %s and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), clientSource(g)))
 			r.event("Warning", reason, "Refresh", "OAuth client rejected: "+f.Summary())
 		default:
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint refused the request (%s). Fix the cause, then change the grant or its Secrets or request a manual refresh.", f.Summary()))
@@ -318,14 +338,15 @@ func ReasonFor(k tokenerr.Kind) string {
 
 // PermanentReason reports whether a not-Ready reason records a failure that retrying
 // without a change cannot fix. It is derived from the failure classification
-// (tokenerr.Kind.Permanent) and from bad input (credentials.ProblemReasons), never listed twice.
+// (tokenerr.Kind.Permanent), from bad input (credentials.ProblemReasons) and from an unusable
+// client object (ClientReasons), never listed twice.
 func PermanentReason(reason string) bool {
 	for _, k := range tokenerr.Kinds {
 		if ReasonFor(k) == reason {
 			return k.Permanent()
 		}
 	}
-	return slices.Contains(credentials.ProblemReasons, reason)
+	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason)
 }
 
 // PendingManualRequest returns the refresh-requested-at annotation when it asks for a
@@ -351,7 +372,14 @@ func PendingManualRequest(g *oauthv1alpha1.GoogleOAuthGrant) string {
 // and stores it where g reads it.
 func ReauthorizeCommand(g *oauthv1alpha1.GoogleOAuthGrant) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "kubectl grantkeeper authorize %s -n %s --client-secret-file client_secret.json --scopes ", g.Name, g.Namespace)
+	clientFlag := "--client-secret-file client_secret.json"
+	switch g.ClientRefKind() {
+	case oauthv1alpha1.KindGoogleOAuthClient:
+		clientFlag = "--client " + g.Spec.ClientRef.Name
+	case oauthv1alpha1.KindClusterGoogleOAuthClient:
+		clientFlag = "--cluster-client " + g.Spec.ClientRef.Name
+	}
+	fmt.Fprintf(&b, "kubectl grantkeeper authorize %s -n %s %s --scopes ", g.Name, g.Namespace, clientFlag)
 	scopes := g.Spec.Scopes
 	if len(scopes) == 0 {
 		scopes = g.Status.GrantedScopes
@@ -368,10 +396,18 @@ func ReauthorizeCommand(g *oauthv1alpha1.GoogleOAuthGrant) string {
 	if n := g.RefreshTokenSecretName(); n != g.Name+"-refresh-token" {
 		fmt.Fprintf(&b, " --secret-name %s", n)
 	}
-	if n := g.ClientSecretName(); n != g.Name+"-oauth-client" {
+	if n := g.ClientSecretName(); g.Spec.ClientRef == nil && n != g.Name+"-oauth-client" {
 		fmt.Fprintf(&b, " --client-secret-name %s", n)
 	}
 	return b.String()
+}
+
+// clientSource says where the grant's OAuth client comes from, for messages.
+func clientSource(g *oauthv1alpha1.GoogleOAuthGrant) string {
+	if ref := g.Spec.ClientRef; ref != nil {
+		return fmt.Sprintf("the Secret of %s %q", g.ClientRefKind(), ref.Name)
+	}
+	return fmt.Sprintf("Secret %q", g.ClientSecretName())
 }
 
 func refreshBefore(g *oauthv1alpha1.GoogleOAuthGrant) time.Duration {

@@ -307,6 +307,11 @@ func TestPermanence(t *testing.T) {
 			t.Errorf("bad input %s must not be retried without a change", r)
 		}
 	}
+	for _, r := range ClientReasons {
+		if !PermanentReason(r) {
+			t.Errorf("client problem %s must not be retried without a change", r)
+		}
+	}
 	for _, r := range []string{oauthv1alpha1.ReasonTokenValid, oauthv1alpha1.ReasonTargetSecretConflict, oauthv1alpha1.ReasonPending, oauthv1alpha1.ReasonTokenEndpointError} {
 		if PermanentReason(r) {
 			t.Errorf("%s reported as a permanent failure", r)
@@ -331,5 +336,14 @@ func TestReauthorizeCommand(t *testing.T) {
 	adc.Spec.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "adc"}
 	if got := ReauthorizeCommand(adc); !strings.HasSuffix(got, "--scopes SCOPE[,SCOPE...] -o adc --secret-name adc") {
 		t.Errorf("authorized-user form: %s", got)
+	}
+	shared := grant()
+	shared.Spec.ClientSecretRef, shared.Spec.ClientRef = nil, &oauthv1alpha1.ClientReference{Kind: oauthv1alpha1.KindClusterGoogleOAuthClient, Name: "analytics-app"}
+	if got, want := ReauthorizeCommand(shared), "kubectl grantkeeper authorize g -n ns --cluster-client analytics-app --scopes SCOPE[,SCOPE...]"; got != want {
+		t.Errorf("cluster client:\n got %s\nwant %s", got, want)
+	}
+	shared.Spec.ClientRef = &oauthv1alpha1.ClientReference{Name: "local"}
+	if got := ReauthorizeCommand(shared); !strings.Contains(got, " --client local --scopes") {
+		t.Errorf("client with the default kind: %s", got)
 	}
 }

@@ -70,7 +70,7 @@ func TestDemoTwice(t *testing.T) {
 	if !ready {
 		t.Fatalf("the second `make demo` in the same checkout did not finish its walkthrough (%v):\n%s", err, out)
 	}
-	for _, want := range []string{"[1/5]", "[5/5]", "condition met", "Revoked=True", "Token has been expired or revoked.", "access_token", "token.json", "nothing left running"} {
+	for _, want := range []string{"[1/6]", "[6/6]", "ClientNotAllowed", "condition met", "Revoked=True", "Token has been expired or revoked.", "access_token", "token.json", "nothing left running"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}

@@ -125,6 +125,9 @@ func TestInvalidManifestsRejected(t *testing.T) {
 		{"missing refresh token reference", `clientSecretRef: {name: c}`, "spec.refreshTokenSecretRef is required"},
 		{"negative refreshBefore", "clientSecretRef: {name: c}\n  refreshTokenSecretRef: {name: r}\n  refreshBefore: -5m", "refreshBefore must be a positive duration"},
 		{"unknown deletionPolicy", "clientSecretRef: {name: c}\n  refreshTokenSecretRef: {name: r}\n  deletionPolicy: Delete", `spec.deletionPolicy: Unsupported value: "Delete"`},
+		{"clientRef and clientSecretRef", "clientSecretRef: {name: c}\n  clientRef: {name: shared}\n  refreshTokenSecretRef: {name: r}", "set exactly one of spec.clientSecretRef, spec.clientRef and spec.authorizedUserSecretRef"},
+		{"clientRef of an unknown kind", "clientRef: {kind: Issuer, name: shared}\n  refreshTokenSecretRef: {name: r}", `spec.clientRef.kind: Unsupported value: "Issuer"`},
+		{"clientRef with an empty name", "clientRef: {name: \"\"}\n  refreshTokenSecretRef: {name: r}", "spec.clientRef.name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			manifest := "apiVersion: oauth.grantkeeper.dev/v1alpha1\nkind: GoogleOAuthGrant\nmetadata: {name: bad, namespace: default}\nspec:\n  " + tc.spec + "\n"

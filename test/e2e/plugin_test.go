@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,8 +58,11 @@ func clientFile(t *testing.T) string {
 // consent URL), and returns the plugin's output and exit code.
 func authorize(t *testing.T, browse func(consent string), args ...string) (string, int) {
 	t.Helper()
-	cmd := plugin(append([]string{"authorize", "--client-secret-file", clientFile(t), "--no-browser", "--timeout=30s",
-		"--auth-url", stack.Google.AuthURL(), "--token-url", stack.Google.TokenURL()}, args...)...)
+	base := []string{"authorize", "--no-browser", "--timeout=30s", "--auth-url", stack.Google.AuthURL(), "--token-url", stack.Google.TokenURL()}
+	if !slices.ContainsFunc(args, func(a string) bool { return a == "--client" || a == "--cluster-client" }) {
+		base = append(base, "--client-secret-file", clientFile(t))
+	}
+	cmd := plugin(append(base, args...)...)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	stderr, err := cmd.StderrPipe()
@@ -201,5 +205,78 @@ func TestPluginAuthorizeFailsCleanly(t *testing.T) {
 	}
 	if got := kubectl(t, "get", "gog,secret", "-n", ns, "-o", "name"); strings.Contains(got, "denied") || strings.Contains(got, "forged") {
 		t.Errorf("a failed authorize created objects: %s", got)
+	}
+}
+
+// TestPluginAuthorizeSharedClient: authorize --client and --cluster-client create a grant
+// naming the shared client (and no client Secret), reading the client's Secret only as the
+// user; a user who may not read it is told so, and nothing is created.
+func TestPluginAuthorizeSharedClient(t *testing.T) {
+	ns := namespace(t, "plugin-shared")
+	clientSecret := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: shared-client, namespace: %s}\nstringData: {client_id: %q, client_secret: %q}\n",
+		ns, devstack.SampleClientID, devstack.SampleClientSecret)
+	objs := clientSecret + fmt.Sprintf(`---
+apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: GoogleOAuthClient
+metadata: {name: shared, namespace: %[1]s}
+spec: {secretRef: {name: shared-client}}
+---
+apiVersion: oauth.grantkeeper.dev/v1alpha1
+kind: ClusterGoogleOAuthClient
+metadata: {name: plugin-shared}
+spec: {secretRef: {name: shared-client, namespace: %[1]s}, namespaces: [%[1]s]}
+`, ns)
+	if out, err := kubectlStdin(t, objs, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = stack.Run("delete", "cgoc", "plugin-shared", "--ignore-not-found") })
+	kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "goc/shared")
+	if id := kubectl(t, "get", "goc", "-n", ns, "shared", "-o", "jsonpath={.status.clientID}"); id != devstack.SampleClientID {
+		t.Errorf("goc status.clientID = %q", id)
+	}
+
+	for _, tc := range []struct{ grant, flag, client, kind string }{
+		{"local", "--client", "shared", "GoogleOAuthClient"},
+		{"cluster", "--cluster-client", "plugin-shared", "ClusterGoogleOAuthClient"},
+	} {
+		out, code := authorize(t, consentAndReturn(t), tc.grant, "-n", ns, "--scopes", devstack.SampleScope, tc.flag, tc.client)
+		if code != 0 {
+			t.Fatalf("authorize %s exited %d:\n%s", tc.flag, code, out)
+		}
+		if strings.Contains(out, "oauth-client") {
+			t.Errorf("authorize %s wrote a client Secret:\n%s", tc.flag, out)
+		}
+		kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "gog/"+tc.grant)
+		if got := kubectl(t, "get", "gog", "-n", ns, tc.grant, "-o", "jsonpath={.spec.clientRef.kind}/{.spec.clientRef.name}"); got != tc.kind+"/"+tc.client {
+			t.Errorf("grant %s clientRef = %s", tc.grant, got)
+		}
+	}
+
+	// A user who may manage grants but not read the client's Secret.
+	role := fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: grants-only, namespace: %[1]s}
+rules:
+- {apiGroups: [oauth.grantkeeper.dev], resources: [googleoauthgrants, googleoauthclients], verbs: [get, list, watch, create, update, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: grants-only, namespace: %[1]s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: grants-only}
+subjects: [{kind: User, name: jane, apiGroup: rbac.authorization.k8s.io}]
+`, ns)
+	if out, err := kubectlStdin(t, role, "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	out, code := runPlugin(t, "authorize", "jane", "-n", ns, "--as", "jane", "--scopes", devstack.SampleScope, "--client", "shared", "--no-browser", "--timeout=5s",
+		"--auth-url", stack.Google.AuthURL(), "--token-url", stack.Google.TokenURL())
+	if code == 0 || !strings.Contains(out, `you may not read Secret "shared-client"`) || !strings.Contains(out, "consent links") {
+		t.Errorf("authorize without read access to the client's Secret exited %d:\n%s", code, out)
+	}
+	if strings.Contains(out, stack.Google.AuthURL()) {
+		t.Errorf("a consent URL was offered to a user who cannot complete the flow:\n%s", out)
+	}
+	if got := kubectl(t, "get", "gog,secret", "-n", ns, "-o", "name"); strings.Contains(got, "jane") {
+		t.Errorf("a refused authorize created objects: %s", got)
 	}
 }

@@ -123,8 +123,10 @@ func TestLint(t *testing.T) {
 // TestChartFilesAreCopiesOfConfig: the CRD, roles and alerts the chart renders are config/'s.
 func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 	for chart, config := range map[string]string{
-		"files/crd/googleoauthgrants.yaml": "config/crd/bases/oauth.grantkeeper.dev_googleoauthgrants.yaml",
-		"files/prometheus/rules.yaml":      "config/prometheus/rules.yaml",
+		"files/crd/googleoauthgrants.yaml":         "config/crd/bases/oauth.grantkeeper.dev_googleoauthgrants.yaml",
+		"files/crd/googleoauthclients.yaml":        "config/crd/bases/oauth.grantkeeper.dev_googleoauthclients.yaml",
+		"files/crd/clustergoogleoauthclients.yaml": "config/crd/bases/oauth.grantkeeper.dev_clustergoogleoauthclients.yaml",
+		"files/prometheus/rules.yaml":              "config/prometheus/rules.yaml",
 	} {
 		same(t, filepath.Join("charts/grantkeeper", chart), config)
 	}

@@ -35,6 +35,13 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 		"oauth.grantkeeper.dev/googleoauthgrants":            {"get", "list", "patch", "watch"},
 		"oauth.grantkeeper.dev/googleoauthgrants/finalizers": {"update"},
 		"oauth.grantkeeper.dev/googleoauthgrants/status":     {"get", "patch"},
+		// Shared OAuth clients: read, and their status (Ready, client id) written.
+		"oauth.grantkeeper.dev/googleoauthclients":               {"get", "list", "watch"},
+		"oauth.grantkeeper.dev/googleoauthclients/status":        {"get", "patch"},
+		"oauth.grantkeeper.dev/clustergoogleoauthclients":        {"get", "list", "watch"},
+		"oauth.grantkeeper.dev/clustergoogleoauthclients/status": {"get", "patch"},
+		// Namespace labels, for ClusterGoogleOAuthClient's namespaceSelector.
+		"/namespaces": {"get", "list", "watch"},
 	}
 	var role rbacv1.ClusterRole
 	read(t, "config/rbac/role.yaml", &role)
@@ -98,5 +105,42 @@ func TestDeploymentIsHardened(t *testing.T) {
 		t.Error("memory requests and limits are required")
 	case !slices.Contains(c.Args, "--leader-elect"):
 		t.Error("leader election must be on")
+	}
+}
+
+// TestClientRoles: namespace users (the aggregated edit and view roles) get the namespaced
+// GoogleOAuthClient but never the cluster-scoped kind, which has its own, unaggregated
+// admin role.
+func TestClientRoles(t *testing.T) {
+	resources := func(path string) (map[string][]string, map[string]string) {
+		var role rbacv1.ClusterRole
+		read(t, path, &role)
+		out := map[string][]string{}
+		for _, r := range role.Rules {
+			for _, res := range r.Resources {
+				out[res] = append(out[res], r.Verbs...)
+			}
+		}
+		return out, role.Labels
+	}
+	for _, path := range []string{"config/rbac/googleoauthgrant_editor_role.yaml", "config/rbac/googleoauthgrant_viewer_role.yaml"} {
+		got, _ := resources(path)
+		if !slices.Contains(got["googleoauthclients"], "get") || !slices.Contains(got["googleoauthclients"], "list") {
+			t.Errorf("%s: no read access to googleoauthclients: %v", path, got)
+		}
+		if _, ok := got["clustergoogleoauthclients"]; ok {
+			t.Errorf("%s: grants access to clustergoogleoauthclients to namespace users", path)
+		}
+	}
+	got, labels := resources("config/rbac/clustergoogleoauthclient_admin_role.yaml")
+	for _, v := range []string{"create", "update", "delete"} {
+		if !slices.Contains(got["clustergoogleoauthclients"], v) {
+			t.Errorf("admin role lacks %q on clustergoogleoauthclients", v)
+		}
+	}
+	for k := range labels {
+		if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+			t.Errorf("the cluster client admin role is aggregated (%s): namespace users would get it", k)
+		}
 	}
 }
