@@ -14,7 +14,7 @@ import (
 	"strings"
 )
 
-// debDir is where the package is unpacked, under the repository root.
+// debDir is where the package's binaries are kept, under the repository root.
 const debDir = "bin/debian-prometheus"
 
 // Find returns the path of binary ("promtool" or "prometheus"), or a reason why there is
@@ -25,6 +25,8 @@ func Find(root, binary string, log io.Writer) (path, reason string) {
 	}
 	unpacked := filepath.Join(root, debDir, "usr", "bin", binary)
 	if _, err := os.Stat(unpacked); err == nil {
+		// An older version of this package kept the whole tree, Go example modules included.
+		_ = os.RemoveAll(filepath.Join(root, debDir, "usr", "share"))
 		return unpacked, ""
 	}
 	if _, err := exec.LookPath("apt-get"); err != nil {
@@ -81,7 +83,16 @@ func fetch(dest string) string {
 	if out, err := run(tmp, "dpkg-deb", "-x", debs[0], tree); err != nil {
 		return fmt.Sprintf("dpkg-deb -x %s: %v: %s", filepath.Base(debs[0]), err, out)
 	}
-	if err := os.Rename(tree, dest); err != nil && !exists(dest) {
+	// Keep only usr/bin: the package's documentation ships Go example modules (a go.mod under
+	// usr/share/doc), which controller-gen's ./... would then try to load.
+	keep := filepath.Join(tmp, "keep")
+	if err := os.MkdirAll(filepath.Join(keep, "usr"), 0o755); err != nil {
+		return err.Error()
+	}
+	if err := os.Rename(filepath.Join(tree, "usr", "bin"), filepath.Join(keep, "usr", "bin")); err != nil {
+		return err.Error()
+	}
+	if err := os.Rename(keep, dest); err != nil && !exists(dest) {
 		return err.Error()
 	}
 	return ""
