@@ -52,6 +52,12 @@ type Server struct {
 	onRotate      func()
 	total         int
 	revokes       int
+	// Service accounts (serviceaccount.go): keys by private_key_id, the delegation table
+	// (service account, user) -> scopes, the domain's users, assertions per service account.
+	saKeys     map[string]*saKey
+	delegation map[[2]string][]string
+	users      map[string]bool
+	saRequests map[string]int
 
 	listener net.Listener
 	http     *http.Server
@@ -452,6 +458,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if r.PostForm.Get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+		// A service account authenticates with its signed assertion, not a client secret.
+		s.jwtGrant(w, r)
+		return
+	}
 	clientID := r.PostForm.Get("client_id")
 	if clientID == "" {
 		oauthError(w, 400, "invalid_request", "Could not determine client ID from request.")
