@@ -68,10 +68,13 @@ func (r *GoogleOAuthGrantReconciler) secretReaders() derivedsecret.Readers {
 }
 
 // userSecretNames are the Secrets a grant reads: the client's and the refresh token's, or
-// the one authorized-user Secret.
+// the one authorized-user or service-account key Secret.
 func userSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
-	if g.UsesAuthorizedUser() {
+	switch {
+	case g.UsesAuthorizedUser():
 		return []string{g.Spec.AuthorizedUserSecretRef.Name}
+	case g.UsesServiceAccount():
+		return []string{g.Spec.ServiceAccountKeySecretRef.Name}
 	}
 	return []string{g.ClientSecretName(), g.RefreshTokenSecretName()}
 }

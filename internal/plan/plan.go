@@ -97,7 +97,7 @@ func Decide(o Observation) Plan {
 		return Plan{Report: r.finish(0)}
 	case PendingManualRequest(g) != "":
 		return refresh("manual refresh requested")
-	case o.Fingerprint != g.Status.InputsFingerprint:
+	case o.Fingerprint != g.Status.InputsFingerprint && !keyReplacedWhileHealthy(o, valid):
 		return refresh("spec or referenced Secret changed")
 	case permanent:
 		// No token requests until an input changes or a manual refresh is requested (hot
@@ -128,6 +128,15 @@ func Decide(o Observation) Plan {
 		st.RefreshTime = metaTime(refreshAt)
 	}
 	return Plan{Report: r.finish(r.wait(refreshAt, valid))}
+}
+
+// keyReplacedWhileHealthy: only a service account's key Secret changed (same spec
+// generation) while the grant is healthy. The new key is used at the scheduled refresh:
+// many grants share one key Secret, and rotating it must not make them all request at once.
+func keyReplacedWhileHealthy(o Observation, valid bool) bool {
+	g := o.Grant
+	return g.UsesServiceAccount() && valid && g.Status.ObservedGeneration == g.Generation &&
+		g.Status.FailedRefreshAttempts == 0 && meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady)
 }
 
 // Record is the report after a token request (or an attempt stopped by bad input).

@@ -54,6 +54,12 @@ func serviceAccount(subject string) func(*Observation) {
 	}
 }
 
+// healthy: Ready True, reported for the current generation.
+func healthy(o *Observation) {
+	o.Grant.Status.ObservedGeneration = o.Grant.Generation
+	meta.SetStatusCondition(&o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: oauthv1alpha1.ReasonTokenValid})
+}
+
 func noToken(o *Observation) { o.HaveToken, o.Token = false, derivedsecret.Token{} }
 
 func withReady(status metav1.ConditionStatus, reason string) func(*Observation) {
@@ -90,6 +96,17 @@ func TestDecide(t *testing.T) {
 			o.Grant.Spec.RefreshBefore = &metav1.Duration{Duration: 2 * time.Hour}
 		}), requeueMin: 30 * time.Minute, max: 40 * time.Minute},
 		{name: "inputs changed with a fresh token: refresh", obs: observe(issued, func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
+		{name: "service account key replaced while healthy: wait for the scheduled refresh (no storm)", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, func(o *Observation) { o.Fingerprint = "other" }),
+			requeueMin: 28 * time.Minute, max: 30 * time.Minute},
+		{name: "service account key replaced, due: refresh", obs: observe(issued.Add(41*time.Minute), serviceAccount(""), healthy, func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
+		{name: "service account key replaced while not Ready: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), func(o *Observation) {
+			o.Fingerprint = "other"
+			meta.SetStatusCondition(&o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: oauthv1alpha1.ReasonInvalidGrant})
+		}), refresh: true},
+		{name: "service account spec changed: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, func(o *Observation) {
+			o.Fingerprint, o.Grant.Generation = "other", 2
+		}), refresh: true},
+		{name: "service account key Secret changed while backing off: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, backingOff(1, issued.Add(11*time.Minute)), func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
 		{name: "manual request: refresh", obs: observe(issued.Add(time.Minute), func(o *Observation) {
 			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Add(time.Minute).Format(time.RFC3339)}
 		}), refresh: true},
