@@ -201,3 +201,17 @@ func (s *Server) jwtGrant(w http.ResponseWriter, r *http.Request) {
 	delete(resp, "refresh_token_expires_in")
 	writeJSON(w, 200, resp)
 }
+
+// AccessTokenActor is the account an access token acts for: the delegated user, or the
+// service account itself ("" for tokens from refresh tokens or unknown ones).
+func (s *Server) AccessTokenActor(token string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at := s.access[token]; at != nil {
+		actor, _ := strings.CutPrefix(at.refresh, serviceAccountSub)
+		if actor != at.refresh {
+			return actor
+		}
+	}
+	return ""
+}
