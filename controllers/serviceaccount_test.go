@@ -169,7 +169,9 @@ func TestServiceAccountKeyRotation(t *testing.T) {
 	h := newHarness(t)
 	h.google.SetLifetime(12 * time.Second)
 	old := h.saKeySecret("rot-sa-key")
-	h.saGrant("rot", "", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.RefreshBefore = &metav1.Duration{Duration: 6 * time.Second} })
+	h.saGrant("rot", "", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.RefreshBefore = &metav1.Duration{Duration: 6 * time.Second}
+	})
 	first := h.waitReady("rot")
 	n := h.google.ServiceAccountRequests(saEmail)
 
@@ -208,7 +210,9 @@ func TestServiceAccountRefreshCycles(t *testing.T) {
 	h := newHarness(t)
 	h.google.SetLifetime(6 * time.Second)
 	h.saKeySecret("cyc-sa-key")
-	h.saGrant("cyc", "", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.RefreshBefore = &metav1.Duration{Duration: 3 * time.Second} })
+	h.saGrant("cyc", "", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.RefreshBefore = &metav1.Duration{Duration: 3 * time.Second}
+	})
 	h.waitReady("cyc")
 	seen := map[string]bool{}
 	h.eventually(60*time.Second, "five refreshed tokens", func() (bool, string) {

@@ -20,7 +20,7 @@ func TestFind(t *testing.T) {
 
 func TestPrivateKeys(t *testing.T) {
 	key := "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
-	if !HasPEMBlock(`{"msg":"` + "-----BEGIN RSA PRIVATE KEY-----" + `"}`) || HasPEMBlock("BEGIN of a PEM-free log") {
+	if !HasPEMBlock(`{"msg":"`+"-----BEGIN RSA PRIVATE KEY-----"+`"}`) || HasPEMBlock("BEGIN of a PEM-free log") {
 		t.Error("HasPEMBlock misjudges")
 	}
 	// A slice of the key's body, as a log line would quote it without the PEM frame.
