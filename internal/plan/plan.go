@@ -243,6 +243,9 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The refresh token was revoked, expired or superseded (%s). Obtain a new one with a new consent: %s (it stores the new token in Secret %q key %q); no more requests are made until then.",
 				f.Summary(), ReauthorizeCommand(g), g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 			r.event("Warning", reason, "Refresh", "Refresh token rejected: "+f.Summary())
+		case f.Kind == tokenerr.InvalidClient && g.UsesServiceAccount():
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the service account (%s). Check that the service account of the key in Secret %q key %q still exists and is enabled; no more requests are made until the Secret or the spec changes.", f.Summary(), g.Spec.ServiceAccountKeySecretRef.Name, g.ServiceAccountKey()))
+			r.event("Warning", reason, "Refresh", "Service account rejected: "+f.Summary())
 		case f.Kind == tokenerr.InvalidClient:
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in Secret %q and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), g.ClientSecretName()))
 			r.event("Warning", reason, "Refresh", "OAuth client rejected: "+f.Summary())
