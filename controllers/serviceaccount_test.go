@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,9 +10,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
@@ -237,5 +244,65 @@ func TestServiceAccountRefreshCycles(t *testing.T) {
 	})
 	if g := h.getGrant("cyc"); g.Status.FailedRefreshAttempts != 0 {
 		t.Errorf("failures during cycles: %d", g.Status.FailedRefreshAttempts)
+	}
+}
+
+// TestServiceAccountAssertionUsesInjectedClock: the assertion's iat/exp come from the
+// reconciler's clock. Two hours behind Google's, the assertion has expired on arrival and
+// Google's time-window complaint is reported as InvalidGrant; on time, the same key works.
+func TestServiceAccountAssertionUsesInjectedClock(t *testing.T) {
+	ctx := context.Background()
+	c := env.Client
+	ns := "c-" + rand.String(8)
+	google := fakegoogle.New()
+	if err := google.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(google.Close)
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktesting.NewFakeClock(time.Now().Add(-2 * time.Hour).Truncate(time.Second))
+	r := &controllers.GoogleOAuthGrantReconciler{
+		Client: c, APIReader: c, SecretMeta: liveMetadata{c},
+		Tokens: &tokenclient.Endpoint{TokenURL: google.TokenURL(), RevokeURL: google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(5 * time.Second)},
+		Clock:  clk, Backoff: schedule.Backoff{Base: 4 * time.Second, Max: time.Minute},
+	}
+	k := google.NewServiceAccountKey(saEmail)
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "g-sa-key", Namespace: ns}, StringData: map[string]string{"credentials.json": string(k.JSON)}}); err != nil {
+		t.Fatal(err)
+	}
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: "g", Namespace: ns}, Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+		ServiceAccountKeySecretRef: &oauthv1alpha1.ServiceAccountKeySecretReference{Name: "g-sa-key"},
+		Scopes:                     []string{analytics},
+	}}
+	if err := c.Create(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	reconcile := func() *oauthv1alpha1.GoogleOAuthGrant {
+		t.Helper()
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(g)}); err != nil {
+			t.Fatal(err)
+		}
+		got := &oauthv1alpha1.GoogleOAuthGrant{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(g), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := reconcile()
+	ready := meta.FindStatusCondition(got.Status.Conditions, oauthv1alpha1.ConditionReady)
+	if ready == nil || ready.Reason != oauthv1alpha1.ReasonInvalidGrant || !strings.Contains(ready.Message, "Check your iat and exp values") {
+		t.Fatalf("with the clock two hours behind: Ready %+v", ready)
+	}
+
+	clk.SetTime(time.Now().Truncate(time.Second))
+	got.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: clk.Now().UTC().Format(time.RFC3339)}
+	if err := c.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	got = reconcile()
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, oauthv1alpha1.ConditionReady) {
+		t.Fatalf("with the clock on time: %+v", got.Status.Conditions)
 	}
 }
