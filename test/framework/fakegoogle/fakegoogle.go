@@ -1,5 +1,6 @@
 // Package fakegoogle is a stand-in for Google's OAuth 2.0 endpoints, for tests and local use.
-// It serves /token (refresh_token and authorization_code grants), /revoke, /tokeninfo and a
+// It serves /token (refresh_token, authorization_code and service accounts' jwt-bearer
+// grants, serviceaccount.go), /revoke, /tokeninfo and a
 // protected /v1/whoami API the way ../shared/notes/google-oauth-facts.md describes Google:
 // form bodies, client checks, Google's error JSON and status codes. The code under test cannot
 // tell it from Google except by URL. Test controls revoke tokens, set token lifetimes, inject
