@@ -17,6 +17,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
@@ -305,4 +306,10 @@ func TestServiceAccountAssertionUsesInjectedClock(t *testing.T) {
 	if !meta.IsStatusConditionTrue(got.Status.Conditions, oauthv1alpha1.ConditionReady) {
 		t.Fatalf("with the clock on time: %+v", got.Status.Conditions)
 	}
+}
+
+// ServiceAccountToken counts a service account's token requests like refreshes.
+func (c countingEndpoint) ServiceAccountToken(ctx context.Context, key credentials.ServiceAccountKey, scopes []string, subject string, now time.Time) (*tokenclient.Token, error) {
+	c.n.Add(1)
+	return c.TokenEndpoint.ServiceAccountToken(ctx, key, scopes, subject, now)
 }
