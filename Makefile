@@ -61,6 +61,7 @@ fuzz: ## Fuzz token-response handling and credential parsing for FUZZTIME each (
 	go test -run '^$$' -fuzz '^FuzzRefreshResponse$$' -fuzztime $(FUZZTIME) ./internal/tokenclient
 	go test -run '^$$' -fuzz '^FuzzParseClient$$' -fuzztime $(FUZZTIME) ./internal/credentials
 	go test -run '^$$' -fuzz '^FuzzParseAuthorizedUser$$' -fuzztime $(FUZZTIME) ./internal/credentials
+	go test -run '^$$' -fuzz '^FuzzParseServiceAccountKey$$' -fuzztime $(FUZZTIME) ./internal/credentials
 
 .PHONY: test-e2e
 test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also part of make test).

@@ -18,6 +18,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
 )
 
@@ -35,20 +36,29 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	}
 
 	log := logf.FromContext(ctx)
-	log.V(1).Info("requesting access token", "why", why, "refreshToken", fingerprint(in.refreshToken))
 	now := obs.Now
-	tok, err := r.Tokens.Refresh(ctx, in.client, in.refreshToken, now)
+	var tok *tokenclient.Token
+	if in.serviceAccount != nil {
+		log.V(1).Info("requesting access token", "why", why, "serviceAccount", in.serviceAccount.Email, "keyID", in.serviceAccount.PrivateKeyID, "subject", g.Spec.Subject)
+		tok, err = r.Tokens.ServiceAccountToken(ctx, *in.serviceAccount, g.Spec.Scopes, g.Spec.Subject, now)
+	} else {
+		log.V(1).Info("requesting access token", "why", why, "refreshToken", fingerprint(in.refreshToken))
+		tok, err = r.Tokens.Refresh(ctx, in.client, in.refreshToken, now)
+	}
 	result := "success"
 	var failure tokenerr.Failure
 	if err != nil {
 		failure = tokenerr.Classify(err, now).Redact(in.refreshToken, in.client.Secret)
+		if in.serviceAccount != nil {
+			failure = failure.ForServiceAccount()
+		}
 		result = failure.Kind.String()
 	}
 	metrics.TokenRequests.WithLabelValues(result).Inc()
 	metrics.TokenRequestDuration.WithLabelValues(result).Observe(r.Clock.Since(now).Seconds())
 	if err != nil {
 		logf.FromContext(ctx).Info("token request failed", "kind", failure.Kind.String(), "status", failure.Status, "error", failure.Code, "attempt", g.Status.FailedRefreshAttempts+1)
-		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs)}), nil, nil
+		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs), Account: in.account(g)}), nil, nil
 	}
 
 	var events []plan.Event
@@ -73,7 +83,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		}
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
-	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs)}), events, nil
+	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g)}), events, nil
 }
 
 // inputs are the credentials for one token request.
@@ -81,10 +91,23 @@ type inputs struct {
 	client        credentials.Client
 	refreshToken  string
 	refreshSecret *corev1.Secret // read live
+	// serviceAccount is set instead of client and refreshToken for a service-account grant.
+	serviceAccount *credentials.ServiceAccountKey
 	// versions are the metadata of the grant's namespace's Secrets as used (nil: absent),
 	// and clientVersion the client object's Secret's, for the fingerprint.
 	versions      map[string]*metav1.ObjectMeta
 	clientVersion *metav1.ObjectMeta
+}
+
+// account is the email the token acts for when the inputs tell it ("" for user grants).
+func (in *inputs) account(g *oauthv1alpha1.GoogleOAuthGrant) string {
+	switch {
+	case in.serviceAccount == nil:
+		return ""
+	case g.Spec.Subject != "":
+		return g.Spec.Subject
+	}
+	return in.serviceAccount.Email
 }
 
 func (in *inputs) fingerprint(obs observation) string {
@@ -103,6 +126,20 @@ func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, obs observa
 	in := &inputs{versions: map[string]*metav1.ObjectMeta{}}
 	notFound := func(name, field string) *credentials.Problem {
 		return secretNotFound(types.NamespacedName{Namespace: g.Namespace, Name: name}, field, "grant")
+	}
+	if g.UsesServiceAccount() {
+		// Read live like a refresh token: a replaced key is used at the next request.
+		name := g.Spec.ServiceAccountKeySecretRef.Name
+		s, err := r.liveSecret(ctx, g.Namespace, name)
+		if err != nil || s == nil {
+			return in, notFound(name, "spec.serviceAccountKeySecretRef"), err
+		}
+		in.versions[name] = &s.ObjectMeta
+		k, p := credentials.ParseServiceAccountKey(s.Name, s.Data, g.ServiceAccountKey())
+		if p == nil {
+			in.serviceAccount = &k
+		}
+		return in, p, nil
 	}
 	if g.UsesAuthorizedUser() {
 		name := g.Spec.AuthorizedUserSecretRef.Name

@@ -127,11 +127,14 @@ func (r *GoogleOAuthGrantReconciler) secretReaders() derivedsecret.Readers {
 }
 
 // userSecretNames are the Secrets a grant reads: the client's and the refresh token's, or
-// the one authorized-user Secret (with a clientRef, only the refresh token's).
+// the one authorized-user or service-account key Secret (with a clientRef, only the refresh
+// token's).
 func userSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
 	switch {
 	case g.UsesAuthorizedUser():
 		return []string{g.Spec.AuthorizedUserSecretRef.Name}
+	case g.UsesServiceAccount():
+		return []string{g.Spec.ServiceAccountKeySecretRef.Name}
 	case g.Spec.ClientRef != nil:
 		// The client object's Secret is the client's, watched through it.
 		return []string{g.RefreshTokenSecretName()}

@@ -30,6 +30,9 @@ import (
 type TokenEndpoint interface {
 	Refresh(ctx context.Context, client credentials.Client, refreshToken string, now time.Time) (*tokenclient.Token, error)
 	Revoke(ctx context.Context, token string) error
+	// ServiceAccountToken exchanges a service account's signed assertion (for subject
+	// through domain-wide delegation when set).
+	ServiceAccountToken(ctx context.Context, key credentials.ServiceAccountKey, scopes []string, subject string, now time.Time) (*tokenclient.Token, error)
 }
 
 // SecretMetadata reads the metadata of the Secrets grantkeeper does not label, in the

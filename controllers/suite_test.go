@@ -462,7 +462,7 @@ func (h *harness) secretValues() []string {
 			}
 			for _, obj := range []any{doc, doc["web"], doc["installed"]} {
 				if m, ok := obj.(map[string]any); ok {
-					for _, field := range []string{"client_secret", "refresh_token"} {
+					for _, field := range []string{"client_secret", "refresh_token", "private_key"} {
 						if s, ok := m[field].(string); ok {
 							add(s)
 						}
@@ -474,13 +474,14 @@ func (h *harness) secretValues() []string {
 	return out
 }
 
-// checkNoSecretsLeaked: no refresh token, access token or client secret (the fake's, and
+// checkNoSecretsLeaked: no refresh token, access token, client secret or private key (the fake's, and
 // every one in a Secret the test created) in the controller's log output, in events, or in
 // any grant's or OAuth client object's status.
 func (h *harness) checkNoSecretsLeaked() {
 	h.t.Helper()
 	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
 	secrets = append(secrets, h.google.ClientSecrets()...)
+	secrets = append(secrets, h.google.PrivateKeys()...)
 	secrets = append(secrets, h.secretValues()...)
 	var grants oauthv1alpha1.GoogleOAuthGrantList
 	if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
@@ -505,6 +506,9 @@ func (h *harness) checkNoSecretsLeaked() {
 		h.t.Error("captured no controller logs: the leak check would prove nothing")
 	}
 	for where, text := range map[string]string{"logs": logs, "grants and clients": string(statusJSON), "events": string(eventsJSON)} {
+		if leakcheck.HasPEMBlock(text) {
+			h.t.Errorf("a PEM block (a private key) appears in the %s", where)
+		}
 		if found := leakcheck.Find(text, secrets); len(found) > 0 {
 			h.t.Errorf("tokens or client secrets (whole or a %d-character slice) appear in the %s: %v", leakcheck.SliceLen, where, found)
 		}

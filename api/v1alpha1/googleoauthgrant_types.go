@@ -43,6 +43,10 @@ const (
 	ReasonTokenRequestRejected = "TokenRequestRejected"
 	// ReasonPending: no token has been obtained yet.
 	ReasonPending = "Pending"
+	// ReasonInvalidServiceAccountKey: the service-account key JSON cannot be used.
+	ReasonInvalidServiceAccountKey = "InvalidServiceAccountKey"
+	// ReasonDelegationDenied: Google refused domain-wide delegation (unauthorized_client).
+	ReasonDelegationDenied = "DelegationDenied"
 )
 
 const (
@@ -122,12 +126,35 @@ type AuthorizedUserSecretReference struct {
 	Key string `json:"key,omitempty"`
 }
 
+// ServiceAccountKeySecretReference names a Secret, in the grant's namespace, and the key in
+// it that holds a service account's JSON key as the Google Cloud console downloads it
+// ({"type": "service_account", "client_email", "private_key", "private_key_id", ...}).
+type ServiceAccountKeySecretReference struct {
+	// Name of the Secret in the grant's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key in the Secret's data that holds the key JSON.
+	// +kubebuilder:default=credentials.json
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
 // GoogleOAuthGrantSpec describes a Google user grant to keep an access token fresh for.
-// The credentials come from refreshTokenSecretRef with either clientSecretRef or clientRef,
-// or from authorizedUserSecretRef alone (it carries its own client).
-// +kubebuilder:validation:XValidation:rule="has(self.authorizedUserSecretRef) || has(self.refreshTokenSecretRef)",message="spec.refreshTokenSecretRef is required (or use spec.authorizedUserSecretRef instead of both Secret references)"
-// +kubebuilder:validation:XValidation:rule="(has(self.clientSecretRef) ? 1 : 0) + (has(self.clientRef) ? 1 : 0) + (has(self.authorizedUserSecretRef) ? 1 : 0) == 1",message="set exactly one of spec.clientSecretRef, spec.clientRef and spec.authorizedUserSecretRef (the last carries its own client)"
+// The credentials come from exactly one source: refreshTokenSecretRef with either
+// clientSecretRef or clientRef, authorizedUserSecretRef alone (it carries its own client), or
+// serviceAccountKeySecretRef (with scopes).
+// +kubebuilder:validation:XValidation:rule="has(self.authorizedUserSecretRef) || has(self.serviceAccountKeySecretRef) || has(self.refreshTokenSecretRef)",message="spec.refreshTokenSecretRef is required (or use spec.authorizedUserSecretRef or spec.serviceAccountKeySecretRef instead of both Secret references)"
+// +kubebuilder:validation:XValidation:rule="has(self.serviceAccountKeySecretRef) || (has(self.clientSecretRef) ? 1 : 0) + (has(self.clientRef) ? 1 : 0) + (has(self.authorizedUserSecretRef) ? 1 : 0) == 1",message="set exactly one of spec.clientSecretRef, spec.clientRef and spec.authorizedUserSecretRef (the last carries its own client), or use spec.serviceAccountKeySecretRef"
 // +kubebuilder:validation:XValidation:rule="!has(self.authorizedUserSecretRef) || !has(self.refreshTokenSecretRef)",message="spec.authorizedUserSecretRef holds the refresh token: set either it or spec.refreshTokenSecretRef, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccountKeySecretRef) || (!has(self.authorizedUserSecretRef) && !has(self.clientSecretRef) && !has(self.clientRef) && !has(self.refreshTokenSecretRef))",message="spec.serviceAccountKeySecretRef is a credential source of its own: remove spec.authorizedUserSecretRef, spec.clientSecretRef, spec.clientRef and spec.refreshTokenSecretRef, or remove it"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccountKeySecretRef) || (has(self.scopes) && size(self.scopes) > 0)",message="spec.scopes is required with spec.serviceAccountKeySecretRef: a service account names its scopes in every token request"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccountKeySecretRef) || !has(self.deletionPolicy) || self.deletionPolicy != 'Revoke'",message="spec.deletionPolicy Revoke is not allowed with spec.serviceAccountKeySecretRef: there is no refresh token to revoke (delete the key in the Google Cloud console instead)"
+// +kubebuilder:validation:XValidation:rule="!has(self.subject) || has(self.serviceAccountKeySecretRef)",message="spec.subject is only allowed with spec.serviceAccountKeySecretRef (domain-wide delegation acts as that user)"
 type GoogleOAuthGrantSpec struct {
 	// ClientSecretRef names the Secret holding the OAuth client's credentials.
 	// Set exactly one of clientSecretRef, clientRef and authorizedUserSecretRef.
@@ -151,6 +178,21 @@ type GoogleOAuthGrantSpec struct {
 	// into that JSON.
 	// +optional
 	AuthorizedUserSecretRef *AuthorizedUserSecretReference `json:"authorizedUserSecretRef,omitempty"`
+
+	// ServiceAccountKeySecretRef names a Secret holding a service account's JSON key: the
+	// controller signs a JWT assertion with it and exchanges it for an access token, for
+	// the service account itself or, with subject, for a Workspace user through
+	// domain-wide delegation. Requires scopes; deletionPolicy Revoke is not allowed.
+	// +optional
+	ServiceAccountKeySecretRef *ServiceAccountKeySecretReference `json:"serviceAccountKeySecretRef,omitempty"`
+
+	// Subject is the user (email address) a service account acts as through domain-wide
+	// delegation. Only with serviceAccountKeySecretRef.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=320
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
+	// +optional
+	Subject string `json:"subject,omitempty"`
 
 	// Scopes the grant must carry. When set, the ScopesGranted condition reports any of
 	// them missing from the scopes Google says the access token has. Refreshing never
@@ -240,6 +282,10 @@ type GoogleOAuthGrantStatus struct {
 	// +optional
 	InputsFingerprint string `json:"inputsFingerprint,omitempty"`
 
+	// Account is the Google account the access token acts for, when known.
+	// +optional
+	Account *AccountStatus `json:"account,omitempty"`
+
 	// RevokeAttempts counts failed attempts to revoke the refresh token on deletion.
 	// +optional
 	RevokeAttempts int32 `json:"revokeAttempts,omitempty"`
@@ -249,6 +295,17 @@ type GoogleOAuthGrantStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// AccountStatus identifies a Google account.
+type AccountStatus struct {
+	// Email of the account: for a service-account grant, spec.subject when set, else the
+	// service account's email.
+	// +optional
+	Email string `json:"email,omitempty"`
+	// Sub is Google's stable account id, when known.
+	// +optional
+	Sub string `json:"sub,omitempty"`
 }
 
 // GoogleOAuthGrant keeps a fresh Google OAuth 2.0 access token, obtained with a user's
@@ -293,6 +350,17 @@ const DefaultAuthorizedUserKey = "credentials.json"
 
 // UsesAuthorizedUser reports whether the grant takes gcloud's authorized_user JSON.
 func (g *GoogleOAuthGrant) UsesAuthorizedUser() bool { return g.Spec.AuthorizedUserSecretRef != nil }
+
+// UsesServiceAccount reports whether the grant takes a service-account key.
+func (g *GoogleOAuthGrant) UsesServiceAccount() bool { return g.Spec.ServiceAccountKeySecretRef != nil }
+
+// ServiceAccountKey is the key of serviceAccountKeySecretRef, defaulted.
+func (g *GoogleOAuthGrant) ServiceAccountKey() string {
+	if r := g.Spec.ServiceAccountKeySecretRef; r != nil && r.Key != "" {
+		return r.Key
+	}
+	return DefaultAuthorizedUserKey
+}
 
 // ClientSecretName is the Secret holding the OAuth client (the authorized-user Secret in that form).
 func (g *GoogleOAuthGrant) ClientSecretName() string {

@@ -205,6 +205,9 @@ func newRevokeCommand(k *kube, streams genericiooptions.IOStreams) *cobra.Comman
 			if err := c.Get(ctx, key, g); err != nil {
 				return err
 			}
+			if g.UsesServiceAccount() {
+				return fmt.Errorf("grant %s/%s uses a service-account key: there is no refresh token to revoke; delete or disable the key in the Google Cloud console (IAM & Admin > Service Accounts > Keys)", ns, key.Name)
+			}
 			if !yes {
 				fmt.Fprintf(streams.Out, "Revoke the refresh token of %s/%s at Google? Apps using it stop working until a new consent. [y/N] ", ns, key.Name)
 				answer, _ := bufio.NewReader(streams.In).ReadString('\n')

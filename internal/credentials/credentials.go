@@ -29,7 +29,7 @@ func (p *Problem) Error() string { return p.Message }
 // ProblemReasons are the Ready reasons a Problem can carry (SecretNotFound comes from the
 // reconciler, which finds Secrets missing before anything here runs). Bad input never heals
 // by retrying: each is permanent until an input changes.
-var ProblemReasons = []string{oauthv1alpha1.ReasonSecretNotFound, oauthv1alpha1.ReasonSecretKeyMissing, oauthv1alpha1.ReasonInvalidClientSecret}
+var ProblemReasons = []string{oauthv1alpha1.ReasonSecretNotFound, oauthv1alpha1.ReasonSecretKeyMissing, oauthv1alpha1.ReasonInvalidClientSecret, oauthv1alpha1.ReasonInvalidServiceAccountKey}
 
 func missing(secret, key, how string) *Problem {
 	return &Problem{Reason: oauthv1alpha1.ReasonSecretKeyMissing,

@@ -147,3 +147,32 @@ func FuzzParseAuthorizedUser(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseServiceAccountKey: any Secret content parses to a usable key or to a problem that
+// names the Secret; a problem never depends on (so never quotes) the private key's body.
+func FuzzParseServiceAccountKey(f *testing.F) {
+	f.Add(keyJSON(nil), []byte("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ"))
+	f.Add([]byte(`{"type":"service_account","client_email":"a@b","private_key":"x"}`), []byte(""))
+	f.Add([]byte(`{"type":"authorized_user","client_id":"id","client_secret":"s","refresh_token":"r"}`), []byte("AAAA"))
+	f.Add([]byte(`{"type":"service_account","Client_Email":"a@b"}`), []byte("-----BEGIN"))
+	f.Add([]byte(`{"type":1,"client_email":["a"]}`), []byte{0xff, 0x00})
+	f.Add([]byte(`not json`), []byte("\n"))
+	f.Fuzz(func(t *testing.T, raw, body []byte) {
+		k, p := ParseServiceAccountKey("sa-key", map[string][]byte{"credentials.json": raw}, "credentials.json")
+		if p == nil && (k.PrivateKey == nil || k.Email == "") {
+			t.Fatalf("no problem but an unusable key: %+v", k)
+		}
+		if p != nil && !strings.Contains(p.Message, `"sa-key"`) {
+			t.Fatalf("problem does not name the Secret: %q", p.Message)
+		}
+		withBody := func(b []byte) *Problem {
+			pemText := "-----BEGIN PRIVATE KEY-----\n" + string(b) + "\n-----END PRIVATE KEY-----\n"
+			_, p := ParseServiceAccountKey("sa-key", map[string][]byte{"credentials.json": keyJSON(func(m map[string]any) { m["private_key"] = pemText })}, "credentials.json")
+			return p
+		}
+		p1, p2 := withBody(body), withBody(rot13(body))
+		if p1 != nil && p2 != nil && p1.Message != p2.Message {
+			t.Fatalf("the problem depends on the private key's value (it quotes it): %q vs %q", p1.Message, p2.Message)
+		}
+	})
+}

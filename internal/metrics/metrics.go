@@ -17,10 +17,10 @@ import (
 
 var (
 	// TokenRequests counts token-endpoint requests by result: success, invalid_grant,
-	// invalid_client, rejected, transient.
+	// invalid_client, rejected, delegation_denied, transient.
 	TokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "grantkeeper_token_requests_total",
-		Help: "Requests to the OAuth token endpoint, by result (success, invalid_grant, invalid_client, rejected, transient).",
+		Help: "Requests to the OAuth token endpoint, by result (success, invalid_grant, invalid_client, rejected, delegation_denied, transient).",
 	}, []string{"result"})
 	// TokenRequestDuration observes token-endpoint latency.
 	TokenRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -72,6 +72,10 @@ type Outcome struct {
 	Problem *credentials.Problem
 	// Fingerprint identifies the inputs the request used (after any refresh-token write-back).
 	Fingerprint string
+	// Account is the email of the account the token acts for, when the inputs tell it
+	// (a service account's grant: spec.subject, else the key's client_email); "" keeps
+	// status.account as it is.
+	Account string
 }
 
 // Decide applies the rules in order of precedence.
@@ -109,7 +113,7 @@ func Decide(o Observation) Plan {
 		return Plan{Report: r.finish(0)}
 	case PendingManualRequest(g) != "":
 		return refresh("manual refresh requested")
-	case ownChanged:
+	case ownChanged && !keyReplacedWhileHealthy(o, valid):
 		return refresh("spec or referenced Secret changed")
 	case clientChanged && permanent:
 		return refresh("OAuth client changed")
@@ -146,6 +150,15 @@ func Decide(o Observation) Plan {
 	return Plan{Report: r.finish(r.wait(refreshAt, valid))}
 }
 
+// keyReplacedWhileHealthy: only a service account's key Secret changed (same spec
+// generation) while the grant is healthy. The new key is used at the scheduled refresh:
+// many grants share one key Secret, and rotating it must not make them all request at once.
+func keyReplacedWhileHealthy(o Observation, valid bool) bool {
+	g := o.Grant
+	return g.UsesServiceAccount() && valid && g.Status.ObservedGeneration == g.Generation &&
+		g.Status.FailedRefreshAttempts == 0 && meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady)
+}
+
 // Record is the report after a token request (or an attempt stopped by bad input).
 func Record(o Observation, out Outcome) Report {
 	g := o.Grant
@@ -156,6 +169,9 @@ func Record(o Observation, out Outcome) Report {
 	st.InputsFingerprint = out.Fingerprint
 	if m := PendingManualRequest(g); m != "" {
 		st.LastHandledRefreshRequest = m
+	}
+	if out.Account != "" && (st.Account == nil || st.Account.Email != out.Account) {
+		st.Account = &oauthv1alpha1.AccountStatus{Email: out.Account}
 	}
 	switch {
 	case out.Problem != nil:
@@ -205,7 +221,11 @@ func (r *reporter) succeeded(tok *tokenclient.Token) Report {
 		st.RefreshTokenExpiresAt = metaTime(issued.Add(tok.RefreshTokenExpiresIn))
 	}
 	st.FailedRefreshAttempts = 0
-	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded, "The token endpoint accepted the refresh token.")
+	accepted := "The token endpoint accepted the refresh token."
+	if g.UsesServiceAccount() {
+		accepted = "The token endpoint accepted the service account's assertion."
+	}
+	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded, accepted)
 	r.setReady(metav1.ConditionTrue, oauthv1alpha1.ReasonTokenValid, r.validMessage(tok.Expiry, ""))
 	switch {
 	case before.ExpiresAt == nil:
@@ -224,13 +244,29 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 		// No retry: RefreshTime nil, no requeue; a change of input or a manual request wakes us.
 		st.RefreshTime = nil
 		reason := ReasonFor(f.Kind)
-		switch f.Kind {
-		case tokenerr.InvalidGrant:
+		switch {
+		case g.UsesServiceAccount() && f.Kind == tokenerr.InvalidGrant:
+			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("Google rejected the service account's assertion: %s", describe(f)))
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("Google rejected the service account's assertion (%s). Usual causes: the key was deleted or disabled (Invalid JWT Signature: put a current key in Secret %q key %q), spec.subject is not a user of the Workspace domain, or this node's clock is off. No more requests are made until the Secret or the spec changes.",
+				f.Summary(), g.Spec.ServiceAccountKeySecretRef.Name, g.ServiceAccountKey()))
+			r.event("Warning", reason, "Refresh", "Service account assertion rejected: "+f.Summary())
+		case f.Kind == tokenerr.DelegationDenied:
+			who := "its own access"
+			if g.Spec.Subject != "" {
+				who = fmt.Sprintf("acting as %q", g.Spec.Subject)
+			}
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("Google refused the service account %s for scopes %s (%s). A Google Workspace super admin grants domain-wide delegation in the Admin console (Security > Access and data control > API controls > Domain-wide delegation) to the service account's client ID for exactly these scopes. No more requests are made until the Secret or the spec changes, or a manual refresh is requested.",
+				who, strings.Join(g.Spec.Scopes, ","), f.Summary()))
+			r.event("Warning", reason, "Refresh", "Domain-wide delegation refused: "+f.Summary())
+		case f.Kind == tokenerr.InvalidGrant:
 			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("Google rejected the refresh token: %s", describe(f)))
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The refresh token was revoked, expired or superseded (%s). Obtain a new one with a new consent: %s (it stores the new token in Secret %q key %q); no more requests are made until then.",
 				f.Summary(), ReauthorizeCommand(g), g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 			r.event("Warning", reason, "Refresh", "Refresh token rejected: "+f.Summary())
-		case tokenerr.InvalidClient:
+		case f.Kind == tokenerr.InvalidClient && g.UsesServiceAccount():
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the service account (%s). Check that the service account of the key in Secret %q key %q still exists and is enabled; no more requests are made until the Secret or the spec changes.", f.Summary(), g.Spec.ServiceAccountKeySecretRef.Name, g.ServiceAccountKey()))
+			r.event("Warning", reason, "Refresh", "Service account rejected: "+f.Summary())
+		case f.Kind == tokenerr.InvalidClient:
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in %s and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), clientSource(g)))
 			r.event("Warning", reason, "Refresh", "OAuth client rejected: "+f.Summary())
 		default:
@@ -331,6 +367,8 @@ func ReasonFor(k tokenerr.Kind) string {
 		return oauthv1alpha1.ReasonInvalidClient
 	case tokenerr.Rejected:
 		return oauthv1alpha1.ReasonTokenRequestRejected
+	case tokenerr.DelegationDenied:
+		return oauthv1alpha1.ReasonDelegationDenied
 	default:
 		return oauthv1alpha1.ReasonTokenEndpointError
 	}

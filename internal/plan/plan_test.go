@@ -44,6 +44,22 @@ func observe(now time.Time, mutate ...func(*Observation)) Observation {
 	return o
 }
 
+// serviceAccount makes the grant a service-account grant, acting as subject when set.
+func serviceAccount(subject string) func(*Observation) {
+	return func(o *Observation) {
+		o.Grant.Spec = oauthv1alpha1.GoogleOAuthGrantSpec{
+			ServiceAccountKeySecretRef: &oauthv1alpha1.ServiceAccountKeySecretReference{Name: "g-sa-key"},
+			Subject:                    subject, Scopes: []string{analytics},
+		}
+	}
+}
+
+// healthy: Ready True, reported for the current generation.
+func healthy(o *Observation) {
+	o.Grant.Status.ObservedGeneration = o.Grant.Generation
+	meta.SetStatusCondition(&o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: oauthv1alpha1.ReasonTokenValid})
+}
+
 func noToken(o *Observation) { o.HaveToken, o.Token = false, derivedsecret.Token{} }
 
 func withReady(status metav1.ConditionStatus, reason string) func(*Observation) {
@@ -80,6 +96,17 @@ func TestDecide(t *testing.T) {
 			o.Grant.Spec.RefreshBefore = &metav1.Duration{Duration: 2 * time.Hour}
 		}), requeueMin: 30 * time.Minute, max: 40 * time.Minute},
 		{name: "inputs changed with a fresh token: refresh", obs: observe(issued, func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
+		{name: "service account key replaced while healthy: wait for the scheduled refresh (no storm)", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, func(o *Observation) { o.Fingerprint = "other" }),
+			requeueMin: 28 * time.Minute, max: 30 * time.Minute},
+		{name: "service account key replaced, due: refresh", obs: observe(issued.Add(41*time.Minute), serviceAccount(""), healthy, func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
+		{name: "service account key replaced while not Ready: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), func(o *Observation) {
+			o.Fingerprint = "other"
+			meta.SetStatusCondition(&o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: oauthv1alpha1.ReasonInvalidGrant})
+		}), refresh: true},
+		{name: "service account spec changed: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, func(o *Observation) {
+			o.Fingerprint, o.Grant.Generation = "other", 2
+		}), refresh: true},
+		{name: "service account key Secret changed while backing off: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, backingOff(1, issued.Add(11*time.Minute)), func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
 		{name: "manual request: refresh", obs: observe(issued.Add(time.Minute), func(o *Observation) {
 			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Add(time.Minute).Format(time.RFC3339)}
 		}), refresh: true},
@@ -193,6 +220,7 @@ func TestRecord(t *testing.T) {
 		requeueMax time.Duration
 		events     []string // Type/Reason
 		message    []string // substrings of Ready's message
+		account    string   // status.account.email
 	}{
 		{name: "first token", obs: observe(now, noToken), out: Outcome{Token: token(analytics)},
 			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"}},
@@ -230,6 +258,24 @@ func TestRecord(t *testing.T) {
 			ready: "False/SecretNotFound", events: []string{"Warning/SecretNotFound"}},
 		{name: "key missing: SecretKeyMissing", obs: observe(now), out: Outcome{Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretKeyMissing, Message: "no key"}},
 			ready: "False/SecretKeyMissing", events: []string{"Warning/SecretKeyMissing"}},
+		{name: "service account: first token, account email, scopes as requested", obs: observe(now, noToken, serviceAccount("")),
+			out:   Outcome{Token: token(analytics), Account: "reporter@p.iam.gserviceaccount.com"},
+			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", scopes: "True/AllScopesGranted", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"},
+			account: "reporter@p.iam.gserviceaccount.com"},
+		{name: "service account: deleted key is InvalidGrant naming the key Secret", obs: observe(now, serviceAccount("")),
+			out:   Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidGrant, Status: 400, Code: "invalid_grant", Description: "Invalid JWT Signature."}, Account: "reporter@p.iam.gserviceaccount.com"},
+			ready: "False/InvalidGrant", revoked: "True/InvalidGrant", scopes: "", events: []string{"Warning/InvalidGrant"},
+			message: []string{"Invalid JWT Signature.", `Secret "g-sa-key" key "credentials.json"`}, account: "reporter@p.iam.gserviceaccount.com"},
+		{name: "service account: delegation refused, no retry, where an admin grants it", obs: observe(now, serviceAccount("analyst@example.com")),
+			out:   Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.DelegationDenied, Status: 401, Code: "unauthorized_client"}, Account: "analyst@example.com"},
+			ready: "False/DelegationDenied", events: []string{"Warning/DelegationDenied"},
+			message: []string{`acting as "analyst@example.com"`, "Domain-wide delegation", analytics}, account: "analyst@example.com"},
+		{name: "service account: invalid_client names the key Secret", obs: observe(now, serviceAccount("")),
+			out:   Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidClient, Status: 401, Code: "invalid_client"}},
+			ready: "False/InvalidClient", events: []string{"Warning/InvalidClient"}, message: []string{`Secret "g-sa-key" key "credentials.json"`}},
+		{name: "service account: bad key is InvalidServiceAccountKey", obs: observe(now, serviceAccount("")),
+			out:   Outcome{Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonInvalidServiceAccountKey, Message: "bad key"}},
+			ready: "False/InvalidServiceAccountKey", events: []string{"Warning/InvalidServiceAccountKey"}},
 		{name: "same problem again: no second event", obs: observe(now, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClientSecret)),
 			out: Outcome{Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonInvalidClientSecret, Message: "bad JSON"}}, ready: "False/InvalidClientSecret"},
 	} {
@@ -253,6 +299,14 @@ func TestRecord(t *testing.T) {
 			}
 			if strings.Join(evs, ",") != strings.Join(tc.events, ",") {
 				t.Errorf("events %v, want %v", evs, tc.events)
+			}
+			if got := ""; st.Account != nil || tc.account != "" {
+				if st.Account != nil {
+					got = st.Account.Email
+				}
+				if got != tc.account {
+					t.Errorf("status.account.email %q, want %q", got, tc.account)
+				}
 			}
 			ready := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady)
 			for _, m := range tc.message {

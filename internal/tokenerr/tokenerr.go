@@ -27,10 +27,13 @@ const (
 	InvalidClient
 	// Rejected: any other refusal (invalid_scope, admin_policy_enforced, invalid_request, other 4xx).
 	Rejected
+	// DelegationDenied: a service account may not act as the subject for these scopes
+	// (unauthorized_client to a service account's assertion). Needs a Workspace admin.
+	DelegationDenied
 )
 
 // Kinds lists every Kind, for tables that must cover them all.
-var Kinds = []Kind{Transient, InvalidGrant, InvalidClient, Rejected}
+var Kinds = []Kind{Transient, InvalidGrant, InvalidClient, Rejected, DelegationDenied}
 
 func (k Kind) String() string {
 	switch k {
@@ -40,6 +43,8 @@ func (k Kind) String() string {
 		return "invalid_client"
 	case Rejected:
 		return "rejected"
+	case DelegationDenied:
+		return "delegation_denied"
 	default:
 		return "transient"
 	}
@@ -144,6 +149,17 @@ func kindOf(status int, code string) Kind {
 	}
 	// A 2xx with an "error" field, or a redirect: nothing we can act on; retry.
 	return Transient
+}
+
+// ForServiceAccount is the failure as it applies to a service account's assertion: there
+// unauthorized_client means domain-wide delegation is not granted for the subject and
+// scopes (or, without a subject, that the account may not use this grant type), not a
+// wrong OAuth client.
+func (f Failure) ForServiceAccount() Failure {
+	if f.Code == "unauthorized_client" {
+		f.Kind = DelegationDenied
+	}
+	return f
 }
 
 // retryAfter parses a Retry-After header: delay-seconds or an HTTP date.

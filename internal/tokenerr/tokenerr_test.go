@@ -83,6 +83,31 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// TestForServiceAccount: unauthorized_client to a service account is a delegation refusal
+// (permanent); every other answer keeps its meaning, invalid_grant included.
+func TestForServiceAccount(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want Kind
+	}{
+		{`{"error": "unauthorized_client", "error_description": "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested."}`, DelegationDenied},
+		{`{"error": "invalid_grant", "error_description": "Invalid JWT Signature."}`, InvalidGrant},
+		{`{"error": "invalid_client"}`, InvalidClient},
+		{`{"error": "invalid_scope"}`, Rejected},
+	} {
+		f := Classify(retrieveErr(400, tc.body, nil), time.Now()).ForServiceAccount()
+		if f.Kind != tc.want {
+			t.Errorf("%s: kind %s, want %s", tc.body, f.Kind, tc.want)
+		}
+	}
+	if !DelegationDenied.Permanent() {
+		t.Error("DelegationDenied is retried: only an admin's change can fix it")
+	}
+	if f := Classify(retrieveErr(503, `{"error": "internal_failure"}`, nil), time.Now()).ForServiceAccount(); f.Kind != Transient {
+		t.Errorf("503 to a service account: %s", f.Kind)
+	}
+}
+
 func TestSummaryCarriesGoogleDescription(t *testing.T) {
 	f := Classify(retrieveErr(400, `{"error": "invalid_grant", "error_description": "Token has been expired or revoked."}`, nil), now)
 	want := `token endpoint answered invalid_grant with HTTP 400: "Token has been expired or revoked."`

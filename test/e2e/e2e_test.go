@@ -82,6 +82,11 @@ func managerLogClean() bool {
 	}
 	secrets := append(stack.Google.RefreshTokens(), stack.Google.IssuedAccessTokens()...)
 	secrets = append(secrets, devstack.SampleClientSecret)
+	secrets = append(secrets, stack.Google.PrivateKeys()...)
+	if leakcheck.HasPEMBlock(string(log)) {
+		fmt.Fprintln(os.Stderr, "e2e: the manager log contains a PEM block (a private key)")
+		return false
+	}
 	if found := leakcheck.Find(string(log), secrets); len(found) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: the manager log contains tokens or client secrets (whole or a %d-character slice): %v\n", leakcheck.SliceLen, found)
 		return false

@@ -1,5 +1,6 @@
 // Package fakegoogle is a stand-in for Google's OAuth 2.0 endpoints, for tests and local use.
-// It serves /token (refresh_token and authorization_code grants), /revoke, /tokeninfo and a
+// It serves /token (refresh_token, authorization_code and service accounts' jwt-bearer
+// grants, serviceaccount.go), /revoke, /tokeninfo and a
 // protected /v1/whoami API the way ../shared/notes/google-oauth-facts.md describes Google:
 // form bodies, client checks, Google's error JSON and status codes. The code under test cannot
 // tell it from Google except by URL. Test controls revoke tokens, set token lifetimes, inject
@@ -54,6 +55,12 @@ type Server struct {
 	onRotate      func()
 	total         int
 	revokes       int
+	// Service accounts (serviceaccount.go): keys by private_key_id, the delegation table
+	// (service account, user) -> scopes, the domain's users, assertions per service account.
+	saKeys     map[string]*saKey
+	delegation map[[2]string][]string
+	users      map[string]bool
+	saRequests map[string]int
 
 	listener net.Listener
 	http     *http.Server
@@ -459,6 +466,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if r.PostForm.Get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+		// A service account authenticates with its signed assertion, not a client secret.
+		s.jwtGrant(w, r)
+		return
+	}
 	clientID := r.PostForm.Get("client_id")
 	if clientID == "" {
 		oauthError(w, 400, "invalid_request", "Could not determine client ID from request.")

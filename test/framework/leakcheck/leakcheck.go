@@ -42,3 +42,7 @@ func Find(text string, secrets []string) []string {
 	}
 	return out
 }
+
+// HasPEMBlock reports whether text holds the start of a PEM block ("-----BEGIN ..."), such
+// as a private key: no log line, event or status has a reason to carry one.
+func HasPEMBlock(text string) bool { return strings.Contains(text, "-----BEGIN ") }

@@ -17,3 +17,14 @@ func TestFind(t *testing.T) {
 		}
 	}
 }
+
+func TestPrivateKeys(t *testing.T) {
+	key := "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
+	if !HasPEMBlock(`{"msg":"`+"-----BEGIN RSA PRIVATE KEY-----"+`"}`) || HasPEMBlock("BEGIN of a PEM-free log") {
+		t.Error("HasPEMBlock misjudges")
+	}
+	// A slice of the key's body, as a log line would quote it without the PEM frame.
+	if got := Find("error near ADANBgkqhkiG9w0BAQE", []string{key}); len(got) != 1 {
+		t.Errorf("a 12-character slice of a private key not found: %v", got)
+	}
+}
