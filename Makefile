@@ -16,8 +16,10 @@ KUSTOMIZE      ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM           ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
 IMG ?= grantkeeper:latest
-# Test packages share one control plane each; -p 2 matches our two cores.
-TEST_FLAGS ?= -race -p 2 -timeout 20m
+# Test packages share one control plane each; -p 2 matches our two cores. -count=1: most
+# suites depend on what go's test cache cannot see (the Kubernetes binaries, apt packages,
+# the kubelet), so a cached "ok" would not mean the suite passed now.
+TEST_FLAGS ?= -race -p 2 -timeout 20m -count=1
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 # test/helm runs this helm.
