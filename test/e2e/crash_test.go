@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
@@ -108,17 +111,18 @@ spec:
 	// nextExchange waits until the fake has seen a token request for these grants that
 	// arrived after since (and, when answered, was answered), and returns it.
 	nextExchange := func(since time.Time, answered bool) (fakegoogle.Exchange, bool) {
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
+		var found fakegoogle.Exchange
+		err := wait.PollUntilContextTimeout(context.Background(), 2*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
 			chains()
 			for _, e := range g.Exchanges() {
 				if ours[e.RefreshToken] && e.Arrived.After(since) && (!answered || e.Answered) {
-					return e, true
+					found = e
+					return true, nil
 				}
 			}
-			time.Sleep(2 * time.Millisecond) // polling the in-process fake; not synchronisation with the manager
-		}
-		return fakegoogle.Exchange{}, false
+			return false, nil
+		})
+		return found, err == nil
 	}
 	for i := range 20 {
 		mode := killMode(i % 4)

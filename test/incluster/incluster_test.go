@@ -564,7 +564,7 @@ subjects:
 	})
 	url := fmt.Sprintf("https://%s:8443/metrics", pods[0].IP)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed, as the ServiceMonitor
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test client: the manager here serves its in-memory self-signed certificate (no --metrics-cert-dir)
 	get := func(token string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		if token != "" {

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/compute/metadata"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/test/framework/clientlibs"
@@ -385,22 +386,22 @@ func TestLibrariesAcrossRefreshes(t *testing.T) {
 	for len(published) > 0 {
 		lastExpiry = <-published
 	}
-	deadline := lastExpiry.Add(2 * time.Second)
-	for {
+	// Poll the sidecar until it refuses, with a deadline just past the token's expiry.
+	pollErr := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Until(lastExpiry.Add(2*time.Second)), true, func(context.Context) (bool, error) {
 		status, left := tokenStatus(t, sidecar)
 		if status == http.StatusServiceUnavailable {
 			if now := time.Now(); now.Before(lastExpiry.Add(-time.Second)) {
 				t.Errorf("503 at %v, before the token's expiry %v", now, lastExpiry)
 			}
-			break
+			return true, nil
 		}
 		if status != 200 || time.Now().Add(time.Duration(left)*time.Second).After(lastExpiry.Add(time.Second)) {
 			t.Fatalf("status %d with expires_in %d at %v; the token expires at %v", status, left, time.Now(), lastExpiry)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still serving a token at %v; it expired at %v", time.Now(), lastExpiry)
-		}
-		time.Sleep(200 * time.Millisecond) // polling the sidecar, with the deadline above
+		return false, nil
+	})
+	if pollErr != nil {
+		t.Fatalf("still serving a token at %v; it expired at %v", time.Now(), lastExpiry)
 	}
 	if out, err := exec.Command(filepath.Join(bins, "metadata-server"), "--check", "--listen-address", sidecar).CombinedOutput(); err == nil || !strings.Contains(string(out), "no newer one has been published") {
 		t.Errorf("--check after expiry: %v %s; want a failure saying the token expired", err, out)

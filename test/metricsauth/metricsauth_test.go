@@ -80,7 +80,7 @@ func freePort(t *testing.T) int {
 // certificate as the ServiceMonitor in config/prometheus does.
 func scrape(url, token string) (int, string, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed, as the ServiceMonitor
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test client: the manager here serves its in-memory self-signed certificate (no --metrics-cert-dir)
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
