@@ -203,6 +203,14 @@ type GoogleOAuthGrantSpec struct {
 	// +optional
 	Scopes []string `json:"scopes,omitempty"`
 
+	// LoginHint is the email address of the Google account expected to consent through a
+	// consent link: Google preselects it, and a consent by any other account is refused
+	// (nothing is stored). Optional.
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
+	// +optional
+	LoginHint string `json:"loginHint,omitempty"`
+
 	// AccessTokenSecretName is the name of the Secret, in the grant's namespace, that the
 	// controller writes the access token to (keys access_token, token_type, expiry and
 	// token.json). Default: <grant name>-access-token. An existing Secret of that name that
@@ -282,6 +290,12 @@ type GoogleOAuthGrantStatus struct {
 	// +optional
 	InputsFingerprint string `json:"inputsFingerprint,omitempty"`
 
+	// ConsentURL is a link the account owner opens in a browser to authorize (or re-authorize,
+	// or grant missing scopes to) this grant; set only while a person is needed and consent
+	// links are enabled. It carries nothing secret and is single-use.
+	// +optional
+	ConsentURL string `json:"consentURL,omitempty"`
+
 	// Account is the Google account the access token acts for, when known.
 	// +optional
 	Account *AccountStatus `json:"account,omitempty"`
@@ -316,6 +330,8 @@ type AccountStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Account",type=string,JSONPath=`.status.account.email`
+// +kubebuilder:printcolumn:name="Consent",type=string,priority=1,JSONPath=`.status.consentURL`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type GoogleOAuthGrant struct {
 	metav1.TypeMeta   `json:",inline"`

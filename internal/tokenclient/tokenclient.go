@@ -86,6 +86,9 @@ type Token struct {
 	RefreshToken string
 	// RefreshTokenExpiresIn is set when the server reported one (time-based access).
 	RefreshTokenExpiresIn time.Duration
+	// IDToken is the raw OpenID Connect ID token, present when the grant has the openid
+	// scope (read it with internal/idtoken; it is not a secret to Google but is never logged).
+	IDToken string
 }
 
 // ErrBadResponse marks a 200 response that cannot be used; it is treated as transient.
@@ -129,6 +132,7 @@ func validate(tok *oauth2.Token, refreshToken string, now time.Time) (*Token, er
 		TokenType:   "Bearer",
 		Expiry:      now.Add(lifetime).Truncate(time.Second),
 		Scopes:      strings.Fields(extraString(tok, "scope")),
+		IDToken:     extraString(tok, "id_token"),
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != refreshToken {
 		t.RefreshToken = tok.RefreshToken
