@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
 )
 
 var (
@@ -37,8 +39,63 @@ var (
 	}, []string{"result"})
 )
 
+// TokenResults and RevokeResults are every value of the result label.
+var (
+	TokenResults  = append([]string{"success"}, kindNames()...)
+	RevokeResults = []string{"success", "already_invalid", "transient", "failed"}
+)
+
+func kindNames() []string {
+	var out []string
+	for _, k := range tokenerr.Kinds {
+		out = append(out, k.String())
+	}
+	return out
+}
+
 func init() {
 	ctrlmetrics.Registry.MustRegister(TokenRequests, TokenRequestDuration, RevokeRequests)
+	// Every result starts at 0, so the first failure of a kind shows in increase() and
+	// rate() (a series born at 1 shows no increase) and dashboards have every result.
+	for _, r := range TokenResults {
+		TokenRequests.WithLabelValues(r)
+		TokenRequestDuration.WithLabelValues(r)
+	}
+	for _, r := range RevokeResults {
+		RevokeRequests.WithLabelValues(r)
+	}
+}
+
+// Names are the names of every series this package exports (a histogram's _bucket, _sum and
+// _count), for the checks that keep dashboards from naming series that do not exist.
+func Names() []string {
+	ch := make(chan *prometheus.Desc, 64)
+	go func() {
+		TokenRequests.Describe(ch)
+		RevokeRequests.Describe(ch)
+		(&GrantCollector{}).Describe(ch)
+		close(ch)
+	}()
+	var out []string
+	for d := range ch {
+		out = append(out, descName(d))
+	}
+	hist := make(chan *prometheus.Desc, 1)
+	TokenRequestDuration.Describe(hist)
+	base := descName(<-hist)
+	return append(out, base+"_bucket", base+"_sum", base+"_count")
+}
+
+// descName reads a Desc's name, which client_golang only shows in Desc.String().
+func descName(d *prometheus.Desc) string {
+	s := d.String()
+	const key = `fqName: "`
+	i := strings.Index(s, key)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(key):]
+	return s[:strings.IndexByte(s, '"')]
 }
 
 // Per-grant series, computed at scrape time.

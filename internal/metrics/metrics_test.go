@@ -218,3 +218,20 @@ func TestClientIDs(t *testing.T) {
 		t.Errorf("without SecretMeta/Live: client_id %q, want empty", got)
 	}
 }
+
+func TestNames(t *testing.T) {
+	got := strings.Join(Names(), " ")
+	for _, want := range []string{
+		"grantkeeper_token_requests_total", "grantkeeper_revoke_requests_total",
+		"grantkeeper_token_request_duration_seconds_bucket", "grantkeeper_token_request_duration_seconds_count",
+		"grantkeeper_grant_ready", "grantkeeper_grant_info", "grantkeeper_grant_consecutive_failures",
+		"grantkeeper_refresh_token_expiration_timestamp_seconds",
+	} {
+		if !strings.Contains(" "+got+" ", " "+want+" ") {
+			t.Errorf("Names() lacks %s: %s", want, got)
+		}
+	}
+	if len(Names()) != 13 {
+		t.Errorf("Names() has %d names, want 13 (2 counters, the histogram's 3 series, 8 per-grant series): %s", len(Names()), got)
+	}
+}
