@@ -36,6 +36,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/grantkeeper/grantkeeper/test/framework/dashboard"
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
@@ -315,6 +316,26 @@ scrape_configs:
 	t.Logf("FIGURE new refresh token to resolved: %v", time.Since(storedAt).Round(time.Second))
 	if r, err := prom.query(`grantkeeper_grant_ready{job="grantkeeper", name="reports"}`); err != nil || len(r) != 1 || r[0].Value[1] != "1" {
 		t.Errorf("after the new refresh token, grantkeeper_grant_ready for reports is %+v (%v), want 1", r, err)
+	}
+
+	// Every series the Grafana dashboard reads is one this manager really serves (the
+	// offline check in config/grafana compares with the registered names).
+	d, err := dashboard.Load(filepath.Join(root, "config", "grafana", "grantkeeper.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := prom.query(`group by (__name__) ({job="grantkeeper"})`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range served {
+		names[s.Metric["__name__"]] = true
+	}
+	for _, n := range d.Referenced() {
+		if !names[n] {
+			t.Errorf("the dashboard reads %s, which Prometheus did not scrape from the manager", n)
+		}
 	}
 
 	if out := os.Getenv("GRANTKEEPER_DASHBOARD_PNG"); out != "" {
