@@ -292,8 +292,9 @@ scrape_configs:
 		return false, fmt.Sprintf("alerts: %+v", as)
 	})
 	if pendingAt.IsZero() {
-		t.Error("GoogleOAuthGrantRevoked was never seen pending before firing: its for: did not hold it back")
-	} else if d := firingAt.Sub(pendingAt); d < 55*time.Second {
+		t.Fatal("GoogleOAuthGrantRevoked was never seen pending before firing: its for: did not hold it back")
+	}
+	if d := firingAt.Sub(pendingAt); d < 55*time.Second {
 		t.Errorf("GoogleOAuthGrantRevoked fired %v after going pending; the rule's for: is 1m", d)
 	}
 	as, _ := prom.alerts()
