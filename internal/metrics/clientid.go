@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,9 +28,16 @@ type recordedID struct {
 	uid, version, id string
 }
 
+// liveReadBudget bounds the time one scrape spends reading Secrets it has not seen at their
+// current version: with thousands of grants each naming its own client Secret, the first
+// scrapes would otherwise take longer than Prometheus waits. Ids not read by then are
+// reported empty and read by the following scrapes.
+const liveReadBudget = 2 * time.Second
+
 // lookup returns the grant's client id, or "" when it is unknown (a service-account grant,
-// a missing or malformed Secret, a namespace not watched yet, no readers).
-func (c *clientIDs) lookup(ctx context.Context, r Readers, g *oauthv1alpha1.GoogleOAuthGrant, seen map[types.NamespacedName]bool) string {
+// a missing or malformed Secret, a namespace not watched yet, no readers, or a Secret not
+// read yet because this scrape's live reads stopped at liveUntil).
+func (c *clientIDs) lookup(ctx context.Context, r Readers, g *oauthv1alpha1.GoogleOAuthGrant, seen map[types.NamespacedName]bool, liveUntil time.Time) string {
 	switch {
 	case g.Spec.ClientRef != nil:
 		return clientObjectID(ctx, r.Cache, g)
@@ -51,6 +59,9 @@ func (c *clientIDs) lookup(ctx context.Context, r Readers, g *oauthv1alpha1.Goog
 	c.mu.Unlock()
 	if ok && known.uid == string(meta.UID) && known.version == meta.ResourceVersion {
 		return known.id
+	}
+	if time.Now().After(liveUntil) {
+		return ""
 	}
 	var s corev1.Secret
 	if err := r.Live.Get(ctx, key, &s); err != nil {

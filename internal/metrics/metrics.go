@@ -183,9 +183,10 @@ func (c *GrantCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	seen := map[types.NamespacedName]bool{}
 	defer c.ids.forgetExcept(seen)
+	liveUntil := time.Now().Add(liveReadBudget)
 	for i := range grants.Items {
 		g := &grants.Items[i]
-		for _, m := range grantSeries(g, c.ids.lookup(ctx, Readers{c.Reader, c.SecretMeta, c.Live}, g, seen)) {
+		for _, m := range grantSeries(g, c.ids.lookup(ctx, Readers{c.Reader, c.SecretMeta, c.Live}, g, seen, liveUntil)) {
 			ch <- m
 		}
 	}

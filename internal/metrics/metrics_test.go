@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -173,10 +174,16 @@ func TestClientIDs(t *testing.T) {
 		{grant("broken", oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "broken"}}), ""},
 		{grant("missing", oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "nope"}}), ""},
 	}
+	// A scrape whose time for live reads is up reports no id for Secrets it has not read,
+	// and reads nothing; the next scrape does.
+	exhausted := map[types.NamespacedName]bool{}
+	if got := ids.lookup(ctx, r, cases[0].grant, exhausted, time.Now().Add(-time.Second)); got != "" || live.gets.Load() != 0 {
+		t.Errorf("past the live-read budget: client_id %q after %d live reads, want empty after none", got, live.gets.Load())
+	}
 	scrape := func() map[types.NamespacedName]bool {
 		seen := map[types.NamespacedName]bool{}
 		for _, c := range cases {
-			if got := ids.lookup(ctx, r, c.grant, seen); got != c.want {
+			if got := ids.lookup(ctx, r, c.grant, seen, time.Now().Add(time.Minute)); got != c.want {
 				t.Errorf("grant %s: client_id %q, want %q", c.grant.Name, got, c.want)
 			}
 		}
@@ -214,7 +221,7 @@ func TestClientIDs(t *testing.T) {
 
 	// Without a metadata watch there is no cheap way to tell a Secret changed: no id.
 	seen := map[types.NamespacedName]bool{}
-	if got := ids.lookup(ctx, Readers{Cache: env.Client}, cases[0].grant, seen); got != "" {
+	if got := ids.lookup(ctx, Readers{Cache: env.Client}, cases[0].grant, seen, time.Now().Add(time.Minute)); got != "" {
 		t.Errorf("without SecretMeta/Live: client_id %q, want empty", got)
 	}
 }
