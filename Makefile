@@ -77,6 +77,10 @@ test-pods: k8s-binaries $(GOTESTSUM) ## Only the kubelet-backed pod test (root; 
 test-incluster: k8s-binaries $(GOTESTSUM) ## Only the in-cluster test: the image on a real kubelet, deployed by config/default (root; also part of make test).
 	$(GOTESTSUM) --format standard-verbose -- $(TEST_FLAGS) ./test/incluster/...
 
+.PHONY: dashboard-png
+dashboard-png: k8s-binaries ## Plot the Grafana dashboard's panels into docs/dashboard.png from the end-to-end Prometheus (test/prometheus; not part of make test).
+	GRANTKEEPER_DASHBOARD_PNG=$(CURDIR)/docs/dashboard.png go test -count=1 -timeout 15m -v -run '^TestRevokedAlertOnARealPrometheus$$' ./test/prometheus
+
 .PHONY: bench
 bench: build k8s-binaries ## Benchmark the manager at scale (BENCH_GRANTS, BENCH_TOKEN_LIFETIME, ...; see docs/benchmarks.md).
 	go build -o $(LOCALBIN)/bench ./hack/bench

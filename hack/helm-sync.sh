@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Copies what the Helm chart renders from config/ into charts/grantkeeper/files, so the chart
 # and `kustomize build config/default` share one source: the CRD, the RBAC rules and the
-# alerts. `make manifests` runs it; test/helm fails when the copies are stale.
+# alerts, the Grafana dashboard. `make manifests` runs it; test/helm fails when the copies are stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=charts/grantkeeper/files
-mkdir -p "$files/crd" "$files/rbac" "$files/prometheus"
+mkdir -p "$files/crd" "$files/rbac" "$files/prometheus" "$files/grafana"
 for crd in googleoauthgrants googleoauthclients clustergoogleoauthclients; do
   cp "config/crd/bases/oauth.grantkeeper.dev_$crd.yaml" "$files/crd/$crd.yaml"
 done
@@ -13,3 +13,4 @@ for f in role leader_election_role googleoauthgrant_viewer_role googleoauthgrant
   cp "config/rbac/$f.yaml" "$files/rbac/$f.yaml"
 done
 cp config/prometheus/rules.yaml "$files/prometheus/rules.yaml"
+cp config/grafana/grantkeeper.json "$files/grafana/grantkeeper.json"

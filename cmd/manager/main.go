@@ -133,7 +133,9 @@ func run() error {
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
-	ctrlmetrics.Registry.MustRegister(&metrics.GrantCollector{Reader: mgr.GetClient()})
+	ctrlmetrics.Registry.MustRegister(&metrics.GrantCollector{Reader: mgr.GetClient(),
+		// grantkeeper_grant_info's client_id for clients held in Secrets (issue 19).
+		SecretMeta: r.SecretMeta.Reader(), Live: mgr.GetAPIReader()})
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
