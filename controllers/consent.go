@@ -4,6 +4,11 @@ import (
 	"context"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
 )
@@ -25,4 +30,16 @@ func (r *GoogleOAuthGrantReconciler) ensureConsent(ctx context.Context, g *oauth
 		rep.RequeueAfter = again
 	}
 	return rep, nil
+}
+
+// mapLabelledInput maps a Secret in the managed cache without an owner reference (a
+// refresh-token Secret a consent link created) to the grants that read it.
+func mapLabelledInput(mapSecret func(context.Context, *metav1.PartialObjectMetadata) []reconcile.Request) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		if len(o.GetOwnerReferences()) > 0 {
+			return nil
+		}
+		m := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: o.GetNamespace(), Name: o.GetName()}}
+		return mapSecret(ctx, m)
+	}
 }
