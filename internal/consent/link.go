@@ -27,9 +27,13 @@ type Record struct {
 	Scopes      []string  `json:"scopes"`
 	Incremental bool      `json:"incremental,omitempty"`
 	Why         string    `json:"why,omitempty"`
+	MintedAt    time.Time `json:"mintedAt"`
 	ExpiresAt   time.Time `json:"expiresAt"`
 	// UsedAt is when the link was claimed by a callback; zero while usable.
 	UsedAt time.Time `json:"usedAt,omitzero"`
+	// UsedFingerprint is the grant's status.inputsFingerprint when the link was used: until
+	// the status moves past it, a need it shows is the one the consent answered.
+	UsedFingerprint string `json:"usedFingerprint,omitempty"`
 	// Replaced are hashes of earlier links (newest last), so they answer 410, not 404.
 	Replaced []string `json:"replaced,omitempty"`
 	// Attempt is the sign-in under way, from the last time the link was opened.
@@ -80,7 +84,7 @@ func (r *Record) Mint(grantUID string, scopes []string, incremental bool, why st
 		r.Replaced = nil
 	}
 	*r = Record{GrantUID: grantUID, LinkHash: Hash(id), Scopes: slices.Clone(scopes), Incremental: incremental, Why: why,
-		ExpiresAt: now.Add(ttl).UTC().Truncate(time.Second), Replaced: r.Replaced}
+		MintedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC().Truncate(time.Second), Replaced: r.Replaced}
 	return id
 }
 
@@ -131,7 +135,11 @@ func (r *Record) Keeps(current, uid string, scopes []string, incremental bool, n
 	if id == "" || r.Check(id, uid, current, now) != LinkLive || r.Incremental != incremental {
 		return false
 	}
-	a, b := slices.Clone(r.Scopes), slices.Clone(scopes)
+	return sameScopes(r.Scopes, scopes)
+}
+
+func sameScopes(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)

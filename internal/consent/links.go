@@ -41,9 +41,8 @@ func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, n
 	if rec != nil && rec.Keeps(st.ConsentURL, uid, need.Scopes, need.Incremental, now) {
 		return rec.ExpiresAt.Sub(now) + time.Second, nil, nil
 	}
-	if rec != nil && rec.GrantUID == uid && !rec.UsedAt.IsZero() && now.Sub(rec.UsedAt) < UsedGrace {
-		// A consent just completed: the new refresh token is on its way through the cache.
-		return UsedGrace - now.Sub(rec.UsedAt), nil, nil
+	if wait := rec.settling(uid, need, st.InputsFingerprint, now); wait > 0 {
+		return wait, nil, nil
 	}
 	if rec == nil {
 		rec = &Record{}
@@ -60,4 +59,25 @@ func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, n
 	note := fmt.Sprintf("A person must authorize this grant (%s): the Google account's owner opens the link in status.consentURL (valid until %s) and consents to %s",
 		need.Why, rec.ExpiresAt.Format(time.RFC3339), strings.Join(need.Scopes, " "))
 	return ttl + time.Second, []plan.Event{{Type: "Normal", Reason: plan.ReasonConsentRequired, Action: "Consent", Note: note}}, nil
+}
+
+// settling is how long to wait before minting, when the status the need was read from
+// probably lags behind a link that was just minted (by the callback, for the rest of a
+// partial consent) or used (the stored token is on its way through the cache); 0 to mint.
+// Both waits are bounded by UsedGrace.
+func (r *Record) settling(uid string, need *plan.ConsentNeed, fingerprint string, now time.Time) time.Duration {
+	if r == nil || r.GrantUID != uid {
+		return 0
+	}
+	if r.UsedAt.IsZero() {
+		if now.Before(r.ExpiresAt) && sameScopes(r.Scopes, need.Scopes) && now.Sub(r.MintedAt) < UsedGrace {
+			return UsedGrace - now.Sub(r.MintedAt)
+		}
+		return 0
+	}
+	// The status has not answered new inputs since the consent: it is the old need.
+	if fingerprint == r.UsedFingerprint && now.Sub(r.UsedAt) < UsedGrace {
+		return UsedGrace - now.Sub(r.UsedAt)
+	}
+	return 0
 }

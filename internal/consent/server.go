@@ -223,7 +223,9 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 	log.Info("consent link opened")
 	target := AuthRequest{AuthURL: s.AuthURL, ClientID: c.ID, RedirectURI: s.RedirectURI(), Scopes: rec.Scopes,
 		State: state, Verifier: verifier, LoginHint: g.Spec.LoginHint}.URL()
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	// No body (http.Redirect would echo the URL, state included, in a page).
+	w.Header().Set("Location", target)
+	w.WriteHeader(http.StatusSeeOther)
 }
 
 var errorCodePattern = regexp.MustCompile(`^[a-z_]{1,64}$`)
@@ -299,7 +301,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	// Claim the link before using the code: of two callbacks with this state, one wins.
 	verifier := rec.Attempt.Verifier
 	claimed := *rec
-	claimed.Attempt, claimed.UsedAt = nil, now.UTC()
+	claimed.Attempt, claimed.UsedAt, claimed.UsedFingerprint = nil, now.UTC(), g.Status.InputsFingerprint
 	if err := s.Links.Store.Save(ctx, g, sec, &claimed); err != nil {
 		if apierrors.IsConflict(err) {
 			base.Kind = PageUsed
@@ -314,7 +316,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	release := func() {
 		sec, rec, err := s.Links.Store.Load(ctx, ns, name)
 		if err == nil && rec != nil {
-			rec.UsedAt = time.Time{}
+			rec.UsedAt, rec.UsedFingerprint = time.Time{}, ""
 			err = s.Links.Store.Save(ctx, g, sec, rec)
 		}
 		if err != nil {
@@ -359,12 +361,6 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.page(w, base)
 		return
 	}
-	if err := StoreRefreshToken(ctx, s.Reader, s.Client, g, tok.RefreshToken); err != nil {
-		release()
-		log.Error(err, "storing the refresh token")
-		s.page(w, errorPage)
-		return
-	}
 	base.Kind, base.Scopes, base.Missing = kind, tok.Scopes, missing
 	next := ""
 	if kind == PagePartial {
@@ -381,11 +377,19 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		}
 		base.NextLink = next
 	}
+	// The status first (account, and the follow-up link or none), then the token: the
+	// Secret's watch event is what makes the controller look, and it should see both.
 	before := g.DeepCopy()
 	g.Status.Account = &oauthv1alpha1.AccountStatus{Email: account.Email, Sub: account.Sub}
 	g.Status.ConsentURL = next
 	if err := s.Client.Status().Patch(ctx, g, client.MergeFrom(before)); err != nil {
 		log.Error(err, "recording the account in the grant's status")
+	}
+	if err := StoreRefreshToken(ctx, s.Reader, s.Client, g, tok.RefreshToken); err != nil {
+		release()
+		log.Error(err, "storing the refresh token")
+		s.page(w, errorPage)
+		return
 	}
 	note := fmt.Sprintf("Google account %s consented to %s; the refresh token is in Secret %q", account.Email, strings.Join(tok.Scopes, " "), g.RefreshTokenSecretName())
 	if len(missing) > 0 {
