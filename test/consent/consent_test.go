@@ -439,4 +439,3 @@ func TestSlowAndLargeRequests(t *testing.T) {
 		t.Errorf("oversized URI: HTTP %d", r.status)
 	}
 }
-

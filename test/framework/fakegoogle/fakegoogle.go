@@ -38,10 +38,10 @@ type Server struct {
 	rotationGrace time.Duration
 	latency       time.Duration
 	failures      []Failure
-	deny          bool     // the next consent is refused (access_denied)
-	grantOnly     []string // when set, consent grants only these of the requested scopes
+	deny          bool         // the next consent is refused (access_denied)
+	grantOnly     []string     // when set, consent grants only these of the requested scopes
 	consent       consentState // accounts and what they granted (consent.go)
-	revokeErr     []int    // statuses for the next revoke requests
+	revokeErr     []int        // statuses for the next revoke requests
 	clients       map[string]*client
 	refresh       map[string]*refreshToken
 	access        map[string]*accessToken
