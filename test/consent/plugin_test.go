@@ -82,4 +82,3 @@ func TestPluginConsentLink(t *testing.T) {
 		t.Errorf("consent-link on a Ready grant: %v %q", err, out)
 	}
 }
-
