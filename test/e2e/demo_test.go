@@ -3,9 +3,9 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"net/http"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
