@@ -1,12 +1,14 @@
 package plan
 
 import (
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
 )
 
 func consentGrant(mutate ...func(*oauthv1alpha1.GoogleOAuthGrant)) *oauthv1alpha1.GoogleOAuthGrant {
@@ -100,5 +102,21 @@ func TestRecordConsentRequired(t *testing.T) {
 				t.Errorf("consentURL = %q", rep.Status.ConsentURL)
 			}
 		})
+	}
+}
+
+// A revoked grant's Ready message names the consent link when consent links are on.
+func TestRevokedMessageNamesConsentLink(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		rep := Record(Observation{Grant: consentGrant(), ConsentEnabled: enabled}, Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidGrant, Code: "invalid_grant"}})
+		var msg string
+		for _, c := range rep.Status.Conditions {
+			if c.Type == "Ready" {
+				msg = c.Message
+			}
+		}
+		if got := strings.Contains(msg, "consent-link g -n ns"); got != enabled {
+			t.Errorf("consent enabled %v: message %q", enabled, msg)
+		}
 	}
 }

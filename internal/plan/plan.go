@@ -272,8 +272,12 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 			r.event("Warning", reason, "Refresh", "Domain-wide delegation refused: "+f.Summary())
 		case f.Kind == tokenerr.InvalidGrant:
 			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("Google rejected the refresh token: %s", describe(f)))
+			how := ReauthorizeCommand(g)
+			if r.o.ConsentEnabled && ConsentEligible(g) {
+				how = fmt.Sprintf("the account's owner opens status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
+			}
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The refresh token was revoked, expired or superseded (%s). Obtain a new one with a new consent: %s (it stores the new token in Secret %q key %q); no more requests are made until then.",
-				f.Summary(), ReauthorizeCommand(g), g.RefreshTokenSecretName(), g.RefreshTokenKey()))
+				f.Summary(), how, g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 			r.event("Warning", reason, "Refresh", "Refresh token rejected: "+f.Summary())
 		case f.Kind == tokenerr.InvalidClient && g.UsesServiceAccount():
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the service account (%s). Check that the service account of the key in Secret %q key %q still exists and is enabled; no more requests are made until the Secret or the spec changes.", f.Summary(), g.Spec.ServiceAccountKeySecretRef.Name, g.ServiceAccountKey()))
