@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,8 +62,8 @@ func TestDemoTwice(t *testing.T) {
 			apiserver = strings.Fields(strings.SplitN(line, "https://", 2)[1])[0]
 			apiserver = strings.TrimSuffix(strings.TrimSuffix(apiserver, ","), "/")
 		}
-		if i := strings.Index(line, "/c/default/drive/"); i > 0 && consentLink == "" {
-			consentLink = strings.TrimSpace(line)
+		if m := consentLinkPattern.FindString(line); m != "" {
+			consentLink = m // the last one printed: the walkthrough's end
 		}
 		if strings.Contains(line, "press Ctrl-C") && !ready {
 			ready = true
@@ -112,6 +113,8 @@ func TestDemoTwice(t *testing.T) {
 		t.Errorf("the demo's API server port %s still accepts connections", apiserver)
 	}
 }
+
+var consentLinkPattern = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/c/default/drive/[A-Z2-7]{26}`)
 
 // checkConsentLink: the link the demo prints redirects to the fake Google's consent page.
 func checkConsentLink(link string) error {
