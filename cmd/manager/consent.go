@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/url"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -34,16 +35,8 @@ func (f *consentFlags) setup(mgr ctrl.Manager, tokens *tokenclient.Endpoint, man
 	if !f.enabled() {
 		return nil, nil
 	}
-	if f.baseURL == "" {
-		return nil, fmt.Errorf("--consent-base-url is required with --consent-bind-address")
-	}
-	for name, u := range map[string]string{"--consent-base-url": f.baseURL, "--auth-url": f.authURL} {
-		if err := tokenclient.ValidateURL(u); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	if f.ttl <= 0 {
-		return nil, fmt.Errorf("--consent-link-ttl must be positive")
+	if err := f.validate(); err != nil {
+		return nil, err
 	}
 	links := &consent.Links{
 		Store:   consent.Store{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()},
@@ -58,4 +51,23 @@ func (f *consentFlags) setup(mgr ctrl.Manager, tokens *tokenclient.Endpoint, man
 		Clock: clock.RealClock{}, Log: ctrl.Log.WithName("consent"),
 	}
 	return links, mgr.Add(srv)
+}
+
+// validate checks the flags of an enabled consent server.
+func (f *consentFlags) validate() error {
+	if f.baseURL == "" {
+		return fmt.Errorf("--consent-base-url is required with --consent-bind-address (the external URL people open; <base>/callback is the redirect URI to register)")
+	}
+	for _, c := range []struct{ name, url string }{{"--consent-base-url", f.baseURL}, {"--auth-url", f.authURL}} {
+		if err := tokenclient.ValidateURL(c.url); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+	}
+	if u, err := url.Parse(f.baseURL); err == nil && (u.RawQuery != "" || u.Fragment != "" || u.User != nil) {
+		return fmt.Errorf("--consent-base-url %q: no query, fragment or user info (Google refuses such redirect URIs)", f.baseURL)
+	}
+	if f.ttl <= 0 {
+		return fmt.Errorf("--consent-link-ttl must be positive")
+	}
+	return nil
 }

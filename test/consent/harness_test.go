@@ -42,7 +42,12 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
+func TestMain(m *testing.M) {
+	// Libraries that log through the global logger (informers) would otherwise print a
+	// warning and a stack; the manager's own logs go to each harness's buffer.
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	os.Exit(testenv.Run(m, &env))
+}
 
 const (
 	clientID     = "123456789012-consent.apps.googleusercontent.com"
