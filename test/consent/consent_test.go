@@ -439,3 +439,35 @@ func TestSlowAndLargeRequests(t *testing.T) {
 		t.Errorf("oversized URI: HTTP %d", r.status)
 	}
 }
+
+// Two replicas get the same callback at once (a double submit, or a replayed redirect):
+// exactly one exchanges the code and stores the token; the other answers 410.
+func TestCallbackRaceAcrossReplicas(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for i := range 5 {
+		name := fmt.Sprintf("race%d", i)
+		h.grant(name, []string{analytics})
+		open := h.get(h.waitLink(name, ""))
+		g := h.get(open.location)
+		q := strings.TrimPrefix(g.location, h.base)
+		before := h.google.TotalRequests()
+		results := make(chan response, 2)
+		for _, base := range []string{h.base, h.replica} {
+			go func() { results <- h.get(base + q) }()
+		}
+		a, b := <-results, <-results
+		statuses := []int{a.status, b.status}
+		slices.Sort(statuses)
+		if !slices.Equal(statuses, []int{http.StatusOK, http.StatusGone}) {
+			t.Fatalf("%s: concurrent callbacks answered %v, want one 200 and one 410", name, statuses)
+		}
+		if n := h.google.TotalRequests() - before; n != 1 {
+			t.Fatalf("%s: the code was sent to the token endpoint %d times", name, n)
+		}
+		au, _ := url.Parse(open.location)
+		h.secrets = append(h.secrets, au.Query().Get("state"))
+		if bu, err := url.Parse(g.location); err == nil {
+			h.secrets = append(h.secrets, bu.Query().Get("code"))
+		}
+	}
+}

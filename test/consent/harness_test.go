@@ -66,6 +66,8 @@ type harness struct {
 	google *fakegoogle.Server
 	logs   *syncBuffer
 	base   string // the consent server's base URL
+	// replica is a second consent server (another replica), reached directly.
+	replica string
 	http   *http.Client
 	// seen keeps every response body and every URL the flow went through, for leak checks.
 	seenMu sync.Mutex
@@ -150,13 +152,24 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		Tokens: tokens, AuthURL: h.google.AuthURL(), Links: links, ManagerNamespace: h.ns,
 		Clock: clock.RealClock{}, Log: logger.WithName("consent"), ReadTimeout: rt, WriteTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
 	}
+	// A second replica's consent server: another process would have its own clients; it
+	// shares only the API server (and the external base URL, behind one Service).
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.replica = "http://" + l2.Addr().String()
+	srv2 := *srv
+	srv2.Reader, srv2.Client = env.Client, env.Client
+	srv2.Links = &consent.Links{Store: consent.Store{Reader: env.Client, Writer: env.Client}, BaseURL: h.base, TTL: ttl}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
+	done := make(chan error, 3)
 	go func() { done <- mgr.Start(ctx) }()
 	go func() { done <- srv.Serve(ctx, l) }()
+	go func() { done <- srv2.Serve(ctx, l2) }()
 	t.Cleanup(func() {
 		cancel()
-		for range 2 {
+		for range 3 {
 			if err := <-done; err != nil {
 				t.Errorf("manager or consent server: %v", err)
 			}
@@ -281,7 +294,7 @@ func (h *harness) get(u string, header ...string) response {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	r := response{status: resp.StatusCode, header: resp.Header, body: string(body), location: resp.Header.Get("Location")}
-	if strings.HasPrefix(u, h.base) {
+	if strings.HasPrefix(u, h.base) || strings.HasPrefix(u, h.replica) {
 		h.checkHeaders(u, resp.Header)
 		h.seenMu.Lock()
 		h.seen = append(h.seen, r.body)
