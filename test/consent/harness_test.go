@@ -68,7 +68,7 @@ type harness struct {
 	base   string // the consent server's base URL
 	// replica is a second consent server (another replica), reached directly.
 	replica string
-	http   *http.Client
+	http    *http.Client
 	// seen keeps every response body and every URL the flow went through, for leak checks.
 	seenMu sync.Mutex
 	seen   []string
