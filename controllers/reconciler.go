@@ -139,13 +139,7 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 		}
 		report.Events = append(report.Events, extra...)
 	}
-	if report, err = r.ensureConsent(ctx, g, report, obs.Now); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
-		}
-		return ctrl.Result{}, err
-	}
-	return r.report(ctx, g, report)
+	return r.report(ctx, g, r.ensureConsent(ctx, g, report, obs.Now))
 }
 
 // releaseSecretWatch stops watching a namespace's Secrets once it holds no grants.
