@@ -2,6 +2,8 @@ package consent
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 	"slices"
@@ -110,12 +112,22 @@ func Outcome(c Callback) (kind Kind, store bool, missing []string) {
 	return PageGranted, true, nil
 }
 
+// pageStyle is the pages' only style; the Content-Security-Policy allows exactly it, by hash.
+const pageStyle = `body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em;color:#202124}
+h1{font-size:1.5em}.k{font-family:monospace;background:#f1f3f4;padding:0 .2em}li{font-family:monospace}
+.ok{color:#188038}.bad{color:#c5221f}`
+
+// ContentSecurityPolicy allows nothing but the pages' style: no scripts, images, frames,
+// forms or base URL.
+var ContentSecurityPolicy = func() string {
+	sum := sha256.Sum256([]byte(pageStyle))
+	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+}()
+
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer"><title>{{.Title}} · grantkeeper</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em;color:#202124}
-h1{font-size:1.5em}.k{font-family:monospace;background:#f1f3f4;padding:0 .2em}li{font-family:monospace}
-.ok{color:#188038}.bad{color:#c5221f}</style></head>
+<style>` + pageStyle + `</style></head>
 <body><h1 id="title" class="{{if or (eq .Kind "granted") (eq .Kind "partial")}}ok{{else}}bad{{end}}">{{.Title}}</h1>
 {{if .Grant}}<p>Grant <span class="k" id="grant">{{.Grant}}</span> in namespace <span class="k" id="namespace">{{.Namespace}}</span>.</p>{{end}}
 {{- if eq .Kind "granted"}}

@@ -65,7 +65,7 @@ var securityHeaders = map[string]string{
 	"Referrer-Policy":         "no-referrer",
 	"X-Content-Type-Options":  "nosniff",
 	"X-Frame-Options":         "DENY",
-	"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+	"Content-Security-Policy": ContentSecurityPolicy,
 }
 
 // RedirectURI is the OAuth redirect URI to register on the Web client: <base>/callback.

@@ -144,6 +144,11 @@ func TestBrowser(t *testing.T) {
 		if !strings.Contains(text, "Access granted") || !strings.Contains(text, analytics) || !strings.Contains(text, "b-new") {
 			t.Fatalf("granted page: %s", text)
 		}
+		// The page's style applies under its Content-Security-Policy (allowed by hash).
+		color, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.getElementById('title')).color`))
+		if err != nil || color != "rgb(24, 128, 56)" {
+			t.Errorf("the title's color is %q (%v): the page's style was blocked", color, err)
+		}
 		g := h.waitCondition("b-new", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 		if g.Status.Account == nil || g.Status.Account.Email != "ana@example.com" {
 			t.Errorf("account %+v", g.Status.Account)

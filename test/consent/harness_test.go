@@ -312,7 +312,7 @@ func (h *harness) checkHeaders(u string, hd http.Header) {
 			h.t.Errorf("%s: header %s = %q, want %q", redact(u), k, hd.Get(k), v)
 		}
 	}
-	if csp := hd.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+	if csp := hd.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
 		h.t.Errorf("%s: Content-Security-Policy %q is not restrictive", redact(u), csp)
 	}
 }
