@@ -66,6 +66,7 @@ func artifactsDir(t *testing.T) string {
 // browser is one headless Chromium shared by every case; each case opens its own tab.
 type browser struct {
 	t         *testing.T
+	h         *harness
 	ctx       context.Context
 	artifacts string
 }
@@ -86,6 +87,17 @@ func (b *browser) result(t *testing.T, ctx context.Context, name string) string 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// For the leak check: the page as rendered, and the code and state the callback URL
+	// carried (they must appear nowhere else).
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.h.recordPage(html, href)
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +142,7 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(bctx); err != nil { // starts the one browser process
 		t.Fatalf("starting chromium: %v", err)
 	}
-	b := &browser{t: t, ctx: bctx, artifacts: artifactsDir(t)}
+	b := &browser{t: t, h: h, ctx: bctx, artifacts: artifactsDir(t)}
 	t.Logf("screenshots in %s", b.artifacts)
 
 	t.Run("new grant to Ready", func(t *testing.T) {

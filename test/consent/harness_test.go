@@ -303,6 +303,20 @@ func (h *harness) get(u string, header ...string) response {
 	return r
 }
 
+// recordPage keeps a page a browser showed, and the code and state in its URL, for the leak check.
+func (h *harness) recordPage(page, pageURL string) {
+	h.seenMu.Lock()
+	defer h.seenMu.Unlock()
+	h.seen = append(h.seen, page)
+	if u, err := url.Parse(pageURL); err == nil {
+		for _, k := range []string{"code", "state"} {
+			if v := u.Query().Get(k); v != "" {
+				h.secrets = append(h.secrets, v)
+			}
+		}
+	}
+}
+
 // checkHeaders: the contract's headers on every consent-server response.
 func (h *harness) checkHeaders(u string, hd http.Header) {
 	h.t.Helper()
