@@ -116,6 +116,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.base = "http://" + l.Addr().String()
+	// As on a Web client in the Cloud console: only the consent server's callback.
+	h.google.RegisterRedirectURI(clientID, h.base+"/callback")
 	h.http = &http.Client{
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

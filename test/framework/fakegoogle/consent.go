@@ -32,6 +32,9 @@ type consentState struct {
 	// next: the account that consents next without a browser ("" : login_hint, else the first).
 	next string
 	key  []byte // signs ID tokens (HS256: nobody verifies them; they come over TLS)
+	// redirects: the redirect URIs registered per client; a client with none accepts any
+	// loopback URI (as Google does for Desktop clients).
+	redirects map[string][]string
 }
 
 func (s *Server) consentLocked() *consentState {
@@ -39,9 +42,19 @@ func (s *Server) consentLocked() *consentState {
 	if c.granted == nil {
 		c.accounts = slices.Clone(DefaultAccounts)
 		c.granted = map[[2]string][]string{}
+		c.redirects = map[string][]string{}
 		c.key = []byte(randomString(32))
 	}
 	return c
+}
+
+// RegisterRedirectURI registers an authorized redirect URI on a (Web) client: from then on
+// the client's authorization requests must name one of its registered URIs exactly.
+func (s *Server) RegisterRedirectURI(clientID, uri string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.consentLocked()
+	c.redirects[clientID] = append(c.redirects[clientID], uri)
 }
 
 // AddAccount makes another account available at the consent page.
@@ -134,6 +147,10 @@ func (s *Server) checkAuthLocked(w http.ResponseWriter, r *http.Request, q url.V
 	redirect, err := url.Parse(q.Get("redirect_uri"))
 	if err != nil || redirect.Scheme != "http" || !isLoopback(redirect.Hostname()) || redirect.Fragment != "" || redirect.User != nil {
 		http.Error(w, "Error 400: redirect_uri_mismatch. Only http loopback redirect URIs are accepted here.", http.StatusBadRequest)
+		return nil
+	}
+	if reg := s.consentLocked().redirects[clientID]; len(reg) > 0 && !slices.Contains(reg, q.Get("redirect_uri")) {
+		http.Error(w, "Error 400: redirect_uri_mismatch. The redirect URI in the request does not match the ones authorized for the OAuth client.", http.StatusBadRequest)
 		return nil
 	}
 	a := &authRequest{q: q, clientID: clientID, redirect: redirect, scopes: strings.Fields(q.Get("scope"))}

@@ -99,3 +99,25 @@ func TestConsentPage(t *testing.T) {
 		t.Fatalf("deny: %v", loc)
 	}
 }
+
+// TestRegisteredRedirectURI: a client with registered redirect URIs accepts only those.
+func TestRegisteredRedirectURI(t *testing.T) {
+	s := New()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.AddClient("id", "secret")
+	s.RegisterRedirectURI("id", "http://127.0.0.1:1/callback")
+	for uri, want := range map[string]int{"http://127.0.0.1:1/callback": http.StatusFound, "http://127.0.0.1:2/callback": http.StatusBadRequest} {
+		q := url.Values{"client_id": {"id"}, "redirect_uri": {uri}, "response_type": {"code"}, "scope": {"s1"}}
+		resp, err := noRedirect.Get(s.AuthURL() + "?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: HTTP %d, want %d", uri, resp.StatusCode, want)
+		}
+	}
+}
