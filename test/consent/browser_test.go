@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
@@ -30,10 +31,17 @@ func chromium(t *testing.T) string {
 		t.Log("installing chromium with apt-get")
 		why = ""
 		for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "--no-install-recommends", "chromium"}} {
-			cmd := exec.Command("apt-get", args...)
-			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				why = fmt.Sprintf("apt-get %s failed: %v: %s", strings.Join(args, " "), err, out)
+			// Other suites (the pod test) may hold apt's locks for a while: retry until a deadline.
+			var out []byte
+			err := wait.PollUntilContextTimeout(context.Background(), 5*time.Second, 5*time.Minute, true, func(context.Context) (bool, error) {
+				cmd := exec.Command("apt-get", append([]string{"-o", "DPkg::Lock::Timeout=60"}, args...)...)
+				cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+				var err error
+				out, err = cmd.CombinedOutput()
+				return err == nil, nil
+			})
+			if err != nil {
+				why = fmt.Sprintf("apt-get %s failed: %s", strings.Join(args, " "), out)
 				break
 			}
 		}
