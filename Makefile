@@ -73,6 +73,10 @@ test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also p
 test-pods: k8s-binaries $(GOTESTSUM) ## Only the kubelet-backed pod test (root; installs containerd and runc with apt-get; also part of make test).
 	$(GOTESTSUM) --format standard-verbose -- $(TEST_FLAGS) ./test/pods/...
 
+.PHONY: test-consent
+test-consent: k8s-binaries $(GOTESTSUM) ## Only the consent-link suite: HTTP level and headless Chromium (root installs chromium with apt-get; screenshots in $$ARTIFACTS/consent or test/consent/artifacts).
+	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./test/consent/...
+
 .PHONY: test-incluster
 test-incluster: k8s-binaries $(GOTESTSUM) ## Only the in-cluster test: the image on a real kubelet, deployed by config/default (root; also part of make test).
 	$(GOTESTSUM) --format standard-verbose -- $(TEST_FLAGS) ./test/incluster/...

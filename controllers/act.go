@@ -32,7 +32,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		return plan.Report{}, nil, err
 	}
 	if problem != nil {
-		return plan.Record(obs.Observation, plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(obs)}), nil, nil
+		return plan.Record(obs.Observation, plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(obs), RefreshTokenMissing: in.refreshTokenMissing}), nil, nil
 	}
 
 	log := logf.FromContext(ctx)
@@ -97,6 +97,9 @@ type inputs struct {
 	// and clientVersion the client object's Secret's, for the fingerprint.
 	versions      map[string]*metav1.ObjectMeta
 	clientVersion *metav1.ObjectMeta
+	// refreshTokenMissing: the problem is an absent refresh-token Secret or key (a consent
+	// link can fix that).
+	refreshTokenMissing bool
 }
 
 // account is the email the token acts for when the inputs tell it ("" for user grants).
@@ -181,6 +184,7 @@ func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, obs observa
 	}
 	rs, err := r.liveSecret(ctx, g.Namespace, rname)
 	if err != nil || rs == nil {
+		in.refreshTokenMissing = err == nil
 		return in, notFound(rname, "spec.refreshTokenSecretRef"), err
 	}
 	in.versions[rname], in.refreshSecret = &rs.ObjectMeta, rs
@@ -193,6 +197,7 @@ func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, obs observa
 	}
 	rt, p := credentials.RefreshToken(rs.Name, rs.Data, g.RefreshTokenKey())
 	in.client, in.refreshToken = c, rt
+	in.refreshTokenMissing = p != nil && p.Reason == oauthv1alpha1.ReasonSecretKeyMissing
 	return in, p, nil
 }
 

@@ -32,6 +32,7 @@ func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.
 	obs.Now = r.Clock.Now()
 	obs.Grant = g
 	obs.Backoff = r.Backoff
+	obs.ConsentEnabled = r.Consent != nil
 	key := types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
 
 	target, err := derivedsecret.Lookup(ctx, r.secretReaders(), g, userSecretNames(g))

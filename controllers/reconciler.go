@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/consent"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
@@ -77,6 +78,10 @@ type GoogleOAuthGrantReconciler struct {
 	clients clientRecord
 	// namespacesOnly: the manager reads only some namespaces, so no cluster-scoped clients.
 	namespacesOnly bool
+
+	// Consent keeps consent links for grants that need a person; nil when consent links
+	// are off (--consent-bind-address 0).
+	Consent *consent.Links
 }
 
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;patch
@@ -134,7 +139,7 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 		}
 		report.Events = append(report.Events, extra...)
 	}
-	return r.report(ctx, g, report)
+	return r.report(ctx, g, r.ensureConsent(ctx, g, report, obs.Now))
 }
 
 // releaseSecretWatch stops watching a namespace's Secrets once it holds no grants.

@@ -223,6 +223,9 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		// Status writes are ours; react to spec changes and to the manual-refresh annotation.
 		For(&oauthv1alpha1.GoogleOAuthGrant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
+		// A refresh-token Secret a consent link created carries our label (so only this
+		// cache sees it) but no owner reference.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(mapLabelledInput(mapSecret))).
 		WatchesRawSource(source.Channel(secretEvents, handler.TypedEnqueueRequestsFromMapFunc(mapSecret))).
 		Watches(&oauthv1alpha1.GoogleOAuthClient{}, handler.EnqueueRequestsFromMapFunc(mapClient))
 	if !opts.NamespacesOnly {

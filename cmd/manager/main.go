@@ -69,6 +69,8 @@ func run() error {
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to manage grants in (default: all). Pair with RoleBindings instead of the ClusterRoleBinding.")
 	flag.Float64Var(&qps, "kube-api-qps", 1000, "Queries per second to the Kubernetes API server (a refresh costs three: a read of the refresh-token Secret, the derived Secret write and the status write; see docs/benchmarks.md).")
 	flag.IntVar(&burst, "kube-api-burst", 2000, "Burst of queries to the Kubernetes API server. This client-side limit is a ceiling, not a pace: the API server's priority and fairness decide who waits.")
+	var consentOpts consentFlags
+	consentOpts.bind(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -118,14 +120,20 @@ func run() error {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 
+	tokens := &tokenclient.Endpoint{
+		TokenURL:  tokenURL,
+		RevokeURL: revokeURL,
+		HTTP:      tokenclient.NewHTTPClient(requestTimeout),
+	}
+	consentLinks, err := consentOpts.setup(mgr, tokens, managerNamespace)
+	if err != nil {
+		return err
+	}
 	r := &controllers.GoogleOAuthGrantReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("grantkeeper"),
-		Tokens: &tokenclient.Endpoint{
-			TokenURL:  tokenURL,
-			RevokeURL: revokeURL,
-			HTTP:      tokenclient.NewHTTPClient(requestTimeout),
-		},
+		Client:           mgr.GetClient(),
+		Recorder:         mgr.GetEventRecorder("grantkeeper"),
+		Tokens:           tokens,
+		Consent:          consentLinks,
 		Clock:            clock.RealClock{},
 		Backoff:          schedule.DefaultBackoff,
 		ManagerNamespace: managerNamespace,

@@ -51,7 +51,7 @@ func fail(format string, args ...any) {
 }
 
 func step(n int, title string, fn func()) {
-	fmt.Printf("\n[%d/6] %s\n", n, title)
+	fmt.Printf("\n[%d/7] %s\n", n, title)
 	t := time.Now()
 	fn()
 	fmt.Printf("      (%.1fs)\n", time.Since(t).Seconds())
@@ -194,12 +194,18 @@ spec:
 		kubectl("get", "googleoauthgrants", "-A")
 	})
 
-	step(6, "Done", func() {
+	consentLink := ""
+	step(6, "Consent links: the manager restarted with --consent-bind-address; a grant without a refresh token asks its account owner to authorize in a browser", func() {
+		consentLink = consentStep(root)
+	})
+
+	step(7, "Done", func() {
 		fmt.Printf("  Walkthrough finished in %.0fs. Try it yourself:\n", time.Since(start).Seconds())
 		fmt.Printf("    export KUBECONFIG=%s\n", stack.AdminKubeconfig)
 		fmt.Printf("    %s/kubectl get googleoauthgrants -A\n", stack.BinDir)
 		fmt.Printf("    %s/kubectl describe googleoauthgrant -n default analytics\n", stack.BinDir)
 		fmt.Printf("  Manager log: %s\n", stack.ManagerLog)
+		fmt.Printf("  Open this consent link in a browser (fake Google's consent page; it works once):\n    %s\n", consentLink)
 	})
 
 	if os.Getenv("DEMO_EXIT") == "1" {

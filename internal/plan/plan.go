@@ -42,6 +42,9 @@ type Observation struct {
 	Backoff schedule.Backoff
 	// Client is the client object spec.clientRef names; nil when the grant has none.
 	Client *ClientState
+	// ConsentEnabled: consent links are served (--consent-bind-address), so a grant that
+	// needs a person says ConsentRequired and keeps status.consentURL.
+	ConsentEnabled bool
 }
 
 // Event is an event to record on the grant.
@@ -76,6 +79,9 @@ type Outcome struct {
 	// (a service account's grant: spec.subject, else the key's client_email); "" keeps
 	// status.account as it is.
 	Account string
+	// RefreshTokenMissing: Problem is that the refresh-token Secret or its key is absent
+	// (not the client's Secret).
+	RefreshTokenMissing bool
 }
 
 // Decide applies the rules in order of precedence.
@@ -174,6 +180,12 @@ func Record(o Observation, out Outcome) Report {
 		st.Account = &oauthv1alpha1.AccountStatus{Email: out.Account}
 	}
 	switch {
+	case out.Problem != nil && out.RefreshTokenMissing && o.ConsentEnabled && ConsentEligible(g):
+		// A person authorizes through the consent link; the controller's link event says so.
+		st.RefreshTime = nil
+		r.setReady(metav1.ConditionFalse, ReasonConsentRequired, fmt.Sprintf("No refresh token yet (%s). The Google account's owner authorizes in a browser at status.consentURL (kubectl grantkeeper consent-link %s -n %s prints it); the token is stored in Secret %q key %q.",
+			out.Problem.Message, g.Name, g.Namespace, g.RefreshTokenSecretName(), g.RefreshTokenKey()))
+		return r.finish(0)
 	case out.Problem != nil:
 		st.RefreshTime = nil
 		if r.setReady(metav1.ConditionFalse, out.Problem.Reason, out.Problem.Message) {
@@ -260,8 +272,12 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 			r.event("Warning", reason, "Refresh", "Domain-wide delegation refused: "+f.Summary())
 		case f.Kind == tokenerr.InvalidGrant:
 			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("Google rejected the refresh token: %s", describe(f)))
+			how := ReauthorizeCommand(g)
+			if r.o.ConsentEnabled && ConsentEligible(g) {
+				how = fmt.Sprintf("the account's owner opens status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
+			}
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The refresh token was revoked, expired or superseded (%s). Obtain a new one with a new consent: %s (it stores the new token in Secret %q key %q); no more requests are made until then.",
-				f.Summary(), ReauthorizeCommand(g), g.RefreshTokenSecretName(), g.RefreshTokenKey()))
+				f.Summary(), how, g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 			r.event("Warning", reason, "Refresh", "Refresh token rejected: "+f.Summary())
 		case f.Kind == tokenerr.InvalidClient && g.UsesServiceAccount():
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the service account (%s). Check that the service account of the key in Secret %q key %q still exists and is enabled; no more requests are made until the Secret or the spec changes.", f.Summary(), g.Spec.ServiceAccountKeySecretRef.Name, g.ServiceAccountKey()))
@@ -301,6 +317,10 @@ func (r *reporter) finish(requeue time.Duration) Report {
 	r.setScopesCondition()
 	if meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady) == nil {
 		r.setCondition(oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonPending, "No access token has been obtained yet.")
+	}
+	if !r.o.ConsentEnabled || NeedsConsent(g, st) == nil {
+		// The controller mints a link only while a person is needed (controllers/consent.go).
+		st.ConsentURL = ""
 	}
 	return Report{Status: *st, Events: r.events, RequeueAfter: requeue}
 }
@@ -384,7 +404,7 @@ func PermanentReason(reason string) bool {
 			return k.Permanent()
 		}
 	}
-	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason)
+	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason) || reason == ReasonConsentRequired
 }
 
 // PendingManualRequest returns the refresh-requested-at annotation when it asks for a

@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,6 +53,7 @@ func TestDemoTwice(t *testing.T) {
 	lines := bufio.NewScanner(stdout)
 	ready := false
 	var children []int
+	consentLink, consentErr := "", error(nil)
 	apiserver := ""
 	for lines.Scan() {
 		line := lines.Text()
@@ -58,8 +62,12 @@ func TestDemoTwice(t *testing.T) {
 			apiserver = strings.Fields(strings.SplitN(line, "https://", 2)[1])[0]
 			apiserver = strings.TrimSuffix(strings.TrimSuffix(apiserver, ","), "/")
 		}
+		if m := consentLinkPattern.FindString(line); m != "" {
+			consentLink = m // the last one printed: the walkthrough's end
+		}
 		if strings.Contains(line, "press Ctrl-C") && !ready {
 			ready = true
+			consentErr = checkConsentLink(consentLink)
 			children = descendants(cmd.Process.Pid)
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 		}
@@ -70,7 +78,10 @@ func TestDemoTwice(t *testing.T) {
 	if !ready {
 		t.Fatalf("the second `make demo` in the same checkout did not finish its walkthrough (%v):\n%s", err, out)
 	}
-	for _, want := range []string{"[1/6]", "[6/6]", "ClientNotAllowed", "condition met", "Revoked=True", "Token has been expired or revoked.", "access_token", "token.json", "nothing left running"} {
+	if consentErr != nil {
+		t.Errorf("the demo's consent link %q does not work: %v", consentLink, consentErr)
+	}
+	for _, want := range []string{"[1/7]", "[7/7]", "ConsentRequired", "ClientNotAllowed", "condition met", "Revoked=True", "Token has been expired or revoked.", "access_token", "token.json", "nothing left running"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
@@ -101,6 +112,25 @@ func TestDemoTwice(t *testing.T) {
 		c.Close()
 		t.Errorf("the demo's API server port %s still accepts connections", apiserver)
 	}
+}
+
+var consentLinkPattern = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/c/default/drive/[A-Z2-7]{26}`)
+
+// checkConsentLink: the link the demo prints redirects to the fake Google's consent page.
+func checkConsentLink(link string) error {
+	if link == "" {
+		return fmt.Errorf("no consent link printed")
+	}
+	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(link)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "/auth?") {
+		return fmt.Errorf("HTTP %d to %q", resp.StatusCode, loc)
+	}
+	return nil
 }
 
 // copyCheckout copies the repository (the working tree, so uncommitted changes count)

@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -39,9 +38,10 @@ type Server struct {
 	rotationGrace time.Duration
 	latency       time.Duration
 	failures      []Failure
-	deny          bool     // the next consent is refused (access_denied)
-	grantOnly     []string // when set, consent grants only these of the requested scopes
-	revokeErr     []int    // statuses for the next revoke requests
+	deny          bool         // the next consent is refused (access_denied)
+	grantOnly     []string     // when set, consent grants only these of the requested scopes
+	consent       consentState // accounts and what they granted (consent.go)
+	revokeErr     []int        // statuses for the next revoke requests
 	clients       map[string]*client
 	refresh       map[string]*refreshToken
 	access        map[string]*accessToken
@@ -76,6 +76,7 @@ type refreshToken struct {
 	scopes      []string
 	revoked     bool
 	rotatedFrom string    // the refresh token this one replaced, when rotating
+	account     *Account  // who consented (consent.go); nil for registered tokens
 	expiresAt   time.Time // when set, unusable after this (a rotated-away token's grace)
 	seq         int       // issue order: a higher seq was issued later
 }
@@ -96,6 +97,7 @@ type authCode struct {
 	clientID, redirectURI, challenge string
 	scopes                           []string
 	offline                          bool // access_type=offline: the exchange returns a refresh token
+	account                          *Account
 }
 
 // Failure makes the token endpoint answer with Status (and Retry-After, and Body if set)
@@ -213,6 +215,7 @@ func (s *Server) RevokeRefreshToken(token string) {
 	defer s.mu.Unlock()
 	if rt := s.refresh[token]; rt != nil {
 		rt.revoked = true
+		s.forgetGrantLocked(rt)
 	}
 }
 
@@ -382,6 +385,7 @@ func (s *Server) OnNextRotation(fn func()) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/auth", s.auth)
+	mux.HandleFunc("/auth/consent", s.consentPost)
 	mux.HandleFunc("/token", s.token)
 	mux.HandleFunc("/revoke", s.revoke)
 	mux.HandleFunc("/tokeninfo", s.tokeninfo)
@@ -608,10 +612,13 @@ func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, clientID stri
 	}
 	delete(s.codes, code) // codes are single use
 	refresh := "1//fake-" + randomString(24)
-	s.addRefreshLocked(refresh, &refreshToken{clientID: clientID, scopes: ac.scopes})
+	s.addRefreshLocked(refresh, &refreshToken{clientID: clientID, scopes: ac.scopes, account: ac.account})
 	resp := s.issueLocked(refresh, clientID, ac.scopes)
 	if ac.offline {
 		resp["refresh_token"] = refresh
+	}
+	if ac.account != nil && slices.Contains(ac.scopes, "openid") {
+		resp["id_token"] = s.idTokenLocked(*ac.account, clientID, ac.scopes)
 	}
 	writeJSON(w, 200, resp)
 }
@@ -756,58 +763,6 @@ func (s *Server) GrantOnly(scopes ...string) {
 
 // AuthURL is the authorization (consent) endpoint.
 func (s *Server) AuthURL() string { return s.URL() + "/auth" }
-
-// auth plays the user at Google's consent screen: it validates the request as Google does
-// and redirects to redirect_uri with a code (or error=access_denied when told to).
-func (s *Server) auth(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clientID := q.Get("client_id")
-	if c := s.clients[clientID]; c == nil || c.deleted {
-		http.Error(w, "Error 401: invalid_client. The OAuth client was not found.", http.StatusUnauthorized)
-		return
-	}
-	redirect, err := url.Parse(q.Get("redirect_uri"))
-	if err != nil || redirect.Scheme != "http" || !isLoopback(redirect.Hostname()) || redirect.Fragment != "" || redirect.User != nil {
-		http.Error(w, "Error 400: redirect_uri_mismatch. Only http loopback redirect URIs are accepted here.", http.StatusBadRequest)
-		return
-	}
-	back := func(v url.Values) {
-		v.Set("state", q.Get("state"))
-		u := *redirect
-		u.RawQuery = v.Encode()
-		http.Redirect(w, r, u.String(), http.StatusFound)
-	}
-	if q.Get("response_type") != "code" {
-		back(url.Values{"error": {"unsupported_response_type"}})
-		return
-	}
-	challenge := q.Get("code_challenge")
-	if challenge != "" && q.Get("code_challenge_method") != "S256" {
-		back(url.Values{"error": {"invalid_request"}, "error_description": {"code_challenge_method must be S256"}})
-		return
-	}
-	if s.deny {
-		s.deny = false
-		back(url.Values{"error": {"access_denied"}})
-		return
-	}
-	scopes := strings.Fields(q.Get("scope"))
-	if s.grantOnly != nil {
-		var granted []string
-		for _, sc := range scopes {
-			if slices.Contains(s.grantOnly, sc) {
-				granted = append(granted, sc)
-			}
-		}
-		scopes = granted
-	}
-	code := "4/fake-" + randomString(24)
-	s.codes[code] = &authCode{clientID: clientID, redirectURI: q.Get("redirect_uri"), challenge: challenge, scopes: scopes,
-		offline: q.Get("access_type") == "offline"}
-	back(url.Values{"code": {code}, "scope": {strings.Join(scopes, " ")}})
-}
 
 func isLoopback(host string) bool {
 	if host == "localhost" {

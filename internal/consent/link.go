@@ -1,0 +1,232 @@
+// Package consent serves consent links: a person opens a link from a grant's
+// status.consentURL, authorizes at Google, and the callback stores the refresh token in the
+// cluster. Link state lives in one Secret per grant (Record), so every replica serves every
+// link; docs/architecture.md explains the design. This file is the pure part: ids, states,
+// the record and its checks.
+package consent
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Record is what the link Secret holds (key RecordKey, JSON). Link ids and states are
+// stored only as hashes: reading the Secret gives no usable link.
+type Record struct {
+	GrantUID string `json:"grantUID"`
+	// LinkHash is the SHA-256 (hex) of the current link id.
+	LinkHash string `json:"linkHash"`
+	// Scopes the link asks for; Incremental: only missing ones, with include_granted_scopes.
+	Scopes      []string  `json:"scopes"`
+	Incremental bool      `json:"incremental,omitempty"`
+	Why         string    `json:"why,omitempty"`
+	MintedAt    time.Time `json:"mintedAt"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+	// UsedAt is when the link was claimed by a callback; zero while usable.
+	UsedAt time.Time `json:"usedAt,omitzero"`
+	// UsedFingerprint is the grant's status.inputsFingerprint when the link was used: until
+	// the status moves past it, a need it shows is the one the consent answered.
+	UsedFingerprint string `json:"usedFingerprint,omitempty"`
+	// Replaced are hashes of earlier links (newest last), so they answer 410, not 404.
+	Replaced []string `json:"replaced,omitempty"`
+	// Attempt is the sign-in under way, from the last time the link was opened.
+	Attempt *Attempt `json:"attempt,omitempty"`
+}
+
+// Attempt is one opening of a link: the state's hash and the PKCE verifier, which never
+// leaves the server side.
+type Attempt struct {
+	StateHash string    `json:"stateHash"`
+	Verifier  string    `json:"verifier"`
+	Started   time.Time `json:"started"`
+}
+
+// maxReplaced bounds the history of replaced links kept for 410 answers.
+const maxReplaced = 16
+
+// NewID returns a link id or state nonce: 130 bits from crypto/rand, base32 (URL-safe).
+func NewID() string { return rand.Text() }
+
+// Hash is the stored form of a link id or state nonce.
+func Hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func sameHash(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// idPattern is rand.Text's alphabet and length: anything else is not a link id we made.
+var idPattern = regexp.MustCompile(`^[A-Z2-7]{26}$`)
+
+// ValidID reports whether s has the shape of an id from NewID.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// namePattern is a Kubernetes object name (DNS subdomain) or namespace.
+var namePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+
+// Mint replaces r's link with a new one for scopes, returning the new link id. The old
+// link's hash moves to Replaced.
+func (r *Record) Mint(grantUID string, scopes []string, incremental bool, why string, now time.Time, ttl time.Duration) string {
+	id := NewID()
+	if r.LinkHash != "" && r.GrantUID == grantUID {
+		r.Replaced = append(r.Replaced, r.LinkHash)
+		if len(r.Replaced) > maxReplaced {
+			r.Replaced = r.Replaced[len(r.Replaced)-maxReplaced:]
+		}
+	} else {
+		r.Replaced = nil
+	}
+	*r = Record{GrantUID: grantUID, LinkHash: Hash(id), Scopes: slices.Clone(scopes), Incremental: incremental, Why: why,
+		MintedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC().Truncate(time.Second), Replaced: r.Replaced}
+	return id
+}
+
+// LinkState is what a link id is, for a record and a grant.
+type LinkState int
+
+const (
+	// LinkUnknown: no such link (forged, mistyped, or from a grant since deleted): 404.
+	LinkUnknown LinkState = iota
+	// LinkLive can be opened.
+	LinkLive
+	// LinkUsed: it served a consent already, or a newer link replaced it: 410.
+	LinkUsed
+	// LinkExpired: 410.
+	LinkExpired
+)
+
+// Check says what id is for a grant with uid whose status.consentURL is current, at now.
+func (r *Record) Check(id, uid, current string, now time.Time) LinkState {
+	if r == nil || !ValidID(id) || r.GrantUID != uid {
+		return LinkUnknown
+	}
+	h := Hash(id)
+	if !sameHash(h, r.LinkHash) {
+		for _, old := range r.Replaced {
+			if sameHash(h, old) {
+				return LinkUsed
+			}
+		}
+		return LinkUnknown
+	}
+	switch {
+	case !r.UsedAt.IsZero():
+		return LinkUsed
+	case !now.Before(r.ExpiresAt):
+		return LinkExpired
+	case LinkID(current) != id:
+		// The grant no longer asks for this link (the need is gone, or it was replaced).
+		return LinkUsed
+	}
+	return LinkLive
+}
+
+// Keeps reports whether the link in status.consentURL (current) can stay for a need of
+// scopes: it is live and asks for exactly those scopes. A reconcile then writes nothing.
+func (r *Record) Keeps(current, uid string, scopes []string, incremental bool, now time.Time) bool {
+	id := LinkID(current)
+	if id == "" || r.Check(id, uid, current, now) != LinkLive || r.Incremental != incremental {
+		return false
+	}
+	return sameScopes(r.Scopes, scopes)
+}
+
+func sameScopes(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// LinkPath is a link's path under the base URL.
+func LinkPath(namespace, name, id string) string {
+	return "/c/" + namespace + "/" + name + "/" + id
+}
+
+// ParseLinkPath splits a link path into namespace, name and id; ok is false for anything
+// that is not the shape of a link.
+func ParseLinkPath(p string) (namespace, name, id string, ok bool) {
+	rest, found := strings.CutPrefix(p, "/c/")
+	if !found {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || !namePattern.MatchString(parts[0]) || len(parts[0]) > 63 || !namePattern.MatchString(parts[1]) || !ValidID(parts[2]) {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// LinkID is the id at the end of a consent URL ("" when there is none).
+func LinkID(consentURL string) string {
+	i := strings.LastIndexByte(consentURL, '/')
+	if i < 0 || !ValidID(consentURL[i+1:]) {
+		return ""
+	}
+	return consentURL[i+1:]
+}
+
+// NewState returns a state for the grant namespace/name and its nonce (whose hash the
+// record keeps). The grant part lets the callback find the record; the nonce binds the
+// callback to the opening of the link (CSRF).
+func NewState(namespace, name string) (state, nonce string) {
+	nonce = NewID()
+	return base64.RawURLEncoding.EncodeToString([]byte(namespace+"/"+name)) + "." + nonce, nonce
+}
+
+// ParseState splits a state into the grant it names and its nonce.
+func ParseState(state string) (namespace, name, nonce string, ok bool) {
+	if len(state) > 512 {
+		return "", "", "", false
+	}
+	enc, nonce, found := strings.Cut(state, ".")
+	if !found || !ValidID(nonce) {
+		return "", "", "", false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return "", "", "", false
+	}
+	namespace, name, found = strings.Cut(string(raw), "/")
+	if !found || !namePattern.MatchString(namespace) || len(namespace) > 63 || !namePattern.MatchString(name) {
+		return "", "", "", false
+	}
+	return namespace, name, nonce, true
+}
+
+// StateState is what a returning state is for a record.
+type StateState int
+
+const (
+	// StateUnknown: forged, tampered, or superseded by a newer opening of the link: 400.
+	StateUnknown StateState = iota
+	// StateLive: the callback may claim the link.
+	StateLive
+	// StateUsed / StateExpired: the link was used meanwhile, or expired: 410.
+	StateUsed
+	StateExpired
+)
+
+// CheckState says what nonce is for r (the grant's current uid), at now.
+func (r *Record) CheckState(nonce, uid string, now time.Time) StateState {
+	if r == nil || r.GrantUID != uid || !ValidID(nonce) {
+		return StateUnknown
+	}
+	if !r.UsedAt.IsZero() {
+		return StateUsed
+	}
+	if r.Attempt == nil || !sameHash(Hash(nonce), r.Attempt.StateHash) {
+		return StateUnknown
+	}
+	if !now.Before(r.ExpiresAt) {
+		return StateExpired
+	}
+	return StateLive
+}

@@ -1,0 +1,177 @@
+package consent
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckLink(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	rec := &Record{}
+	old := rec.Mint("uid-1", []string{"a"}, false, "why", now, time.Hour)
+	id := rec.Mint("uid-1", []string{"a"}, false, "why", now, time.Hour)
+	current := "https://consent.example.com" + LinkPath("ns", "g", id)
+	used := *rec
+	used.UsedAt = now
+	for _, tc := range []struct {
+		name    string
+		rec     *Record
+		id, uid string
+		current string
+		at      time.Time
+		want    LinkState
+	}{
+		{"live", rec, id, "uid-1", current, now, LinkLive},
+		{"no record", nil, id, "uid-1", current, now, LinkUnknown},
+		{"grant recreated", rec, id, "uid-2", current, now, LinkUnknown},
+		{"forged", rec, NewID(), "uid-1", current, now, LinkUnknown},
+		{"not an id", rec, strings.ToLower(id), "uid-1", current, now, LinkUnknown},
+		{"replaced", rec, old, "uid-1", current, now, LinkUsed},
+		{"used", &used, id, "uid-1", current, now, LinkUsed},
+		{"expired", rec, id, "uid-1", current, now.Add(time.Hour), LinkExpired},
+		{"no longer in status", rec, id, "uid-1", "", now, LinkUsed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.rec.Check(tc.id, tc.uid, tc.current, tc.at); got != tc.want {
+				t.Errorf("Check = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if rec.LinkHash == id || strings.Contains(rec.LinkHash, id) {
+		t.Error("the record holds the link id itself")
+	}
+}
+
+func TestKeeps(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	rec := &Record{}
+	id := rec.Mint("u", []string{"b", "a"}, true, "", now, time.Hour)
+	cur := "http://127.0.0.1:1" + LinkPath("ns", "g", id)
+	for _, tc := range []struct {
+		name        string
+		scopes      []string
+		incremental bool
+		at          time.Time
+		want        bool
+	}{
+		{"same scopes, any order", []string{"a", "b"}, true, now, true},
+		{"other scopes", []string{"a"}, true, now, false},
+		{"not incremental now", []string{"a", "b"}, false, now, false},
+		{"expired", []string{"a", "b"}, true, now.Add(2 * time.Hour), false},
+	} {
+		if got := rec.Keeps(cur, "u", tc.scopes, tc.incremental, tc.at); got != tc.want {
+			t.Errorf("%s: Keeps = %v", tc.name, got)
+		}
+	}
+}
+
+func TestStates(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	state, nonce := NewState("team-a", "analytics.grant")
+	ns, name, n, ok := ParseState(state)
+	if !ok || ns != "team-a" || name != "analytics.grant" || n != nonce {
+		t.Fatalf("ParseState(NewState) = %q %q %v", ns, name, ok)
+	}
+	rec := &Record{GrantUID: "u", ExpiresAt: now.Add(time.Hour), Attempt: &Attempt{StateHash: Hash(nonce)}}
+	used := *rec
+	used.UsedAt = now
+	for _, tc := range []struct {
+		name  string
+		rec   *Record
+		nonce string
+		uid   string
+		at    time.Time
+		want  StateState
+	}{
+		{"live", rec, nonce, "u", now, StateLive},
+		{"other nonce", rec, NewID(), "u", now, StateUnknown},
+		{"other grant uid", rec, nonce, "v", now, StateUnknown},
+		{"no attempt", &Record{GrantUID: "u", ExpiresAt: now.Add(time.Hour)}, nonce, "u", now, StateUnknown},
+		{"used", &used, nonce, "u", now, StateUsed},
+		{"expired", rec, nonce, "u", now.Add(time.Hour), StateExpired},
+	} {
+		if got := tc.rec.CheckState(tc.nonce, tc.uid, tc.at); got != tc.want {
+			t.Errorf("%s: CheckState = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"", ".", nonce, "e30." + nonce, "!!!." + nonce, strings.Repeat("A", 600), state + "x"} {
+		if _, _, _, ok := ParseState(bad); ok {
+			t.Errorf("ParseState(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseLinkPath(t *testing.T) {
+	id := NewID()
+	if ns, name, got, ok := ParseLinkPath(LinkPath("ns", "g.x", id)); !ok || ns != "ns" || name != "g.x" || got != id {
+		t.Fatalf("round trip failed")
+	}
+	for _, bad := range []string{"/c/ns/g", "/c/ns/g/" + id + "/x", "/c/NS/g/" + id, "/c/ns/../" + id, "/x/ns/g/" + id, "/c/ns/g/" + strings.ToLower(id)} {
+		if _, _, _, ok := ParseLinkPath(bad); ok {
+			t.Errorf("ParseLinkPath(%q) accepted", bad)
+		}
+	}
+}
+
+func TestAuthURL(t *testing.T) {
+	raw := AuthRequest{AuthURL: "https://accounts.google.com/o/oauth2/v2/auth", ClientID: "cid", RedirectURI: "https://c.example.com/callback",
+		Scopes: []string{"s1", "email"}, State: "st", Verifier: "v", LoginHint: "a@example.com"}.URL()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	want := map[string]string{"client_id": "cid", "redirect_uri": "https://c.example.com/callback", "response_type": "code",
+		"scope": "s1 email openid", "access_type": "offline", "prompt": "consent", "include_granted_scopes": "true",
+		"state": "st", "code_challenge_method": "S256", "login_hint": "a@example.com"}
+	for k, v := range want {
+		if q.Get(k) != v {
+			t.Errorf("%s = %q, want %q", k, q.Get(k), v)
+		}
+	}
+	if q.Get("code_challenge") == "" || q.Has("code_verifier") || strings.Contains(raw, "=v&") {
+		t.Error("the challenge is missing or the verifier is in the URL")
+	}
+	if u.Host != "accounts.google.com" {
+		t.Errorf("redirect target %q", u.Host)
+	}
+}
+
+func TestOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		c       Callback
+		kind    Kind
+		store   bool
+		missing int
+	}{
+		{"denied", Callback{Error: "access_denied"}, PageDenied, false, 0},
+		{"other error", Callback{Error: "server_error"}, PageError, false, 0},
+		{"all granted", Callback{Requested: []string{"a"}, Granted: []string{"a", "openid"}}, PageGranted, true, 0},
+		{"identity scopes are not missing", Callback{Requested: []string{"a", "email"}, Granted: []string{"a"}}, PageGranted, true, 0},
+		{"partial", Callback{Requested: []string{"a", "b"}, Granted: []string{"a"}}, PagePartial, true, 1},
+		{"hint matches, any case", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "Ana@example.com", Email: "ana@example.com"}, PageGranted, true, 0},
+		{"mismatch", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com", Email: "ben@example.com"}, PageMismatch, false, 0},
+		{"hint without email", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com"}, PageMismatch, false, 0},
+	} {
+		kind, store, missing := Outcome(tc.c)
+		if kind != tc.kind || store != tc.store || len(missing) != tc.missing {
+			t.Errorf("%s: Outcome = %v %v %v", tc.name, kind, store, missing)
+		}
+	}
+}
+
+func TestPagesEscapeAndStatus(t *testing.T) {
+	p := Page{Kind: PageMismatch, Namespace: "ns", Grant: "g", Expected: "<script>@x", Actual: "b@x"}
+	body := string(Render(p))
+	if strings.Contains(body, "<script>@x") || !strings.Contains(body, "b@x") || p.Status() != 403 {
+		t.Errorf("mismatch page: %d %s", p.Status(), body)
+	}
+	for k, want := range map[Kind]int{PageGranted: 200, PagePartial: 200, PageDenied: 200, PageExpired: 410, PageUsed: 410, PageUnknown: 404, PageBadState: 400} {
+		if got := (Page{Kind: k}).Status(); got != want {
+			t.Errorf("%s: HTTP %d, want %d", k, got, want)
+		}
+	}
+}

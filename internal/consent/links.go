@@ -1,0 +1,83 @@
+package consent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/plan"
+)
+
+// UsedGrace is how long after a link was used the controller waits for its cache to show
+// the stored refresh token before it would mint another link for the same need.
+const UsedGrace = 30 * time.Second
+
+// DefaultTTL is --consent-link-ttl's default.
+const DefaultTTL = 168 * time.Hour
+
+// Links is what the controller uses to keep a live link in status.consentURL.
+type Links struct {
+	Store   Store
+	BaseURL string
+	TTL     time.Duration
+}
+
+// URL is the consent URL of a link.
+func (l *Links) URL(namespace, name, id string) string {
+	return strings.TrimSuffix(l.BaseURL, "/") + LinkPath(namespace, name, id)
+}
+
+// Ensure makes st.ConsentURL a live link asking for need, minting one only when the link
+// there is not live or asks for other scopes. It returns when to look again (the link's
+// expiry, to mint a fresh one) and the events to record.
+func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, need *plan.ConsentNeed, st *oauthv1alpha1.GoogleOAuthGrantStatus, now time.Time) (time.Duration, []plan.Event, error) {
+	sec, rec, err := l.Store.Load(ctx, g.Namespace, g.Name)
+	if err != nil {
+		return 0, nil, err
+	}
+	uid := string(g.UID)
+	if rec != nil && rec.Keeps(st.ConsentURL, uid, need.Scopes, need.Incremental, now) {
+		return rec.ExpiresAt.Sub(now) + time.Second, nil, nil
+	}
+	if wait := rec.settling(uid, need, st.InputsFingerprint, now); wait > 0 {
+		return wait, nil, nil
+	}
+	if rec == nil {
+		rec = &Record{}
+	}
+	ttl := l.TTL
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	id := rec.Mint(uid, need.Scopes, need.Incremental, need.Why, now, ttl)
+	if err := l.Store.Save(ctx, g, sec, rec); err != nil {
+		return 0, nil, err
+	}
+	st.ConsentURL = l.URL(g.Namespace, g.Name, id)
+	note := fmt.Sprintf("A person must authorize this grant (%s): the Google account's owner opens the link in status.consentURL (valid until %s) and consents to %s",
+		need.Why, rec.ExpiresAt.Format(time.RFC3339), strings.Join(need.Scopes, " "))
+	return ttl + time.Second, []plan.Event{{Type: "Normal", Reason: plan.ReasonConsentRequired, Action: "Consent", Note: note}}, nil
+}
+
+// settling is how long to wait before minting, when the status the need was read from
+// probably lags behind a link that was just minted (by the callback, for the rest of a
+// partial consent) or used (the stored token is on its way through the cache); 0 to mint.
+// Both waits are bounded by UsedGrace.
+func (r *Record) settling(uid string, need *plan.ConsentNeed, fingerprint string, now time.Time) time.Duration {
+	if r == nil || r.GrantUID != uid {
+		return 0
+	}
+	if r.UsedAt.IsZero() {
+		if now.Before(r.ExpiresAt) && sameScopes(r.Scopes, need.Scopes) && now.Sub(r.MintedAt) < UsedGrace {
+			return UsedGrace - now.Sub(r.MintedAt)
+		}
+		return 0
+	}
+	// The status has not answered new inputs since the consent: it is the old need.
+	if fingerprint == r.UsedFingerprint && now.Sub(r.UsedAt) < UsedGrace {
+		return UsedGrace - now.Sub(r.UsedAt)
+	}
+	return 0
+}

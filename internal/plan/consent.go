@@ -1,0 +1,70 @@
+package plan
+
+import (
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+)
+
+// ReasonConsentRequired: consent links are enabled and the grant has no refresh token yet;
+// the account owner opens status.consentURL (instead of SecretNotFound/SecretKeyMissing).
+const ReasonConsentRequired = "ConsentRequired"
+
+// Consent needs, for messages and events.
+const (
+	NeedNoRefreshToken = "no refresh token yet"
+	NeedRevoked        = "the refresh token was revoked"
+	NeedMissingScopes  = "scopes are missing"
+)
+
+// ConsentNeed is why a grant needs a person, and what the consent link asks for.
+type ConsentNeed struct {
+	Why    string
+	Scopes []string
+	// Incremental: only the missing scopes, added to those already granted.
+	Incremental bool
+}
+
+// ConsentEligible reports whether a grant can be repaired by a consent link: it names its
+// scopes, and a refresh-token Secret with an OAuth client (clientSecretRef or clientRef);
+// not the authorized-user (ADC) or service-account forms.
+func ConsentEligible(g *oauthv1alpha1.GoogleOAuthGrant) bool {
+	return len(g.Spec.Scopes) > 0 && g.Spec.RefreshTokenSecretRef != nil && !g.UsesAuthorizedUser() && !g.UsesServiceAccount() &&
+		(g.Spec.ClientSecretRef != nil || g.Spec.ClientRef != nil)
+}
+
+// NeedsConsent says whether an eligible grant with status st needs a person, in order:
+// no refresh token (Ready reason ConsentRequired), revoked (any Revoked=True), missing scopes
+// (ScopesGranted=False: only those are asked for). nil: no person is needed.
+func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GoogleOAuthGrantStatus) *ConsentNeed {
+	if !ConsentEligible(g) {
+		return nil
+	}
+	ready := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady)
+	if ready != nil && (slices.Contains(ClientReasons, ready.Reason) || ready.Reason == oauthv1alpha1.ReasonInvalidClient || ready.Reason == oauthv1alpha1.ReasonInvalidClientSecret) {
+		// The client itself is unusable: consenting to it cannot help.
+		return nil
+	}
+	switch {
+	case ready != nil && ready.Reason == ReasonConsentRequired:
+		return &ConsentNeed{Why: NeedNoRefreshToken, Scopes: slices.Clone(g.Spec.Scopes)}
+	case meta.IsStatusConditionTrue(st.Conditions, oauthv1alpha1.ConditionRevoked):
+		return &ConsentNeed{Why: NeedRevoked, Scopes: slices.Clone(g.Spec.Scopes)}
+	}
+	sg := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionScopesGranted)
+	if sg == nil || sg.Reason != oauthv1alpha1.ReasonMissingScopes {
+		return nil
+	}
+	var missing []string
+	for _, s := range g.Spec.Scopes {
+		if !slices.Contains(st.GrantedScopes, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &ConsentNeed{Why: NeedMissingScopes, Scopes: missing, Incremental: true}
+}

@@ -1,0 +1,122 @@
+package plan
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
+)
+
+func consentGrant(mutate ...func(*oauthv1alpha1.GoogleOAuthGrant)) *oauthv1alpha1.GoogleOAuthGrant {
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: "g", Namespace: "ns"}, Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+		ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "c"},
+		RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: "r"},
+		Scopes:                []string{"a", "b"},
+	}}
+	for _, m := range mutate {
+		m(g)
+	}
+	return g
+}
+
+func cond(typ string, status metav1.ConditionStatus, reason string) metav1.Condition {
+	return metav1.Condition{Type: typ, Status: status, Reason: reason}
+}
+
+func TestNeedsConsent(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		g       *oauthv1alpha1.GoogleOAuthGrant
+		st      oauthv1alpha1.GoogleOAuthGrantStatus
+		why     string
+		scopes  []string
+		incr    bool
+		needNil bool
+	}{
+		{name: "no refresh token", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", ReasonConsentRequired)}}, why: NeedNoRefreshToken, scopes: []string{"a", "b"}},
+		{name: "revoked, any reason", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "TokenRevokedByGoogle"), cond("Revoked", "True", "TokenRevokedByGoogle")}}, why: NeedRevoked, scopes: []string{"a", "b"}},
+		{name: "missing scopes: only those", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{GrantedScopes: []string{"a"}, Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"b"}, incr: true},
+		{name: "healthy", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "True", "AllScopesGranted")}}, needNil: true},
+		{name: "client unusable", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "InvalidClient"), cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
+		{name: "no scopes", g: consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
+		{name: "ADC form", g: consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Spec.ClientSecretRef, g.Spec.RefreshTokenSecretRef = nil, nil
+			g.Spec.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "adc"}
+		}), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
+		{name: "clientRef is eligible", g: consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Spec.ClientSecretRef, g.Spec.ClientRef = nil, &oauthv1alpha1.ClientReference{Name: "shared"}
+		}), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, why: NeedRevoked, scopes: []string{"a", "b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := NeedsConsent(tc.g, &tc.st)
+			if tc.needNil {
+				if n != nil {
+					t.Fatalf("need = %+v, want none", n)
+				}
+				return
+			}
+			if n == nil || n.Why != tc.why || n.Incremental != tc.incr || len(n.Scopes) != len(tc.scopes) || n.Scopes[0] != tc.scopes[0] {
+				t.Fatalf("need = %+v", n)
+			}
+		})
+	}
+}
+
+// A missing refresh token says ConsentRequired (permanent) only with consent enabled and
+// an eligible grant; a missing client Secret still says SecretNotFound; without consent
+// status.consentURL is cleared.
+func TestRecordConsentRequired(t *testing.T) {
+	missing := &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound, Message: `Secret "r" not found`}
+	for _, tc := range []struct {
+		name       string
+		enabled    bool
+		rtMissing  bool
+		g          *oauthv1alpha1.GoogleOAuthGrant
+		wantReason string
+	}{
+		{"enabled, refresh token missing", true, true, consentGrant(), ReasonConsentRequired},
+		{"disabled", false, true, consentGrant(), oauthv1alpha1.ReasonSecretNotFound},
+		{"client Secret missing", true, false, consentGrant(), oauthv1alpha1.ReasonSecretNotFound},
+		{"not eligible: no scopes", true, true, consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), oauthv1alpha1.ReasonSecretNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.g.Status.ConsentURL = "https://c.example.com/c/ns/g/AAAAAAAAAAAAAAAAAAAAAAAAAA"
+			rep := Record(Observation{Grant: tc.g, ConsentEnabled: tc.enabled}, Outcome{Problem: missing, RefreshTokenMissing: tc.rtMissing})
+			var ready *metav1.Condition
+			for i := range rep.Status.Conditions {
+				if rep.Status.Conditions[i].Type == "Ready" {
+					ready = &rep.Status.Conditions[i]
+				}
+			}
+			if ready == nil || ready.Reason != tc.wantReason {
+				t.Fatalf("Ready = %+v", ready)
+			}
+			if !PermanentReason(ready.Reason) {
+				t.Errorf("%s is not permanent: a grant without a token would retry in a loop", ready.Reason)
+			}
+			if keep := tc.wantReason == ReasonConsentRequired; (rep.Status.ConsentURL != "") != keep {
+				t.Errorf("consentURL = %q", rep.Status.ConsentURL)
+			}
+		})
+	}
+}
+
+// A revoked grant's Ready message names the consent link when consent links are on.
+func TestRevokedMessageNamesConsentLink(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		rep := Record(Observation{Grant: consentGrant(), ConsentEnabled: enabled}, Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidGrant, Code: "invalid_grant"}})
+		var msg string
+		for _, c := range rep.Status.Conditions {
+			if c.Type == "Ready" {
+				msg = c.Message
+			}
+		}
+		if got := strings.Contains(msg, "consent-link g -n ns"); got != enabled {
+			t.Errorf("consent enabled %v: message %q", enabled, msg)
+		}
+	}
+}
