@@ -69,6 +69,8 @@ func run() error {
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to manage grants in (default: all). Pair with RoleBindings instead of the ClusterRoleBinding.")
 	flag.Float64Var(&qps, "kube-api-qps", 1000, "Queries per second to the Kubernetes API server (a refresh costs three: a read of the refresh-token Secret, the derived Secret write and the status write; see docs/benchmarks.md).")
 	flag.IntVar(&burst, "kube-api-burst", 2000, "Burst of queries to the Kubernetes API server. This client-side limit is a ceiling, not a pace: the API server's priority and fairness decide who waits.")
+	// The Pod injection webhook (cmd/manager/webhook.go).
+	webhookOpts := bindWebhookFlags(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -134,6 +136,9 @@ func run() error {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
 	ctrlmetrics.Registry.MustRegister(&metrics.GrantCollector{Reader: mgr.GetClient()})
+	if err := webhookOpts.setup(stopping, mgr, managerNamespace); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
