@@ -98,7 +98,8 @@ func run(m *testing.M) int {
 	if err := imagebuild.Write(managerTar, imagebuild.Options{Binary: managerBin, Ref: managerImage}); err != nil {
 		return fail(err)
 	}
-	tarballs, err := localnode.BuildImages(root, work, map[string]string{"./examples/pause": pauseImage})
+	tarballs, err := localnode.BuildImages(root, work, map[string]string{"./examples/pause": pauseImage,
+		"./cmd/metadata-server": sidecarImage, "./examples/adc": adcImage}) // the last two: inject_test.go
 	if err != nil {
 		return fail(err)
 	}
@@ -178,7 +179,7 @@ func startGoogle() error {
 		return err
 	}
 	googleURL = "https://" + l.Addr().String()
-	srv := &http.Server{Handler: google.Handler(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: apiCalls.wrap(google.Handler()), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.ServeTLS(l, "", "") }()
 	googleSrv = srv
 	return nil
