@@ -17,11 +17,19 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/inject"
+	"github.com/grantkeeper/grantkeeper/internal/webhookcert"
 )
+
+// everyReplica runs a cache on every replica: the manager would otherwise start a cache
+// added with Add only on the leader.
+type everyReplica struct{ cache.Cache }
+
+func (everyReplica) NeedLeaderElection() bool { return false }
 
 // The webhook rewrites its own MutatingWebhookConfiguration's caBundle (update scoped to that
 // one name; cert-controller's cache lists and watches them all) and its certificate Secret
@@ -49,13 +57,13 @@ func bindWebhookFlags(fs *flag.FlagSet) *webhookFlags {
 	// with); `go run ./cmd/manager` outside a cluster should not need certificates.
 	fs.BoolVar(&f.enabled, "enable-injection-webhook", false, "Serve the mutating admission webhook that injects the metadata-server sidecar into Pods annotated "+inject.Annotation+" (needs the webhook Service and MutatingWebhookConfiguration from config/default or the chart). Every replica serves it.")
 	fs.IntVar(&f.port, "webhook-port", 9443, "Port of the webhook's HTTPS server.")
-	fs.StringVar(&f.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding the webhook's tls.crt and tls.key (the certificate Secret mounted as a volume).")
+	fs.StringVar(&f.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Writable directory (an emptyDir) where the manager copies tls.crt and tls.key from --webhook-cert-secret for the webhook server.")
 	fs.BoolVar(&f.selfSigned, "webhook-self-signed", true, "Create and rotate a self-signed CA and serving certificate in --webhook-cert-secret and patch the CA into the MutatingWebhookConfiguration; false when cert-manager (or another tool) writes the Secret and the caBundle.")
 	fs.StringVar(&f.certSecret, "webhook-cert-secret", inject.CertSecretName, "Secret, in --manager-namespace, holding the webhook's certificate.")
 	fs.StringVar(&f.config, "webhook-configuration-name", inject.ConfigurationName, "MutatingWebhookConfiguration whose caBundle the manager keeps (with --webhook-self-signed).")
 	fs.StringVar(&f.service, "webhook-service-name", inject.ServiceName, "Service in front of the webhook: the certificate is for <service>.<namespace>.svc.")
 	fs.StringVar(&f.sidecar, "metadata-server-image", os.Getenv("METADATA_SERVER_IMAGE"), "Image of the metadata-server sidecar the webhook injects (default: $METADATA_SERVER_IMAGE, which the manifests set).")
-	fs.DurationVar(&f.certTimeout, "webhook-cert-timeout", 10*time.Minute, "How long to wait for the certificate to appear in --webhook-cert-dir (the kubelet updates Secret volumes on its sync period, about a minute) before giving up.")
+	fs.DurationVar(&f.certTimeout, "webhook-cert-timeout", 10*time.Minute, "With --webhook-self-signed=false: how long to wait for cert-manager to write the certificate Secret before giving up (logged; the manager stays not ready).")
 	return f
 }
 
@@ -73,11 +81,24 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 		return errors.New("--enable-injection-webhook needs --manager-namespace (or $POD_NAMESPACE): the certificate Secret and Service are there")
 	}
 	log := ctrl.Log.WithName("webhook")
+	// Every replica copies the certificate from its Secret into --webhook-cert-dir (an
+	// emptyDir), rather than waiting for the kubelet to update a mounted Secret.
+	secretKey := types.NamespacedName{Namespace: namespace, Name: f.certSecret}
+	certCache, err := webhookcert.NewCache(mgr.GetConfig(), mgr.GetScheme(), secretKey)
+	if err != nil {
+		return fmt.Errorf("webhook certificate cache: %w", err)
+	}
+	if err := mgr.Add(everyReplica{certCache}); err != nil {
+		return err
+	}
+	if err := mgr.Add(&webhookcert.Syncer{Reader: certCache, Key: secretKey, Dir: f.certDir}); err != nil {
+		return err
+	}
 	certReady := make(chan struct{})
 	if f.selfSigned {
 		dns := fmt.Sprintf("%s.%s.svc", f.service, namespace)
 		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
-			SecretKey:      types.NamespacedName{Namespace: namespace, Name: f.certSecret},
+			SecretKey:      secretKey,
 			CertDir:        f.certDir,
 			CAName:         "grantkeeper-webhook-ca",
 			CAOrganization: "grantkeeper",
@@ -93,7 +114,7 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 		}
 	} else {
 		go func() {
-			// cert-manager writes the Secret; wait for the kubelet to mount it.
+			// cert-manager writes the Secret; wait for its copy.
 			err := wait.PollUntilContextTimeout(ctx, time.Second, f.certTimeout, true, func(context.Context) (bool, error) {
 				_, err := os.Stat(filepath.Join(f.certDir, "tls.crt"))
 				return err == nil, nil
