@@ -101,6 +101,9 @@ func (s *Syncer) sync(data map[string][]byte) (bool, error) {
 // a partial file. Between the two the pair does not match: controller-runtime's certificate
 // watcher then keeps the previous pair until the second rename.
 func Write(dir string, crt, key []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		name string
 		data []byte

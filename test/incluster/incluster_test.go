@@ -249,11 +249,11 @@ patches:
       path: /spec/template/spec/containers/0/env/-
       value: {name: SSL_CERT_DIR, value: /etc/grantkeeper/ca}
     - op: add
-      path: /spec/template/spec/containers/0/volumeMounts
-      value: [{name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}]
+      path: /spec/template/spec/containers/0/volumeMounts/-
+      value: {name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}
     - op: add
-      path: /spec/template/spec/volumes
-      value: [{name: private-ca, configMap: {name: private-ca}}]
+      path: /spec/template/spec/volumes/-
+      value: {name: private-ca, configMap: {name: private-ca}}
 `, base, namespace, deployment, googleURL, googleURL)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
 		t.Fatal(err)
