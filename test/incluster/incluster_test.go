@@ -602,6 +602,7 @@ extraEnv:
 - {name: SSL_CERT_DIR, value: /etc/grantkeeper/ca}
 extraVolumes: [{name: private-ca, configMap: {name: private-ca}}]
 extraVolumeMounts: [{name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}]
+injection: {image: {repository: grantkeeper.local/metadata-server}}
 %s`, tag, googleURL, googleURL, localnode.Gateway, extra)
 	path := filepath.Join(work, "values-"+tag+".yaml")
 	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
@@ -681,6 +682,7 @@ spec:
   refreshTokenSecretRef: {name: rt}
 `, clientID, clientSecret, rt))
 	kubectl(t, "wait", "-n", "helm-apps", "--for=condition=Ready", "--timeout=90s", "gog/reports")
+	webhookInjects(t, "helm-apps", "reports") // the chart's webhook, with its own certificate
 	if n := google.Requests(rt); n != 1 {
 		t.Fatalf("want 1 token request for the new grant, got %d", n)
 	}

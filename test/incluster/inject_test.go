@@ -363,3 +363,24 @@ spec:
 	kubectl(t, "-n", namespace, "scale", "deployment/"+deployment, "--replicas=2")
 	figures = append(figures, fmt.Sprintf("TestInjectedSidecarInPod: %s", time.Since(start).Round(time.Second)))
 }
+
+// webhookInjects: a Pod annotated with grant in ns, created with --dry-run=server, gets the
+// sidecar image the manager was given (polled: the first calls may precede the caBundle).
+func webhookInjects(t *testing.T, ns, grant string) {
+	t.Helper()
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: dry, namespace: %s, annotations: {%s: %s}}
+spec:
+  automountServiceAccountToken: false
+  containers: [{name: app, image: %s, imagePullPolicy: Never}]
+`, ns, inject.Annotation, grant, pauseImage)
+	var p corev1.Pod
+	poll(t, "the webhook to inject the sidecar", 60*time.Second, func() bool {
+		p = corev1.Pod{}
+		return json.Unmarshal([]byte(kubectlAll(t, manifest, "create", "--dry-run=server", "-o", "json", "-f", "-")), &p) == nil && injected(&p)
+	})
+	if img := p.Spec.InitContainers[0].Image; img != sidecarImage {
+		t.Errorf("the webhook injects image %s, want %s", img, sidecarImage)
+	}
+}
