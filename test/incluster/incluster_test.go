@@ -72,11 +72,13 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "incluster:", err); return 1 }
+	began := time.Now()
 	unlock, err := localnode.Lock() // one local node at a time on this machine
 	if err != nil {
 		return fail(err)
 	}
 	defer unlock()
+	locked := time.Now()
 	if root, err = k8sbin.RepoRoot(); err != nil {
 		return fail(err)
 	}
@@ -109,6 +111,7 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	tarballs = append(tarballs, managerTar, managerV2)
+	built := time.Now()
 
 	if err := localnode.CreateBridge(); err != nil {
 		return fail(err)
@@ -141,6 +144,8 @@ func run(m *testing.M) int {
 	if err != nil {
 		return fail(err)
 	}
+	figures = append(figures, fmt.Sprintf("set-up: waiting for the node lock %s, images %s, control plane and node %s",
+		locked.Sub(began).Round(100*time.Millisecond), built.Sub(locked).Round(100*time.Millisecond), time.Since(built).Round(100*time.Millisecond)))
 	code := m.Run()
 	if len(figures) > 0 {
 		fmt.Printf("incluster: %s\n", strings.Join(figures, "; "))
