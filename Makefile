@@ -16,6 +16,8 @@ KUSTOMIZE      ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM           ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
 IMG ?= grantkeeper:latest
+# The metadata-server sidecar the injection webhook adds to annotated Pods.
+METADATA_IMG ?= grantkeeper-metadata-server:latest
 # Test packages share one control plane each; -p 2 matches our two cores. -count=1: most
 # suites depend on what go's test cache cannot see (the Kubernetes binaries, apt packages,
 # the kubelet), so a cached "ok" would not mean the suite passed now.
@@ -32,7 +34,7 @@ all: build
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from controller-gen markers.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	@bash hack/helm-sync.sh
 
 .PHONY: generate
@@ -117,21 +119,24 @@ install: manifests $(KUSTOMIZE) ## Install the CRDs into the current kubeconfig'
 	$(KUSTOMIZE) build config/crd | kubectl apply -f -
 
 .PHONY: deploy
-deploy: manifests $(KUSTOMIZE) ## Deploy the controller (image $(IMG)) to the current kubeconfig's cluster.
+deploy: manifests $(KUSTOMIZE) ## Deploy the controller (images $(IMG), $(METADATA_IMG)) to the current kubeconfig's cluster.
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	cd config/default && $(KUSTOMIZE) edit set image grantkeeper-metadata-server=$(METADATA_IMG)
 	$(KUSTOMIZE) build config/default | kubectl apply -f -
 
 IMAGE_ARCHIVE ?= $(LOCALBIN)/image/grantkeeper.tar
+METADATA_IMAGE_ARCHIVE ?= $(LOCALBIN)/image/grantkeeper-metadata-server.tar
 .PHONY: image
-image: ## Build the manager image $(IMG) without a Docker engine into $(IMAGE_ARCHIVE) (docker-archive: docker load, ctr images import, kind load image-archive).
+image: ## Build the manager image $(IMG) and the sidecar image $(METADATA_IMG) without a Docker engine into $(IMAGE_ARCHIVE) and $(METADATA_IMAGE_ARCHIVE) (docker-archive: docker load, ctr images import, kind load image-archive).
 	go run ./hack/image -pkg ./cmd/manager -tag $(IMG) -o $(IMAGE_ARCHIVE)
+	go run ./hack/image -pkg ./cmd/metadata-server -tag $(METADATA_IMG) -o $(METADATA_IMAGE_ARCHIVE)
 
 DIST ?= $(CURDIR)/dist
 .PHONY: release
-release: $(KUSTOMIZE) $(HELM) ## Write $(DIST)/install.yaml (config/default with image $(IMG): kubectl apply -f and done) and the packaged chart.
+release: $(KUSTOMIZE) $(HELM) ## Write $(DIST)/install.yaml (config/default with images $(IMG) and $(METADATA_IMG): kubectl apply -f and done) and the packaged chart.
 	@rm -rf $(DIST)/.release && mkdir -p $(DIST)/.release
 	@printf 'resources:\n- %s\n' "$$(realpath --relative-to=$(DIST)/.release $(CURDIR)/config/default)" > $(DIST)/.release/kustomization.yaml
-	cd $(DIST)/.release && $(KUSTOMIZE) edit set image grantkeeper=$(IMG)
+	cd $(DIST)/.release && $(KUSTOMIZE) edit set image grantkeeper=$(IMG) grantkeeper-metadata-server=$(METADATA_IMG)
 	$(KUSTOMIZE) build $(DIST)/.release > $(DIST)/install.yaml
 	@rm -rf $(DIST)/.release
 	$(HELM) lint --strict charts/grantkeeper

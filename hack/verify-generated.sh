@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 snapshot() {
   find api -name 'zz_generated*.go' -type f
-  find config/crd/bases config/rbac/role.yaml -type f
+  find config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml -type f
 }
 sums() { snapshot | sort | xargs sha256sum; }
 before=$(sums)

@@ -71,6 +71,8 @@ func run() error {
 	flag.IntVar(&burst, "kube-api-burst", 2000, "Burst of queries to the Kubernetes API server. This client-side limit is a ceiling, not a pace: the API server's priority and fairness decide who waits.")
 	var consentOpts consentFlags
 	consentOpts.bind(flag.CommandLine)
+	// The Pod injection webhook (cmd/manager/webhook.go).
+	webhookOpts := bindWebhookFlags(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -144,6 +146,9 @@ func run() error {
 	ctrlmetrics.Registry.MustRegister(&metrics.GrantCollector{Reader: mgr.GetClient(),
 		// grantkeeper_grant_info's client_id for clients held in Secrets (issue 19).
 		SecretMeta: r.SecretMeta.Reader(), Live: mgr.GetAPIReader()})
+	if err := webhookOpts.setup(stopping, mgr, managerNamespace); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

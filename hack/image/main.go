@@ -1,5 +1,6 @@
-// Command image builds the manager's container image without a Docker engine (`make image`):
-// a static binary of ./cmd/manager on an empty base, UID 65532, public CA roots, written as a
+// Command image builds the container images without a Docker engine (`make image`: the
+// manager, and with -pkg ./cmd/metadata-server the injected sidecar):
+// a static binary of -pkg on an empty base, UID 65532, public CA roots, written as a
 // docker-archive tarball (load it with `docker load`, `ctr images import` or
 // `kind load image-archive`, or push it with crane).
 package main

@@ -65,8 +65,10 @@ func (d *TokenDir) Load() (Snapshot, error) {
 	defer d.mu.Unlock()
 	var err error
 	// The kubelet deletes the old directory right after a swap: a read that loses that race
-	// fails, and is retried against the new target.
-	for range 3 {
+	// fails, and is retried against the new target. Each retry follows a swap that really
+	// happened (otherwise the loop ends below), so the bound only guards against a volume
+	// swapped without pause; three was too few for a reader starved of CPU (seen under -race).
+	for range 100 {
 		target, lerr := os.Readlink(filepath.Join(d.Path, dataLink))
 		if lerr != nil {
 			// Not a kubelet volume (or not there yet): read the files themselves.

@@ -181,7 +181,8 @@ func TestChartMatchesKustomize(t *testing.T) {
 		switch kind {
 		case "Namespace":
 			continue // helm install --create-namespace, or the user's own (see the README)
-		case "CustomResourceDefinition", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ServiceAccount", "Deployment", "Service":
+		case "CustomResourceDefinition", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ServiceAccount", "Deployment", "Service",
+			"MutatingWebhookConfiguration", "Secret":
 		default:
 			t.Errorf("kustomize renders %s, which the comparison does not cover", key)
 			continue
@@ -201,12 +202,25 @@ func TestChartMatchesKustomize(t *testing.T) {
 			paths = [][]string{{"roleRef"}, {"subjects"}}
 		case "Service":
 			paths = [][]string{{"spec"}}
+		case "MutatingWebhookConfiguration":
+			paths = [][]string{{"webhooks"}}
+		case "Secret":
+			paths = [][]string{{"type"}}
 		case "Deployment":
 			paths = [][]string{{"spec", "replicas"}, {"spec", "selector"}, {"spec", "template", "spec", "securityContext"},
-				{"spec", "template", "spec", "serviceAccountName"}, {"spec", "template", "spec", "terminationGracePeriodSeconds"}}
+				{"spec", "template", "spec", "serviceAccountName"}, {"spec", "template", "spec", "terminationGracePeriodSeconds"},
+				{"spec", "template", "spec", "volumes"}}
 			kc := field(t, ko, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
 			hc := field(t, ho, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
-			for _, f := range []string{"command", "args", "ports", "securityContext", "livenessProbe", "readinessProbe", "env", "resources"} {
+			// The sidecar's image tag follows each one's manager image tag (latest, the appVersion).
+			for _, c := range []map[string]any{kc, hc} {
+				for _, e := range c["env"].([]any) {
+					if e := e.(map[string]any); e["name"] == "METADATA_SERVER_IMAGE" {
+						e["value"] = strings.Split(e["value"].(string), ":")[0]
+					}
+				}
+			}
+			for _, f := range []string{"command", "args", "ports", "securityContext", "livenessProbe", "readinessProbe", "env", "resources", "volumeMounts"} {
 				if !equalJSON(kc[f], hc[f]) {
 					t.Errorf("Deployment container %s differs:\n kustomize: %v\n chart:     %v", f, kc[f], hc[f])
 				}
@@ -305,7 +319,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 func TestRelease(t *testing.T) {
 	dist := t.TempDir()
 	const img = "registry.example.com/grantkeeper:v9.9.9"
-	run(t, "make", "-s", "release", "IMG="+img, "DIST="+dist)
+	const sidecar = "registry.example.com/grantkeeper-metadata-server:v9.9.9"
+	run(t, "make", "-s", "release", "IMG="+img, "METADATA_IMG="+sidecar, "DIST="+dist)
 	b, err := os.ReadFile(filepath.Join(dist, "install.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +338,16 @@ func TestRelease(t *testing.T) {
 	if c["image"] != img {
 		t.Errorf("install.yaml runs image %v, want %s", c["image"], img)
 	}
-	c["image"] = field(t, k["Deployment/grantkeeper-system/grantkeeper-controller-manager"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)["image"]
+	kc := field(t, k["Deployment/grantkeeper-system/grantkeeper-controller-manager"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	c["image"] = kc["image"]
+	for i, e := range c["env"].([]any) {
+		if e := e.(map[string]any); e["name"] == "METADATA_SERVER_IMAGE" {
+			if e["value"] != sidecar {
+				t.Errorf("install.yaml injects sidecar image %v, want %s", e["value"], sidecar)
+			}
+			e["value"] = kc["env"].([]any)[i].(map[string]any)["value"]
+		}
+	}
 	for key, o := range k {
 		if !equalJSON(o.Object, rel[key].Object) {
 			t.Errorf("install.yaml's %s differs from config/default's beyond the image", key)
@@ -337,5 +361,55 @@ func TestRelease(t *testing.T) {
 	fromDir := run(t, helm, "template", "grantkeeper", "charts/grantkeeper", "--namespace", "grantkeeper-system")
 	if fromPkg != fromDir {
 		t.Errorf("the packaged chart renders differently from charts/grantkeeper")
+	}
+}
+
+// TestInjectionValues: the webhook's values reach the manager's flags and the webhook objects;
+// cert-manager replaces the manager's own certificate; off means no webhook at all.
+func TestInjectionValues(t *testing.T) {
+	const mwc = "MutatingWebhookConfiguration//grantkeeper-mutating-webhook-configuration"
+	container := func(h map[string]*unstructured.Unstructured) map[string]any {
+		for k, o := range h {
+			if strings.HasPrefix(k, "Deployment/") {
+				return field(t, o, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+			}
+		}
+		t.Fatal("no Deployment")
+		return nil
+	}
+	h := template(t, "--set", "image.tag=v3,injection.failurePolicy=Fail,injection.excludeNamespaces={batch}")
+	if env := fmt.Sprint(container(h)["env"]); !strings.Contains(env, "value:grantkeeper-metadata-server:v3") {
+		t.Errorf("the sidecar image does not follow image.tag: %s", env)
+	}
+	wh := fmt.Sprint(field(t, h[mwc], "webhooks"))
+	for _, want := range []string{"failurePolicy:Fail", "values:[kube-system grantkeeper-system batch]", "'oauth.grantkeeper.dev/inject' in object.metadata.annotations"} {
+		if !strings.Contains(wh, want) {
+			t.Errorf("webhook lacks %s: %s", want, wh)
+		}
+	}
+
+	cm := template(t, "--set", "injection.certificates=cert-manager")
+	if args := fmt.Sprint(container(cm)["args"]); !strings.Contains(args, "--webhook-self-signed=false") {
+		t.Errorf("cert-manager mode still rotates its own certificate: %s", args)
+	}
+	if cm["Certificate/grantkeeper-system/grantkeeper-webhook-cert"] == nil || cm["Issuer/grantkeeper-system/grantkeeper-webhook-selfsigned"] == nil {
+		t.Errorf("cert-manager mode renders no Certificate and Issuer")
+	}
+	if cm["Secret/grantkeeper-system/grantkeeper-webhook-server-cert"] != nil {
+		t.Errorf("cert-manager mode still ships the empty Secret cert-manager should write")
+	}
+	if a := cm[mwc].GetAnnotations()["cert-manager.io/inject-ca-from"]; a != "grantkeeper-system/grantkeeper-webhook-cert" {
+		t.Errorf("the webhook's CA injection annotation is %q", a)
+	}
+
+	other := objects(t, run(t, helm, "template", "gk", "charts/grantkeeper", "--namespace", "ops"))
+	if args := fmt.Sprint(container(other)["args"]); !strings.Contains(args, "--webhook-service-name=gk-grantkeeper-webhook-service") ||
+		!strings.Contains(args, "--webhook-cert-secret=gk-grantkeeper-webhook-server-cert") {
+		t.Errorf("another release name does not reach the manager's webhook flags: %s", args)
+	}
+
+	off := template(t, "--set", "injection.enabled=false")
+	if off[mwc] != nil || strings.Contains(fmt.Sprint(container(off)["args"]), "webhook") {
+		t.Errorf("injection.enabled=false still renders the webhook")
 	}
 }

@@ -72,11 +72,13 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "incluster:", err); return 1 }
+	began := time.Now()
 	unlock, err := localnode.Lock() // one local node at a time on this machine
 	if err != nil {
 		return fail(err)
 	}
 	defer unlock()
+	locked := time.Now()
 	if root, err = k8sbin.RepoRoot(); err != nil {
 		return fail(err)
 	}
@@ -98,7 +100,8 @@ func run(m *testing.M) int {
 	if err := imagebuild.Write(managerTar, imagebuild.Options{Binary: managerBin, Ref: managerImage}); err != nil {
 		return fail(err)
 	}
-	tarballs, err := localnode.BuildImages(root, work, map[string]string{"./examples/pause": pauseImage})
+	tarballs, err := localnode.BuildImages(root, work, map[string]string{"./examples/pause": pauseImage,
+		"./cmd/metadata-server": sidecarImage, "./examples/adc": adcImage}) // the last two: inject_test.go
 	if err != nil {
 		return fail(err)
 	}
@@ -108,6 +111,7 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	tarballs = append(tarballs, managerTar, managerV2)
+	built := time.Now()
 
 	if err := localnode.CreateBridge(); err != nil {
 		return fail(err)
@@ -140,6 +144,8 @@ func run(m *testing.M) int {
 	if err != nil {
 		return fail(err)
 	}
+	figures = append(figures, fmt.Sprintf("set-up: waiting for the node lock %s, images %s, control plane and node %s",
+		locked.Sub(began).Round(100*time.Millisecond), built.Sub(locked).Round(100*time.Millisecond), time.Since(built).Round(100*time.Millisecond)))
 	code := m.Run()
 	if len(figures) > 0 {
 		fmt.Printf("incluster: %s\n", strings.Join(figures, "; "))
@@ -178,7 +184,7 @@ func startGoogle() error {
 		return err
 	}
 	googleURL = "https://" + l.Addr().String()
-	srv := &http.Server{Handler: google.Handler(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: apiCalls.wrap(google.Handler()), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.ServeTLS(l, "", "") }()
 	googleSrv = srv
 	return nil
@@ -248,11 +254,11 @@ patches:
       path: /spec/template/spec/containers/0/env/-
       value: {name: SSL_CERT_DIR, value: /etc/grantkeeper/ca}
     - op: add
-      path: /spec/template/spec/containers/0/volumeMounts
-      value: [{name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}]
+      path: /spec/template/spec/containers/0/volumeMounts/-
+      value: {name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}
     - op: add
-      path: /spec/template/spec/volumes
-      value: [{name: private-ca, configMap: {name: private-ca}}]
+      path: /spec/template/spec/volumes/-
+      value: {name: private-ca, configMap: {name: private-ca}}
 `, base, namespace, deployment, googleURL, googleURL)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
 		t.Fatal(err)
@@ -601,6 +607,7 @@ extraEnv:
 - {name: SSL_CERT_DIR, value: /etc/grantkeeper/ca}
 extraVolumes: [{name: private-ca, configMap: {name: private-ca}}]
 extraVolumeMounts: [{name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}]
+injection: {image: {repository: grantkeeper.local/metadata-server}}
 %s`, tag, googleURL, googleURL, localnode.Gateway, extra)
 	path := filepath.Join(work, "values-"+tag+".yaml")
 	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
@@ -680,6 +687,7 @@ spec:
   refreshTokenSecretRef: {name: rt}
 `, clientID, clientSecret, rt))
 	kubectl(t, "wait", "-n", "helm-apps", "--for=condition=Ready", "--timeout=90s", "gog/reports")
+	webhookInjects(t, "helm-apps", "reports") // the chart's webhook, with its own certificate
 	if n := google.Requests(rt); n != 1 {
 		t.Fatalf("want 1 token request for the new grant, got %d", n)
 	}

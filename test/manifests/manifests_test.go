@@ -42,18 +42,29 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 		"oauth.grantkeeper.dev/clustergoogleoauthclients/status": {"get", "patch"},
 		// Namespace labels, for ClusterGoogleOAuthClient's namespaceSelector.
 		"/namespaces": {"get", "list", "watch"},
+		// The injection webhook's own configuration: read (cert-controller's cache), and its
+		// caBundle written, by name only (below).
+		"admissionregistration.k8s.io/mutatingwebhookconfigurations": {"get", "list", "watch", "patch", "update"},
 	}
+	// Writes that must name their one object.
+	named := map[string][]string{"admissionregistration.k8s.io/mutatingwebhookconfigurations": {"grantkeeper-mutating-webhook-configuration"}}
 	var role rbacv1.ClusterRole
 	read(t, "config/rbac/role.yaml", &role)
 	if len(role.Rules) == 0 {
 		t.Fatal("no rules parsed")
 	}
 	for _, r := range role.Rules {
-		if len(r.NonResourceURLs) > 0 || len(r.ResourceNames) > 0 {
+		if len(r.NonResourceURLs) > 0 {
 			t.Errorf("unexpected rule shape: %+v", r)
 		}
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
+				if names, ok := named[g+"/"+res]; ok && (slices.Contains(r.Verbs, "update") || slices.Contains(r.Verbs, "patch")) && !slices.Equal(r.ResourceNames, names) {
+					t.Errorf("writes to %s/%s must be limited to %v: %+v", g, res, names, r)
+				}
+				if _, ok := named[g+"/"+res]; !ok && len(r.ResourceNames) > 0 {
+					t.Errorf("unexpected rule shape: %+v", r)
+				}
 				verbs, ok := allowed[g+"/"+res]
 				if !ok || g == "*" || res == "*" {
 					t.Errorf("ClusterRole grants access to %s/%s, which the controller does not need", g, res)

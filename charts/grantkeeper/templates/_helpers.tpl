@@ -27,3 +27,11 @@ control-plane: controller-manager
 {{- define "grantkeeper.rules" -}}
 {{- (.root.Files.Get (printf "files/rbac/%s" .file) | fromYaml).rules | toYaml }}
 {{- end -}}
+
+{{- define "grantkeeper.webhookCertSecret" -}}
+{{ include "grantkeeper.fullname" . }}-webhook-server-cert
+{{- end -}}
+
+{{- define "grantkeeper.metadataServerImage" -}}
+{{ .Values.injection.image.repository }}:{{ .Values.injection.image.tag | default .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}

@@ -81,6 +81,9 @@ func StartWith(binDir, dir string, o Options) (*Cluster, error) {
 		api.SecureServing.Address = o.BindAddress
 		api.SecureServing.Port = strconv.Itoa(o.SecurePort)
 		api.Configure().Disable("disable-admission-plugins")
+		// No kube-proxy: admission webhooks are called at a Service's endpoint (from the
+		// EndpointSlices the controller manager writes), not at its ClusterIP.
+		api.Configure().Set("enable-aggregator-routing", "true")
 	}
 	if _, err := c.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
@@ -125,7 +128,7 @@ func (c *Cluster) StartControllerManager(log io.Writer) error {
 		// Deployments make ReplicaSets make Pods; every namespace gets its "default"
 		// ServiceAccount and the kube-root-ca.crt ConfigMap that projected tokens mount; the
 		// node lifecycle controller lifts the not-ready taint the kubelet registers with.
-		controllers += ",deployment-controller,replicaset-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller"
+		controllers += ",deployment-controller,replicaset-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller,endpointslice-controller"
 		extra = append(extra, "--root-ca-file="+c.CAFile)
 	}
 	c.kcm = exec.Command(filepath.Join(c.BinDir, "kube-controller-manager"), append([]string{
