@@ -83,7 +83,8 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		}
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
-	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g)}), events, nil
+	r.noteRefreshToken(g, in)
+	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok)}), events, nil
 }
 
 // inputs are the credentials for one token request.

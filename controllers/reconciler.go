@@ -21,6 +21,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/idtoken"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
@@ -33,6 +34,9 @@ type TokenEndpoint interface {
 	// ServiceAccountToken exchanges a service account's signed assertion (for subject
 	// through domain-wide delegation when set).
 	ServiceAccountToken(ctx context.Context, key credentials.ServiceAccountKey, scopes []string, subject string, now time.Time) (*tokenclient.Token, error)
+	// Tokeninfo names the account an access token acts for (account.go uses it when a
+	// grant has the email scope but not openid).
+	Tokeninfo(ctx context.Context, accessToken string) (idtoken.Account, error)
 }
 
 // SecretMetadata reads the metadata of the Secrets grantkeeper does not label, in the

@@ -76,6 +76,9 @@ type Outcome struct {
 	// (a service account's grant: spec.subject, else the key's client_email); "" keeps
 	// status.account as it is.
 	Account string
+	// Identity is the user account the token endpoint's ID token (or tokeninfo) named;
+	// nil keeps status.account as it is.
+	Identity *oauthv1alpha1.AccountStatus
 }
 
 // Decide applies the rules in order of precedence.
@@ -172,6 +175,9 @@ func Record(o Observation, out Outcome) Report {
 	}
 	if out.Account != "" && (st.Account == nil || st.Account.Email != out.Account) {
 		st.Account = &oauthv1alpha1.AccountStatus{Email: out.Account}
+	}
+	if id := out.Identity; id != nil && id.Sub != "" && (st.Account == nil || *st.Account != *id) {
+		st.Account = id.DeepCopy()
 	}
 	switch {
 	case out.Problem != nil:

@@ -276,6 +276,13 @@ func TestRecord(t *testing.T) {
 		{name: "service account: bad key is InvalidServiceAccountKey", obs: observe(now, serviceAccount("")),
 			out:   Outcome{Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonInvalidServiceAccountKey, Message: "bad key"}},
 			ready: "False/InvalidServiceAccountKey", events: []string{"Warning/InvalidServiceAccountKey"}},
+		{name: "user grant with openid: account from the ID token", obs: observe(now, noToken),
+			out:   Outcome{Token: token(analytics), Identity: &oauthv1alpha1.AccountStatus{Email: "ana@example.com", Sub: "1234"}},
+			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"},
+			account: "ana@example.com"},
+		{name: "identity without sub is ignored", obs: observe(now, noToken),
+			out:   Outcome{Token: token(analytics), Identity: &oauthv1alpha1.AccountStatus{Email: "ana@example.com"}},
+			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"}},
 		{name: "same problem again: no second event", obs: observe(now, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClientSecret)),
 			out: Outcome{Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonInvalidClientSecret, Message: "bad JSON"}}, ready: "False/InvalidClientSecret"},
 	} {

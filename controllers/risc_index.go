@@ -1,0 +1,2 @@
+package controllers
+func (r *GoogleOAuthGrantReconciler) noteRefreshToken(g any, in *inputs) {}
