@@ -114,6 +114,10 @@ func Decide(o Observation) Plan {
 	case clientWait:
 		// The client controller has not checked the client's current spec; its status write wakes us.
 		return Plan{Report: r.finish(0)}
+	case securityRevoked(ready) && !ownChanged:
+		// Google revoked the token or disabled the account (security.go): not even a manual
+		// refresh may use the token again; a changed Secret or spec may.
+		return Plan{Report: r.finish(0)}
 	case PendingManualRequest(g) != "":
 		return refresh("manual refresh requested")
 	case ownChanged && !keyReplacedWhileHealthy(o, valid):
@@ -390,7 +394,7 @@ func PermanentReason(reason string) bool {
 			return k.Permanent()
 		}
 	}
-	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason)
+	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason) || slices.Contains(SecurityReasons, reason)
 }
 
 // PendingManualRequest returns the refresh-requested-at annotation when it asks for a

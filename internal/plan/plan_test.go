@@ -123,6 +123,13 @@ func TestDecide(t *testing.T) {
 		{name: "manual request beats a permanent failure", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant), func(o *Observation) {
 			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
 		}), refresh: true},
+		{name: "revoked by a security event: no request, not even a manual one", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonTokenRevokedByGoogle), func(o *Observation) {
+			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
+		}), readyReason: ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
+		{name: "account disabled by a security event: no request", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonAccountDisabled)),
+			readyReason: ReasonAccountDisabled, readyStatus: metav1.ConditionFalse},
+		{name: "revoked by a security event, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonTokensRevokedByGoogle), func(o *Observation) { o.Fingerprint = "other" }),
+			refresh: true},
 		{name: "permanent failure (InvalidGrant), no token: wait for a watch event only", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant)),
 			readyStatus: metav1.ConditionFalse, readyReason: oauthv1alpha1.ReasonInvalidGrant},
 		{name: "permanent failure (SecretKeyMissing), token valid: look again at expiry only", obs: observe(issued.Add(50*time.Minute), withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonSecretKeyMissing)),

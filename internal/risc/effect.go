@@ -2,6 +2,8 @@ package risc
 
 import (
 	"fmt"
+
+	"github.com/grantkeeper/grantkeeper/internal/plan"
 )
 
 // Action is what an event does to the grants it concerns.
@@ -19,14 +21,14 @@ const (
 	Enable
 )
 
-// Grant reasons and event reasons of security events (a contract).
+// The reasons are plan's (a contract).
 const (
-	ReasonTokenRevokedByGoogle            = "TokenRevokedByGoogle"
-	ReasonTokensRevokedByGoogle           = "TokensRevokedByGoogle"
-	ReasonAccountDisabled                 = "AccountDisabled"
-	ReasonAccountEnabled                  = "AccountEnabled"
-	ReasonSessionsRevoked                 = "SessionsRevokedByGoogle"
-	ReasonAccountCredentialChangeRequired = "AccountCredentialChangeRequired"
+	ReasonTokenRevokedByGoogle            = plan.ReasonTokenRevokedByGoogle
+	ReasonTokensRevokedByGoogle           = plan.ReasonTokensRevokedByGoogle
+	ReasonAccountDisabled                 = plan.ReasonAccountDisabled
+	ReasonAccountEnabled                  = plan.ReasonAccountEnabled
+	ReasonSessionsRevoked                 = plan.ReasonSessionsRevoked
+	ReasonAccountCredentialChangeRequired = plan.ReasonAccountCredentialChangeRequired
 )
 
 // Target is how an event finds its grants.
