@@ -81,6 +81,10 @@ type GoogleOAuthGrantReconciler struct {
 	clients clientRecord
 	// namespacesOnly: the manager reads only some namespaces, so no cluster-scoped clients.
 	namespacesOnly bool
+
+	// TokenIndex, when set, learns the refresh tokens token requests use, for security
+	// events (risc.go); nil when the receiver is off.
+	TokenIndex *TokenIndex
 }
 
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;patch
@@ -99,6 +103,7 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.writes.forget(req.NamespacedName)
+			r.TokenIndex.Remove(req.NamespacedName)
 			return ctrl.Result{}, r.releaseSecretWatch(ctx, req.Namespace)
 		}
 		return ctrl.Result{}, err

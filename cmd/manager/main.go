@@ -71,6 +71,8 @@ func run() error {
 	flag.IntVar(&burst, "kube-api-burst", 2000, "Burst of queries to the Kubernetes API server. This client-side limit is a ceiling, not a pace: the API server's priority and fairness decide who waits.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
+	var riscOpts riscFlags
+	riscOpts.bind(flag.CommandLine)
 	flag.Parse()
 	// Stopping (SIGTERM) cancels work under way on purpose; that is not an error to log.
 	stopping := ctrl.SetupSignalHandler()
@@ -129,6 +131,9 @@ func run() error {
 		Clock:            clock.RealClock{},
 		Backoff:          schedule.DefaultBackoff,
 		ManagerNamespace: managerNamespace,
+	}
+	if err := riscOpts.setup(mgr, r, namespaces != ""); err != nil {
+		return fmt.Errorf("setting up the security-event receiver: %w", err)
 	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
