@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -82,13 +83,14 @@ func addReceiver(mgr ctrl.Manager, addr string, ln net.Listener, h http.Handler)
 	mux.Handle(risc.Path, h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
-	return mgr.Add(receiverRunnable{addr: addr, ln: ln, srv: srv})
+	return mgr.Add(receiverRunnable{addr: addr, ln: ln, srv: srv, log: mgr.GetLogger().WithName("risc")})
 }
 
 type receiverRunnable struct {
 	addr string
 	ln   net.Listener
 	srv  *http.Server
+	log  logr.Logger
 }
 
 // NeedLeaderElection: every replica receives (Google posts to whichever the Service picks).
@@ -102,7 +104,7 @@ func (r receiverRunnable) Start(ctx context.Context) error {
 			return fmt.Errorf("security-event receiver: %w", err)
 		}
 	}
-	logf.FromContext(ctx).Info("security-event receiver listening", "address", ln.Addr().String(), "path", risc.Path)
+	r.log.Info("security-event receiver listening", "address", ln.Addr().String(), "path", risc.Path)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
