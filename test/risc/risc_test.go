@@ -90,7 +90,7 @@ func TestAccountEvents(t *testing.T) {
 		if c := condition(g, oauthv1alpha1.ConditionRevoked); c != "False/RefreshSucceeded" {
 			t.Errorf("%s Revoked = %s after account-enabled and a refresh", n, c)
 		}
-		if len(h.getSecret(n+"-access-token").Data["access_token"]) == 0 {
+		if len(h.getSecret(n + "-access-token").Data["access_token"]) == 0 {
 			t.Errorf("%s has no access token after account-enabled", n)
 		}
 	}
