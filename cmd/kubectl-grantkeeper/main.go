@@ -68,5 +68,6 @@ func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true
 	k.flags.AddFlags(root.PersistentFlags())
 	root.AddCommand(newAuthorizeCommand(k, streams), newStatusCommand(k, streams), newRefreshCommand(k, streams), newRevokeCommand(k, streams))
+	root.AddCommand(newRiscCommand(streams))
 	return root
 }

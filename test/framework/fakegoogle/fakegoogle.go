@@ -66,6 +66,10 @@ type Server struct {
 	accounts   map[string]Account
 	idTokens   int
 	tokeninfos int
+	// RISC stream API (risc.go).
+	stream     Stream
+	riscAdmins map[string]bool
+	onVerify   func(url, state string) error
 
 	listener net.Listener
 	http     *http.Server
@@ -391,6 +395,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/revoke", s.revoke)
 	mux.HandleFunc("/tokeninfo", s.tokeninfo)
 	mux.HandleFunc("/v1/whoami", s.whoami)
+	mux.HandleFunc("POST /v1beta/stream:update", s.streamUpdate)
+	mux.HandleFunc("POST /v1beta/stream:verify", s.streamVerify)
 	return mux
 }
 
