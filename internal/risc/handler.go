@@ -93,7 +93,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		SecurityEvents.WithLabelValues(ShortName(ev.Type), result).Inc()
-		h.Log.Info("security event", "type", ShortName(ev.Type), "result", result, "jti", set.JTI)
+		// Events about accounts no grant holds are most of a busy project's stream: debug only.
+		log := h.Log.V(1)
+		if result == ResultApplied {
+			log = h.Log
+		}
+		log.Info("security event", "type", ShortName(ev.Type), "result", result, "jti", set.JTI)
 	}
 	w.WriteHeader(http.StatusAccepted)
 }

@@ -47,7 +47,7 @@ const (
 
 // harness: a namespace, fake Google, a fake transmitter, and a manager with the receiver.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	c       client.Client
 	ns      string
@@ -76,7 +76,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &syncBuffer{}}
 	if err := h.google.Start(); err != nil {

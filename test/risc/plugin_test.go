@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/grantkeeper/grantkeeper/internal/risc"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/risctransmitter"
@@ -53,10 +55,11 @@ func TestPluginRegisterAndVerify(t *testing.T) {
 	if st := h.google.Stream(); st.URL != h.url || len(st.EventsRequired) != len(risc.EventTypes) {
 		t.Errorf("stream after register = %+v\n%s", st, out)
 	}
+	verified := risc.SecurityEvents.WithLabelValues("verification", risc.ResultIgnored)
+	before := testutil.ToFloat64(verified)
 	run("risc", "verify", "--state", "check-1")
-	h.eventually(10*time.Second, "the verification event in the receiver's log", func() (bool, string) {
-		logs := h.logs.String()
-		return strings.Contains(logs, `"type": "verification", "result": "ignored"`), ""
+	h.eventually(10*time.Second, "the verification event counted by the receiver", func() (bool, string) {
+		return testutil.ToFloat64(verified) == before+1, ""
 	})
 
 	// Bad endpoints are refused before calling Google.
