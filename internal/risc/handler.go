@@ -66,7 +66,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, errors.New("body over the size limit or unreadable"))
 		return
 	}
-	set, err := h.Verifier.Verify(r.Context(), strings.TrimSpace(string(body)), h.Sink.KnownClient)
+	// The sink logs through the request's context.
+	ctx := logr.NewContext(r.Context(), h.Log)
+	set, err := h.Verifier.Verify(ctx, strings.TrimSpace(string(body)), h.Sink.KnownClient)
 	if err != nil {
 		h.reject(w, err)
 		return
@@ -83,7 +85,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		at = h.now()
 	}
 	for _, ev := range set.Events {
-		result, err := h.Sink.Apply(r.Context(), ev, at)
+		result, err := h.Sink.Apply(ctx, ev, at)
 		if err != nil {
 			// Forget the jti so Google's redelivery is applied; effects are idempotent.
 			h.seen.remove(set.JTI)
