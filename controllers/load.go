@@ -51,6 +51,7 @@ func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.
 		tok, ok := derivedsecret.Read(target, g.Name)
 		// An orphaned Secret (owner reference removed by hand) is rewritten, which restores it.
 		obs.Token, obs.HaveToken = tok, ok && derivedsecret.OwnedBy(target, string(g.UID))
+		obs.Withdrawn = derivedsecret.OwnedBy(target, string(g.UID)) && isWithdrawn(target)
 	}
 
 	metas := map[string]*metav1.ObjectMeta{}

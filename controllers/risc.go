@@ -12,10 +12,8 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -224,37 +222,24 @@ func (s *SecurityEvents) now() time.Time {
 	return s.Clock.Now()
 }
 
-// revoke records Revoked=True and Ready=False, then withdraws the access token. The status
-// goes first, and the Secret is written once this replica's cache shows it: the Secret write
-// wakes the leader's reconciler, which must find the revocation rather than a grant without a
-// token to refresh. Both steps are idempotent, so a redelivery finishes a half-done one. The
-// refresh-token Secret is the user's data and is left as it is.
+// revoke withdraws the access token, then records Revoked=True and Ready=False. The Secret
+// goes first: its write wakes the leader's reconciler, which must not mistake a grant without
+// a token for one to refresh, and a withdrawn token says so by itself (plan's
+// Observation.Withdrawn) while the status write may not be in its cache yet. Both steps are
+// idempotent, so a redelivery finishes a half-done one. The refresh-token Secret is the
+// user's data and is left as it is.
 func (s *SecurityEvents) revoke(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, eff risc.Effect, at time.Time) error {
+	if err := s.withdrawToken(ctx, g, at); err != nil {
+		return err
+	}
 	changed, err := s.patchStatus(ctx, g, func(g *oauthv1alpha1.GoogleOAuthGrant) (oauthv1alpha1.GoogleOAuthGrantStatus, bool) {
 		return plan.SecurityRevoke(g, s.now(), at, eff.Reason, eff.Message)
 	})
-	if err != nil {
-		return err
-	}
-	if changed {
+	if err == nil && changed {
 		s.Recorder.Eventf(g, nil, corev1.EventTypeWarning, eff.Reason, "SecurityEvent", "%s The access token was withdrawn; a new consent is needed.", eff.Message)
 		logf.FromContext(ctx).Info("grant revoked by a security event", "grant", client.ObjectKeyFromObject(g).String(), "reason", eff.Reason)
-		s.waitForCache(ctx, g)
 	}
-	return s.withdrawToken(ctx, g, at)
-}
-
-// waitForCache waits (briefly) until the cache shows g at its current resourceVersion or later.
-func (s *SecurityEvents) waitForCache(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_ = wait.PollUntilContextCancel(ctx, 10*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		c := &oauthv1alpha1.GoogleOAuthGrant{}
-		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(g), c); err != nil {
-			return true, nil
-		}
-		return c.ResourceVersion == g.ResourceVersion || equality.Semantic.DeepEqual(c.Status.Conditions, g.Status.Conditions), nil
-	})
+	return err
 }
 
 // enable lifts AccountDisabled and wakes the leader's reconciler (a status write does not)
@@ -313,7 +298,7 @@ func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.Goo
 		if !derivedsecret.OwnedBy(sec, string(g.UID)) {
 			return nil // never write into someone else's Secret
 		}
-		if withdrawn(sec, at) {
+		if isWithdrawn(sec) {
 			return nil
 		}
 		refreshed := at.Add(-time.Second)
@@ -331,14 +316,17 @@ func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.Goo
 	return fmt.Errorf("Secret %s: too many conflicting writes", key)
 }
 
-// withdrawn reports whether a derived Secret already holds no access token, expiring by at.
-// (A cached Secret holding a token is a summary without the token: derivedsecret.Summarize.)
-func withdrawn(sec *corev1.Secret, at time.Time) bool {
-	if _, hasToken := sec.Data[oauthv1alpha1.AccessTokenKey]; !hasToken {
+// isWithdrawn reports whether a derived Secret holds an empty access token with a valid
+// expiry: only withdrawToken writes that (token responses without an access token are
+// refused). A cached Secret holding a token is a summary without the token
+// (derivedsecret.Summarize), so the key's absence means "not withdrawn".
+func isWithdrawn(sec *corev1.Secret) bool {
+	v, ok := sec.Data[oauthv1alpha1.AccessTokenKey]
+	if !ok || len(v) != 0 {
 		return false
 	}
-	exp, err := time.Parse(time.RFC3339, string(sec.Data[oauthv1alpha1.ExpiryKey]))
-	return len(sec.Data[oauthv1alpha1.AccessTokenKey]) == 0 && err == nil && !exp.After(at.Truncate(time.Second).Add(time.Second))
+	_, err := time.Parse(time.RFC3339, string(sec.Data[oauthv1alpha1.ExpiryKey]))
+	return err == nil
 }
 
 // fill reads every grant's refresh-token (and client) Secret into the index, at most once per

@@ -42,6 +42,9 @@ type Observation struct {
 	Backoff schedule.Backoff
 	// Client is the client object spec.clientRef names; nil when the grant has none.
 	Client *ClientState
+	// Withdrawn: the derived Secret is ours and holds an empty access token, which only a
+	// security event's effect writes (security.go).
+	Withdrawn bool
 }
 
 // Event is an event to record on the grant.
@@ -114,9 +117,10 @@ func Decide(o Observation) Plan {
 	case clientWait:
 		// The client controller has not checked the client's current spec; its status write wakes us.
 		return Plan{Report: r.finish(0)}
-	case securityRevoked(ready) && !ownChanged:
+	case (securityRevoked(ready) || o.Withdrawn && !securityLifted(g)) && !ownChanged:
 		// Google revoked the token or disabled the account (security.go): not even a manual
-		// refresh may use the token again; a changed Secret or spec may.
+		// refresh may use the token again; a changed Secret or spec may. The withdrawn token
+		// alone is enough: the event's status write may not be in the cache yet.
 		return Plan{Report: r.finish(0)}
 	case PendingManualRequest(g) != "":
 		return refresh("manual refresh requested")

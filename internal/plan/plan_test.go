@@ -128,6 +128,15 @@ func TestDecide(t *testing.T) {
 		}), readyReason: ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
 		{name: "account disabled by a security event: no request", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonAccountDisabled)),
 			readyReason: ReasonAccountDisabled, readyStatus: metav1.ConditionFalse},
+		{name: "token withdrawn by a security event, status not seen yet: no request", obs: observe(issued, noToken, healthy, func(o *Observation) { o.Withdrawn = true }),
+			readyReason: oauthv1alpha1.ReasonTokenValid, readyStatus: metav1.ConditionTrue},
+		{name: "token withdrawn, then account-enabled: refresh", obs: observe(issued, noToken, func(o *Observation) {
+			o.Withdrawn = true
+			o.Grant.Status, _ = SecurityRevoke(o.Grant, issued, issued, ReasonAccountDisabled, "x")
+			o.Grant.Status, _ = SecurityEnable(o.Grant, issued, "y")
+		}), refresh: true},
+		{name: "token withdrawn, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, func(o *Observation) { o.Withdrawn, o.Fingerprint = true, "other" }),
+			refresh: true},
 		{name: "revoked by a security event, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonTokensRevokedByGoogle), func(o *Observation) { o.Fingerprint = "other" }),
 			refresh: true},
 		{name: "permanent failure (InvalidGrant), no token: wait for a watch event only", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant)),

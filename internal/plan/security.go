@@ -34,6 +34,12 @@ func securityRevoked(ready *metav1.Condition) bool {
 	return ready != nil && ready.Status == metav1.ConditionFalse && slices.Contains(SecurityReasons, ready.Reason)
 }
 
+// securityLifted: account-enabled lifted the grant's AccountDisabled (Revoked=False/AccountEnabled).
+func securityLifted(g *oauthv1alpha1.GoogleOAuthGrant) bool {
+	c := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionRevoked)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == ReasonAccountEnabled
+}
+
 // SecurityRevoke is g's status after a revoking security event at time at (reason one of
 // SecurityReasons): Revoked=True, Ready=False, the token expired at the event, no refresh
 // scheduled. changed is false when the status already records this revocation (a redelivery,
