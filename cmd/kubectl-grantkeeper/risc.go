@@ -81,7 +81,7 @@ func newRiscCommand(streams genericiooptions.IOStreams) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(streams.Out, "Google accepted the request; a verification event with state %q is on its way.\n", state)
-			fmt.Fprintln(streams.Out, `The receiver counts it: grantkeeper_security_events_total{type="verification",result="ignored"}, and logs "security event" type=verification.`)
+			fmt.Fprintln(streams.Out, `The receiver counts it in grantkeeper_security_events_total{type="verification",result="ignored"}.`)
 			return nil
 		},
 	}
