@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -225,11 +226,11 @@ func (s *SecurityEvents) now() time.Time {
 // revoke withdraws the access token, then records Revoked=True and Ready=False. The Secret
 // goes first: its write wakes the leader's reconciler, which must not mistake a grant without
 // a token for one to refresh, and a withdrawn token says so by itself (plan's
-// Observation.Withdrawn) while the status write may not be in its cache yet. Both steps are
+// Observation.WithdrawnReason) while the status write may not be in its cache yet. Both steps are
 // idempotent, so a redelivery finishes a half-done one. The refresh-token Secret is the
 // user's data and is left as it is.
 func (s *SecurityEvents) revoke(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, eff risc.Effect, at time.Time) error {
-	if err := s.withdrawToken(ctx, g, at); err != nil {
+	if err := s.withdrawToken(ctx, g, at, eff.Reason); err != nil {
 		return err
 	}
 	changed, err := s.patchStatus(ctx, g, func(g *oauthv1alpha1.GoogleOAuthGrant) (oauthv1alpha1.GoogleOAuthGrantStatus, bool) {
@@ -286,9 +287,10 @@ func (s *SecurityEvents) patchStatus(ctx context.Context, g *oauthv1alpha1.Googl
 }
 
 // withdrawToken replaces the derived Secret's access token with an empty one expiring at the
-// event's time: pods reading it fail clearly instead of using a token Google may accept for
-// minutes more.
-func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, at time.Time) error {
+// event's time, marked with the reason: pods reading it fail clearly instead of using a token
+// Google may accept for minutes more, and the reconciler knows why (and restores the status
+// if a racing write lost it).
+func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, at time.Time, reason string) error {
 	key := types.NamespacedName{Namespace: g.Namespace, Name: g.TargetSecretName()}
 	sec := &corev1.Secret{}
 	if err := s.Client.Get(ctx, key, sec); err != nil {
@@ -298,15 +300,18 @@ func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.Goo
 		if !derivedsecret.OwnedBy(sec, string(g.UID)) {
 			return nil // never write into someone else's Secret
 		}
-		if isWithdrawn(sec) {
+		if reason, _ := withdrawn(sec); reason != "" {
 			return nil
 		}
 		refreshed := at.Add(-time.Second)
 		if t, err := time.Parse(time.RFC3339, sec.Annotations[derivedsecret.RefreshedAtAnnotation]); err == nil && t.Before(at) {
 			refreshed = t
 		}
-		_, err := derivedsecret.Publish(ctx, s.Client, s.Client.Scheme(), g, sec, derivedsecret.Token{AccessToken: "", Expiry: at, RefreshedAt: refreshed})
-		if err == nil || !apierrors.IsConflict(errors.Unwrap(err)) {
+		w := sec.DeepCopy()
+		derivedsecret.Apply(w, g.Name, derivedsecret.Token{AccessToken: "", Expiry: at, RefreshedAt: refreshed})
+		w.Annotations[derivedsecret.WithdrawnReasonAnnotation] = reason + " " + s.now().UTC().Format(time.RFC3339)
+		err := s.Client.Update(ctx, w)
+		if err == nil || !apierrors.IsConflict(err) {
 			return err
 		}
 		if err := s.APIReader.Get(ctx, key, sec); err != nil {
@@ -316,17 +321,17 @@ func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.Goo
 	return fmt.Errorf("Secret %s: too many conflicting writes", key)
 }
 
-// isWithdrawn reports whether a derived Secret holds an empty access token with a valid
-// expiry: only withdrawToken writes that (token responses without an access token are
-// refused). A cached Secret holding a token is a summary without the token
-// (derivedsecret.Summarize), so the key's absence means "not withdrawn".
-func isWithdrawn(sec *corev1.Secret) bool {
-	v, ok := sec.Data[oauthv1alpha1.AccessTokenKey]
-	if !ok || len(v) != 0 {
-		return false
+// withdrawn is why and when a security event withdrew a derived Secret's access token
+// (annotation "REASON TIME"), "" when it holds one. A cached Secret holding a token is a
+// summary without the token (derivedsecret.Summarize), so the key's absence means "not
+// withdrawn".
+func withdrawn(sec *corev1.Secret) (reason string, at time.Time) {
+	if v, ok := sec.Data[oauthv1alpha1.AccessTokenKey]; !ok || len(v) != 0 {
+		return "", time.Time{}
 	}
-	_, err := time.Parse(time.RFC3339, string(sec.Data[oauthv1alpha1.ExpiryKey]))
-	return err == nil
+	reason, when, _ := strings.Cut(sec.Annotations[derivedsecret.WithdrawnReasonAnnotation], " ")
+	at, _ = time.Parse(time.RFC3339, when)
+	return reason, at
 }
 
 // fill reads every grant's refresh-token (and client) Secret into the index, at most once per

@@ -42,9 +42,10 @@ type Observation struct {
 	Backoff schedule.Backoff
 	// Client is the client object spec.clientRef names; nil when the grant has none.
 	Client *ClientState
-	// Withdrawn: the derived Secret is ours and holds an empty access token, which only a
-	// security event's effect writes (security.go).
-	Withdrawn bool
+	// WithdrawnReason: the derived Secret is ours and a security event withdrew its access
+	// token (security.go) at WithdrawnAt, for this reason; "" when not.
+	WithdrawnReason string
+	WithdrawnAt     time.Time
 }
 
 // Event is an event to record on the grant.
@@ -117,10 +118,17 @@ func Decide(o Observation) Plan {
 	case clientWait:
 		// The client controller has not checked the client's current spec; its status write wakes us.
 		return Plan{Report: r.finish(0)}
-	case (securityRevoked(ready) || o.Withdrawn && !securityLifted(g)) && !ownChanged:
+	case (securityRevoked(ready) || o.WithdrawnReason != "" && !securityLifted(g)) && !ownChanged:
 		// Google revoked the token or disabled the account (security.go): not even a manual
 		// refresh may use the token again; a changed Secret or spec may. The withdrawn token
-		// alone is enough: the event's status write may not be in the cache yet.
+		// alone is enough: the event's status write may not be in the cache yet, or may have
+		// been lost to a refresh's status write that raced it (then it is restored here).
+		if !securityRevoked(ready) && slices.Contains(SecurityReasons, o.WithdrawnReason) {
+			if wait := o.WithdrawnAt.Add(SecurityStatusGrace).Sub(o.Now); wait > 0 {
+				return Plan{Report: r.finish(wait)} // the receiver's status write is on its way
+			}
+			r.securityRevoke(o.WithdrawnReason, "Google revoked this grant (Cross-Account Protection security event, reason "+o.WithdrawnReason+").")
+		}
 		return Plan{Report: r.finish(0)}
 	case PendingManualRequest(g) != "":
 		return refresh("manual refresh requested")

@@ -128,14 +128,18 @@ func TestDecide(t *testing.T) {
 		}), readyReason: ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
 		{name: "account disabled by a security event: no request", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonAccountDisabled)),
 			readyReason: ReasonAccountDisabled, readyStatus: metav1.ConditionFalse},
-		{name: "token withdrawn by a security event, status not seen yet: no request", obs: observe(issued, noToken, healthy, func(o *Observation) { o.Withdrawn = true }),
-			readyReason: oauthv1alpha1.ReasonTokenValid, readyStatus: metav1.ConditionTrue},
+		{name: "token withdrawn by a security event, its status not seen yet: no request, wait for it", obs: observe(issued, noToken, healthy, func(o *Observation) {
+			o.WithdrawnReason, o.WithdrawnAt = ReasonTokenRevokedByGoogle, issued.Add(-2*time.Second)
+		}), readyReason: oauthv1alpha1.ReasonTokenValid, readyStatus: metav1.ConditionTrue, requeueMin: 7 * time.Second, max: 9 * time.Second},
+		{name: "token withdrawn by a security event, its status lost: no request, the status restored", obs: observe(issued, noToken, healthy, func(o *Observation) {
+			o.WithdrawnReason, o.WithdrawnAt = ReasonTokenRevokedByGoogle, issued.Add(-time.Minute)
+		}), readyReason: ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
 		{name: "token withdrawn, then account-enabled: refresh", obs: observe(issued, noToken, func(o *Observation) {
-			o.Withdrawn = true
+			o.WithdrawnReason = ReasonAccountDisabled
 			o.Grant.Status, _ = SecurityRevoke(o.Grant, issued, issued, ReasonAccountDisabled, "x")
 			o.Grant.Status, _ = SecurityEnable(o.Grant, issued, "y")
 		}), refresh: true},
-		{name: "token withdrawn, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, func(o *Observation) { o.Withdrawn, o.Fingerprint = true, "other" }),
+		{name: "token withdrawn, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, func(o *Observation) { o.WithdrawnReason, o.Fingerprint = ReasonTokenRevokedByGoogle, "other" }),
 			refresh: true},
 		{name: "revoked by a security event, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonTokensRevokedByGoogle), func(o *Observation) { o.Fingerprint = "other" }),
 			refresh: true},

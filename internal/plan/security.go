@@ -29,6 +29,11 @@ const (
 // request until the grant's Secrets or spec change (Google asked us to stop using the token).
 var SecurityReasons = []string{ReasonTokenRevokedByGoogle, ReasonTokensRevokedByGoogle, ReasonAccountDisabled}
 
+// SecurityStatusGrace is how long after a token was withdrawn the reconciler waits for the
+// receiver's status write before writing the revocation itself (a refresh's status write that
+// raced the event's can lose it).
+const SecurityStatusGrace = 10 * time.Second
+
 // securityRevoked reports whether the grant's Ready condition records a revoking security event.
 func securityRevoked(ready *metav1.Condition) bool {
 	return ready != nil && ready.Status == metav1.ConditionFalse && slices.Contains(SecurityReasons, ready.Reason)
@@ -51,13 +56,23 @@ func SecurityRevoke(g *oauthv1alpha1.GoogleOAuthGrant, now, at time.Time, reason
 		return g.Status, false
 	}
 	r := &reporter{o: Observation{Now: now, Grant: g}, st: g.Status.DeepCopy()}
-	r.st.RefreshTime = nil
 	r.st.ExpiresAt = metaTime(at)
+	r.securityRevoke(reason, why)
+	return r.finish(0).Status, true
+}
+
+// securityRevoke sets the conditions of a grant a security event revoked, with a Warning
+// event when Ready changes.
+func (r *reporter) securityRevoke(reason, why string) {
+	g := r.o.Grant
+	r.st.RefreshTime = nil
 	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, why)
 	fix := fmt.Sprintf("Obtain a new refresh token with a new consent: %s (it stores it in Secret %q key %q).", ReauthorizeCommand(g), g.RefreshTokenSecretName(), g.RefreshTokenKey())
-	r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("%s The access token in Secret %q was withdrawn (expiry set to the event's time). No token requests are made until the grant's Secrets or spec change. %s",
-		why, g.TargetSecretName(), fix))
-	return r.finish(0).Status, true
+	msg := fmt.Sprintf("%s The access token in Secret %q was withdrawn (expiry set to the event's time). No token requests are made until the grant's Secrets or spec change. %s",
+		why, g.TargetSecretName(), fix)
+	if r.setReady(metav1.ConditionFalse, reason, msg) {
+		r.event("Warning", reason, "SecurityEvent", why+" The access token was withdrawn; a new consent is needed.")
+	}
 }
 
 // SecurityEnable is g's status after account-enabled: an AccountDisabled revocation is lifted
