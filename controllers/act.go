@@ -35,6 +35,8 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		return plan.Record(obs.Observation, plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(obs), RefreshTokenMissing: in.refreshTokenMissing}), nil, nil
 	}
 
+	key := types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
+	r.noteRefreshToken(key, in.refreshToken, in.client.ID)
 	log := logf.FromContext(ctx)
 	now := obs.Now
 	var tok *tokenclient.Token
@@ -69,6 +71,9 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 			return plan.Report{}, nil, err
 		}
 		events = append(events, ev...)
+		if len(ev) == 0 {
+			r.noteRefreshToken(key, tok.RefreshToken, in.client.ID)
+		}
 	}
 
 	issued := now.Truncate(time.Second)
@@ -83,7 +88,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		}
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
-	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g)}), events, nil
+	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok)}), events, nil
 }
 
 // inputs are the credentials for one token request.

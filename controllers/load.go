@@ -52,6 +52,9 @@ func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.
 		tok, ok := derivedsecret.Read(target, g.Name)
 		// An orphaned Secret (owner reference removed by hand) is rewritten, which restores it.
 		obs.Token, obs.HaveToken = tok, ok && derivedsecret.OwnedBy(target, string(g.UID))
+		if derivedsecret.OwnedBy(target, string(g.UID)) {
+			obs.WithdrawnReason, obs.WithdrawnAt = withdrawn(target)
+		}
 	}
 
 	metas := map[string]*metav1.ObjectMeta{}

@@ -22,6 +22,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/idtoken"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
@@ -34,6 +35,9 @@ type TokenEndpoint interface {
 	// ServiceAccountToken exchanges a service account's signed assertion (for subject
 	// through domain-wide delegation when set).
 	ServiceAccountToken(ctx context.Context, key credentials.ServiceAccountKey, scopes []string, subject string, now time.Time) (*tokenclient.Token, error)
+	// Tokeninfo names the account an access token acts for (account.go uses it when a
+	// grant has the email scope but not openid).
+	Tokeninfo(ctx context.Context, accessToken string) (idtoken.Account, error)
 }
 
 // SecretMetadata reads the metadata of the Secrets grantkeeper does not label, in the
@@ -82,6 +86,9 @@ type GoogleOAuthGrantReconciler struct {
 	// Consent keeps consent links for grants that need a person; nil when consent links
 	// are off (--consent-bind-address 0).
 	Consent *consent.Links
+	// TokenIndex, when set, learns the refresh tokens token requests use, for security
+	// events (risc.go); nil when the receiver is off.
+	TokenIndex *TokenIndex
 }
 
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;patch
@@ -100,6 +107,7 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.writes.forget(req.NamespacedName)
+			r.TokenIndex.Remove(req.NamespacedName)
 			return ctrl.Result{}, r.releaseSecretWatch(ctx, req.Namespace)
 		}
 		return ctrl.Result{}, err

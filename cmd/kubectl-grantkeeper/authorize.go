@@ -128,7 +128,7 @@ func (o *authorizeOptions) run(ctx context.Context, k *kube, streams genericioop
 	}
 
 	tok, err := authflow.Run(ctx, authflow.Options{
-		Config: oauth2.Config{ClientID: cl.ID, ClientSecret: cl.Secret, Scopes: scopes,
+		Config: oauth2.Config{ClientID: cl.ID, ClientSecret: cl.Secret, Scopes: withIdentityScopes(scopes),
 			Endpoint: oauth2.Endpoint{AuthURL: o.authURL, TokenURL: o.tokenURL, AuthStyle: oauth2.AuthStyleInParams}},
 		LoginHint:     o.loginHint,
 		ListenAddress: o.listen,

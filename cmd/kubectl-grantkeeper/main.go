@@ -69,5 +69,6 @@ func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	k.flags.AddFlags(root.PersistentFlags())
 	root.AddCommand(newAuthorizeCommand(k, streams), newStatusCommand(k, streams), newRefreshCommand(k, streams), newRevokeCommand(k, streams))
 	root.AddCommand(newConsentLinkCommand(k, streams))
+	root.AddCommand(newRiscCommand(streams))
 	return root
 }

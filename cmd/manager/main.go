@@ -75,6 +75,8 @@ func run() error {
 	webhookOpts := bindWebhookFlags(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
+	var riscOpts riscFlags
+	riscOpts.bind(flag.CommandLine)
 	flag.Parse()
 	// Stopping (SIGTERM) cancels work under way on purpose; that is not an error to log.
 	stopping := ctrl.SetupSignalHandler()
@@ -139,6 +141,9 @@ func run() error {
 		Clock:            clock.RealClock{},
 		Backoff:          schedule.DefaultBackoff,
 		ManagerNamespace: managerNamespace,
+	}
+	if err := riscOpts.setup(mgr, r, namespaces != ""); err != nil {
+		return fmt.Errorf("setting up the security-event receiver: %w", err)
 	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

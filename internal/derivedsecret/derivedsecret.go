@@ -25,6 +25,10 @@ import (
 // schedule can be recomputed from the Secret alone after a restart.
 const RefreshedAtAnnotation = "oauth.grantkeeper.dev/refreshed-at"
 
+// WithdrawnReasonAnnotation marks a Secret whose access token a Google security event
+// withdrew (the value is the grant's reason); writing a token drops it.
+const WithdrawnReasonAnnotation = "oauth.grantkeeper.dev/withdrawn-reason"
+
 // Token is what the Secret holds.
 type Token struct {
 	AccessToken string
@@ -64,6 +68,7 @@ func Apply(s *corev1.Secret, grant string, t Token) bool {
 		s.Annotations = map[string]string{}
 	}
 	delete(s.Annotations, summaryAnnotation)
+	delete(s.Annotations, WithdrawnReasonAnnotation)
 	s.Annotations[RefreshedAtAnnotation] = t.RefreshedAt.UTC().Truncate(time.Second).Format(time.RFC3339)
 	if s.Type == "" {
 		s.Type = corev1.SecretTypeOpaque

@@ -45,6 +45,10 @@ type Observation struct {
 	// ConsentEnabled: consent links are served (--consent-bind-address), so a grant that
 	// needs a person says ConsentRequired and keeps status.consentURL.
 	ConsentEnabled bool
+	// WithdrawnReason: the derived Secret is ours and a security event withdrew its access
+	// token (security.go) at WithdrawnAt, for this reason; "" when not.
+	WithdrawnReason string
+	WithdrawnAt     time.Time
 }
 
 // Event is an event to record on the grant.
@@ -82,6 +86,9 @@ type Outcome struct {
 	// RefreshTokenMissing: Problem is that the refresh-token Secret or its key is absent
 	// (not the client's Secret).
 	RefreshTokenMissing bool
+	// Identity is the user account the token endpoint's ID token (or tokeninfo) named;
+	// nil keeps status.account as it is.
+	Identity *oauthv1alpha1.AccountStatus
 }
 
 // Decide applies the rules in order of precedence.
@@ -116,6 +123,18 @@ func Decide(o Observation) Plan {
 		return Plan{Report: r.finish(0)}
 	case clientWait:
 		// The client controller has not checked the client's current spec; its status write wakes us.
+		return Plan{Report: r.finish(0)}
+	case (securityRevoked(ready) || o.WithdrawnReason != "" && !securityLifted(g)) && !ownChanged:
+		// Google revoked the token or disabled the account (security.go): not even a manual
+		// refresh may use the token again; a changed Secret or spec may. The withdrawn token
+		// alone is enough: the event's status write may not be in the cache yet, or may have
+		// been lost to a refresh's status write that raced it (then it is restored here).
+		if !securityRevoked(ready) && slices.Contains(SecurityReasons, o.WithdrawnReason) {
+			if wait := o.WithdrawnAt.Add(SecurityStatusGrace).Sub(o.Now); wait > 0 {
+				return Plan{Report: r.finish(wait)} // the receiver's status write is on its way
+			}
+			r.securityRevoke(o.WithdrawnReason, "Google revoked this grant (Cross-Account Protection security event, reason "+o.WithdrawnReason+").")
+		}
 		return Plan{Report: r.finish(0)}
 	case PendingManualRequest(g) != "":
 		return refresh("manual refresh requested")
@@ -178,6 +197,9 @@ func Record(o Observation, out Outcome) Report {
 	}
 	if out.Account != "" && (st.Account == nil || st.Account.Email != out.Account) {
 		st.Account = &oauthv1alpha1.AccountStatus{Email: out.Account}
+	}
+	if id := out.Identity; id != nil && id.Sub != "" && (st.Account == nil || *st.Account != *id) {
+		st.Account = id.DeepCopy()
 	}
 	switch {
 	case out.Problem != nil && out.RefreshTokenMissing && o.ConsentEnabled && ConsentEligible(g):
@@ -404,7 +426,7 @@ func PermanentReason(reason string) bool {
 			return k.Permanent()
 		}
 	}
-	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason) || reason == ReasonConsentRequired
+	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason) || slices.Contains(SecurityReasons, reason) || reason == ReasonConsentRequired
 }
 
 // PendingManualRequest returns the refresh-requested-at annotation when it asks for a

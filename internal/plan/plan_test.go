@@ -123,6 +123,26 @@ func TestDecide(t *testing.T) {
 		{name: "manual request beats a permanent failure", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant), func(o *Observation) {
 			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
 		}), refresh: true},
+		{name: "revoked by a security event: no request, not even a manual one", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonTokenRevokedByGoogle), func(o *Observation) {
+			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
+		}), readyReason: ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
+		{name: "account disabled by a security event: no request", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonAccountDisabled)),
+			readyReason: ReasonAccountDisabled, readyStatus: metav1.ConditionFalse},
+		{name: "token withdrawn by a security event, its status not seen yet: no request, wait for it", obs: observe(issued, noToken, healthy, func(o *Observation) {
+			o.WithdrawnReason, o.WithdrawnAt = ReasonTokenRevokedByGoogle, issued.Add(-2*time.Second)
+		}), readyReason: oauthv1alpha1.ReasonTokenValid, readyStatus: metav1.ConditionTrue, requeueMin: 7 * time.Second, max: 9 * time.Second},
+		{name: "token withdrawn by a security event, its status lost: no request, the status restored", obs: observe(issued, noToken, healthy, func(o *Observation) {
+			o.WithdrawnReason, o.WithdrawnAt = ReasonTokenRevokedByGoogle, issued.Add(-time.Minute)
+		}), readyReason: ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
+		{name: "token withdrawn, then account-enabled: refresh", obs: observe(issued, noToken, func(o *Observation) {
+			o.WithdrawnReason = ReasonAccountDisabled
+			o.Grant.Status, _ = SecurityRevoke(o.Grant, issued, issued, ReasonAccountDisabled, "x")
+			o.Grant.Status, _ = SecurityEnable(o.Grant, issued, "y")
+		}), refresh: true},
+		{name: "token withdrawn, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, func(o *Observation) { o.WithdrawnReason, o.Fingerprint = ReasonTokenRevokedByGoogle, "other" }),
+			refresh: true},
+		{name: "revoked by a security event, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonTokensRevokedByGoogle), func(o *Observation) { o.Fingerprint = "other" }),
+			refresh: true},
 		{name: "permanent failure (InvalidGrant), no token: wait for a watch event only", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant)),
 			readyStatus: metav1.ConditionFalse, readyReason: oauthv1alpha1.ReasonInvalidGrant},
 		{name: "permanent failure (SecretKeyMissing), token valid: look again at expiry only", obs: observe(issued.Add(50*time.Minute), withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonSecretKeyMissing)),
@@ -276,6 +296,13 @@ func TestRecord(t *testing.T) {
 		{name: "service account: bad key is InvalidServiceAccountKey", obs: observe(now, serviceAccount("")),
 			out:   Outcome{Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonInvalidServiceAccountKey, Message: "bad key"}},
 			ready: "False/InvalidServiceAccountKey", events: []string{"Warning/InvalidServiceAccountKey"}},
+		{name: "user grant with openid: account from the ID token", obs: observe(now, noToken),
+			out:   Outcome{Token: token(analytics), Identity: &oauthv1alpha1.AccountStatus{Email: "ana@example.com", Sub: "1234"}},
+			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"},
+			account: "ana@example.com"},
+		{name: "identity without sub is ignored", obs: observe(now, noToken),
+			out:   Outcome{Token: token(analytics), Identity: &oauthv1alpha1.AccountStatus{Email: "ana@example.com"}},
+			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"}},
 		{name: "same problem again: no second event", obs: observe(now, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidClientSecret)),
 			out: Outcome{Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonInvalidClientSecret, Message: "bad JSON"}}, ready: "False/InvalidClientSecret"},
 	} {

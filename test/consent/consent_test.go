@@ -66,7 +66,7 @@ func TestNewGrantConsentOverHTTP(t *testing.T) {
 	if s.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue || len(s.OwnerReferences) != 0 {
 		t.Errorf("refresh-token Secret labels %v owners %v: want managed-by and no owner", s.Labels, s.OwnerReferences)
 	}
-	if acc := h.google.AccountOf(string(s.Data["refresh_token"])); acc != "ben@example.com" {
+	if acc := h.google.AccountOf(string(s.Data["refresh_token"])).Email; acc != "ben@example.com" {
 		t.Errorf("stored refresh token belongs to %q", acc)
 	}
 	start := time.Now()

@@ -6,17 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
-
-// Account is a Google account the fake knows: who can sign in at its consent page.
-type Account struct {
-	Email string
-	// Sub is Google's stable account id, as ID tokens carry it.
-	Sub string
-}
 
 // DefaultAccounts are the accounts every fake knows.
 var DefaultAccounts = []Account{
@@ -31,7 +21,6 @@ type consentState struct {
 	granted map[[2]string][]string
 	// next: the account that consents next without a browser ("" : login_hint, else the first).
 	next string
-	key  []byte // signs ID tokens (HS256: nobody verifies them; they come over TLS)
 	// redirects: the redirect URIs registered per client; a client with none accepts any
 	// loopback URI (as Google does for Desktop clients).
 	redirects map[string][]string
@@ -43,7 +32,6 @@ func (s *Server) consentLocked() *consentState {
 		c.accounts = slices.Clone(DefaultAccounts)
 		c.granted = map[[2]string][]string{}
 		c.redirects = map[string][]string{}
-		c.key = []byte(randomString(32))
 	}
 	return c
 }
@@ -87,17 +75,8 @@ func (s *Server) GrantedScopes(email, clientID string) []string {
 	return slices.Clone(s.consentLocked().granted[[2]string{email, clientID}])
 }
 
-// AccountOf is the account that consented to a refresh token ("" for registered tokens).
-func (s *Server) AccountOf(refreshToken string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rt := s.refresh[refreshToken]; rt != nil && rt.account != nil {
-		return rt.account.Email
-	}
-	return ""
-}
-
-func (s *Server) accountLocked(email string) *Account {
+// accountByEmailLocked is the account that signs in as email at the consent page.
+func (s *Server) accountByEmailLocked(email string) *Account {
 	for _, a := range s.consentLocked().accounts {
 		if strings.EqualFold(a.Email, email) {
 			return &a
@@ -112,20 +91,6 @@ func (s *Server) forgetGrantLocked(rt *refreshToken) {
 	if rt.account != nil {
 		delete(s.consentLocked().granted, [2]string{rt.account.Email, rt.clientID})
 	}
-}
-
-func (s *Server) idTokenLocked(a Account, clientID string, scopes []string) string {
-	now := s.now()
-	claims := jwt.MapClaims{"iss": "https://accounts.google.com", "aud": clientID, "azp": clientID, "sub": a.Sub,
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	if slices.Contains(scopes, "email") {
-		claims["email"], claims["email_verified"] = a.Email, true
-	}
-	raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.consentLocked().key)
-	if err != nil {
-		panic(err)
-	}
-	return raw
 }
 
 // authRequest is a validated authorization request.
@@ -237,9 +202,9 @@ func (s *Server) auth(w http.ResponseWriter, r *http.Request) {
 		scopes = granted
 	}
 	c := s.consentLocked()
-	account := s.accountLocked(c.next)
+	account := s.accountByEmailLocked(c.next)
 	if account == nil {
-		account = s.accountLocked(q.Get("login_hint"))
+		account = s.accountByEmailLocked(q.Get("login_hint"))
 	}
 	if account == nil {
 		account = &c.accounts[0]
@@ -274,7 +239,7 @@ func (s *Server) consentPost(w http.ResponseWriter, r *http.Request) {
 		a.back(w, r, url.Values{"error": {"access_denied"}})
 		return
 	}
-	account := s.accountLocked(r.PostForm.Get("account"))
+	account := s.accountByEmailLocked(r.PostForm.Get("account"))
 	if account == nil {
 		http.Error(w, "Error 400: choose an account", http.StatusBadRequest)
 		return
@@ -312,7 +277,7 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 
 func (s *Server) consentPageLocked(w http.ResponseWriter, a *authRequest) {
 	c := s.consentLocked()
-	hint := s.accountLocked(a.q.Get("login_hint"))
+	hint := s.accountByEmailLocked(a.q.Get("login_hint"))
 	var accounts []pageAccount
 	for i, acc := range c.accounts {
 		checked := (hint != nil && hint.Email == acc.Email) || (hint == nil && i == 0)

@@ -62,6 +62,15 @@ type Server struct {
 	users      map[string]bool
 	saRequests map[string]int
 
+	// Accounts (account.go): by refresh token; ID tokens issued; tokeninfo requests.
+	accounts   map[string]Account
+	idTokens   int
+	tokeninfos int
+	// RISC stream API (risc.go).
+	stream     Stream
+	riscAdmins map[string]bool
+	onVerify   func(url, state string) error
+
 	listener net.Listener
 	http     *http.Server
 }
@@ -390,6 +399,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/revoke", s.revoke)
 	mux.HandleFunc("/tokeninfo", s.tokeninfo)
 	mux.HandleFunc("/v1/whoami", s.whoami)
+	mux.HandleFunc("POST /v1beta/stream:update", s.streamUpdate)
+	mux.HandleFunc("POST /v1beta/stream:verify", s.streamVerify)
 	return mux
 }
 
@@ -589,6 +600,9 @@ func (s *Server) issueLocked(refresh, clientID string, scopes []string) map[stri
 	if s.rtExpires > 0 {
 		resp["refresh_token_expires_in"] = int(s.rtExpires / time.Second)
 	}
+	if id := s.idTokenLocked(s.accountLocked(refresh), clientID, scopes); id != "" {
+		resp["id_token"] = id
+	}
 	return resp
 }
 
@@ -617,9 +631,7 @@ func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, clientID stri
 	if ac.offline {
 		resp["refresh_token"] = refresh
 	}
-	if ac.account != nil && slices.Contains(ac.scopes, "openid") {
-		resp["id_token"] = s.idTokenLocked(*ac.account, clientID, ac.scopes)
-	}
+	// issueLocked added the id_token of the account that consented (ac.account).
 	writeJSON(w, 200, resp)
 }
 
@@ -669,17 +681,23 @@ func (s *Server) validAccessLocked(token string) *accessToken {
 func (s *Server) tokeninfo(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	at := s.validAccessLocked(r.URL.Query().Get("access_token"))
+	s.tokeninfos++
+	at := s.validAccessLocked(r.FormValue("access_token"))
 	if at == nil {
 		oauthError(w, 400, "invalid_token", "Invalid Value")
 		return
 	}
 	left := int(at.expiry.Sub(s.now()) / time.Second)
-	writeJSON(w, 200, map[string]string{
-		"azp": at.client, "aud": at.client, "sub": "1000000000000000000001",
+	a := s.accountLocked(at.refresh)
+	info := map[string]string{
+		"azp": at.client, "aud": at.client, "sub": a.Sub,
 		"scope": strings.Join(at.scopes, " "), "exp": strconv.FormatInt(at.expiry.Unix(), 10),
 		"expires_in": strconv.Itoa(left), "access_type": "offline",
-	})
+	}
+	if hasEmailScope(at.scopes) {
+		info["email"], info["email_verified"] = a.Email, "true"
+	}
+	writeJSON(w, 200, info)
 }
 
 // whoami is a protected API: 401 with Google's error shape unless the bearer token is valid.

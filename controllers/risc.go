@@ -1,0 +1,396 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
+	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/internal/risc"
+)
+
+// accountSubIndex indexes grants by status.account.sub: security events name accounts by sub.
+const accountSubIndex = "grantkeeper.accountSub"
+
+// DefaultFillFloor is the least time between two catch-up reads of every grant's Secrets
+// (fill): a replica that has not made the token requests itself (a standby, or just started)
+// learns the refresh tokens when an event names one it does not know.
+const DefaultFillFloor = 30 * time.Second
+
+// SecurityEvents applies Cross-Account Protection events (internal/risc) to grants. Every
+// replica serves the receiver: effects are API writes guarded by resourceVersion, and the
+// leader's reconciler honours them (plan.SecurityReasons).
+type SecurityEvents struct {
+	Client    client.Client // the manager's cached client
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Index     *TokenIndex
+	Clock     clock.PassiveClock
+	// FillFloor: see DefaultFillFloor (0: the default).
+	FillFloor      time.Duration
+	NamespacesOnly bool
+
+	fillMu   sync.Mutex
+	lastFill time.Time
+}
+
+// SetupWithManager registers the grant index by account sub.
+func (s *SecurityEvents) SetupWithManager(mgr ctrl.Manager) error {
+	if s.APIReader == nil {
+		s.APIReader = mgr.GetAPIReader()
+	}
+	return mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.GoogleOAuthGrant{}, accountSubIndex, func(o client.Object) []string {
+		if a := o.(*oauthv1alpha1.GoogleOAuthGrant).Status.Account; a != nil && a.Sub != "" {
+			return []string{a.Sub}
+		}
+		return nil
+	})
+}
+
+// AddReceiver serves h on addr (path risc.Path) on every replica, with timeouts at every stage.
+func AddReceiver(mgr ctrl.Manager, addr string, h http.Handler) error {
+	return addReceiver(mgr, addr, nil, h)
+}
+
+// AddReceiverListener is AddReceiver on a listener the caller opened (tests: port 0).
+func AddReceiverListener(mgr ctrl.Manager, ln net.Listener, h http.Handler) error {
+	return addReceiver(mgr, "", ln, h)
+}
+
+func addReceiver(mgr ctrl.Manager, addr string, ln net.Listener, h http.Handler) error {
+	mux := http.NewServeMux()
+	mux.Handle(risc.Path, h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+	return mgr.Add(receiverRunnable{addr: addr, ln: ln, srv: srv, log: mgr.GetLogger().WithName("risc")})
+}
+
+type receiverRunnable struct {
+	addr string
+	ln   net.Listener
+	srv  *http.Server
+	log  logr.Logger
+}
+
+// NeedLeaderElection: every replica receives (Google posts to whichever the Service picks).
+func (receiverRunnable) NeedLeaderElection() bool { return false }
+
+func (r receiverRunnable) Start(ctx context.Context) error {
+	ln := r.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", r.addr); err != nil {
+			return fmt.Errorf("security-event receiver: %w", err)
+		}
+	}
+	r.log.Info("security-event receiver listening", "address", ln.Addr().String(), "path", risc.Path)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.srv.Shutdown(sctx)
+	}()
+	if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// KnownClient reports whether some grant uses clientID: an indexed grant's client, or a
+// client object's; after a catch-up read when neither knows it.
+func (s *SecurityEvents) KnownClient(ctx context.Context, clientID string) bool {
+	if clientID == "" {
+		return false
+	}
+	if s.Index.HasClient(clientID) || s.clientObjectHas(ctx, clientID) {
+		return true
+	}
+	return s.fill(ctx) && s.Index.HasClient(clientID)
+}
+
+func (s *SecurityEvents) clientObjectHas(ctx context.Context, clientID string) bool {
+	lists := []client.ObjectList{&oauthv1alpha1.GoogleOAuthClientList{}}
+	if !s.NamespacesOnly {
+		lists = append(lists, &oauthv1alpha1.ClusterGoogleOAuthClientList{})
+	}
+	for _, l := range lists {
+		if err := s.Client.List(ctx, l); err != nil {
+			continue
+		}
+		switch l := l.(type) {
+		case *oauthv1alpha1.GoogleOAuthClientList:
+			for _, c := range l.Items {
+				if c.Status.ClientID == clientID {
+					return true
+				}
+			}
+		case *oauthv1alpha1.ClusterGoogleOAuthClientList:
+			for _, c := range l.Items {
+				if c.Status.ClientID == clientID {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Apply carries out one verified event (risc.Sink).
+func (s *SecurityEvents) Apply(ctx context.Context, ev risc.Event, at time.Time) (string, error) {
+	eff := risc.EffectOf(ev)
+	if eff.Action == risc.Ignore {
+		return risc.ResultIgnored, nil
+	}
+	grants, err := s.targets(ctx, eff.Target)
+	if err != nil {
+		return "", err
+	}
+	if len(grants) == 0 && eff.Target.TokenKey != "" && s.fill(ctx) {
+		grants, err = s.targets(ctx, eff.Target)
+		if err != nil {
+			return "", err
+		}
+	}
+	if len(grants) == 0 {
+		return risc.ResultNoMatch, nil
+	}
+	var errs []error
+	for i := range grants {
+		g := &grants[i]
+		switch eff.Action {
+		case risc.Revoke:
+			errs = append(errs, s.revoke(ctx, g, eff, at))
+		case risc.Enable:
+			errs = append(errs, s.enable(ctx, g, eff))
+		case risc.Warn:
+			s.Recorder.Eventf(g, nil, corev1.EventTypeWarning, eff.Reason, "SecurityEvent", "%s", eff.Message)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return "", err
+	}
+	return risc.ResultApplied, nil
+}
+
+// targets are the grants (from the cache) an effect concerns.
+func (s *SecurityEvents) targets(ctx context.Context, t risc.Target) ([]oauthv1alpha1.GoogleOAuthGrant, error) {
+	if t.Sub != "" {
+		var list oauthv1alpha1.GoogleOAuthGrantList
+		if err := s.Client.List(ctx, &list, client.MatchingFields{accountSubIndex: t.Sub}); err != nil {
+			return nil, err
+		}
+		return list.Items, nil
+	}
+	var out []oauthv1alpha1.GoogleOAuthGrant
+	for _, key := range s.Index.Grants(t.TokenKey) {
+		g := &oauthv1alpha1.GoogleOAuthGrant{}
+		if err := s.Client.Get(ctx, key, g); err != nil {
+			if apierrors.IsNotFound(err) {
+				s.Index.Remove(key)
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, *g)
+	}
+	return out, nil
+}
+
+func (s *SecurityEvents) now() time.Time {
+	if s.Clock == nil {
+		return time.Now()
+	}
+	return s.Clock.Now()
+}
+
+// revoke withdraws the access token, then records Revoked=True and Ready=False. The Secret
+// goes first: its write wakes the leader's reconciler, which must not mistake a grant without
+// a token for one to refresh, and a withdrawn token says so by itself (plan's
+// Observation.WithdrawnReason) while the status write may not be in its cache yet. Both steps are
+// idempotent, so a redelivery finishes a half-done one. The refresh-token Secret is the
+// user's data and is left as it is.
+func (s *SecurityEvents) revoke(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, eff risc.Effect, at time.Time) error {
+	if err := s.withdrawToken(ctx, g, at, eff.Reason); err != nil {
+		return err
+	}
+	changed, err := s.patchStatus(ctx, g, func(g *oauthv1alpha1.GoogleOAuthGrant) (oauthv1alpha1.GoogleOAuthGrantStatus, bool) {
+		return plan.SecurityRevoke(g, s.now(), at, eff.Reason, eff.Message)
+	})
+	if err == nil && changed {
+		s.Recorder.Eventf(g, nil, corev1.EventTypeWarning, eff.Reason, "SecurityEvent", "%s The access token was withdrawn; a new consent is needed.", eff.Message)
+		logf.FromContext(ctx).Info("grant revoked by a security event", "grant", client.ObjectKeyFromObject(g).String(), "reason", eff.Reason)
+	}
+	return err
+}
+
+// enable lifts AccountDisabled and wakes the leader's reconciler (a status write does not)
+// with the manual-refresh annotation, so the grant tries a refresh.
+func (s *SecurityEvents) enable(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, eff risc.Effect) error {
+	changed, err := s.patchStatus(ctx, g, func(g *oauthv1alpha1.GoogleOAuthGrant) (oauthv1alpha1.GoogleOAuthGrantStatus, bool) {
+		return plan.SecurityEnable(g, s.now(), eff.Message)
+	})
+	if err != nil || !changed {
+		return err
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		oauthv1alpha1.RefreshRequestedAtAnnotation: s.now().UTC().Format(time.RFC3339Nano)}}})
+	if err := s.Client.Patch(ctx, g, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return err
+	}
+	s.Recorder.Eventf(g, nil, corev1.EventTypeNormal, eff.Reason, "SecurityEvent", "%s", eff.Message)
+	return nil
+}
+
+// patchStatus writes next(g)'s status, guarded by resourceVersion, re-reading g live on a conflict.
+func (s *SecurityEvents) patchStatus(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, next func(*oauthv1alpha1.GoogleOAuthGrant) (oauthv1alpha1.GoogleOAuthGrantStatus, bool)) (bool, error) {
+	for range 5 {
+		st, changed := next(g)
+		if !changed {
+			return false, nil
+		}
+		before := g.DeepCopy()
+		g.Status = st
+		err := s.Client.Status().Patch(ctx, g, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			return true, nil
+		}
+		if !apierrors.IsConflict(err) {
+			return false, err
+		}
+		fresh := &oauthv1alpha1.GoogleOAuthGrant{}
+		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(g), fresh); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		*g = *fresh
+	}
+	return false, fmt.Errorf("grant %s/%s: too many conflicting writes", g.Namespace, g.Name)
+}
+
+// withdrawToken replaces the derived Secret's access token with an empty one expiring at the
+// event's time, marked with the reason: pods reading it fail clearly instead of using a token
+// Google may accept for minutes more, and the reconciler knows why (and restores the status
+// if a racing write lost it).
+func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, at time.Time, reason string) error {
+	key := types.NamespacedName{Namespace: g.Namespace, Name: g.TargetSecretName()}
+	sec := &corev1.Secret{}
+	if err := s.Client.Get(ctx, key, sec); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	for range 5 {
+		if !derivedsecret.OwnedBy(sec, string(g.UID)) {
+			return nil // never write into someone else's Secret
+		}
+		if reason, _ := withdrawn(sec); reason != "" {
+			return nil
+		}
+		refreshed := at.Add(-time.Second)
+		if t, err := time.Parse(time.RFC3339, sec.Annotations[derivedsecret.RefreshedAtAnnotation]); err == nil && t.Before(at) {
+			refreshed = t
+		}
+		w := sec.DeepCopy()
+		derivedsecret.Apply(w, g.Name, derivedsecret.Token{AccessToken: "", Expiry: at, RefreshedAt: refreshed})
+		w.Annotations[derivedsecret.WithdrawnReasonAnnotation] = reason + " " + s.now().UTC().Format(time.RFC3339)
+		err := s.Client.Update(ctx, w)
+		if err == nil || !apierrors.IsConflict(err) {
+			return err
+		}
+		if err := s.APIReader.Get(ctx, key, sec); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+	}
+	return fmt.Errorf("Secret %s: too many conflicting writes", key)
+}
+
+// withdrawn is why and when a security event withdrew a derived Secret's access token
+// (annotation "REASON TIME"), "" when it holds one. A cached Secret holding a token is a
+// summary without the token (derivedsecret.Summarize), so the key's absence means "not
+// withdrawn".
+func withdrawn(sec *corev1.Secret) (reason string, at time.Time) {
+	if v, ok := sec.Data[oauthv1alpha1.AccessTokenKey]; !ok || len(v) != 0 {
+		return "", time.Time{}
+	}
+	reason, when, _ := strings.Cut(sec.Annotations[derivedsecret.WithdrawnReasonAnnotation], " ")
+	at, _ = time.Parse(time.RFC3339, when)
+	return reason, at
+}
+
+// fill reads every grant's refresh-token (and client) Secret into the index, at most once per
+// FillFloor; it reports whether it ran.
+func (s *SecurityEvents) fill(ctx context.Context) bool {
+	s.fillMu.Lock()
+	defer s.fillMu.Unlock()
+	floor := s.FillFloor
+	if floor == 0 {
+		floor = DefaultFillFloor
+	}
+	if !s.lastFill.IsZero() && s.now().Sub(s.lastFill) < floor {
+		return false
+	}
+	s.lastFill = s.now()
+	var list oauthv1alpha1.GoogleOAuthGrantList
+	if err := s.Client.List(ctx, &list); err != nil {
+		return false
+	}
+	for i := range list.Items {
+		g := &list.Items[i]
+		rt, clientID := s.readRefreshToken(ctx, g)
+		s.Index.Put(client.ObjectKeyFromObject(g), rt, clientID)
+	}
+	return true
+}
+
+// readRefreshToken reads a grant's refresh token and client ID live ("" when it has none or
+// they cannot be read).
+func (s *SecurityEvents) readRefreshToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) (refreshToken, clientID string) {
+	read := func(name string) map[string][]byte {
+		sec := &corev1.Secret{}
+		if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: name}, sec); err != nil {
+			return nil
+		}
+		return sec.Data
+	}
+	switch {
+	case g.UsesServiceAccount():
+		return "", ""
+	case g.UsesAuthorizedUser():
+		name := g.Spec.AuthorizedUserSecretRef.Name
+		c, rt, p := credentials.ParseAuthorizedUser(name, read(name), g.RefreshTokenKey())
+		if p != nil {
+			return "", ""
+		}
+		return rt, c.ID
+	}
+	name := g.RefreshTokenSecretName()
+	rt, p := credentials.RefreshToken(name, read(name), g.RefreshTokenKey())
+	if p != nil {
+		return "", ""
+	}
+	if g.Spec.ClientRef == nil {
+		if c, p := credentials.ParseClient(g.ClientSecretName(), read(g.ClientSecretName())); p == nil {
+			clientID = c.ID
+		}
+	}
+	return rt, clientID
+}
+
+var _ manager.LeaderElectionRunnable = receiverRunnable{}

@@ -1,0 +1,99 @@
+package risc
+
+import (
+	"fmt"
+
+	"github.com/grantkeeper/grantkeeper/internal/plan"
+)
+
+// Action is what an event does to the grants it concerns.
+type Action int
+
+const (
+	// Ignore: nothing (verification, unknown types, events grantkeeper cannot match).
+	Ignore Action = iota
+	// Revoke: Revoked=True, Ready=False with Reason, the access token withdrawn, no further
+	// token requests until the refresh-token Secret changes.
+	Revoke
+	// Warn: a Warning event on each grant, nothing else (Google does not revoke OAuth tokens).
+	Warn
+	// Enable: lift an AccountDisabled revocation; the grant tries a refresh.
+	Enable
+)
+
+// The reasons are plan's (a contract).
+const (
+	ReasonTokenRevokedByGoogle            = plan.ReasonTokenRevokedByGoogle
+	ReasonTokensRevokedByGoogle           = plan.ReasonTokensRevokedByGoogle
+	ReasonAccountDisabled                 = plan.ReasonAccountDisabled
+	ReasonAccountEnabled                  = plan.ReasonAccountEnabled
+	ReasonSessionsRevoked                 = plan.ReasonSessionsRevoked
+	ReasonAccountCredentialChangeRequired = plan.ReasonAccountCredentialChangeRequired
+)
+
+// Target is how an event finds its grants.
+type Target struct {
+	// TokenKey: the grant holding this refresh token (an Identifiers entry).
+	TokenKey string
+	// Sub: every grant of this account.
+	Sub string
+}
+
+// Effect is what one event means.
+type Effect struct {
+	Action  Action
+	Target  Target
+	Reason  string
+	Message string
+}
+
+// EffectOf is what an event does, without I/O. An event whose subject cannot be matched is Ignore.
+func EffectOf(ev Event) Effect {
+	account := Target{Sub: ev.Subject.Sub}
+	if ev.Subject.Sub == "" && ev.Type != TokenRevoked {
+		return Effect{}
+	}
+	switch ev.Type {
+	case TokenRevoked:
+		key := ev.Subject.TokenKey()
+		if key == "" {
+			return Effect{}
+		}
+		return Effect{Action: Revoke, Target: Target{TokenKey: key}, Reason: ReasonTokenRevokedByGoogle,
+			Message: "Google revoked this grant's refresh token (Cross-Account Protection token-revoked event)."}
+	case TokensRevoked:
+		return Effect{Action: Revoke, Target: account, Reason: ReasonTokensRevokedByGoogle,
+			Message: "Google revoked every OAuth token of this account (Cross-Account Protection tokens-revoked event)."}
+	case AccountDisabled:
+		why := ev.Reason
+		if why == "" {
+			why = "unspecified"
+		}
+		return Effect{Action: Revoke, Target: account, Reason: ReasonAccountDisabled,
+			Message: fmt.Sprintf("Google disabled the account (reason: %s; Cross-Account Protection account-disabled event).", sanitize(why))}
+	case AccountEnabled:
+		return Effect{Action: Enable, Target: account, Reason: ReasonAccountEnabled,
+			Message: "Google re-enabled the account (Cross-Account Protection account-enabled event); requesting a new access token."}
+	case SessionsRevoked:
+		return Effect{Action: Warn, Target: account, Reason: ReasonSessionsRevoked,
+			Message: "Google ended the account's sessions (Cross-Account Protection sessions-revoked event); OAuth tokens stay valid."}
+	case AccountCredentialChangeRequired:
+		return Effect{Action: Warn, Target: account, Reason: ReasonAccountCredentialChangeRequired,
+			Message: "Google asks the account's owner to change their password (Cross-Account Protection account-credential-change-required event); OAuth tokens stay valid."}
+	}
+	return Effect{}
+}
+
+// sanitize bounds a value from an event before it goes into a message.
+func sanitize(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	out := []rune{}
+	for _, r := range s {
+		if r >= 0x20 && r < 0x7f {
+			out = append(out, r)
+		}
+	}
+	return string(out)
+}

@@ -1,0 +1,42 @@
+package helm
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// The security-event receiver (issue 16): off by default; on, the flag, the port, a Service,
+// and with the Ingress, TLS required.
+func TestRISCValues(t *testing.T) {
+	if h := template(t); h["Service/grantkeeper-system/grantkeeper-risc"] != nil || h["Ingress/grantkeeper-system/grantkeeper-risc"] != nil {
+		t.Error("the receiver is exposed by default")
+	}
+	h := template(t, "--set", "risc.enabled=true,risc.ingress.enabled=true,risc.ingress.host=gk.example.com,risc.ingress.tls.secretName=gk-tls,risc.ingress.className=nginx")
+	d := h["Deployment/grantkeeper-system/grantkeeper-controller-manager"]
+	c := field(t, d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	if args := fmt.Sprint(c["args"]); !strings.Contains(args, "--risc-bind-address=:8082") || strings.Contains(args, "--risc-configuration-url") {
+		t.Errorf("args %s: want --risc-bind-address=:8082 and the default configuration URL", args)
+	}
+	if ports := fmt.Sprint(c["ports"]); !strings.Contains(ports, "risc") || !strings.Contains(ports, "8082") {
+		t.Errorf("ports %s lack the receiver", ports)
+	}
+	if h["Service/grantkeeper-system/grantkeeper-risc"] == nil {
+		t.Fatal("no receiver Service")
+	}
+	ing := h["Ingress/grantkeeper-system/grantkeeper-risc"]
+	if ing == nil {
+		t.Fatal("no receiver Ingress")
+	}
+	if tls := fmt.Sprint(field(t, ing, "spec", "tls")); !strings.Contains(tls, "gk-tls") || !strings.Contains(tls, "gk.example.com") {
+		t.Errorf("ingress tls %s", tls)
+	}
+	if rules := fmt.Sprint(field(t, ing, "spec", "rules")); !strings.Contains(rules, "/risc") {
+		t.Errorf("ingress rules %s lack /risc", rules)
+	}
+	for _, set := range []string{"risc.enabled=true,risc.ingress.enabled=true,risc.ingress.host=gk.example.com", "risc.configurationURL=http://example.com/x"} {
+		if _, err := runErr(helm, "template", "grantkeeper", "charts/grantkeeper", "--set", set); err == nil {
+			t.Errorf("--set %s was accepted (Google delivers only over https)", set)
+		}
+	}
+}

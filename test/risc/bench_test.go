@@ -1,0 +1,240 @@
+package risc_test
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/risc"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/risctransmitter"
+)
+
+// BenchmarkSecurityEventStorm: 1,000 grants refreshing every ~20 s (30 s tokens) while the
+// receiver takes 1,000 events a second for 30 seconds: token-revoked for half of the grants
+// (by prefix and by hash, each delivered twice), sessions-revoked for 100 others,
+// verifications, and the rest about accounts no grant holds. Every effect must be applied,
+// no answer may be other than 202, and every grant not revoked must keep its refresh
+// schedule. Run it alone (figures in docs/benchmarks.md):
+//
+//	go test -run XXX -bench SecurityEventStorm -benchtime 1x -timeout 20m ./test/risc/
+func BenchmarkSecurityEventStorm(b *testing.B) {
+	const (
+		grants   = 1000
+		revoked  = 500 // grants 0..499 get token-revoked
+		warned   = 100 // grants 500..599 get sessions-revoked
+		rate     = 1000
+		duration = 30 * time.Second
+		workers  = 64
+	)
+	h := newHarness(b)
+	h.google.SetLifetime(30 * time.Second)
+	h.secret("shared-client", map[string]string{"client_id": clientID, "client_secret": clientSecret})
+	tokens := make([]string, grants)
+	subs := make([]string, grants)
+	for i := range grants {
+		name := fmt.Sprintf("g%04d", i)
+		tokens[i] = h.google.NewRefreshToken(clientID, analytics, "openid")
+		subs[i] = fmt.Sprintf("2%020d", i)
+		h.google.SetAccount(tokens[i], fakegoogle.Account{Sub: subs[i], Email: name + "@example.com"})
+		h.secret(name+"-refresh-token", map[string]string{"refresh_token": tokens[i]})
+		g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "shared-client"},
+			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
+		}}
+		if err := h.c.Create(h.ctx, g); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h.eventually(5*time.Minute, "every grant Ready with its account", func() (bool, string) {
+		var list oauthv1alpha1.GoogleOAuthGrantList
+		if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, g := range list.Items {
+			if condition(&g, oauthv1alpha1.ConditionReady) == "True/TokenValid" && g.Status.Account != nil {
+				n++
+			}
+		}
+		return n == grants, fmt.Sprintf("%d of %d", n, grants)
+	})
+
+	// Sign every event beforehand (RSA signing is the transmitter's cost, not the receiver's).
+	type delivery struct {
+		raw    string
+		revoke bool
+	}
+	total := int(duration.Seconds()) * rate
+	plan := make([]delivery, total)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < total; i += 2 {
+				o := risctransmitter.Options{Audience: clientID, JTI: fmt.Sprintf("storm-%d", i)}
+				slot, k := i%60, i/60 // in each 60 events: one revoke, its redelivery, one warning, one verification
+				switch {
+				case slot == 0 && k < revoked, slot == 30 && k < revoked:
+					alg := risc.AlgPrefix
+					if k%2 == 1 {
+						alg = risc.AlgHashSHA512
+					}
+					o.JTI = fmt.Sprintf("revoke-%d", k) // the redelivery repeats the jti
+					plan[i] = delivery{raw: h.tx.Sign(o, risctransmitter.TokenRevoked(tokens[k], alg)), revoke: slot == 0}
+				case slot == 15 && k < warned:
+					plan[i] = delivery{raw: h.tx.Sign(o, h.tx.AccountEvent(risc.SessionsRevoked, subs[revoked+k], nil))}
+				case slot == 45 && k < 100:
+					plan[i] = delivery{raw: h.tx.Sign(o, risctransmitter.Event{Type: risc.Verification, Body: map[string]any{"state": o.JTI}})}
+				default:
+					plan[i] = delivery{raw: h.tx.Sign(o, h.tx.AccountEvent(risc.TokensRevoked, fmt.Sprintf("9%020d", i), nil))}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	counter := func(typ, result string) float64 {
+		return testutil.ToFloat64(risc.SecurityEvents.WithLabelValues(typ, result))
+	}
+	before := map[string]float64{}
+	for _, k := range [][2]string{{"token-revoked", "applied"}, {"token-revoked", "duplicate"}, {"sessions-revoked", "applied"}, {"verification", "ignored"}, {"tokens-revoked", "no_match"}} {
+		before[k[0]+"/"+k[1]] = counter(k[0], k[1])
+	}
+	requestsBefore := make([]int, grants)
+	for i := revoked; i < grants; i++ {
+		requestsBefore[i] = h.google.Requests(tokens[i])
+	}
+
+	b.ResetTimer()
+	type answer struct {
+		code   int
+		took   time.Duration
+		revoke bool
+	}
+	answers := make([]answer, total)
+	jobs := make(chan int, total)
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				t0 := time.Now()
+				code, err := h.tx.Post(h.url, plan[i].raw)
+				if err != nil {
+					code = -1
+				}
+				answers[i] = answer{code: code, took: time.Since(t0), revoke: plan[i].revoke}
+			}
+		}()
+	}
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 {
+			time.Sleep(d) // pacing the load generator, not synchronisation
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	sent := time.Since(start)
+	b.StopTimer()
+
+	// Every answer 202; every effect applied.
+	var all, rev []time.Duration
+	for i, a := range answers {
+		if a.code != 202 {
+			b.Fatalf("delivery %d answered %d", i, a.code)
+		}
+		all = append(all, a.took)
+		if a.revoke {
+			rev = append(rev, a.took)
+		}
+	}
+	// Each revoking answer came after its writes: check them all at once.
+	var list oauthv1alpha1.GoogleOAuthGrantList
+	var secrets corev1.SecretList
+	if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
+		b.Fatal(err)
+	}
+	if err := h.c.List(h.ctx, &secrets, client.InNamespace(h.ns)); err != nil {
+		b.Fatal(err)
+	}
+	withdrawnTokens := map[string]bool{}
+	for _, s := range secrets.Items {
+		if v, ok := s.Data["access_token"]; ok && len(v) == 0 {
+			withdrawnTokens[s.Name] = true
+		}
+	}
+	revokedAt := map[string]time.Time{}
+	for _, g := range list.Items {
+		if c := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionRevoked); c != nil && c.Reason == "TokenRevokedByGoogle" && withdrawnTokens[g.Name+"-access-token"] {
+			revokedAt[g.Name] = c.LastTransitionTime.Time
+		}
+	}
+	if len(revokedAt) != revoked {
+		b.Errorf("%d grants revoked with their token withdrawn after the storm, want %d", len(revokedAt), revoked)
+	}
+	// The refresh loop: every grant not revoked refreshed during the storm and is Ready.
+	missed := 0
+	for i := revoked; i < grants; i++ {
+		if h.google.Requests(tokens[i]) == requestsBefore[i] {
+			missed++
+		}
+		if c := condition(h.getGrant(fmt.Sprintf("g%04d", i)), oauthv1alpha1.ConditionReady); c != "True/TokenValid" {
+			b.Errorf("grant g%04d not revoked is %s after the storm", i, c)
+		}
+	}
+	if missed > 0 {
+		b.Errorf("%d grants not revoked made no token request during the %s storm (30 s tokens: each was due)", missed, sent.Round(time.Second))
+	}
+	for i := range revoked {
+		name := fmt.Sprintf("g%04d", i)
+		for _, at := range h.google.RequestTimes(tokens[i]) {
+			if at.After(revokedAt[name].Add(time.Second)) {
+				b.Errorf("revoked grant %s made a token request at %s, after its revocation at %s", name, at.Format(time.RFC3339Nano), revokedAt[name].Format(time.RFC3339))
+			}
+		}
+	}
+	warnedOK := 0
+	for i := revoked; i < revoked+warned; i++ {
+		if h.countEvents(fmt.Sprintf("g%04d", i), "Warning/SessionsRevokedByGoogle") >= 1 {
+			warnedOK++
+		}
+	}
+	got := func(k string, typ, result string) float64 { return counter(typ, result) - before[k] }
+	if a := got("token-revoked/applied", "token-revoked", "applied"); a != revoked {
+		b.Errorf("token-revoked applied %v times, want %d", a, revoked)
+	}
+	if d := got("token-revoked/duplicate", "token-revoked", "duplicate"); d != revoked {
+		b.Errorf("token-revoked duplicates %v, want %d", d, revoked)
+	}
+	if a := got("sessions-revoked/applied", "sessions-revoked", "applied"); a != warned {
+		b.Errorf("sessions-revoked applied %v times, want %d", a, warned)
+	}
+	pct := func(d []time.Duration, p float64) time.Duration {
+		slices.Sort(d)
+		return d[min(len(d)-1, int(float64(len(d))*p))].Round(100 * time.Microsecond)
+	}
+	b.ReportMetric(float64(total)/sent.Seconds(), "events/s")
+	b.ReportMetric(float64(pct(all, 0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(pct(all, 0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(pct(rev, 0.5).Microseconds())/1000, "revoke-p50-ms")
+	b.ReportMetric(float64(pct(rev, 0.99).Microseconds())/1000, "revoke-p99-ms")
+	b.Logf("%d events in %s (%.0f/s) from %d workers: all 202; p50 %s, p99 %s, max %s; token-revoked (answer = Revoked written) p50 %s, p99 %s, max %s",
+		total, sent.Round(time.Millisecond), float64(total)/sent.Seconds(), workers, pct(all, 0.5), pct(all, 0.99), pct(all, 1), pct(rev, 0.5), pct(rev, 0.99), pct(rev, 1))
+	b.Logf("effects: %d grants revoked with tokens withdrawn when the last answer came, %d duplicates ignored, %d/%d warned grants have their Warning, no_match %v, verification %v",
+		len(revokedAt), int(got("token-revoked/duplicate", "token-revoked", "duplicate")), warnedOK, warned,
+		got("tokens-revoked/no_match", "tokens-revoked", "no_match"), got("verification/ignored", "verification", "ignored"))
+	b.Logf("refresh loop: %d of %d grants not revoked refreshed during the storm, 0 not Ready", grants-revoked-missed, grants-revoked)
+}

@@ -1,0 +1,365 @@
+package risc_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/internal/risc"
+	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
+	"github.com/grantkeeper/grantkeeper/test/framework/risctransmitter"
+	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
+
+const (
+	clientID     = "123456789012-risc.apps.googleusercontent.com"
+	clientSecret = "GOCSPX-9c1Rz7x2TfXc2LkP0vJdQ4"
+	analytics    = "https://www.googleapis.com/auth/analytics.readonly"
+)
+
+// harness: a namespace, fake Google, a fake transmitter, and a manager with the receiver.
+type harness struct {
+	t       testing.TB
+	ctx     context.Context
+	c       client.Client
+	ns      string
+	google  *fakegoogle.Server
+	tx      *risctransmitter.Transmitter
+	logs    *syncBuffer
+	url     string
+	stop    func()
+	secrets []string // user Secret values, for the leak check
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &syncBuffer{}}
+	if err := h.google.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.google.AddClient(clientID, clientSecret)
+	tx, err := risctransmitter.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tx = tx
+	h.ns = "r-" + rand.String(8)
+	if err := h.c.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	h.startManager()
+	t.Cleanup(func() {
+		h.stopManager()
+		h.checkNoLeaks()
+		h.tx.Close()
+		h.google.Close()
+	})
+	return h
+}
+
+// startManager runs a manager (logging at the default, info, level) whose receiver is at h.url.
+func (h *harness) startManager() {
+	h.t.Helper()
+	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.InfoLevel))
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(h.ns),
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	r := &controllers.GoogleOAuthGrantReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"),
+		Tokens:  &tokenclient.Endpoint{TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(2 * time.Second)},
+		Clock:   clock.RealClock{},
+		Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, MaxRevokeAttempts: 3, ManagerNamespace: h.ns,
+		TokenIndex: controllers.NewTokenIndex(),
+	}
+	sink := &controllers.SecurityEvents{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Index: r.TokenIndex, Clock: clock.RealClock{}, NamespacesOnly: true}
+	if err := sink.SetupWithManager(mgr); err != nil {
+		h.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.url = "http://" + ln.Addr().String() + risc.Path
+	handler := &risc.Handler{Verifier: &risc.Verifier{ConfigurationURL: h.tx.ConfigurationURL(), RefetchFloor: 100 * time.Millisecond}, Sink: sink, Log: logger.WithName("risc")}
+	if err := controllers.AddReceiverListener(mgr, ln, handler); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, SkipNameValidation: true, NamespacesOnly: true}); err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			h.t.Errorf("manager: %v", err)
+		}
+	}
+}
+
+func (h *harness) stopManager() {
+	if h.stop != nil {
+		h.stop()
+		h.stop = nil
+	}
+}
+
+func (h *harness) secret(name string, data map[string]string) {
+	h.t.Helper()
+	for k, v := range data {
+		if k != "client_id" {
+			h.secrets = append(h.secrets, strings.TrimSpace(v))
+		}
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, StringData: data}
+	if err := h.c.Create(h.ctx, s); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// grant creates a grant with its own client Secret and a new refresh token with scopes; when
+// account is set, the token belongs to it. It returns the refresh token.
+func (h *harness) grant(name string, account *fakegoogle.Account, scopes ...string) string {
+	h.t.Helper()
+	rt := h.google.NewRefreshToken(clientID, append([]string{analytics}, scopes...)...)
+	if account != nil {
+		h.google.SetAccount(rt, *account)
+	}
+	h.secret(name+"-client", map[string]string{"client_id": clientID, "client_secret": clientSecret})
+	h.secret(name+"-refresh-token", map[string]string{"refresh_token": rt})
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+		ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: name + "-client"},
+		RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
+	}}
+	if err := h.c.Create(h.ctx, g); err != nil {
+		h.t.Fatal(err)
+	}
+	return rt
+}
+
+func (h *harness) getGrant(name string) *oauthv1alpha1.GoogleOAuthGrant {
+	h.t.Helper()
+	g := &oauthv1alpha1.GoogleOAuthGrant{}
+	if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, g); err != nil {
+		h.t.Fatal(err)
+	}
+	return g
+}
+
+func (h *harness) getSecret(name string) *corev1.Secret {
+	h.t.Helper()
+	s := &corev1.Secret{}
+	if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, s); err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func (h *harness) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
+	h.t.Helper()
+	last := ""
+	err := wait.PollUntilContextTimeout(h.ctx, 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		ok, seen := cond()
+		last = seen
+		return ok, nil
+	})
+	if err != nil {
+		h.t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, last)
+	}
+}
+
+// condition is "Status/Reason" of the grant's condition typ ("" when absent).
+func condition(g *oauthv1alpha1.GoogleOAuthGrant, typ string) string {
+	c := meta.FindStatusCondition(g.Status.Conditions, typ)
+	if c == nil {
+		return ""
+	}
+	return string(c.Status) + "/" + c.Reason
+}
+
+func (h *harness) waitCondition(name, typ, want string) *oauthv1alpha1.GoogleOAuthGrant {
+	h.t.Helper()
+	var g *oauthv1alpha1.GoogleOAuthGrant
+	h.eventually(30*time.Second, fmt.Sprintf("%s %s=%s", name, typ, want), func() (bool, string) {
+		g = h.getGrant(name)
+		got := condition(g, typ)
+		return got == want, got
+	})
+	return g
+}
+
+func (h *harness) waitReady(name string) *oauthv1alpha1.GoogleOAuthGrant {
+	h.t.Helper()
+	return h.waitCondition(name, oauthv1alpha1.ConditionReady, "True/TokenValid")
+}
+
+// waitAccount waits until the grant's status.account.sub is known.
+func (h *harness) waitAccount(name string) {
+	h.t.Helper()
+	h.eventually(30*time.Second, name+" status.account", func() (bool, string) {
+		a := h.getGrant(name).Status.Account
+		return a != nil && a.Sub != "", fmt.Sprint(a)
+	})
+}
+
+// events lists the events about a grant as "Type/Reason".
+func (h *harness) events(grant string) []string {
+	h.t.Helper()
+	var list eventsv1.EventList
+	if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == grant {
+			out = append(out, e.Type+"/"+e.Reason)
+		}
+	}
+	return out
+}
+
+func (h *harness) countEvents(grant, typeReason string) int {
+	n := 0
+	for _, e := range h.events(grant) {
+		if e == typeReason {
+			n++
+		}
+	}
+	return n
+}
+
+// send signs events for our client and posts them; it fails the test unless the answer is want.
+func (h *harness) send(want int, o risctransmitter.Options, evs ...risctransmitter.Event) {
+	h.t.Helper()
+	if o.Audience == "" {
+		o.Audience = clientID
+	}
+	h.post(want, h.tx.Sign(o, evs...))
+}
+
+func (h *harness) post(want int, raw string) {
+	h.t.Helper()
+	code, err := h.tx.Post(h.url, raw)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if code != want {
+		h.t.Fatalf("receiver answered %d, want %d", code, want)
+	}
+}
+
+// snapshot is what must not change: every grant's and Secret's resourceVersion.
+func (h *harness) snapshot() map[string]string {
+	h.t.Helper()
+	out := map[string]string{}
+	var grants oauthv1alpha1.GoogleOAuthGrantList
+	if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, g := range grants.Items {
+		out["grant/"+g.Name] = g.ResourceVersion
+	}
+	var secrets corev1.SecretList
+	if err := h.c.List(h.ctx, &secrets, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		out["secret/"+s.Name] = s.ResourceVersion
+	}
+	return out
+}
+
+// checkNoLeaks: no refresh token, access token, client secret or token identifier (a
+// prefix is a slice of the token: leakcheck finds it) in the logs, events or statuses; and no
+// account email in the logs (they run at the default level).
+func (h *harness) checkNoLeaks() {
+	h.t.Helper()
+	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
+	secrets = append(secrets, h.google.ClientSecrets()...)
+	secrets = append(secrets, h.secrets...)
+	for _, rt := range h.google.RefreshTokens() {
+		secrets = append(secrets, risc.HashIdentifier(rt))
+	}
+	var evs eventsv1.EventList
+	_ = h.c.List(h.ctx, &evs, client.InNamespace(h.ns))
+	var grants oauthv1alpha1.GoogleOAuthGrantList
+	_ = h.c.List(h.ctx, &grants, client.InNamespace(h.ns))
+	logs := h.logs.String()
+	if !strings.Contains(logs, "security-event receiver listening") {
+		h.t.Error("captured no receiver logs: the leak check would prove nothing")
+	}
+	for where, text := range map[string]string{"logs": logs, "events": fmt.Sprint(evs.Items), "grants": fmt.Sprint(grants.Items)} {
+		if found := leakcheck.Find(text, secrets); len(found) > 0 {
+			h.t.Errorf("tokens, identifiers or client secrets appear in the %s: %v", where, found)
+		}
+	}
+	for _, g := range grants.Items {
+		if a := g.Status.Account; a != nil && a.Email != "" && strings.Contains(logs, a.Email) {
+			h.t.Errorf("the account email of grant %s appears in the default-level logs", g.Name)
+		}
+	}
+}
+
+// annotate sets one annotation with a merge patch.
+func (h *harness) annotate(name, key, value string) {
+	h.t.Helper()
+	g := h.getGrant(name)
+	before := g.DeepCopy()
+	if g.Annotations == nil {
+		g.Annotations = map[string]string{}
+	}
+	g.Annotations[key] = value
+	if err := h.c.Patch(h.ctx, g, client.MergeFrom(before)); err != nil {
+		h.t.Fatal(err)
+	}
+}

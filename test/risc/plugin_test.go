@@ -1,0 +1,70 @@
+package risc_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/grantkeeper/grantkeeper/internal/risc"
+	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
+	"github.com/grantkeeper/grantkeeper/test/framework/risctransmitter"
+)
+
+// The plugin's `risc register` and `risc verify` against the fake Google: the stream points at
+// the manager's receiver, and the verification event Google sends arrives there and is accepted.
+func TestPluginRegisterAndVerify(t *testing.T) {
+	h := newHarness(t)
+	root, err := k8sbin.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugin := filepath.Join(t.TempDir(), "kubectl-grantkeeper")
+	build := exec.Command("go", "build", "-o", plugin, "./cmd/kubectl-grantkeeper")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin: %v\n%s", err, out)
+	}
+	admin := "risc-admin@p.iam.gserviceaccount.com"
+	h.google.AllowRISCAdmin(admin)
+	key := filepath.Join(t.TempDir(), "key.json")
+	if err := os.WriteFile(key, h.google.NewServiceAccountKey(admin).JSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.google.OnStreamVerify(func(url, state string) error {
+		_, err := h.tx.Post(url, h.tx.Sign(risctransmitter.Options{Audience: clientID}, risctransmitter.Event{Type: risc.Verification, Body: map[string]any{"state": state}}))
+		return err
+	})
+	// The aud check needs a grant using the client.
+	h.grant("g", nil)
+	h.waitReady("g")
+
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(plugin, append(args, "--service-account-key", key, "--stream-api", h.google.StreamAPIURL())...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl grantkeeper %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	out := run("risc", "register", "--endpoint", h.url)
+	if st := h.google.Stream(); st.URL != h.url || len(st.EventsRequired) != len(risc.EventTypes) {
+		t.Errorf("stream after register = %+v\n%s", st, out)
+	}
+	verified := risc.SecurityEvents.WithLabelValues("verification", risc.ResultIgnored)
+	before := testutil.ToFloat64(verified)
+	run("risc", "verify", "--state", "check-1")
+	h.eventually(10*time.Second, "the verification event counted by the receiver", func() (bool, string) {
+		return testutil.ToFloat64(verified) == before+1, ""
+	})
+
+	// Bad endpoints are refused before calling Google.
+	cmd := exec.Command(plugin, "risc", "register", "--endpoint", "http://grantkeeper.example.com/risc", "--service-account-key", key, "--stream-api", h.google.StreamAPIURL())
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "https") {
+		t.Errorf("an http endpoint was accepted: %v\n%s", err, out)
+	}
+}
