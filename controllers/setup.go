@@ -28,9 +28,37 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/secretwatch"
 )
 
-// secretNameIndex indexes grants by every Secret name they refer to (client, refresh token,
-// and the derived Secret's name), to map a Secret event to the grants that care.
+// secretNameIndex indexes grants by the Secret names they refer to (client, refresh token,
+// and a derived Secret's name set in spec.accessTokenSecretName), to map a Secret event to
+// the grants that care. A default derived name (defaultTargetSuffix) is not indexed: the
+// grant is found from the name itself (grantOfDefaultTarget), and at 10,000 grants those
+// single-entry sets cost about 2 MiB.
 const secretNameIndex = "grantkeeper.secretNames"
+
+// defaultTargetSuffix ends a derived Secret's default name: the grant's name and this.
+var defaultTargetSuffix = (&oauthv1alpha1.GoogleOAuthGrant{}).TargetSecretName()
+
+// indexedSecretNames are a grant's secretNameIndex values.
+func indexedSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
+	names := userSecretNames(g)
+	if g.Spec.AccessTokenSecretName != "" {
+		names = append(names, g.Spec.AccessTokenSecretName)
+	}
+	return names
+}
+
+// grantOfDefaultTarget is the cached grant whose derived Secret is s by the default name.
+func grantOfDefaultTarget(ctx context.Context, c client.Reader, s *metav1.PartialObjectMetadata) []reconcile.Request {
+	name, ok := strings.CutSuffix(s.Name, defaultTargetSuffix)
+	if !ok || name == "" {
+		return nil
+	}
+	g := &oauthv1alpha1.GoogleOAuthGrant{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: name}, g, client.UnsafeDisableDeepCopy); err != nil || g.TargetSecretName() != s.Name {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: name}}}
+}
 
 func managedSelector(op selection.Operator) labels.Selector {
 	req, err := labels.NewRequirement(oauthv1alpha1.ManagedByLabel, op, []string{oauthv1alpha1.ManagedByValue})
@@ -176,8 +204,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 	ctx := context.Background()
 	indexer := mgr.GetFieldIndexer()
 	if err := namespacedIndex(ctx, mgr.GetCache(), &oauthv1alpha1.GoogleOAuthGrant{}, secretNameIndex, func(o client.Object) []string {
-		g := o.(*oauthv1alpha1.GoogleOAuthGrant)
-		return append(userSecretNames(g), g.TargetSecretName())
+		return indexedSecretNames(o.(*oauthv1alpha1.GoogleOAuthGrant))
 	}); err != nil {
 		return err
 	}
@@ -208,7 +235,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 			ctrl.LoggerFrom(ctx).Error(err, "listing grants for Secret", "secret", s.Name)
 			return nil
 		}
-		reqs := grantRequests(grants.Items)
+		reqs := append(grantRequests(grants.Items), grantOfDefaultTarget(ctx, c, s)...)
 		// A client object's Secret concerns the grants naming that client.
 		for _, co := range clientsOfSecret(ctx, c, types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, opts.NamespacesOnly) {
 			reqs = append(reqs, grantsOfClient(ctx, c, co)...)
