@@ -76,6 +76,9 @@ func run() error {
 	stopping := ctrl.SetupSignalHandler()
 	ctrl.SetLogger(shutdownlog.New(zap.New(zap.UseFlagOptions(&zapOpts)), stopping))
 	log := ctrl.Log.WithName("setup")
+	if soft := setMemoryDefaults(os.Getenv, cgroupFS()); soft > 0 {
+		log.Info("soft memory limit set from the container's", "bytes", soft)
+	}
 
 	for name, u := range map[string]string{"--token-url": tokenURL, "--revoke-url": revokeURL} {
 		if err := tokenclient.ValidateURL(u); err != nil {
