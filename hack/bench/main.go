@@ -93,11 +93,15 @@ type results struct {
 	HeapPerGrantKiB       float64    `json:"manager_heap_inuse_kib_per_grant"`
 	HeapUnrelatedMiB      float64    `json:"manager_heap_inuse_mib_with_unrelated_secrets"`
 	// Where the window's CPU went, per process, and what else loaded the machine.
-	WindowCPUSeconds  procCPU            `json:"window_cpu_seconds_by_process"`
-	LoadAverage       [2]string          `json:"load_average_window_start_end"`
-	APILatencyMillis  map[string]float64 `json:"apiserver_mean_request_ms_by_verb_in_window"`
-	HeapProfile       string             `json:"manager_heap_profile,omitempty"`
-	HeapProfileWindow string             `json:"manager_heap_profile_window,omitempty"`
+	WindowCPUSeconds procCPU            `json:"window_cpu_seconds_by_process"`
+	LoadAverage      [2]string          `json:"load_average_window_start_end"`
+	APILatencyMillis map[string]float64 `json:"apiserver_mean_request_ms_by_verb_in_window"`
+	// LiveHeap is heap in use right after a forced GC: what the manager holds, without the
+	// garbage the GC has not yet collected (GOGC lets that grow to half the live heap).
+	LiveHeapMiB         float64 `json:"manager_heap_inuse_after_gc_mib"`
+	LiveHeapPerGrantKiB float64 `json:"manager_heap_inuse_after_gc_kib_per_grant"`
+	HeapProfile         string  `json:"manager_heap_profile,omitempty"`
+	HeapProfileWindow   string  `json:"manager_heap_profile_window,omitempty"`
 }
 
 func envInt(name string, def int) int {
@@ -399,7 +403,9 @@ func main() {
 	}
 	res.RSSBaseMiB, res.HeapBaseMiB = rssNow(mgr), mgr.heapMiB()
 	res.HeapPerGrantKiB = res.HeapBaseMiB * 1024 / float64(cfg.Grants)
-	res.HeapProfile = mgr.saveHeapProfile(dir, "heap-after-restart.pprof")
+	res.HeapProfile = mgr.saveHeapProfile(dir, "heap-after-restart.pprof") // after a GC
+	res.LiveHeapMiB = mgr.heapMiB()
+	res.LiveHeapPerGrantKiB = res.LiveHeapMiB * 1024 / float64(cfg.Grants)
 
 	// Phase 4: the memory cost of unrelated Secrets.
 	if cfg.Unrelated > 0 {
@@ -467,7 +473,7 @@ func startTracker(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 type managerProc struct {
 	cmd         *exec.Cmd
 	metricsAddr string
-	pprofAddr   string // empty unless BENCH_PPROF=1
+	pprofAddr   string
 }
 
 func freeAddr() string {
@@ -485,10 +491,9 @@ func startManager(root, dir string, cluster *localcluster.Cluster, google *fakeg
 		"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
 		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
 		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0")
-	if os.Getenv("BENCH_PPROF") == "1" {
-		pprofAddr = freeAddr()
-		cmd.Args = append(cmd.Args, "--pprof-bind-address="+pprofAddr)
-	}
+	// pprof on loopback, for the heap profiles and the live heap after a forced GC.
+	pprofAddr = freeAddr()
+	cmd.Args = append(cmd.Args, "--pprof-bind-address="+pprofAddr)
 	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -694,6 +699,7 @@ func report(r *results, dir string) {
 		{"restart: time until the new leader decided every grant", fmt.Sprintf("%.2fs", r.RestartDecidedSeconds)},
 		{"manager RSS (heap in use) after restart", fmt.Sprintf("%.1f MiB (%.1f MiB)", r.RSSBaseMiB, r.HeapBaseMiB)},
 		{"heap in use per grant (target <= 5 KiB)", fmt.Sprintf("%.1f KiB", r.HeapPerGrantKiB)},
+		{"heap in use per grant right after a GC (live heap)", fmt.Sprintf("%.1f KiB (%.1f MiB)", r.LiveHeapPerGrantKiB, r.LiveHeapMiB)},
 		{"window CPU seconds by process (load average at start / end)", fmt.Sprintf("%s (%s / %s)", r.WindowCPUSeconds, r.LoadAverage[0], r.LoadAverage[1])},
 		{"API server mean request latency in window, by verb", formatMillis(r.APILatencyMillis)},
 	}

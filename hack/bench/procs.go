@@ -126,8 +126,7 @@ func (a apiLatency) meanMillis(before apiLatency) map[string]float64 {
 	return out
 }
 
-// saveHeapProfile writes the manager's heap profile (after a GC) into dir, when the manager
-// serves pprof (BENCH_PPROF=1).
+// saveHeapProfile writes the manager's heap profile (after a GC) into dir.
 func (m *managerProc) saveHeapProfile(dir, name string) string {
 	if m.pprofAddr == "" {
 		return ""
