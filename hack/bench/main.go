@@ -102,6 +102,7 @@ type results struct {
 	LiveHeapPerGrantKiB float64 `json:"manager_heap_inuse_after_gc_kib_per_grant"`
 	HeapProfile         string  `json:"manager_heap_profile,omitempty"`
 	HeapProfileWindow   string  `json:"manager_heap_profile_window,omitempty"`
+	APIServerProfile    string  `json:"apiserver_cpu_profile,omitempty"`
 }
 
 func envInt(name string, def int) int {
@@ -341,6 +342,16 @@ func main() {
 	procs := stackProcs()
 	stackCPU0, lat0 := cpuOf(procs, mgr), scrapeAPIServer(ctx, restCfg)
 	res.LoadAverage[0] = loadAverage()
+	// A CPU profile of the API server over the window's middle third.
+	apiProfile := make(chan string, 1)
+	go func() {
+		select {
+		case <-time.After(window / 3):
+			apiProfile <- saveAPIServerProfile(ctx, restCfg, window/3, dir)
+		case <-trackerCtx.Done():
+			apiProfile <- ""
+		}
+	}()
 	progress(window, func() string {
 		return fmt.Sprintf("token requests %d, expired-token-seconds %.1f, manager RSS %.0f MiB",
 			google.TotalRequests()-req0, tr.staleNow().Seconds(), rssNow(mgr))
@@ -349,6 +360,7 @@ func main() {
 	res.WindowCPUSeconds = cpuOf(procs, mgr).since(stackCPU0)
 	res.APILatencyMillis = scrapeAPIServer(ctx, restCfg).meanMillis(lat0)
 	res.LoadAverage[1] = loadAverage()
+	res.APIServerProfile = <-apiProfile
 	res.HeapProfileWindow = mgr.saveHeapProfile(dir, "heap-window.pprof")
 	res.WindowSeconds = end.Sub(start).Seconds()
 	res.ExpiredTokenSeconds = tr.staleNow().Seconds()

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -172,4 +174,24 @@ func formatMillis(m map[string]float64) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f ms", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// saveAPIServerProfile writes a CPU profile of kube-apiserver over d into dir: where a
+// refresh's cost goes on the API server's side (decoding, validation, managedFields,
+// storage, watch fan-out).
+func saveAPIServerProfile(ctx context.Context, cfg *rest.Config, d time.Duration, dir string) string {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return ""
+	}
+	body, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d + 30*time.Second).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	path := filepath.Join(dir, "kube-apiserver-cpu.pprof")
+	if os.WriteFile(path, body, 0o600) != nil {
+		return ""
+	}
+	return path
 }
