@@ -19,6 +19,9 @@ import (
 type lastWrites struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]replaced
+	// swept is when record last dropped entries past maxCacheLag: a grant whose next
+	// reconcile is an hour away would otherwise keep its entry, and its memory, that long.
+	swept time.Time
 }
 
 // maxCacheLag bounds how long an entry is trusted: a cache this far behind is broken, and
@@ -39,6 +42,17 @@ func (w *lastWrites) record(key types.NamespacedName, now time.Time, update func
 	defer w.mu.Unlock()
 	if w.m == nil {
 		w.m = map[types.NamespacedName]replaced{}
+	}
+	if now.Sub(w.swept) > maxCacheLag {
+		// Into a new map: a Go map never shrinks, and a burst (every grant at start) would
+		// otherwise keep its size for good.
+		kept := make(map[types.NamespacedName]replaced, len(w.m)/2)
+		for k, e := range w.m {
+			if now.Sub(e.at) <= maxCacheLag {
+				kept[k] = e
+			}
+		}
+		w.m, w.swept = kept, now
 	}
 	e := w.m[key]
 	e.at = now

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -26,9 +28,37 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/secretwatch"
 )
 
-// secretNameIndex indexes grants by every Secret name they refer to (client, refresh token,
-// and the derived Secret's name), to map a Secret event to the grants that care.
+// secretNameIndex indexes grants by the Secret names they refer to (client, refresh token,
+// and a derived Secret's name set in spec.accessTokenSecretName), to map a Secret event to
+// the grants that care. A default derived name (defaultTargetSuffix) is not indexed: the
+// grant is found from the name itself (grantOfDefaultTarget), and at 10,000 grants those
+// single-entry sets cost about 2 MiB.
 const secretNameIndex = "grantkeeper.secretNames"
+
+// defaultTargetSuffix ends a derived Secret's default name: the grant's name and this.
+var defaultTargetSuffix = (&oauthv1alpha1.GoogleOAuthGrant{}).TargetSecretName()
+
+// indexedSecretNames are a grant's secretNameIndex values.
+func indexedSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
+	names := userSecretNames(g)
+	if g.Spec.AccessTokenSecretName != "" {
+		names = append(names, g.Spec.AccessTokenSecretName)
+	}
+	return names
+}
+
+// grantOfDefaultTarget is the cached grant whose derived Secret is s by the default name.
+func grantOfDefaultTarget(ctx context.Context, c client.Reader, s *metav1.PartialObjectMetadata) []reconcile.Request {
+	name, ok := strings.CutSuffix(s.Name, defaultTargetSuffix)
+	if !ok || name == "" {
+		return nil
+	}
+	g := &oauthv1alpha1.GoogleOAuthGrant{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: name}, g, client.UnsafeDisableDeepCopy); err != nil || g.TargetSecretName() != s.Name {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: name}}}
+}
 
 func managedSelector(op selection.Operator) labels.Selector {
 	req, err := labels.NewRequirement(oauthv1alpha1.ManagedByLabel, op, []string{oauthv1alpha1.ManagedByValue})
@@ -59,6 +89,7 @@ func trimDerivedSecret(obj any) (any, error) {
 	if s, ok := obj.(*corev1.Secret); ok {
 		s.ManagedFields = nil
 		derivedsecret.Summarize(s)
+		internSecret(s)
 	}
 	return obj, nil
 }
@@ -70,6 +101,7 @@ func trimGrant(obj any) (any, error) {
 	if g, ok := obj.(*oauthv1alpha1.GoogleOAuthGrant); ok {
 		g.ManagedFields = nil
 		delete(g.Annotations, corev1.LastAppliedConfigAnnotation)
+		internGrant(g)
 	}
 	return obj, nil
 }
@@ -98,6 +130,8 @@ func keepReferenceFields(obj any) (any, error) {
 		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
 		OwnerReferences: m.OwnerReferences, DeletionTimestamp: m.DeletionTimestamp,
 	}
+	internTypeMeta(&m.TypeMeta)
+	internMeta(&m.ObjectMeta)
 	return m, nil
 }
 
@@ -169,9 +203,8 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 	r.namespacesOnly = opts.NamespacesOnly
 	ctx := context.Background()
 	indexer := mgr.GetFieldIndexer()
-	if err := indexer.IndexField(ctx, &oauthv1alpha1.GoogleOAuthGrant{}, secretNameIndex, func(o client.Object) []string {
-		g := o.(*oauthv1alpha1.GoogleOAuthGrant)
-		return append(userSecretNames(g), g.TargetSecretName())
+	if err := namespacedIndex(ctx, mgr.GetCache(), &oauthv1alpha1.GoogleOAuthGrant{}, secretNameIndex, func(o client.Object) []string {
+		return indexedSecretNames(o.(*oauthv1alpha1.GoogleOAuthGrant))
 	}); err != nil {
 		return err
 	}
@@ -196,11 +229,13 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 	c := mgr.GetClient()
 	mapSecret := func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
 		var grants oauthv1alpha1.GoogleOAuthGrantList
-		if err := c.List(ctx, &grants, client.InNamespace(s.Namespace), client.MatchingFields{secretNameIndex: s.Name}); err != nil {
+		// Only names are read: no copies (a Secret many grants share, the client's, would
+		// otherwise copy each of them).
+		if err := c.List(ctx, &grants, client.InNamespace(s.Namespace), client.MatchingFields{secretNameIndex: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "listing grants for Secret", "secret", s.Name)
 			return nil
 		}
-		reqs := grantRequests(grants.Items)
+		reqs := append(grantRequests(grants.Items), grantOfDefaultTarget(ctx, c, s)...)
 		// A client object's Secret concerns the grants naming that client.
 		for _, co := range clientsOfSecret(ctx, c, types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, opts.NamespacesOnly) {
 			reqs = append(reqs, grantsOfClient(ctx, c, co)...)
@@ -262,6 +297,31 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		}
 	}
 	return nil
+}
+
+// namespacedIndex is mgr.GetFieldIndexer().IndexField for lookups within one namespace only
+// (List with InNamespace and MatchingFields). IndexField also files every value under an
+// all-namespaces key, so each distinct value costs two sets; for names unique to one grant
+// (its refresh-token and derived Secrets) those single-entry sets were the largest part of
+// the index, about 1 KiB a grant. The index name and "namespace/value" keys are the ones
+// controller-runtime's cache reader looks up for a MatchingFields in a namespace.
+func namespacedIndex(ctx context.Context, c cache.Cache, obj client.Object, field string, values func(client.Object) []string) error {
+	inf, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return err
+	}
+	return inf.AddIndexers(toolscache.Indexers{"field:" + field: func(o any) ([]string, error) {
+		co, ok := o.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("indexing %T: not a client.Object", o)
+		}
+		vals := values(co)
+		keys := make([]string, len(vals))
+		for i, v := range vals {
+			keys[i] = co.GetNamespace() + "/" + v
+		}
+		return keys, nil
+	}})
 }
 
 func grantRequests(grants []oauthv1alpha1.GoogleOAuthGrant) []reconcile.Request {

@@ -92,6 +92,18 @@ type results struct {
 	HeapBaseMiB           float64    `json:"manager_heap_inuse_mib"`
 	HeapPerGrantKiB       float64    `json:"manager_heap_inuse_kib_per_grant"`
 	HeapUnrelatedMiB      float64    `json:"manager_heap_inuse_mib_with_unrelated_secrets"`
+	// Where the window's CPU went, per process, and what else loaded the machine.
+	WindowCPUSeconds procCPU            `json:"window_cpu_seconds_by_process"`
+	LoadAverage      [2]string          `json:"load_average_window_start_end"`
+	APILatencyMillis map[string]float64 `json:"apiserver_mean_request_ms_by_verb_in_window"`
+	// LiveHeap is the heap's allocated bytes right after a forced GC: what the manager
+	// holds, without the garbage the GC has not yet collected (GOGC lets that grow to half
+	// the live heap) or the free space in partly used spans that heap in use counts.
+	LiveHeapMiB         float64 `json:"manager_live_heap_after_gc_mib"`
+	LiveHeapPerGrantKiB float64 `json:"manager_live_heap_after_gc_kib_per_grant"`
+	HeapProfile         string  `json:"manager_heap_profile,omitempty"`
+	HeapProfileWindow   string  `json:"manager_heap_profile_window,omitempty"`
+	APIServerProfile    string  `json:"apiserver_cpu_profile,omitempty"`
 }
 
 func envInt(name string, def int) int {
@@ -328,11 +340,29 @@ func main() {
 	// Every request the manager's Kubernetes client made, by client-go's own counter (lease
 	// renewals and events included): reads, writes, everything the API server serves it.
 	api0 := mgr.scrape("rest_client_requests_total", nil)
+	procs := stackProcs()
+	stackCPU0, lat0 := cpuOf(procs, mgr), scrapeAPIServer(ctx, restCfg)
+	res.LoadAverage[0] = loadAverage()
+	// A CPU profile of the API server over the window's middle third.
+	apiProfile := make(chan string, 1)
+	go func() {
+		select {
+		case <-time.After(window / 3):
+			apiProfile <- saveAPIServerProfile(ctx, restCfg, window/3, dir)
+		case <-trackerCtx.Done():
+			apiProfile <- ""
+		}
+	}()
 	progress(window, func() string {
 		return fmt.Sprintf("token requests %d, expired-token-seconds %.1f, manager RSS %.0f MiB",
 			google.TotalRequests()-req0, tr.staleNow().Seconds(), rssNow(mgr))
 	})
 	end := time.Now()
+	res.WindowCPUSeconds = cpuOf(procs, mgr).since(stackCPU0)
+	res.APILatencyMillis = scrapeAPIServer(ctx, restCfg).meanMillis(lat0)
+	res.LoadAverage[1] = loadAverage()
+	res.APIServerProfile = <-apiProfile
+	res.HeapProfileWindow = mgr.saveHeapProfile(dir, "heap-window.pprof")
 	res.WindowSeconds = end.Sub(start).Seconds()
 	res.ExpiredTokenSeconds = tr.staleNow().Seconds()
 	tr.mu.Lock()
@@ -386,6 +416,9 @@ func main() {
 	}
 	res.RSSBaseMiB, res.HeapBaseMiB = rssNow(mgr), mgr.heapMiB()
 	res.HeapPerGrantKiB = res.HeapBaseMiB * 1024 / float64(cfg.Grants)
+	res.HeapProfile = mgr.saveHeapProfile(dir, "heap-after-restart.pprof") // after a GC
+	res.LiveHeapMiB = mgr.scrape("go_memstats_heap_alloc_bytes", nil) / (1 << 20)
+	res.LiveHeapPerGrantKiB = res.LiveHeapMiB * 1024 / float64(cfg.Grants)
 
 	// Phase 4: the memory cost of unrelated Secrets.
 	if cfg.Unrelated > 0 {
@@ -453,24 +486,32 @@ func startTracker(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 type managerProc struct {
 	cmd         *exec.Cmd
 	metricsAddr string
+	pprofAddr   string
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func startManager(root, dir string, cluster *localcluster.Cluster, google *fakegoogle.Server) *managerProc {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	addr := l.Addr().String()
-	l.Close()
+	addr, pprofAddr := freeAddr(), ""
 	log, err := os.OpenFile(filepath.Join(dir, "manager.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	must(err)
 	cmd := exec.Command(filepath.Join(root, "bin", "manager"), "--kubeconfig="+cluster.ManagerKubeconfig,
 		"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
 		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
 		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0")
+	// pprof on loopback, for the heap profiles and the live heap after a forced GC.
+	pprofAddr = freeAddr()
+	cmd.Args = append(cmd.Args, "--pprof-bind-address="+pprofAddr)
 	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	must(cmd.Start())
-	return &managerProc{cmd: cmd, metricsAddr: addr}
+	return &managerProc{cmd: cmd, metricsAddr: addr, pprofAddr: pprofAddr}
 }
 
 func (m *managerProc) stop() {
@@ -671,6 +712,9 @@ func report(r *results, dir string) {
 		{"restart: time until the new leader decided every grant", fmt.Sprintf("%.2fs", r.RestartDecidedSeconds)},
 		{"manager RSS (heap in use) after restart", fmt.Sprintf("%.1f MiB (%.1f MiB)", r.RSSBaseMiB, r.HeapBaseMiB)},
 		{"heap in use per grant (target <= 5 KiB)", fmt.Sprintf("%.1f KiB", r.HeapPerGrantKiB)},
+		{"live heap per grant (allocated bytes right after a GC)", fmt.Sprintf("%.1f KiB (%.1f MiB)", r.LiveHeapPerGrantKiB, r.LiveHeapMiB)},
+		{"window CPU seconds by process (load average at start / end)", fmt.Sprintf("%s (%s / %s)", r.WindowCPUSeconds, r.LoadAverage[0], r.LoadAverage[1])},
+		{"API server mean request latency in window, by verb", formatMillis(r.APILatencyMillis)},
 	}
 	if c.Unrelated > 0 {
 		rows = append(rows, [2]string{fmt.Sprintf("... with %d unrelated %d KiB Secrets", c.Unrelated, c.UnrelatedSize>>10),

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -89,9 +90,12 @@ func Read(s *corev1.Secret, grant string) (Token, bool) {
 	if s == nil || s.Type != corev1.SecretTypeOpaque {
 		return Token{}, false
 	}
-	t, ok := readTimes(s, grant)
-	if !ok || isSummary(s) {
+	if expiry, ok := summaryExpiry(s); ok {
 		// A cached summary was checked in full by Summarize.
+		return readTimes(s, grant, expiry)
+	}
+	t, ok := readTimes(s, grant, string(s.Data[oauthv1alpha1.ExpiryKey]))
+	if !ok {
 		return t, ok
 	}
 	t.AccessToken = string(s.Data[oauthv1alpha1.AccessTokenKey])
@@ -104,14 +108,14 @@ func Read(s *corev1.Secret, grant string) (Token, bool) {
 	return t, true
 }
 
-// readTimes checks the labels and reads the token's times.
-func readTimes(s *corev1.Secret, grant string) (Token, bool) {
+// readTimes checks the labels and reads the token's times (expiry in RFC 3339).
+func readTimes(s *corev1.Secret, grant, expiryText string) (Token, bool) {
 	for k, v := range Labels(grant) {
 		if s.Labels[k] != v {
 			return Token{}, false
 		}
 	}
-	expiry, err := time.Parse(time.RFC3339, string(s.Data[oauthv1alpha1.ExpiryKey]))
+	expiry, err := time.Parse(time.RFC3339, expiryText)
 	if err != nil {
 		return Token{}, false
 	}
@@ -141,7 +145,8 @@ func Orphaned(s metav1.Object, grant string) bool {
 // in the manager's cache: Apply removes it before any write. Its value is a MAC of the
 // Secret's UID and resourceVersion under a key this process drew at random, so a marker set
 // on the Secret by anyone else is never trusted, and Summarize can run twice on one object
-// (informers may apply transforms more than once).
+// (informers may apply transforms more than once); then a space and the token's expiry, the
+// one data field decisions read (a map for it alone cost about 400 bytes a Secret).
 const summaryAnnotation = "oauth.grantkeeper.dev/cached-summary"
 
 var summaryKey = func() []byte {
@@ -159,13 +164,22 @@ func summaryMAC(s *corev1.Secret) string {
 }
 
 func isSummary(s *corev1.Secret) bool {
-	v := s.Annotations[summaryAnnotation]
-	return v != "" && hmac.Equal([]byte(v), []byte(summaryMAC(s)))
+	_, ok := summaryExpiry(s)
+	return ok
+}
+
+// summaryExpiry is the expiry a summary holds, and false when s is not a summary of ours.
+func summaryExpiry(s *corev1.Secret) (string, bool) {
+	mac, expiry, _ := strings.Cut(s.Annotations[summaryAnnotation], " ")
+	if mac == "" || !hmac.Equal([]byte(mac), []byte(summaryMAC(s))) {
+		return "", false
+	}
+	return expiry, true
 }
 
 // Summarize reduces a derived Secret for the manager's cache: when it is in our exact shape
-// (Read succeeds) the access token and token.json are dropped, since decisions need only the
-// times; a Secret edited by hand keeps all its data, so Read still rejects it. The full
+// (Read succeeds) its data is dropped, since decisions need only the times (the expiry moves
+// into the cache marker); a Secret edited by hand keeps all its data, so Read still rejects it. The full
 // Secret is never needed again: publishing replaces the data wholesale. This is the largest
 // part of a derived Secret in memory (Google's access tokens are about 200 bytes, twice).
 func Summarize(s *corev1.Secret) {
@@ -177,6 +191,6 @@ func Summarize(s *corev1.Secret) {
 	if _, ok := Read(s, s.Labels[oauthv1alpha1.GrantLabel]); !ok {
 		return
 	}
-	s.Data = map[string][]byte{oauthv1alpha1.ExpiryKey: s.Data[oauthv1alpha1.ExpiryKey]}
-	s.Annotations[summaryAnnotation] = summaryMAC(s)
+	s.Annotations[summaryAnnotation] = summaryMAC(s) + " " + string(s.Data[oauthv1alpha1.ExpiryKey])
+	s.Data = nil
 }

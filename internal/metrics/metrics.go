@@ -177,7 +177,9 @@ func (c *GrantCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var grants oauthv1alpha1.GoogleOAuthGrantList
-	if err := c.Reader.List(ctx, &grants); err != nil {
+	// The cache's own objects, read only: a deep copy of every grant per scrape is
+	// megabytes of garbage at 10,000 grants, every 30 seconds.
+	if err := c.Reader.List(ctx, &grants, client.UnsafeDisableDeepCopy); err != nil {
 		ch <- prometheus.NewInvalidMetric(readyDesc, err)
 		return
 	}

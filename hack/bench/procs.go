@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/procfs"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
+)
+
+// procCPU is the CPU seconds each process of the stack used, by name: the manager is
+// measured apart; kube-apiserver and etcd are the bench's children, and the bench (which
+// also runs the fake Google server and the watches) is this process.
+type procCPU map[string]float64
+
+// stackProcs finds the control plane's processes among this process's children.
+func stackProcs() map[string]int {
+	pids := map[string]int{"bench+fake-google": os.Getpid()}
+	for _, pid := range localcluster.ChildPIDs(os.Getpid()) {
+		p, err := procfs.NewProc(pid)
+		if err != nil {
+			continue
+		}
+		comm, err := p.Comm()
+		if err != nil {
+			continue
+		}
+		if comm == "kube-apiserver" || comm == "etcd" {
+			pids[comm] = pid
+		}
+	}
+	return pids
+}
+
+func cpuOf(pids map[string]int, mgr *managerProc) procCPU {
+	out := procCPU{"manager": mgr.cpuSeconds()}
+	for name, pid := range pids {
+		p, err := procfs.NewProc(pid)
+		if err != nil {
+			continue
+		}
+		if st, err := p.Stat(); err == nil {
+			out[name] = st.CPUTime()
+		}
+	}
+	return out
+}
+
+func (c procCPU) since(before procCPU) procCPU {
+	out := procCPU{}
+	for k, v := range c {
+		out[k] = v - before[k]
+	}
+	return out
+}
+
+// loadAverage is /proc/loadavg's first three fields: other work on the machine skews
+// every CPU and latency figure, never the counts.
+func loadAverage() string {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return "unknown"
+	}
+	l, err := fs.LoadAvg()
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
+}
+
+// apiLatency is the API server's own request latency (apiserver_request_duration_seconds
+// sum and count) by verb, from its /metrics.
+type apiLatency map[string][2]float64
+
+func scrapeAPIServer(ctx context.Context, cfg *rest.Config) apiLatency {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil
+	}
+	body, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		return nil
+	}
+	out := apiLatency{}
+	for _, m := range families["apiserver_request_duration_seconds"].GetMetric() {
+		verb := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "verb" {
+				verb = l.GetValue()
+			}
+		}
+		if verb == "WATCH" || verb == "CONNECT" {
+			continue
+		}
+		h := m.GetHistogram()
+		v := out[verb]
+		out[verb] = [2]float64{v[0] + h.GetSampleSum(), v[1] + float64(h.GetSampleCount())}
+	}
+	return out
+}
+
+// meanMillis is the mean latency by verb, in ms, of the requests between before and a.
+func (a apiLatency) meanMillis(before apiLatency) map[string]float64 {
+	out := map[string]float64{}
+	for verb, v := range a {
+		if n := v[1] - before[verb][1]; n > 0 {
+			out[verb] = (v[0] - before[verb][0]) / n * 1000
+		}
+	}
+	return out
+}
+
+// saveHeapProfile writes the manager's heap profile (after a GC) into dir.
+func (m *managerProc) saveHeapProfile(dir, name string) string {
+	if m.pprofAddr == "" {
+		return ""
+	}
+	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		return ""
+	}
+	return path
+}
+
+func (c procCPU) String() string {
+	names := make([]string, 0, len(c))
+	for k := range c {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, c[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func formatMillis(m map[string]float64) string {
+	verbs := make([]string, 0, len(m))
+	for k := range m {
+		verbs = append(verbs, k)
+	}
+	slices.Sort(verbs)
+	parts := make([]string, 0, len(verbs))
+	for _, k := range verbs {
+		parts = append(parts, fmt.Sprintf("%s %.1f ms", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// saveAPIServerProfile writes a CPU profile of kube-apiserver over d into dir: where a
+// refresh's cost goes on the API server's side (decoding, validation, managedFields,
+// storage, watch fan-out).
+func saveAPIServerProfile(ctx context.Context, cfg *rest.Config, d time.Duration, dir string) string {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return ""
+	}
+	body, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d + 30*time.Second).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	path := filepath.Join(dir, "kube-apiserver-cpu.pprof")
+	if os.WriteFile(path, body, 0o600) != nil {
+		return ""
+	}
+	return path
+}
