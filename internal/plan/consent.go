@@ -2,8 +2,10 @@ package plan
 
 import (
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 )
@@ -67,4 +69,25 @@ func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GoogleOAu
 		return nil
 	}
 	return &ConsentNeed{Why: NeedMissingScopes, Scopes: missing, Incremental: true}
+}
+
+// consentMark ends a recorded fingerprint when the inputs were found missing while consent
+// links were on (Record), so consentSwitched looks again once, not in a loop. inputsChanged
+// ignores it.
+const consentMark = "+consent"
+
+// consentSwitched: the grant reported a missing Secret before consent links were turned on
+// (or ConsentRequired before they were turned off). Reading the inputs again gives it the
+// reason, and the link, that fit now, without a token request while the refresh token is
+// still missing. A missing Secret recorded with links on carries consentMark, so a grant whose
+// client Secret is missing (which a consent cannot fix) is read again only once.
+func consentSwitched(o Observation, ready *metav1.Condition) bool {
+	g := o.Grant
+	switch ready.Reason {
+	case ReasonConsentRequired:
+		return !o.ConsentEnabled
+	case oauthv1alpha1.ReasonSecretNotFound, oauthv1alpha1.ReasonSecretKeyMissing:
+		return o.ConsentEnabled && ConsentEligible(g) && !strings.HasSuffix(g.Status.InputsFingerprint, consentMark)
+	}
+	return false
 }

@@ -120,3 +120,45 @@ func TestRevokedMessageNamesConsentLink(t *testing.T) {
 		}
 	}
 }
+
+// Consent links turned on after a grant reported its refresh token missing (or off after it
+// said ConsentRequired): the inputs are read again once, so the reason and link fit; a
+// missing Secret recorded with links on is not read again in a loop.
+func TestConsentSwitched(t *testing.T) {
+	missing := func(reason, fp string) func(*oauthv1alpha1.GoogleOAuthGrant) {
+		return func(g *oauthv1alpha1.GoogleOAuthGrant) {
+			g.Status.InputsFingerprint = fp
+			g.Status.Conditions = []metav1.Condition{cond("Ready", metav1.ConditionFalse, reason)}
+		}
+	}
+	for _, tc := range []struct {
+		name        string
+		enabled     bool
+		g           *oauthv1alpha1.GoogleOAuthGrant
+		wantRefresh bool
+	}{
+		{"turned on: SecretNotFound from before", true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp")), true},
+		{"turned on: SecretKeyMissing from before", true, consentGrant(missing(oauthv1alpha1.ReasonSecretKeyMissing, "fp")), true},
+		{"on: missing Secret recorded with links on", true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp"+consentMark)), false},
+		{"on: ConsentRequired", true, consentGrant(missing(ReasonConsentRequired, "fp"+consentMark)), false},
+		{"turned off: ConsentRequired", false, consentGrant(missing(ReasonConsentRequired, "fp"+consentMark)), true},
+		{"off: SecretNotFound", false, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp")), false},
+		{"on: not eligible (no scopes)", true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp"), func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), false},
+		{"on: other permanent reason", true, consentGrant(missing(oauthv1alpha1.ReasonInvalidClientSecret, "fp")), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Decide(Observation{Grant: tc.g, ConsentEnabled: tc.enabled, Fingerprint: "fp"})
+			if p.Refresh != tc.wantRefresh {
+				t.Fatalf("Refresh = %v (%s), want %v", p.Refresh, p.Why, tc.wantRefresh)
+			}
+		})
+	}
+	// What Record writes with links on stops the next Decide from reading again.
+	g := consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp"))
+	rep := Record(Observation{Grant: g, ConsentEnabled: true}, Outcome{Fingerprint: "fp",
+		Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound, Message: `Secret "c" not found`}})
+	g.Status = rep.Status
+	if p := Decide(Observation{Grant: g, ConsentEnabled: true, Fingerprint: "fp"}); p.Refresh {
+		t.Fatalf("read again after recording with links on: %s", p.Why)
+	}
+}

@@ -144,6 +144,8 @@ func Decide(o Observation) Plan {
 		return refresh("OAuth client changed")
 	case ready != nil && slices.Contains(ClientReasons, ready.Reason):
 		return refresh("OAuth client usable again")
+	case permanent && consentSwitched(o, ready):
+		return refresh("consent links turned on or off")
 	case permanent:
 		// No token requests until an input changes or a manual refresh is requested (hot
 		// loops on permanent errors are what users of other operators hated most). Look
@@ -192,6 +194,9 @@ func Record(o Observation, out Outcome) Report {
 	// Whatever happened answers these inputs and this manual request: a failure is not
 	// retried until they change (permanent) or the backoff ends (transient).
 	st.InputsFingerprint = out.Fingerprint
+	if out.Problem != nil && o.ConsentEnabled && ConsentEligible(g) {
+		st.InputsFingerprint += consentMark // see consentSwitched
+	}
 	if m := PendingManualRequest(g); m != "" {
 		st.LastHandledRefreshRequest = m
 	}
