@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/oauth2"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -166,6 +167,28 @@ func (s *Server) grant(ctx context.Context, namespace, name string) (*oauthv1alp
 	return g, nil
 }
 
+// load reads the grant and its consent-link record for a request, answering it (absent
+// grant: the page of kind missing; a read failure: errorPage) when it cannot go on.
+func (s *Server) load(ctx context.Context, w http.ResponseWriter, log logr.Logger, ns, name string, missing Kind) (*oauthv1alpha1.GoogleOAuthGrant, *corev1.Secret, *Record, bool) {
+	g, err := s.grant(ctx, ns, name)
+	if err != nil {
+		log.Error(err, "reading the grant")
+		s.page(w, errorPage)
+		return nil, nil, nil, false
+	}
+	if g == nil {
+		s.page(w, Page{Kind: missing})
+		return nil, nil, nil, false
+	}
+	sec, rec, err := s.Links.Store.Load(ctx, ns, name)
+	if err != nil {
+		log.Error(err, "reading the consent link")
+		s.page(w, errorPage)
+		return nil, nil, nil, false
+	}
+	return g, sec, rec, true
+}
+
 var errorPage = Page{Kind: PageError, Detail: "The consent service could not complete this step. Try the link again in a minute."}
 
 // open answers a consent link: a redirect to Google's consent screen for a live link.
@@ -177,20 +200,8 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := s.Log.WithValues("grant", ns+"/"+name)
-	g, err := s.grant(ctx, ns, name)
-	if err != nil {
-		log.Error(err, "reading the grant")
-		s.page(w, errorPage)
-		return
-	}
-	if g == nil {
-		s.page(w, Page{Kind: PageUnknown})
-		return
-	}
-	sec, rec, err := s.Links.Store.Load(ctx, ns, name)
-	if err != nil {
-		log.Error(err, "reading the consent link")
-		s.page(w, errorPage)
+	g, sec, rec, ok := s.load(ctx, w, log, ns, name, PageUnknown)
+	if !ok {
 		return
 	}
 	now := s.Clock.Now()
@@ -241,20 +252,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := s.Log.WithValues("grant", ns+"/"+name)
-	g, err := s.grant(ctx, ns, name)
-	if err != nil {
-		log.Error(err, "reading the grant")
-		s.page(w, errorPage)
-		return
-	}
-	if g == nil {
-		s.page(w, Page{Kind: PageBadState})
-		return
-	}
-	sec, rec, err := s.Links.Store.Load(ctx, ns, name)
-	if err != nil {
-		log.Error(err, "reading the consent link")
-		s.page(w, errorPage)
+	g, sec, rec, ok := s.load(ctx, w, log, ns, name, PageBadState)
+	if !ok {
 		return
 	}
 	now := s.Clock.Now()
