@@ -15,10 +15,10 @@ func TestRISCValues(t *testing.T) {
 	h := template(t, "--set", "risc.enabled=true,risc.ingress.enabled=true,risc.ingress.host=gk.example.com,risc.ingress.tls.secretName=gk-tls,risc.ingress.className=nginx")
 	d := h["Deployment/grantkeeper-system/grantkeeper-controller-manager"]
 	c := field(t, d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
-	if args := fmt.Sprint(c["args"]); !strings.Contains(args, "--risc-bind-address=:8082") || strings.Contains(args, "--risc-configuration-url") {
-		t.Errorf("args %s: want --risc-bind-address=:8082 and the default configuration URL", args)
+	if args := fmt.Sprint(c["args"]); !strings.Contains(args, "--risc-bind-address=:8083") || strings.Contains(args, "--risc-configuration-url") {
+		t.Errorf("args %s: want --risc-bind-address=:8083 and the default configuration URL", args)
 	}
-	if ports := fmt.Sprint(c["ports"]); !strings.Contains(ports, "risc") || !strings.Contains(ports, "8082") {
+	if ports := fmt.Sprint(c["ports"]); !strings.Contains(ports, "risc") || !strings.Contains(ports, "8083") {
 		t.Errorf("ports %s lack the receiver", ports)
 	}
 	if h["Service/grantkeeper-system/grantkeeper-risc"] == nil {
@@ -38,5 +38,25 @@ func TestRISCValues(t *testing.T) {
 		if _, err := runErr(helm, "template", "grantkeeper", "charts/grantkeeper", "--set", set); err == nil {
 			t.Errorf("--set %s was accepted (Google delivers only over https)", set)
 		}
+	}
+}
+
+// Every endpoint the manager can serve, on at once, gets its own container port: a clash
+// would crash the manager at start with "address already in use".
+func TestEndpointsHaveDistinctPorts(t *testing.T) {
+	h := template(t, "--set", "risc.enabled=true,consent.enabled=true,consent.baseURL=https://consent.example.com,injection.enabled=true,metrics.enabled=true")
+	d := h["Deployment/grantkeeper-system/grantkeeper-controller-manager"]
+	c := field(t, d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	seen := map[string]string{}
+	for _, p := range c["ports"].([]any) {
+		port := p.(map[string]any)
+		n, name := fmt.Sprint(port["containerPort"]), fmt.Sprint(port["name"])
+		if other, dup := seen[n]; dup {
+			t.Errorf("ports %s and %s are both %s", other, name, n)
+		}
+		seen[n] = name
+	}
+	if len(seen) != 4 {
+		t.Errorf("ports %v: want metrics, consent, risc and webhook", seen)
 	}
 }
