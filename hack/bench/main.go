@@ -103,7 +103,10 @@ type results struct {
 	LiveHeapPerGrantKiB float64 `json:"manager_live_heap_after_gc_kib_per_grant"`
 	HeapProfile         string  `json:"manager_heap_profile,omitempty"`
 	HeapProfileWindow   string  `json:"manager_heap_profile_window,omitempty"`
-	APIServerProfile    string  `json:"apiserver_cpu_profile,omitempty"`
+	// The heap profile taken at the highest RSS seen while the grants were created, and that RSS.
+	HeapProfileCreationPeak string  `json:"manager_heap_profile_creation_peak,omitempty"`
+	CreationPeakRSSMiB      float64 `json:"manager_creation_peak_rss_mib,omitempty"`
+	APIServerProfile        string  `json:"apiserver_cpu_profile,omitempty"`
 }
 
 func envInt(name string, def int) int {
@@ -297,6 +300,10 @@ func main() {
 		rts[i] = google.NewRefreshToken(clientID, "https://www.googleapis.com/auth/analytics.readonly")
 	}
 	say("creating %d refresh-token Secrets and %d grants", cfg.Grants, cfg.Grants)
+	// The manager's peak RSS comes while the grants are created and get their first tokens:
+	// keep the heap profile taken at the highest RSS seen (without forcing a GC, so the
+	// sampling does not lower the peak it looks at).
+	stopPeak := mgr.watchPeak(dir, "heap-creation-peak.pprof")
 	parallel(cfg.Grants, 16, func(i int) error {
 		name := fmt.Sprintf("g%05d", i)
 		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-rt", Namespace: ns},
@@ -317,6 +324,7 @@ func main() {
 		defer tr.mu.Unlock()
 		return len(tr.ready) == cfg.Grants, fmt.Sprintf("%d/%d Ready", len(tr.ready), cfg.Grants)
 	})
+	res.HeapProfileCreationPeak, res.CreationPeakRSSMiB = stopPeak()
 	var waits []float64
 	tr.mu.Lock()
 	for name, at := range tr.ready {

@@ -128,12 +128,51 @@ func (a apiLatency) meanMillis(before apiLatency) map[string]float64 {
 	return out
 }
 
+// watchPeak samples the manager's RSS every second until the returned stop is called, and
+// saves its heap profile (as of the last GC, none forced) each time the RSS passes the
+// highest seen by 2 MiB. stop returns the profile's path and the RSS it was taken at.
+func (m *managerProc) watchPeak(dir, name string) (stop func() (string, float64)) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	var path string
+	var at float64
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if rss := rssNow(m); rss > at+2 {
+				if p := m.heapProfile(dir, name, false); p != "" {
+					path, at = p, rss
+				}
+			}
+		}
+	}()
+	return func() (string, float64) {
+		close(done)
+		<-finished
+		return path, at
+	}
+}
+
 // saveHeapProfile writes the manager's heap profile (after a GC) into dir.
 func (m *managerProc) saveHeapProfile(dir, name string) string {
+	return m.heapProfile(dir, name, true)
+}
+
+func (m *managerProc) heapProfile(dir, name string, gc bool) string {
 	if m.pprofAddr == "" {
 		return ""
 	}
-	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/heap?gc=1")
+	url := "http://" + m.pprofAddr + "/debug/pprof/heap"
+	if gc {
+		url += "?gc=1"
+	}
+	resp, err := http.Get(url)
 	if err != nil {
 		return ""
 	}
