@@ -148,6 +148,7 @@ func (m *managerProc) watchPeak(dir, name string) (stop func() (string, float64)
 			if rss := rssNow(m); rss > at+2 {
 				if p := m.heapProfile(dir, name, false); p != "" {
 					path, at = p, rss
+					say("manager RSS %.0f MiB: %s", rss, m.memoryBreakdown())
 				}
 			}
 		}
@@ -157,6 +158,37 @@ func (m *managerProc) watchPeak(dir, name string) (stop func() (string, float64)
 		<-finished
 		return path, at
 	}
+}
+
+// memoryBreakdown says what the manager's resident memory is made of: anonymous memory
+// against pages of the binary (/proc), and the Go runtime's view of its heap and stacks
+// (the MemStats that /debug/pprof/heap?debug=1 ends with).
+func (m *managerProc) memoryBreakdown() string {
+	out := ""
+	if p, err := procfs.NewProc(m.cmd.Process.Pid); err == nil {
+		if st, err := p.NewStatus(); err == nil {
+			out = fmt.Sprintf("anon %.0f MiB, file %.0f MiB", float64(st.RssAnon)/(1<<20), float64(st.RssFile)/(1<<20))
+		}
+	}
+	if m.pprofAddr == "" {
+		return out
+	}
+	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	stats := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		var k string
+		var v float64
+		if n, _ := fmt.Sscanf(line, "# %s = %g", &k, &v); n == 2 {
+			stats[k] = v / (1 << 20)
+		}
+	}
+	return out + fmt.Sprintf("; heap: alloc %.0f, in use %.0f, idle not released %.0f, next GC %.0f MiB; stacks %.0f MiB",
+		stats["HeapAlloc"], stats["HeapInuse"], stats["HeapIdle"]-stats["HeapReleased"], stats["NextGC"], stats["Stack"])
 }
 
 // saveHeapProfile writes the manager's heap profile (after a GC) into dir.
