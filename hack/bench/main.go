@@ -106,6 +106,7 @@ type results struct {
 	// The heap profile taken at the highest RSS seen while the grants were created, and that RSS.
 	HeapProfileCreationPeak string  `json:"manager_heap_profile_creation_peak,omitempty"`
 	CreationPeakRSSMiB      float64 `json:"manager_creation_peak_rss_mib,omitempty"`
+	CreationPeakBreakdown   string  `json:"manager_creation_peak_breakdown,omitempty"`
 	APIServerProfile        string  `json:"apiserver_cpu_profile,omitempty"`
 }
 
@@ -324,7 +325,7 @@ func main() {
 		defer tr.mu.Unlock()
 		return len(tr.ready) == cfg.Grants, fmt.Sprintf("%d/%d Ready", len(tr.ready), cfg.Grants)
 	})
-	res.HeapProfileCreationPeak, res.CreationPeakRSSMiB = stopPeak()
+	res.HeapProfileCreationPeak, res.CreationPeakRSSMiB, res.CreationPeakBreakdown = stopPeak()
 	var waits []float64
 	tr.mu.Lock()
 	for name, at := range tr.ready {
@@ -715,6 +716,7 @@ func report(r *results, dir string) {
 		{"API writes per refresh (Secret + status; ideal <= 2)", fmt.Sprintf("%.2f (%d Secret, %d grant)", r.WritesPerRefresh, r.SecretWrites, r.GrantWrites)},
 		{"API requests per refresh, all the manager's (target <= 3)", fmt.Sprintf("%.2f (%.0f requests)", r.APIRequestsPerRefresh, r.APIRequests)},
 		{"manager peak RSS", fmt.Sprintf("%.1f MiB", r.PeakRSSMiB)},
+		{"highest manager RSS sampled during creation: what it was made of", fmt.Sprintf("%.0f MiB: %s", r.CreationPeakRSSMiB, r.CreationPeakBreakdown)},
 		{"manager CPU", fmt.Sprintf("%.1fs total, %.2f ms per refresh", r.CPUSeconds, r.CPUPerRefreshMillis)},
 		{"restart: early token requests (ideal 0) / all in first minute", fmt.Sprintf("%d / %d", r.RestartEarlyRequests, r.RestartRequests)},
 		{"restart: time until the new leader decided every grant", fmt.Sprintf("%.2fs", r.RestartDecidedSeconds)},

@@ -130,10 +130,11 @@ func (a apiLatency) meanMillis(before apiLatency) map[string]float64 {
 
 // watchPeak samples the manager's RSS every second until the returned stop is called, and
 // saves its heap profile (as of the last GC, none forced) each time the RSS passes the
-// highest seen by 2 MiB. stop returns the profile's path and the RSS it was taken at.
-func (m *managerProc) watchPeak(dir, name string) (stop func() (string, float64)) {
+// highest seen by 2 MiB. stop returns the profile's path, the RSS it was taken at and what
+// that RSS was made of.
+func (m *managerProc) watchPeak(dir, name string) (stop func() (path string, rss float64, breakdown string)) {
 	done, finished := make(chan struct{}), make(chan struct{})
-	var path string
+	var path, breakdown string
 	var at float64
 	go func() {
 		defer close(finished)
@@ -147,16 +148,16 @@ func (m *managerProc) watchPeak(dir, name string) (stop func() (string, float64)
 			}
 			if rss := rssNow(m); rss > at+2 {
 				if p := m.heapProfile(dir, name, false); p != "" {
-					path, at = p, rss
-					say("manager RSS %.0f MiB: %s", rss, m.memoryBreakdown())
+					path, at, breakdown = p, rss, m.memoryBreakdown()
+					say("manager RSS %.0f MiB: %s", rss, breakdown)
 				}
 			}
 		}
 	}()
-	return func() (string, float64) {
+	return func() (string, float64, string) {
 		close(done)
 		<-finished
-		return path, at
+		return path, at, breakdown
 	}
 }
 
