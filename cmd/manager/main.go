@@ -136,9 +136,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	recorder, err := grantEvents(mgr, "grantkeeper", ctrl.Log.WithName("events"))
+	if err != nil {
+		return err
+	}
 	r := &controllers.GoogleOAuthGrantReconciler{
 		Client:           mgr.GetClient(),
-		Recorder:         mgr.GetEventRecorder("grantkeeper"),
+		Recorder:         recorder,
 		Tokens:           tokens,
 		Consent:          consentLinks,
 		Clock:            clock.RealClock{},

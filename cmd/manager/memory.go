@@ -10,10 +10,12 @@ import (
 
 // defaultGCPercent is the manager's GOGC unless the environment sets one. Go's default (100)
 // lets the heap grow to twice what is live before collecting; the manager's live heap is
-// mostly its caches, which it holds for good, so half of that again is room enough. At
-// 10,000 grants this keeps peak RSS near 120 MiB instead of 200 (docs/benchmarks.md) for
-// a little more GC CPU, a small share of what a refresh costs the API server.
-const defaultGCPercent = 50
+// mostly its caches, which it holds for good, so a quarter of that again is room enough.
+// The peak comes while thousands of grants get their first tokens at once, when the heap's
+// headroom over a live heap of 60 MB at 10,000 grants is most of the difference from the
+// steady state (docs/benchmarks.md); the price is GC CPU, a small share of what a refresh
+// costs the API server.
+const defaultGCPercent = 25
 
 // memoryLimitShare is the part of the container's memory limit given to GOMEMLIMIT when the
 // environment sets none: the rest is for what the Go runtime does not count (the binary,

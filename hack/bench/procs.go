@@ -128,12 +128,84 @@ func (a apiLatency) meanMillis(before apiLatency) map[string]float64 {
 	return out
 }
 
+// watchPeak samples the manager's RSS every second until the returned stop is called, and
+// saves its heap profile (as of the last GC, none forced) each time the RSS passes the
+// highest seen by 2 MiB. stop returns the profile's path, the RSS it was taken at and what
+// that RSS was made of.
+func (m *managerProc) watchPeak(dir, name string) (stop func() (path string, rss float64, breakdown string)) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	var path, breakdown string
+	var at float64
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if rss := rssNow(m); rss > at+2 {
+				if p := m.heapProfile(dir, name, false); p != "" {
+					path, at, breakdown = p, rss, m.memoryBreakdown()
+					say("manager RSS %.0f MiB: %s", rss, breakdown)
+				}
+			}
+		}
+	}()
+	return func() (string, float64, string) {
+		close(done)
+		<-finished
+		return path, at, breakdown
+	}
+}
+
+// memoryBreakdown says what the manager's resident memory is made of: anonymous memory
+// against pages of the binary (/proc), and the Go runtime's view of its heap and stacks
+// (the MemStats that /debug/pprof/heap?debug=1 ends with).
+func (m *managerProc) memoryBreakdown() string {
+	out := ""
+	if p, err := procfs.NewProc(m.cmd.Process.Pid); err == nil {
+		if st, err := p.NewStatus(); err == nil {
+			out = fmt.Sprintf("anon %.0f MiB, file %.0f MiB", float64(st.RssAnon)/(1<<20), float64(st.RssFile)/(1<<20))
+		}
+	}
+	if m.pprofAddr == "" {
+		return out
+	}
+	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	stats := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		var k string
+		var v float64
+		if n, _ := fmt.Sscanf(line, "# %s = %g", &k, &v); n == 2 {
+			stats[k] = v / (1 << 20)
+		}
+	}
+	return out + fmt.Sprintf("; heap: alloc %.0f, in use %.0f, idle not released %.0f, next GC %.0f MiB; stacks %.0f MiB",
+		stats["HeapAlloc"], stats["HeapInuse"], stats["HeapIdle"]-stats["HeapReleased"], stats["NextGC"], stats["Stack"])
+}
+
 // saveHeapProfile writes the manager's heap profile (after a GC) into dir.
 func (m *managerProc) saveHeapProfile(dir, name string) string {
+	return m.heapProfile(dir, name, true)
+}
+
+func (m *managerProc) heapProfile(dir, name string, gc bool) string {
 	if m.pprofAddr == "" {
 		return ""
 	}
-	resp, err := http.Get("http://" + m.pprofAddr + "/debug/pprof/heap?gc=1")
+	url := "http://" + m.pprofAddr + "/debug/pprof/heap"
+	if gc {
+		url += "?gc=1"
+	}
+	resp, err := http.Get(url)
 	if err != nil {
 		return ""
 	}
