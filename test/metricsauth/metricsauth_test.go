@@ -6,6 +6,7 @@ package metricsauth
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/grantkeeper/grantkeeper/test/framework/testcert"
 
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -76,11 +79,12 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// scrape GETs /metrics with the token (none when empty), trusting the manager's self-signed
-// certificate as the ServiceMonitor in config/prometheus does.
-func scrape(url, token string) (int, string, error) {
+// scrape GETs /metrics with the token (none when empty), verifying the manager's serving
+// certificate against ca (as the ServiceMonitor in config/prometheus verifies it against the
+// CA Secret).
+func scrape(url, token string, ca *x509.CertPool) (int, string, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test client: the manager here serves its in-memory self-signed certificate (no --metrics-cert-dir)
+		TLSClientConfig: &tls.Config{RootCAs: ca, MinVersion: tls.VersionTLS12}}}
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -97,8 +101,16 @@ func scrape(url, token string) (int, string, error) {
 func TestMetricsNeedTheReaderRole(t *testing.T) {
 	port := freePort(t)
 	stack.StopManager()
-	// The manager as deployed: secure metrics (the default), authenticated as its ServiceAccount.
-	if err := stack.StartManager(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port)); err != nil {
+	// The manager as deployed: secure metrics (the default), authenticated as its ServiceAccount,
+	// serving a certificate from --metrics-cert-dir that the scrapes verify.
+	certDir := t.TempDir()
+	caPEM, err := testcert.WriteServing(certDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := x509.NewCertPool()
+	ca.AppendCertsFromPEM(caPEM)
+	if err := stack.StartManager(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--metrics-cert-dir="+certDir); err != nil {
 		t.Fatal(err)
 	}
 	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
@@ -155,7 +167,7 @@ spec:
 	want := `grantkeeper_grant_ready{name="reports",namespace="apps",reason="TokenValid"} 1`
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		code, body, err := scrape(url, reader)
+		code, body, err := scrape(url, reader, ca)
 		if err == nil && code == http.StatusOK && strings.Contains(body, want) {
 			break
 		}
@@ -175,7 +187,7 @@ spec:
 		// controller-runtime's filter answers 500 when the TokenReview rejects the token.
 		{"a forged token", forged, http.StatusInternalServerError},
 	} {
-		code, body, err := scrape(url, c.token)
+		code, body, err := scrape(url, c.token, ca)
 		if err != nil {
 			t.Fatalf("%s: %v", c.who, err)
 		}

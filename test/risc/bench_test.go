@@ -1,11 +1,14 @@
 package risc_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	xrate "golang.org/x/time/rate"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
@@ -139,9 +142,11 @@ func BenchmarkSecurityEventStorm(b *testing.B) {
 			}
 		}()
 	}
+	// Pacing the load generator (not synchronisation): rate events a second, no bursts.
+	pace := xrate.NewLimiter(xrate.Limit(rate), 1)
 	for i := range total {
-		if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 {
-			time.Sleep(d) // pacing the load generator, not synchronisation
+		if err := pace.Wait(context.Background()); err != nil {
+			b.Fatal(err)
 		}
 		jobs <- i
 	}
