@@ -6,19 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
+	"github.com/grantkeeper/grantkeeper/test/framework/promtext"
 )
 
 // TestMetrics: per-grant series come from the cache at scrape time and vanish with the
 // grant; token requests are counted by result.
 func TestMetrics(t *testing.T) {
 	h := newHarness(t)
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(&metrics.GrantCollector{Reader: h.cached})
+	grants := &metrics.GrantSeries{Cache: h.cached}
 	successes := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("success"))
 	invalid := testutil.ToFloat64(metrics.TokenRequests.WithLabelValues("invalid_grant"))
 
@@ -36,21 +35,15 @@ func TestMetrics(t *testing.T) {
 	h.waitReady("shared-user")
 
 	series := func() string {
-		mfs, err := reg.Gather()
+		var b strings.Builder
+		if err := grants.Write(h.ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		lines, err := promtext.Lines(b.String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		var b strings.Builder
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				b.WriteString(mf.GetName())
-				for _, l := range m.GetLabel() {
-					b.WriteString(" " + l.GetName() + "=" + l.GetValue())
-				}
-				b.WriteString(" " + strconv.FormatFloat(m.GetGauge().GetValue(), 'f', -1, 64) + "\n")
-			}
-		}
-		return b.String()
+		return strings.Join(lines, "\n") + "\n"
 	}
 	var got string
 	h.eventually(10*time.Second, "series for both grants", func() (bool, string) {

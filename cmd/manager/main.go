@@ -21,6 +21,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/go-logr/logr"
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
@@ -102,6 +103,8 @@ func run() error {
 	}
 	cfg.QPS, cfg.Burst = float32(qps), burst
 
+	// Filled in once the manager and the controller exist; read only when scraped.
+	grantSeries := &metrics.GrantSeries{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
 		Cache:  controllers.CacheOptions(strings.FieldsFunc(namespaces, func(r rune) bool { return r == ',' })...),
@@ -110,8 +113,9 @@ func run() error {
 			SecureServing: metricsSecure,
 			CertDir:       metricsCertDir,
 			// Every scrape is checked with a TokenReview and a SubjectAccessReview for
-			// "get /metrics": per-grant series name namespaces and grants.
-			FilterProvider: metricsFilter(metricsSecure),
+			// "get /metrics": per-grant series name namespaces and grants. The filter also
+			// puts internal/metrics' handler in place of client_golang's.
+			FilterProvider: metricsFilter(metricsSecure, grantSeries),
 			// HTTP/2 is off: it has had rapid-reset and stream-cancellation CVEs.
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 		},
@@ -155,9 +159,9 @@ func run() error {
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
-	ctrlmetrics.Registry.MustRegister(&metrics.GrantCollector{Reader: mgr.GetClient(),
+	*grantSeries = metrics.GrantSeries{Cache: mgr.GetClient(),
 		// grantkeeper_grant_info's client_id for clients held in Secrets (issue 19).
-		SecretMeta: r.SecretMeta.Reader(), Live: mgr.GetAPIReader()})
+		SecretMeta: r.SecretMeta.Reader(), Live: mgr.GetAPIReader()}
 	if err := webhookOpts.setup(stopping, mgr, managerNamespace); err != nil {
 		return err
 	}
@@ -171,13 +175,23 @@ func run() error {
 	return mgr.Start(stopping)
 }
 
-// metricsFilter checks each scrape with a TokenReview and a SubjectAccessReview when the
-// metrics endpoint is secure (kubebuilder's default), and none otherwise. internal/scrapeauth
-// answers as controller-runtime's filters.WithAuthenticationAndAuthorization does, without
-// linking k8s.io/apiserver (about 23 MiB of RSS).
-func metricsFilter(secure bool) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
-	if !secure {
-		return nil
+// metricsFilter serves /metrics with internal/metrics.Handler, which writes the per-grant
+// series without holding them (controller-runtime's server takes no other handler for that
+// path). It checks each scrape with a TokenReview and a SubjectAccessReview when the metrics
+// endpoint is secure (kubebuilder's default), and not otherwise. internal/scrapeauth answers
+// as controller-runtime's filters.WithAuthenticationAndAuthorization does, without linking
+// k8s.io/apiserver (about 23 MiB of RSS).
+func metricsFilter(secure bool, grants *metrics.GrantSeries) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
+	return func(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+		auth := func(_ logr.Logger, h http.Handler) (http.Handler, error) { return h, nil }
+		if secure {
+			var err error
+			if auth, err = scrapeauth.New(cfg, hc); err != nil {
+				return nil, err
+			}
+		}
+		return func(log logr.Logger, h http.Handler) (http.Handler, error) {
+			return auth(log, metrics.Handler(h, ctrlmetrics.Registry, grants))
+		}, nil
 	}
-	return scrapeauth.New
 }

@@ -51,7 +51,7 @@ func (c *clientIDs) lookup(ctx context.Context, r Readers, g *oauthv1alpha1.Goog
 	seen[key] = true
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := r.SecretMeta.Get(ctx, key, meta); err != nil {
+	if err := r.SecretMeta.Get(ctx, key, meta, client.UnsafeDisableDeepCopy); err != nil {
 		return ""
 	}
 	c.mu.Lock()
@@ -108,13 +108,13 @@ func secretClientID(g *oauthv1alpha1.GoogleOAuthGrant, s *corev1.Secret) string 
 func clientObjectID(ctx context.Context, cache client.Reader, g *oauthv1alpha1.GoogleOAuthGrant) string {
 	if g.ClientRefKind() == oauthv1alpha1.KindClusterGoogleOAuthClient {
 		var c oauthv1alpha1.ClusterGoogleOAuthClient
-		if err := cache.Get(ctx, types.NamespacedName{Name: g.Spec.ClientRef.Name}, &c); err != nil {
+		if err := cache.Get(ctx, types.NamespacedName{Name: g.Spec.ClientRef.Name}, &c, client.UnsafeDisableDeepCopy); err != nil {
 			return ""
 		}
 		return c.Status.ClientID
 	}
 	var c oauthv1alpha1.GoogleOAuthClient
-	if err := cache.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ClientRef.Name}, &c); err != nil {
+	if err := cache.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ClientRef.Name}, &c, client.UnsafeDisableDeepCopy); err != nil {
 		return ""
 	}
 	return c.Status.ClientID

@@ -108,8 +108,18 @@ func (w *Watcher) Release(ns string) {
 	}
 }
 
-// Get returns a Secret's cached metadata, or nil when it does not exist. Call Synced first.
+// Get returns a copy of a Secret's cached metadata, or nil when it does not exist. Call
+// Synced first.
 func (w *Watcher) Get(ns, name string) (*metav1.ObjectMeta, error) {
+	m, err := w.get(ns, name)
+	if m == nil || err != nil {
+		return nil, err
+	}
+	return m.DeepCopy(), nil
+}
+
+// get returns the cache's own metadata of a Secret, or nil when it does not exist.
+func (w *Watcher) get(ns, name string) (*metav1.ObjectMeta, error) {
 	w.mu.Lock()
 	wt := w.informers[ns]
 	w.mu.Unlock()
@@ -124,7 +134,7 @@ func (w *Watcher) Get(ns, name string) (*metav1.ObjectMeta, error) {
 	if m == nil {
 		return nil, nil
 	}
-	return m.ObjectMeta.DeepCopy(), nil
+	return &m.ObjectMeta, nil
 }
 
 // Reader returns a client.Reader that answers Get for *metav1.PartialObjectMetadata Secrets
@@ -133,19 +143,25 @@ func (w *Watcher) Reader() client.Reader { return reader{w} }
 
 type reader struct{ w *Watcher }
 
-func (r reader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+func (r reader) Get(_ context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	out, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
 		return fmt.Errorf("secretwatch: Get of %T is not supported; pass *metav1.PartialObjectMetadata", obj)
 	}
-	m, err := r.w.Get(key.Namespace, key.Name)
+	var o client.GetOptions
+	o.ApplyOptions(opts)
+	m, err := r.w.get(key.Namespace, key.Name)
 	if err != nil {
 		return err
 	}
 	if m == nil {
 		return apierrors.NewNotFound(corev1.Resource("secrets"), key.Name)
 	}
-	out.ObjectMeta = *m
+	if o.UnsafeDisableDeepCopy != nil && *o.UnsafeDisableDeepCopy {
+		out.ObjectMeta = *m // shares the cache's maps and slices: read only
+		return nil
+	}
+	m.DeepCopyInto(&out.ObjectMeta)
 	return nil
 }
 
