@@ -25,7 +25,25 @@ func (r *GoogleOAuthGrantReconciler) report(ctx context.Context, g *oauthv1alpha
 		}
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: rep.RequeueAfter}, nil
+	return ctrl.Result{RequeueAfter: rep.RequeueAfter, Priority: priority(rep)}, nil
+}
+
+// Work-queue priorities (controller-runtime's priority queue hands out higher first among
+// the requests that are due). Set on every report: a request otherwise keeps the priority
+// it came with, and grants listed at start come with controller-runtime's low priority.
+const (
+	normalPriority = 0
+	// keepFreshPriority: a valid token's refresh goes ahead of first tokens and of grants
+	// without a token (plan.Report.KeepsTokenFresh).
+	keepFreshPriority = 10
+)
+
+func priority(rep plan.Report) *int {
+	p := normalPriority
+	if rep.KeepsTokenFresh {
+		p = keepFreshPriority
+	}
+	return &p
 }
 
 // writeStatus is the one status write: st replaces g's status when it differs. A merge
