@@ -39,9 +39,14 @@ func internKeys(m map[string]string, values bool) map[string]string {
 }
 
 func internMeta(m *metav1.ObjectMeta) {
-	m.Namespace = intern(m.Namespace)
 	m.Labels = internKeys(m.Labels, false)
 	m.Annotations = internKeys(m.Annotations, false)
+	internMetaStrings(m)
+}
+
+// internMetaStrings interns what internMeta does but the label and annotation maps.
+func internMetaStrings(m *metav1.ObjectMeta) {
+	m.Namespace = intern(m.Namespace)
 	for i := range m.Finalizers {
 		m.Finalizers[i] = intern(m.Finalizers[i])
 	}
@@ -79,11 +84,18 @@ func internGrant(g *oauthv1alpha1.GoogleOAuthGrant) {
 }
 
 func internSecret(s *corev1.Secret) {
-	internTypeMeta(&s.TypeMeta)
-	internMeta(&s.ObjectMeta)
+	s.Labels = internKeys(s.Labels, false)
+	s.Annotations = internKeys(s.Annotations, false)
 	// The managed-by label's value is the same on every derived Secret.
 	if v, ok := s.Labels[oauthv1alpha1.ManagedByLabel]; ok {
 		s.Labels[oauthv1alpha1.ManagedByLabel] = intern(v)
 	}
+	internSecretStrings(s)
+}
+
+// internSecretStrings interns what internSecret does but the label and annotation maps.
+func internSecretStrings(s *corev1.Secret) {
+	internTypeMeta(&s.TypeMeta)
+	internMetaStrings(&s.ObjectMeta)
 	s.Type = corev1.SecretType(intern(string(s.Type)))
 }

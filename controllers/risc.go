@@ -304,8 +304,8 @@ func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.Goo
 			return nil
 		}
 		refreshed := at.Add(-time.Second)
-		if t, err := time.Parse(time.RFC3339, sec.Annotations[derivedsecret.RefreshedAtAnnotation]); err == nil && t.Before(at) {
-			refreshed = t
+		if t, ok := derivedsecret.Read(sec, g.Name); ok && t.RefreshedAt.Before(at) {
+			refreshed = t.RefreshedAt
 		}
 		w := sec.DeepCopy()
 		derivedsecret.Apply(w, g.Name, derivedsecret.Token{AccessToken: "", Expiry: at, RefreshedAt: refreshed})

@@ -88,8 +88,11 @@ func CacheOptions(namespaces ...string) cache.Options {
 func trimDerivedSecret(obj any) (any, error) {
 	if s, ok := obj.(*corev1.Secret); ok {
 		s.ManagedFields = nil
-		derivedsecret.Summarize(s)
-		internSecret(s)
+		if derivedsecret.Summarize(s) {
+			internSecretStrings(s) // its maps are shared or its own summary already
+		} else {
+			internSecret(s)
+		}
 	}
 	return obj, nil
 }

@@ -1,10 +1,13 @@
 package derivedsecret
 
 import (
+	"bytes"
 	"encoding/json"
+	"maps"
 	"testing"
 	"time"
 
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"golang.org/x/oauth2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,13 +102,80 @@ func TestSummarize(t *testing.T) {
 	forged := &corev1.Secret{}
 	Apply(forged, "analytics", tok)
 	forged.UID, forged.ResourceVersion = "uid-1", "42"
-	for _, marker := range []string{"verified", summaryMAC(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{UID: "uid-1", ResourceVersion: "41"}})} {
+	older := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{UID: "uid-1", ResourceVersion: "41"}}
+	expiry := string(forged.Data["expiry"])
+	refreshed := forged.Annotations[RefreshedAtAnnotation]
+	for _, marker := range []string{"verified", summaryValue(older, expiry), summaryValue(older, expiry, refreshed, "analytics"),
+		"0000 " + expiry + " " + refreshed + " analytics"} {
 		f := forged.DeepCopy()
 		f.Annotations[summaryAnnotation] = marker // set by hand, or left from an earlier version
 		f.Data = map[string][]byte{"expiry": f.Data["expiry"]}
 		Summarize(f)
 		if _, ok := Read(f, "analytics"); ok {
 			t.Errorf("a Secret stripped by hand with the cache marker %q from outside was trusted", marker)
+		}
+	}
+}
+
+// TestCompactSummary: a derived Secret nobody edited is cached without its own label and
+// annotation maps, reads as before, and publishing over it writes back exactly what it had;
+// one with a user's label or annotation, or without a controller, keeps them.
+func TestCompactSummary(t *testing.T) {
+	controller := true
+	owned := func() *corev1.Secret {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "analytics-access-token", UID: "uid-1", ResourceVersion: "41",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "oauth.grantkeeper.dev/v1alpha1", Kind: "GoogleOAuthGrant", Name: "analytics", UID: "grant-uid", Controller: &controller}}}}
+		Apply(s, "analytics", tok)
+		return s
+	}
+	original := owned()
+	s := original.DeepCopy()
+	if !Summarize(s) || !Summarize(s) {
+		t.Fatal("an unedited, owned derived Secret was not made compact (or not recognised as compact again)")
+	}
+	if len(s.Labels) != 1 || len(s.Annotations) != 1 || s.Data != nil {
+		t.Errorf("compact Secret keeps labels %v, annotations %v, data %v", s.Labels, s.Annotations, s.Data)
+	}
+	got, ok := Read(s, "analytics")
+	if !ok || !got.Expiry.Equal(tok.Expiry) || !got.RefreshedAt.Equal(tok.RefreshedAt) {
+		t.Fatalf("Read(compact) = %+v, %v", got, ok)
+	}
+	if _, ok := Read(s, "other"); ok {
+		t.Error("a compact summary read as another grant's")
+	}
+	if !OwnedBy(s, "grant-uid") || Orphaned(s, "analytics") {
+		t.Error("a compact Secret lost its owner")
+	}
+	// Publishing over it (on a copy, as the cache's objects are never written to) restores
+	// exactly the labels and annotations it had.
+	republished := s.DeepCopy()
+	Apply(republished, "analytics", tok)
+	if !maps.Equal(republished.Labels, original.Labels) || !maps.Equal(republished.Annotations, original.Annotations) ||
+		!maps.EqualFunc(republished.Data, original.Data, bytes.Equal) {
+		t.Errorf("publishing over a compact Secret wrote labels %v, annotations %v; it had %v, %v",
+			republished.Labels, republished.Annotations, original.Labels, original.Annotations)
+	}
+	if len(managedOnly) != 1 || managedOnly[oauthv1alpha1.GrantLabel] != "" {
+		t.Errorf("publishing wrote into the labels map compact Secrets share: %v", managedOnly)
+	}
+
+	for name, edit := range map[string]func(*corev1.Secret){
+		"a user's label":      func(s *corev1.Secret) { s.Labels["team"] = "reports" },
+		"a user's annotation": func(s *corev1.Secret) { s.Annotations["note"] = "keep me" },
+		"no controller":       func(s *corev1.Secret) { s.OwnerReferences = nil },
+	} {
+		s := owned()
+		edit(s)
+		want := s.DeepCopy()
+		if Summarize(s) {
+			t.Errorf("%s: made compact", name)
+		}
+		if _, ok := Read(s, "analytics"); !ok {
+			t.Errorf("%s: the summary does not read", name)
+		}
+		Apply(s, "analytics", tok)
+		if !maps.Equal(s.Labels, want.Labels) || !maps.Equal(s.Annotations, want.Annotations) {
+			t.Errorf("%s: publishing wrote labels %v, annotations %v, want %v, %v", name, s.Labels, s.Annotations, want.Labels, want.Annotations)
 		}
 	}
 }

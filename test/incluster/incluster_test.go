@@ -8,6 +8,7 @@ package incluster
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 	"github.com/grantkeeper/grantkeeper/test/framework/localnode"
+	"github.com/grantkeeper/grantkeeper/test/framework/testcert"
 )
 
 const (
@@ -57,7 +59,11 @@ var (
 	work       string
 	skipReason string
 	figures    []string
+	// metricsCA signed the metrics endpoint's certificate, for metricsServerName (deploy).
+	metricsCA []byte
 )
+
+const metricsServerName = "grantkeeper-metrics.grantkeeper-system.svc"
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -231,6 +237,14 @@ func deploy(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), googleCA, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The metrics endpoint's certificate, as a user would give it (a cert-manager
+	// Certificate for the Service's name, mounted with --metrics-cert-dir), so the scrape
+	// test verifies it instead of skipping verification.
+	ca, err := testcert.WriteServing(dir, metricsServerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsCA = ca
 	base, err := filepath.Rel(dir, filepath.Join(root, "config", "local-node")) // kustomize wants a relative path
 	if err != nil {
 		t.Fatal(err)
@@ -239,8 +253,13 @@ func deploy(t *testing.T) {
 - %s
 configMapGenerator:
 - name: private-ca
-  namespace: %s
+  namespace: %[2]s
   files: [ca.crt]
+secretGenerator:
+- name: metrics-cert
+  namespace: %[2]s
+  type: kubernetes.io/tls
+  files: [tls.crt, tls.key]
 patches:
 - target: {kind: Deployment, name: %s}
   patch: |-
@@ -259,6 +278,15 @@ patches:
     - op: add
       path: /spec/template/spec/volumes/-
       value: {name: private-ca, configMap: {name: private-ca}}
+    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: --metrics-cert-dir=/etc/grantkeeper/metrics-cert
+    - op: add
+      path: /spec/template/spec/containers/0/volumeMounts/-
+      value: {name: metrics-cert, mountPath: /etc/grantkeeper/metrics-cert, readOnly: true}
+    - op: add
+      path: /spec/template/spec/volumes/-
+      value: {name: metrics-cert, secret: {secretName: metrics-cert}}
 `, base, namespace, deployment, googleURL, googleURL)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
 		t.Fatal(err)
@@ -539,7 +567,7 @@ func TestMetricsInCluster(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
-	if len(managerPods(t)) == 0 {
+	if len(managerPods(t)) == 0 || metricsCA == nil {
 		deploy(t)
 	}
 	apply(t, `apiVersion: v1
@@ -569,8 +597,24 @@ subjects:
 		return len(pods) > 0 && pods[0].Ready && pods[0].IP != ""
 	})
 	url := fmt.Sprintf("https://%s:8443/metrics", pods[0].IP)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test client: the manager here serves its in-memory self-signed certificate (no --metrics-cert-dir)
+	// Verified as Prometheus would: the CA that signed the mounted certificate, and the
+	// Service's name (the Pod is dialled by IP).
+	trusting := func(caPEM []byte) *http.Client {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			t.Fatal("no CA certificate in the PEM")
+		}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: metricsServerName}}}
+	}
+	client := trusting(metricsCA)
+	otherCA, err := testcert.WriteServing(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trusting(otherCA).Get(url); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a client trusting another CA: %v, want a certificate error", err)
+	}
 	get := func(token string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		if token != "" {

@@ -17,9 +17,9 @@ import (
 	"time"
 )
 
-// WriteServing writes tls.crt and tls.key (for 127.0.0.1 and localhost, valid a day) into
-// dir and returns the PEM of the CA that signed them.
-func WriteServing(dir string) ([]byte, error) {
+// WriteServing writes tls.crt and tls.key (for 127.0.0.1, localhost and dnsNames, valid a
+// day) into dir and returns the PEM of the CA that signed them.
+func WriteServing(dir string, dnsNames ...string) ([]byte, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func WriteServing(dir string) ([]byte, error) {
 	}
 	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "grantkeeper-metrics"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		DNSNames: append([]string{"localhost"}, dnsNames...), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
 	if err != nil {
 		return nil, err
