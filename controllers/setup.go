@@ -3,6 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,23 +31,75 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/secretwatch"
 )
 
-// secretNameIndex indexes grants by the Secret names they refer to (client, refresh token,
-// and a derived Secret's name set in spec.accessTokenSecretName), to map a Secret event to
-// the grants that care. A default derived name (defaultTargetSuffix) is not indexed: the
-// grant is found from the name itself (grantOfDefaultTarget), and at 10,000 grants those
-// single-entry sets cost about 2 MiB.
+// secretNameIndex indexes grants by the Secrets they read (client, refresh token, and a
+// derived Secret's name set in spec.accessTokenSecretName), to map a Secret event to the
+// grants that care. client-go keeps a set of objects per indexed value, and a set costs
+// about 400 bytes however few it holds, so the Secrets a grant usually has to itself (its
+// refresh token, authorized-user or key Secret, an explicit derived name) are filed under
+// one of secretNameBuckets buckets of their name, and a lookup keeps the bucket's grants
+// that do name the Secret; the client Secret, which many grants often share, is filed under
+// its name, so a bucket never holds those thousands. A default derived name
+// (defaultTargetSuffix) is not indexed: the grant is found from the name itself
+// (grantOfDefaultTarget).
 const secretNameIndex = "grantkeeper.secretNames"
+
+// secretNameBuckets: a few grants per bucket at 10,000 grants in a namespace; at most this
+// many sets per namespace.
+const secretNameBuckets = 1024
 
 // defaultTargetSuffix ends a derived Secret's default name: the grant's name and this.
 var defaultTargetSuffix = (&oauthv1alpha1.GoogleOAuthGrant{}).TargetSecretName()
 
-// indexedSecretNames are a grant's secretNameIndex values.
-func indexedSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
+// secretIndexValues are a grant's secretNameIndex values.
+func secretIndexValues(g *oauthv1alpha1.GoogleOAuthGrant) []string {
+	var out []string
+	for _, name := range readSecretNames(g) {
+		v := bucketValue(name)
+		if g.Spec.ClientSecretRef != nil && name == g.Spec.ClientSecretRef.Name {
+			v = nameValue(name)
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// readSecretNames are the Secrets a grant reads or writes by a name it gives.
+func readSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
 	names := userSecretNames(g)
 	if g.Spec.AccessTokenSecretName != "" {
 		names = append(names, g.Spec.AccessTokenSecretName)
 	}
 	return names
+}
+
+func nameValue(secret string) string { return "name:" + secret }
+
+func bucketValue(secret string) string {
+	h := fnv.New32a()
+	h.Write([]byte(secret))
+	return "bucket:" + strconv.FormatUint(uint64(h.Sum32()%secretNameBuckets), 10)
+}
+
+// grantsReadingSecret lists the cached grants that name Secret s.
+func grantsReadingSecret(ctx context.Context, c client.Reader, s *metav1.PartialObjectMetadata) ([]reconcile.Request, error) {
+	var reqs []reconcile.Request
+	for _, v := range []string{nameValue(s.Name), bucketValue(s.Name)} {
+		var grants oauthv1alpha1.GoogleOAuthGrantList
+		// Only names are read: no copies (a Secret many grants share, the client's, would
+		// otherwise copy each of them).
+		if err := c.List(ctx, &grants, client.InNamespace(s.Namespace), client.MatchingFields{secretNameIndex: v}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, err
+		}
+		for i := range grants.Items {
+			g := &grants.Items[i]
+			if slices.Contains(readSecretNames(g), s.Name) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: g.Namespace, Name: g.Name}})
+			}
+		}
+	}
+	return reqs, nil
 }
 
 // grantOfDefaultTarget is the cached grant whose derived Secret is s by the default name.
@@ -207,7 +262,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 	ctx := context.Background()
 	indexer := mgr.GetFieldIndexer()
 	if err := namespacedIndex(ctx, mgr.GetCache(), &oauthv1alpha1.GoogleOAuthGrant{}, secretNameIndex, func(o client.Object) []string {
-		return indexedSecretNames(o.(*oauthv1alpha1.GoogleOAuthGrant))
+		return secretIndexValues(o.(*oauthv1alpha1.GoogleOAuthGrant))
 	}); err != nil {
 		return err
 	}
@@ -231,14 +286,12 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 
 	c := mgr.GetClient()
 	mapSecret := func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-		var grants oauthv1alpha1.GoogleOAuthGrantList
-		// Only names are read: no copies (a Secret many grants share, the client's, would
-		// otherwise copy each of them).
-		if err := c.List(ctx, &grants, client.InNamespace(s.Namespace), client.MatchingFields{secretNameIndex: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		reqs, err := grantsReadingSecret(ctx, c, s)
+		if err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "listing grants for Secret", "secret", s.Name)
 			return nil
 		}
-		reqs := append(grantRequests(grants.Items), grantOfDefaultTarget(ctx, c, s)...)
+		reqs = append(reqs, grantOfDefaultTarget(ctx, c, s)...)
 		// A client object's Secret concerns the grants naming that client.
 		for _, co := range clientsOfSecret(ctx, c, types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, opts.NamespacesOnly) {
 			reqs = append(reqs, grantsOfClient(ctx, c, co)...)
