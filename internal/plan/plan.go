@@ -62,11 +62,6 @@ type Report struct {
 	Status       oauthv1alpha1.GoogleOAuthGrantStatus
 	Events       []Event
 	RequeueAfter time.Duration
-	// KeepsTokenFresh: the requeue is the refresh (or a retry) of an access token that is
-	// still valid and that consumers hold. When the manager cannot keep up, such work goes
-	// ahead of the rest (a new grant's first token, grants without a token): a late first
-	// token delays a deployment, a late refresh breaks a running one.
-	KeepsTokenFresh bool
 }
 
 // Plan is Decide's answer: request a token now (Why says why), or report Report.
@@ -231,10 +226,9 @@ func Record(o Observation, out Outcome) Report {
 }
 
 type reporter struct {
-	o         Observation
-	st        *oauthv1alpha1.GoogleOAuthGrantStatus
-	events    []Event
-	keepFresh bool // see Report.KeepsTokenFresh
+	o      Observation
+	st     *oauthv1alpha1.GoogleOAuthGrantStatus
+	events []Event
 }
 
 func (r *reporter) refreshAt() time.Time {
@@ -250,7 +244,6 @@ func (r *reporter) wait(at time.Time, valid bool) time.Duration {
 	if valid && r.o.Token.Expiry.Before(at) {
 		at = r.o.Token.Expiry
 	}
-	r.keepFresh = valid
 	return schedule.Delay(r.o.Now, at)
 }
 
@@ -267,7 +260,6 @@ func (r *reporter) succeeded(tok *tokenclient.Token) Report {
 		st.RefreshTokenExpiresAt = metaTime(issued.Add(tok.RefreshTokenExpiresIn))
 	}
 	st.FailedRefreshAttempts = 0
-	r.keepFresh = true
 	accepted := "The token endpoint accepted the refresh token."
 	if g.UsesServiceAccount() {
 		accepted = "The token endpoint accepted the service account's assertion."
@@ -357,7 +349,7 @@ func (r *reporter) finish(requeue time.Duration) Report {
 		// The controller mints a link only while a person is needed (controllers/consent.go).
 		st.ConsentURL = ""
 	}
-	return Report{Status: *st, Events: r.events, RequeueAfter: requeue, KeepsTokenFresh: r.keepFresh && requeue > 0}
+	return Report{Status: *st, Events: r.events, RequeueAfter: requeue}
 }
 
 // setScopesCondition reports spec.scopes missing from the granted scopes; it is absent

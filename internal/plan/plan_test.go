@@ -428,30 +428,3 @@ func TestReauthorizeCommand(t *testing.T) {
 		t.Errorf("client with the default kind: %s", got)
 	}
 }
-
-// TestKeepsTokenFresh: the requeues that keep a token consumers hold from expiring are the
-// ones marked to go ahead of other work; a grant without a valid token, or one waiting for
-// a person or a watch event, is not.
-func TestKeepsTokenFresh(t *testing.T) {
-	now := issued.Add(50 * time.Minute)
-	transient := &tokenerr.Failure{Kind: tokenerr.Transient, Status: 503}
-	for _, tc := range []struct {
-		name string
-		rep  Report
-		want bool
-	}{
-		{"not due yet: the scheduled refresh", Decide(observe(issued.Add(10 * time.Minute))).Report, true},
-		{"backing off with a valid token: the retry", Decide(observe(issued.Add(45*time.Minute), withReady(metav1.ConditionTrue, oauthv1alpha1.ReasonTokenValid), backingOff(2, issued.Add(46*time.Minute)))).Report, true},
-		{"backing off without a token", Decide(observe(issued, noToken, backingOff(1, issued.Add(8*time.Second)))).Report, false},
-		{"permanent failure, token valid: a look at expiry, no refresh", Decide(observe(issued.Add(50*time.Minute), withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonSecretKeyMissing))).Report, false},
-		{"permanent failure, no token: no requeue", Decide(observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant))).Report, false},
-		{"a token obtained: its refresh", Record(observe(now, noToken), Outcome{Token: token()}), true},
-		{"transient failure, token still valid: the retry", Record(observe(now), Outcome{Failure: transient}), true},
-		{"transient failure without a valid token", Record(observe(expiry.Add(time.Minute)), Outcome{Failure: transient}), false},
-		{"refresh token rejected", Record(observe(now), Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidGrant, Status: 400, Code: "invalid_grant"}}), false},
-	} {
-		if tc.rep.KeepsTokenFresh != tc.want {
-			t.Errorf("%s: KeepsTokenFresh = %v, want %v (requeue %v)", tc.name, tc.rep.KeepsTokenFresh, tc.want, tc.rep.RequeueAfter)
-		}
-	}
-}
