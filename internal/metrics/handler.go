@@ -36,14 +36,16 @@ func Handler(next http.Handler, reg prometheus.Gatherer, grants *GrantSeries) ht
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
 		defer cancel()
-		list, err := grants.list(ctx)
-		if err != nil {
-			http.Error(w, "An error has occurred while serving metrics: listing grants: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
+		// Gathered first, so the Go runtime's memory figures are read before this scrape's
+		// own list of grants is allocated.
 		families, err := reg.Gather()
 		if err != nil {
 			http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		list, err := grants.list(ctx)
+		if err != nil {
+			http.Error(w, "An error has occurred while serving metrics: listing grants: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
 		w.Header().Set("Content-Type", string(textFormat))
