@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"crypto/sha256"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -13,21 +15,37 @@ import (
 // remembers each grant's client ID for the events' aud check. It is filled from the
 // refresh-token Secrets the manager reads anyway (at each token request) and lives in memory
 // only: no token or identifier is ever written anywhere.
+//
+// It holds every grant, so its size matters: an identifier is kept as the first 16 bytes of
+// its SHA-256 (a fixed-size key, no string), and a token held by one grant, the usual case,
+// maps straight to it; only a token several grants hold (one Secret named by several) gets
+// a list. A set per identifier was about 1.5 KiB a grant.
 type TokenIndex struct {
 	mu      sync.RWMutex
-	byID    map[string]map[types.NamespacedName]struct{}
+	byID    map[idKey]types.NamespacedName
+	shared  map[idKey][]types.NamespacedName
 	byGrant map[types.NamespacedName]indexEntry
 	clients map[string]int // client ID -> number of grants using it
 }
 
+// idKey is an identifier's digest: 128 bits make a collision among even millions of
+// identifiers far less likely than a forged event getting past the signature check.
+type idKey [16]byte
+
+func keyOf(id string) idKey {
+	sum := sha256.Sum256([]byte(id))
+	return idKey(sum[:16])
+}
+
 type indexEntry struct {
-	ids      []string
+	ids      []idKey
 	clientID string
 }
 
 // NewTokenIndex returns an empty index.
 func NewTokenIndex() *TokenIndex {
-	return &TokenIndex{byID: map[string]map[types.NamespacedName]struct{}{}, byGrant: map[types.NamespacedName]indexEntry{}, clients: map[string]int{}}
+	return &TokenIndex{byID: map[idKey]types.NamespacedName{}, shared: map[idKey][]types.NamespacedName{},
+		byGrant: map[types.NamespacedName]indexEntry{}, clients: map[string]int{}}
 }
 
 // Put records that grant holds refreshToken, issued to clientID (replacing what it held).
@@ -36,18 +54,25 @@ func (x *TokenIndex) Put(grant types.NamespacedName, refreshToken, clientID stri
 		return
 	}
 	ids := risc.Identifiers(refreshToken)
+	keys := make([]idKey, len(ids))
+	for i, id := range ids {
+		keys[i] = keyOf(id)
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.removeLocked(grant)
-	for _, id := range ids {
-		set := x.byID[id]
-		if set == nil {
-			set = map[types.NamespacedName]struct{}{}
-			x.byID[id] = set
+	for _, k := range keys {
+		switch holder, ok := x.byID[k]; {
+		case ok:
+			delete(x.byID, k)
+			x.shared[k] = []types.NamespacedName{holder, grant}
+		case x.shared[k] != nil:
+			x.shared[k] = append(x.shared[k], grant)
+		default:
+			x.byID[k] = grant
 		}
-		set[grant] = struct{}{}
 	}
-	x.byGrant[grant] = indexEntry{ids: ids, clientID: clientID}
+	x.byGrant[grant] = indexEntry{ids: keys, clientID: clientID}
 	if clientID != "" {
 		x.clients[clientID]++
 	}
@@ -68,10 +93,20 @@ func (x *TokenIndex) removeLocked(grant types.NamespacedName) {
 	if !ok {
 		return
 	}
-	for _, id := range e.ids {
-		delete(x.byID[id], grant)
-		if len(x.byID[id]) == 0 {
-			delete(x.byID, id)
+	for _, k := range e.ids {
+		if x.byID[k] == grant {
+			delete(x.byID, k)
+			continue
+		}
+		holders := slices.DeleteFunc(x.shared[k], func(g types.NamespacedName) bool { return g == grant })
+		switch len(holders) {
+		case 0:
+			delete(x.shared, k)
+		case 1:
+			delete(x.shared, k)
+			x.byID[k] = holders[0]
+		default:
+			x.shared[k] = holders
 		}
 	}
 	if e.clientID != "" {
@@ -84,13 +119,13 @@ func (x *TokenIndex) removeLocked(grant types.NamespacedName) {
 
 // Grants are the grants holding the token an identifier (risc.Subject.TokenKey) names.
 func (x *TokenIndex) Grants(key string) []types.NamespacedName {
+	k := keyOf(key)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]types.NamespacedName, 0, len(x.byID[key]))
-	for g := range x.byID[key] {
-		out = append(out, g)
+	if g, ok := x.byID[k]; ok {
+		return []types.NamespacedName{g}
 	}
-	return out
+	return slices.Clone(x.shared[k])
 }
 
 // HasClient reports whether an indexed grant uses clientID.
