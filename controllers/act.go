@@ -60,7 +60,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	metrics.TokenRequestDuration.WithLabelValues(result).Observe(r.Clock.Since(now).Seconds())
 	if err != nil {
 		logf.FromContext(ctx).Info("token request failed", "kind", failure.Kind.String(), "status", failure.Status, "error", failure.Code, "attempt", g.Status.FailedRefreshAttempts+1)
-		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs), Account: in.account(g)}), nil, nil
+		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs), Account: in.account(g), ClientID: in.client.ID}), nil, nil
 	}
 
 	var events []plan.Event
@@ -88,7 +88,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		}
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
-	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok)}), events, nil
+	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID}), events, nil
 }
 
 // inputs are the credentials for one token request.

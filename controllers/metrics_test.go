@@ -56,6 +56,10 @@ func TestMetrics(t *testing.T) {
 		"grantkeeper_grant_revoked name=good namespace=" + h.ns + " 0",
 		"grantkeeper_grant_client_info client=good-client client_kind=Secret name=good namespace=" + h.ns + " 1",
 		"grantkeeper_grant_client_info client=shared client_kind=GoogleOAuthClient name=shared-user namespace=" + h.ns + " 1",
+		// status.clientID, written with each token request's outcome, whether it succeeded.
+		"grantkeeper_grant_info account= client_id=" + clientID + " name=good namespace=" + h.ns + " 1",
+		"grantkeeper_grant_info account= client_id=" + clientID + " name=gone namespace=" + h.ns + " 1",
+		"grantkeeper_grant_info account= client_id=" + clientID + " name=shared-user namespace=" + h.ns + " 1",
 		"grantkeeper_access_token_expiration_timestamp_seconds name=good namespace=" + h.ns + " " + strconv.FormatInt(g.Status.ExpiresAt.Unix(), 10),
 		"grantkeeper_next_refresh_timestamp_seconds name=good namespace=" + h.ns + " " + strconv.FormatInt(g.Status.RefreshTime.Unix(), 10),
 	} {

@@ -300,6 +300,11 @@ type GoogleOAuthGrantStatus struct {
 	// +optional
 	Account *AccountStatus `json:"account,omitempty"`
 
+	// ClientID is the id of the OAuth client the last token request used (not a secret:
+	// it is in every consent URL); empty for a service account and before any request.
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
 	// RevokeAttempts counts failed attempts to revoke the refresh token on deletion.
 	// +optional
 	RevokeAttempts int32 `json:"revokeAttempts,omitempty"`

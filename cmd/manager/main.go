@@ -103,7 +103,7 @@ func run() error {
 	}
 	cfg.QPS, cfg.Burst = float32(qps), burst
 
-	// Filled in once the manager and the controller exist; read only when scraped.
+	// Its cache is set once the manager exists; read only when scraped.
 	grantSeries := &metrics.GrantSeries{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
@@ -159,9 +159,7 @@ func run() error {
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
-	*grantSeries = metrics.GrantSeries{Cache: mgr.GetClient(),
-		// grantkeeper_grant_info's client_id for clients held in Secrets (issue 19).
-		SecretMeta: r.SecretMeta.Reader(), Live: mgr.GetAPIReader()}
+	grantSeries.Cache = mgr.GetClient()
 	if err := webhookOpts.setup(stopping, mgr, managerNamespace); err != nil {
 		return err
 	}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"io"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
@@ -27,13 +25,13 @@ import (
 // series; ok is false when the grant has none (a timestamp not known yet).
 type grantFamily struct {
 	name, help string
-	sample     func(l *line, g *oauthv1alpha1.GoogleOAuthGrant, clientID func(*oauthv1alpha1.GoogleOAuthGrant) string) (ok bool)
+	sample     func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) (ok bool)
 }
 
 var grantFamilies = []grantFamily{{
 	name: "grantkeeper_grant_ready",
 	help: "1 when the grant's Ready condition is True, else 0; reason is the condition's reason.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant, _ func(*oauthv1alpha1.GoogleOAuthGrant) string) bool {
+	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
 		ready, reason := 0.0, "Unknown"
 		if cond := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady); cond != nil {
 			reason = cond.Reason
@@ -48,7 +46,7 @@ var grantFamilies = []grantFamily{{
 }, {
 	name: "grantkeeper_grant_revoked",
 	help: "1 when Google rejected the grant's refresh token (Revoked=True), else 0.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant, _ func(*oauthv1alpha1.GoogleOAuthGrant) string) bool {
+	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
 		l.labels("name", g.Name, "namespace", g.Namespace)
 		l.value(boolValue(meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionRevoked)))
 		return true
@@ -58,7 +56,7 @@ var grantFamilies = []grantFamily{{
 	// and dashboards keyed on that series keep working; join on (namespace, name).
 	name: "grantkeeper_grant_client_info",
 	help: "Always 1; client_kind (Secret, GoogleOAuthClient, ClusterGoogleOAuthClient or AuthorizedUser) and client (the Secret's or client object's name) say where the grant's OAuth client comes from.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant, _ func(*oauthv1alpha1.GoogleOAuthGrant) string) bool {
+	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
 		kind, name := grantClient(g)
 		l.labels("client", name, "client_kind", kind, "name", g.Name, "namespace", g.Namespace)
 		l.value(1)
@@ -69,20 +67,20 @@ var grantFamilies = []grantFamily{{
 	// from grantkeeper_grant_client_info (the Kubernetes object the client comes from),
 	// which stays so queries built on it keep working.
 	name: "grantkeeper_grant_info",
-	help: "Always 1; client_id is the grant's OAuth client id and account the Google account's email (status.account), each empty when not known.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant, clientID func(*oauthv1alpha1.GoogleOAuthGrant) string) bool {
+	help: "Always 1; client_id is the OAuth client the grant's last token request used (status.clientID) and account the Google account's email (status.account), each empty when not known.",
+	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
 		account := ""
 		if a := g.Status.Account; a != nil {
 			account = a.Email
 		}
-		l.labels("account", account, "client_id", clientID(g), "name", g.Name, "namespace", g.Namespace)
+		l.labels("account", account, "client_id", g.Status.ClientID, "name", g.Name, "namespace", g.Namespace)
 		l.value(1)
 		return true
 	},
 }, {
 	name: "grantkeeper_grant_consecutive_failures",
 	help: "Refresh failures since the grant's last successful refresh (status.failedRefreshAttempts); 0 when the last one succeeded.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant, _ func(*oauthv1alpha1.GoogleOAuthGrant) string) bool {
+	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
 		l.labels("name", g.Name, "namespace", g.Namespace)
 		l.value(float64(g.Status.FailedRefreshAttempts))
 		return true
@@ -102,8 +100,8 @@ var grantFamilies = []grantFamily{{
 }}
 
 // timestamp is the sample of a status time, absent while the time is not known.
-func timestamp(field func(*oauthv1alpha1.GoogleOAuthGrantStatus) *metav1.Time) func(*line, *oauthv1alpha1.GoogleOAuthGrant, func(*oauthv1alpha1.GoogleOAuthGrant) string) bool {
-	return func(l *line, g *oauthv1alpha1.GoogleOAuthGrant, _ func(*oauthv1alpha1.GoogleOAuthGrant) string) bool {
+func timestamp(field func(*oauthv1alpha1.GoogleOAuthGrantStatus) *metav1.Time) func(*line, *oauthv1alpha1.GoogleOAuthGrant) bool {
+	return func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
 		t := field(&g.Status)
 		if t == nil {
 			return false
@@ -133,16 +131,14 @@ func grantClient(g *oauthv1alpha1.GoogleOAuthGrant) (kind, name string) {
 }
 
 // writeGrants writes every family of the grants' series, each family's lines together as the
-// format requires, a family with no series left out. clientID is called once per grant,
-// while its grant_info line is written.
-func writeGrants(w io.Writer, grants []oauthv1alpha1.GoogleOAuthGrant, clientID func(*oauthv1alpha1.GoogleOAuthGrant) string) error {
+// format requires, a family with no series left out.
+func writeGrants(w io.Writer, grants []oauthv1alpha1.GoogleOAuthGrant) error {
 	var l line
 	for _, f := range grantFamilies {
 		started := false
 		for i := range grants {
-			g := &grants[i]
 			l.b = append(l.b[:0], f.name...)
-			if !f.sample(&l, g, clientID) {
+			if !f.sample(&l, &grants[i]) {
 				continue
 			}
 			if !started {
@@ -198,20 +194,8 @@ func (l *line) value(v float64) {
 
 // GrantSeries writes every grant's series from the manager's cache when scraped.
 type GrantSeries struct {
-	// Cache is the manager's cache: grants and client objects.
+	// Cache is the manager's cache.
 	Cache client.Reader
-	// SecretMeta (the controller's metadata watch of the Secrets grants name) and Live (the
-	// API server) give grantkeeper_grant_info its client_id for clients held in Secrets,
-	// whose data is not cached: a Secret is read when its version changed. Either nil
-	// leaves client_id empty for those grants.
-	SecretMeta, Live client.Reader
-
-	ids clientIDs
-}
-
-// Readers are where a scrape looks things up.
-type Readers struct {
-	Cache, SecretMeta, Live client.Reader
 }
 
 // list reads the grants from the cache: the cache's own objects, read only, since a deep
@@ -224,25 +208,11 @@ func (s *GrantSeries) list(ctx context.Context) ([]oauthv1alpha1.GoogleOAuthGran
 	return grants.Items, nil
 }
 
-// write writes the grants' series, looking up client ids as it goes.
-func (s *GrantSeries) write(ctx context.Context, w io.Writer, grants []oauthv1alpha1.GoogleOAuthGrant) error {
-	seen := map[types.NamespacedName]bool{}
-	liveUntil := time.Now().Add(liveReadBudget)
-	r := Readers{s.Cache, s.SecretMeta, s.Live}
-	err := writeGrants(w, grants, func(g *oauthv1alpha1.GoogleOAuthGrant) string {
-		return s.ids.lookup(ctx, r, g, seen, liveUntil)
-	})
-	if err == nil { // a scrape cut short saw only some grants: forget nothing
-		s.ids.forgetExcept(seen)
-	}
-	return err
-}
-
 // Write writes every grant's series in the text exposition format.
 func (s *GrantSeries) Write(ctx context.Context, w io.Writer) error {
 	grants, err := s.list(ctx)
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, w, grants)
+	return writeGrants(w, grants)
 }

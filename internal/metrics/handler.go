@@ -15,7 +15,7 @@ import (
 // Path is where the metrics endpoint serves, controller-runtime's fixed path.
 const Path = "/metrics"
 
-// scrapeTimeout bounds one scrape's reads (the cache, client objects, live Secret reads).
+// scrapeTimeout bounds one scrape's wait for the cache.
 const scrapeTimeout = 10 * time.Second
 
 // textFormat is what Handler always serves: the text format every Prometheus reads (the
@@ -64,7 +64,7 @@ func Handler(next http.Handler, reg prometheus.Gatherer, grants *GrantSeries) ht
 				return // the scraper went away
 			}
 		}
-		_ = grants.write(ctx, out, list) // an error here is the scraper gone; the status is sent
+		_ = writeGrants(out, list) // an error here is the scraper gone; the status is sent
 	})
 }
 

@@ -89,6 +89,9 @@ type Outcome struct {
 	// Identity is the user account the token endpoint's ID token (or tokeninfo) named;
 	// nil keeps status.account as it is.
 	Identity *oauthv1alpha1.AccountStatus
+	// ClientID is the OAuth client the request used ("" for a service account); with a
+	// Problem no request was made and status.clientID stays as it is.
+	ClientID string
 }
 
 // Decide applies the rules in order of precedence.
@@ -205,6 +208,9 @@ func Record(o Observation, out Outcome) Report {
 	}
 	if id := out.Identity; id != nil && id.Sub != "" && (st.Account == nil || *st.Account != *id) {
 		st.Account = id.DeepCopy()
+	}
+	if out.Problem == nil {
+		st.ClientID = out.ClientID
 	}
 	switch {
 	case out.Problem != nil && out.RefreshTokenMissing && o.ConsentEnabled && ConsentEligible(g):

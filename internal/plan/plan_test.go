@@ -428,3 +428,24 @@ func TestReauthorizeCommand(t *testing.T) {
 		t.Errorf("client with the default kind: %s", got)
 	}
 }
+
+// TestRecordClientID: status.clientID follows the client of each token request, failed or
+// not, and stays when no request was made.
+func TestRecordClientID(t *testing.T) {
+	now := issued.Add(50 * time.Minute)
+	withID := func(o *Observation) { o.Grant.Status.ClientID = "old-id" }
+	for _, tc := range []struct {
+		name string
+		out  Outcome
+		want string
+	}{
+		{"token", Outcome{Token: token(), ClientID: "new-id"}, "new-id"},
+		{"refused", Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidClient, Status: 401, Code: "invalid_client"}, ClientID: "new-id"}, "new-id"},
+		{"service account", Outcome{Token: token()}, ""},
+		{"no request (bad input)", Outcome{Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound, Message: "x"}}, "old-id"},
+	} {
+		if got := Record(observe(now, withID), tc.out).Status.ClientID; got != tc.want {
+			t.Errorf("%s: status.clientID %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
