@@ -25,8 +25,8 @@ func TestAccountIdentity(t *testing.T) {
 		want fakegoogle.Account
 	}{{"openid", h.google.AccountOf(rtOpenID)}, {"email", h.google.AccountOf(rtEmail)}} {
 		h.waitReady(tc.name)
-		h.eventually(10*time.Second, tc.name+" status.account", func() (bool, string) {
-			a := h.getGrant(tc.name).Status.Account
+		h.Eventually(10*time.Second, tc.name+" status.account", func() (bool, string) {
+			a := h.GetGrant(tc.name).Status.Account
 			if a == nil {
 				return false, "nil"
 			}
@@ -45,7 +45,7 @@ func TestAccountIdentity(t *testing.T) {
 	for _, n := range []string{"openid", "email"} {
 		h.requestRefresh(n)
 	}
-	h.eventually(20*time.Second, "second refreshes", func() (bool, string) {
+	h.Eventually(20*time.Second, "second refreshes", func() (bool, string) {
 		return h.google.Requests(rtOpenID) >= 2 && h.google.Requests(rtEmail) >= 2 && h.google.IDTokens() > before, ""
 	})
 	h.waitReady("email")

@@ -148,7 +148,7 @@ func TestBadInput(t *testing.T) {
 	// by name (a user Secret that the controller labelled as its own is still a user Secret).
 	for name, rv := range before {
 		s := &corev1.Secret{}
-		h.get(name, s)
+		h.Get(name, s)
 		if s.ResourceVersion != rv && !derived[name] {
 			t.Errorf("Secret %s was changed (resourceVersion %s -> %s; labels %v)", name, rv, s.ResourceVersion, s.Labels)
 		}
@@ -166,10 +166,10 @@ func TestSpecChangeDuringRefresh(t *testing.T) {
 	rt2 := h.google.NewRefreshToken(clientID, analytics)
 	h.secret("moving-rt2", map[string]string{"refresh_token": rt2})
 	h.grant("moving")
-	h.eventually(10*time.Second, "a token request in flight", func() (bool, string) {
+	h.Eventually(10*time.Second, "a token request in flight", func() (bool, string) {
 		return h.google.TotalRequests() >= 1, ""
 	})
-	g := h.getGrant("moving")
+	g := h.GetGrant("moving")
 	g.Spec.RefreshTokenSecretRef.Name = "moving-rt2"
 	if err := h.c.Update(h.ctx, g); err != nil {
 		t.Fatal(err)
@@ -179,8 +179,8 @@ func TestSpecChangeDuringRefresh(t *testing.T) {
 	if first.RefreshToken != rt1 || (!first.Ended.IsZero() && first.Ended.Before(changed)) {
 		t.Fatalf("the spec change (at %s) did not land while the first request was in flight (%+v): the test proves nothing", changed.Format(time.RFC3339Nano), first)
 	}
-	h.eventually(30*time.Second, "the grant Ready for the new spec, with a token from the new refresh token", func() (bool, string) {
-		g := h.getGrant("moving")
+	h.Eventually(30*time.Second, "the grant Ready for the new spec, with a token from the new refresh token", func() (bool, string) {
+		g := h.GetGrant("moving")
 		ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
 		ok := ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == g.Generation && g.Status.ObservedGeneration == g.Generation
 		s := &corev1.Secret{}

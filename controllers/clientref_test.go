@@ -60,7 +60,7 @@ func (h *harness) refGrant(name, kind, clientName string) string {
 // waitClient waits until a client object's Ready condition has reason (and status) for its generation.
 func (h *harness) waitClient(obj client.Object, status *oauthv1alpha1.GoogleOAuthClientStatus, status0 metav1.ConditionStatus, reason string) {
 	h.t.Helper()
-	h.eventually(30*time.Second, fmt.Sprintf("%s Ready=%s/%s", obj.GetName(), status0, reason), func() (bool, string) {
+	h.Eventually(30*time.Second, fmt.Sprintf("%s Ready=%s/%s", obj.GetName(), status0, reason), func() (bool, string) {
 		if err := h.c.Get(h.ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			return false, err.Error()
 		}
@@ -73,7 +73,7 @@ func (h *harness) waitClient(obj client.Object, status *oauthv1alpha1.GoogleOAut
 }
 
 func (h *harness) readyMessage(name string) string {
-	c := meta.FindStatusCondition(h.getGrant(name).Status.Conditions, oauthv1alpha1.ConditionReady)
+	c := meta.FindStatusCondition(h.GetGrant(name).Status.Conditions, oauthv1alpha1.ConditionReady)
 	if c == nil {
 		return ""
 	}
@@ -258,7 +258,7 @@ func TestClientSecretRotation(t *testing.T) {
 	}
 	allReady := func() {
 		t.Helper()
-		h.eventually(time.Duration(30+n/10)*time.Second, "every grant Ready", func() (bool, string) {
+		h.Eventually(time.Duration(30+n/10)*time.Second, "every grant Ready", func() (bool, string) {
 			var grants oauthv1alpha1.GoogleOAuthGrantList
 			if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
 				return false, err.Error()
@@ -300,8 +300,8 @@ func TestClientSecretRotation(t *testing.T) {
 		h.requestRefresh(name)
 	}
 	for _, name := range names[:min(n, 10)] {
-		h.eventually(20*time.Second, name+" refreshed with the new secret", func() (bool, string) {
-			g := h.getGrant(name)
+		h.Eventually(20*time.Second, name+" refreshed with the new secret", func() (bool, string) {
+			g := h.GetGrant(name)
 			c := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
 			return g.Status.LastHandledRefreshRequest != "" && c != nil && c.Reason == oauthv1alpha1.ReasonTokenValid, ""
 		})

@@ -65,13 +65,13 @@ func TestTokenEndpointFaults(t *testing.T) {
 			}
 			// A refresh may have completed just before the fault: the good token is whatever
 			// the Secret holds now.
-			goodExpiry := h.getGrant("g").Status.ExpiresAt.Time
-			h.eventually(30*time.Second, "two failed attempts reported", func() (bool, string) {
+			goodExpiry := h.GetGrant("g").Status.ExpiresAt.Time
+			h.Eventually(30*time.Second, "two failed attempts reported", func() (bool, string) {
 				s := h.derived("g-access-token")
 				if !h.google.AccessTokenValid(string(s.Data["access_token"])) {
 					t.Fatalf("the derived Secret holds a token the API rejects while the endpoint is failing")
 				}
-				g := h.getGrant("g")
+				g := h.GetGrant("g")
 				goodExpiry = g.Status.ExpiresAt.Time
 				ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
 				if time.Now().Before(goodExpiry.Add(-time.Second)) && ready.Status != metav1.ConditionTrue {
@@ -81,8 +81,8 @@ func TestTokenEndpointFaults(t *testing.T) {
 			})
 			h.waitEvent("g", "Warning/RefreshFailed")
 			recover()
-			h.eventually(30*time.Second, "recovery", func() (bool, string) {
-				g := h.getGrant("g")
+			h.Eventually(30*time.Second, "recovery", func() (bool, string) {
+				g := h.GetGrant("g")
 				s := h.derived("g-access-token")
 				return g.Status.FailedRefreshAttempts == 0 && g.Status.ExpiresAt.After(goodExpiry) &&
 					h.google.AccessTokenValid(string(s.Data["access_token"])), fmt.Sprintf("failedRefreshAttempts=%d", g.Status.FailedRefreshAttempts)
@@ -93,7 +93,7 @@ func TestTokenEndpointFaults(t *testing.T) {
 			}
 			for _, bad := range []string{"ya29.bad", "ya29.half"} {
 				s := &corev1.Secret{}
-				h.get("g-access-token", s)
+				h.Get("g-access-token", s)
 				if strings.Contains(string(s.Data["token.json"]), bad) {
 					t.Errorf("a bad token reached the derived Secret")
 				}

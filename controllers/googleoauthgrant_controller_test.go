@@ -83,7 +83,7 @@ func TestRefreshCycles(t *testing.T) {
 	})
 	h.waitReady("short")
 	seen := map[string]bool{}
-	h.eventually(60*time.Second, "five refreshed tokens", func() (bool, string) {
+	h.Eventually(60*time.Second, "five refreshed tokens", func() (bool, string) {
 		s := &corev1.Secret{}
 		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "short-access-token"}, s); err != nil {
 			t.Fatalf("derived Secret: %v", err)
@@ -103,7 +103,7 @@ func TestRefreshCycles(t *testing.T) {
 		seen[at] = true
 		return len(seen) >= 5, fmt.Sprintf("%d distinct tokens", len(seen))
 	})
-	g := h.getGrant("short")
+	g := h.GetGrant("short")
 	if g.Status.FailedRefreshAttempts != 0 || !meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady) {
 		t.Errorf("status after cycles: %+v", g.Status)
 	}
@@ -132,7 +132,7 @@ func TestRestartWithFreshTokenMakesNoRequest(t *testing.T) {
 	if got := h.google.Requests(rt); got != n {
 		t.Errorf("restart made %d token request(s), want none", got-n)
 	}
-	after := h.getGrant("restart")
+	after := h.GetGrant("restart")
 	if !after.Status.RefreshTime.Equal(before.Status.RefreshTime) || !after.Status.ExpiresAt.Equal(before.Status.ExpiresAt) {
 		t.Errorf("schedule changed across restart: refreshTime %v -> %v", before.Status.RefreshTime, after.Status.RefreshTime)
 	}
@@ -173,8 +173,8 @@ func TestInvalidGrant(t *testing.T) {
 	}
 	// A new manual request is a new input: exactly one more attempt, then quiet again.
 	req := h.requestRefresh("revoked")
-	h.eventually(20*time.Second, "the second manual request handled", func() (bool, string) {
-		got := h.getGrant("revoked").Status.LastHandledRefreshRequest
+	h.Eventually(20*time.Second, "the second manual request handled", func() (bool, string) {
+		got := h.GetGrant("revoked").Status.LastHandledRefreshRequest
 		return got == req, got
 	})
 	h.poke("revoked")
@@ -202,8 +202,8 @@ func TestMissingSecretsRecover(t *testing.T) {
 	h.waitEvent("later", "Warning/SecretNotFound")
 
 	h.secret("later-client", map[string]string{"client_id": clientID, "client_secret": clientSecret})
-	h.eventually(20*time.Second, "SecretNotFound naming the refresh-token Secret", func() (bool, string) {
-		c := meta.FindStatusCondition(h.getGrant("later").Status.Conditions, "Ready")
+	h.Eventually(20*time.Second, "SecretNotFound naming the refresh-token Secret", func() (bool, string) {
+		c := meta.FindStatusCondition(h.GetGrant("later").Status.Conditions, "Ready")
 		return c != nil && c.Reason == oauthv1alpha1.ReasonSecretNotFound && strings.Contains(c.Message, `"later-refresh-token"`), c.Message
 	})
 
@@ -266,8 +266,8 @@ func TestTransientFailuresBackOff(t *testing.T) {
 	h.google.FailNext(2, fakegoogle.Failure{Status: 503})
 	h.google.FailNext(1, fakegoogle.Failure{Status: 429, RetryAfter: "3"})
 
-	h.eventually(20*time.Second, "a failed attempt reported while Ready", func() (bool, string) {
-		g := h.getGrant("flaky")
+	h.Eventually(20*time.Second, "a failed attempt reported while Ready", func() (bool, string) {
+		g := h.GetGrant("flaky")
 		ready := meta.FindStatusCondition(g.Status.Conditions, "Ready")
 		if g.Status.FailedRefreshAttempts == 0 {
 			return false, "no failure yet"
@@ -279,8 +279,8 @@ func TestTransientFailuresBackOff(t *testing.T) {
 	})
 	// Ready stays True through every failure until the recovery: the token stays valid.
 	sawAttempts := int32(0)
-	h.eventually(30*time.Second, "recovery, Ready True throughout", func() (bool, string) {
-		g := h.getGrant("flaky")
+	h.Eventually(30*time.Second, "recovery, Ready True throughout", func() (bool, string) {
+		g := h.GetGrant("flaky")
 		ready := meta.FindStatusCondition(g.Status.Conditions, "Ready")
 		if ready.Status != metav1.ConditionTrue {
 			t.Fatalf("Ready turned %s/%s after %d failed attempt(s) while the token was still valid: %s", ready.Status, ready.Reason, g.Status.FailedRefreshAttempts, ready.Message)
@@ -346,7 +346,7 @@ func TestMissingScopes(t *testing.T) {
 func TestTargetConflict(t *testing.T) {
 	h := newHarness(t)
 	foreign := h.secret("mine", map[string]string{"access_token": "someone else's", "other": "data"})
-	h.get("mine", foreign)
+	h.Get("mine", foreign)
 	rt := h.credentials("conflict")
 	h.grant("conflict", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.AccessTokenSecretName = "mine" })
 	g := h.waitCondition("conflict", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTargetSecretConflict)
@@ -356,7 +356,7 @@ func TestTargetConflict(t *testing.T) {
 	h.waitEvent("conflict", "Warning/TargetSecretConflict")
 	h.poke("conflict")
 	after := &corev1.Secret{}
-	h.get("mine", after)
+	h.Get("mine", after)
 	if after.ResourceVersion != foreign.ResourceVersion || string(after.Data["access_token"]) != "someone else's" || len(after.Labels) != 0 || len(after.OwnerReferences) != 0 {
 		t.Errorf("the foreign Secret was changed: %+v", after.ObjectMeta)
 	}
@@ -378,8 +378,8 @@ func TestManualRefresh(t *testing.T) {
 	oldToken := string(h.derived("manual-access-token").Data["access_token"])
 
 	req := h.requestRefresh("manual")
-	h.eventually(20*time.Second, "the manual request handled", func() (bool, string) {
-		g := h.getGrant("manual")
+	h.Eventually(20*time.Second, "the manual request handled", func() (bool, string) {
+		g := h.GetGrant("manual")
 		return g.Status.LastHandledRefreshRequest == req, g.Status.LastHandledRefreshRequest
 	})
 	g := h.waitReady("manual")
@@ -407,16 +407,16 @@ func TestRotatedRefreshTokenWrittenBack(t *testing.T) {
 	h.grant("rotate")
 	h.waitReady("rotate")
 	for i := range 2 {
-		h.eventually(20*time.Second, "the rotated refresh token in the Secret", func() (bool, string) {
+		h.Eventually(20*time.Second, "the rotated refresh token in the Secret", func() (bool, string) {
 			s := &corev1.Secret{}
-			h.get("rotate-refresh-token", s)
+			h.Get("rotate-refresh-token", s)
 			cur := h.google.CurrentRefreshToken(rt)
 			return string(s.Data["refresh_token"]) == cur && !h.google.Revoked(cur), "stale"
 		})
 		if i == 0 {
 			h.requestRefresh("rotate")
-			h.eventually(20*time.Second, "second refresh", func() (bool, string) {
-				return h.getGrant("rotate").Status.LastHandledRefreshRequest != "", ""
+			h.Eventually(20*time.Second, "second refresh", func() (bool, string) {
+				return h.GetGrant("rotate").Status.LastHandledRefreshRequest != "", ""
 			})
 			h.waitReady("rotate")
 		}
@@ -433,14 +433,14 @@ func TestDeletionPolicyRevoke(t *testing.T) {
 	rt := h.credentials("bye")
 	g := h.grant("bye", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke })
 	h.waitReady("bye")
-	h.eventually(10*time.Second, "the revoke finalizer", func() (bool, string) {
-		f := h.getGrant("bye").Finalizers
+	h.Eventually(10*time.Second, "the revoke finalizer", func() (bool, string) {
+		f := h.GetGrant("bye").Finalizers
 		return len(f) == 1 && f[0] == oauthv1alpha1.RevokeFinalizer, fmt.Sprint(f)
 	})
 	if err := h.c.Delete(h.ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(20*time.Second, "the grant gone", func() (bool, string) {
+	h.Eventually(20*time.Second, "the grant gone", func() (bool, string) {
 		err := h.c.Get(h.ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
 		return isNotFound(err), fmt.Sprint(err)
 	})
@@ -448,7 +448,7 @@ func TestDeletionPolicyRevoke(t *testing.T) {
 		t.Errorf("revoked=%v after %d revoke request(s)", h.google.Revoked(rt), h.google.RevokeRequests())
 	}
 	// The refresh-token Secret is the user's: it stays.
-	h.get("bye-refresh-token", &corev1.Secret{})
+	h.Get("bye-refresh-token", &corev1.Secret{})
 }
 
 // TestRevokeGivesUp: a revocation endpoint that keeps failing delays deletion only for a
@@ -463,7 +463,7 @@ func TestRevokeGivesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitEvent("stuck", "Warning/RevokeFailed")
-	h.eventually(30*time.Second, "the grant gone despite the failing endpoint", func() (bool, string) {
+	h.Eventually(30*time.Second, "the grant gone despite the failing endpoint", func() (bool, string) {
 		err := h.c.Get(h.ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
 		return isNotFound(err), fmt.Sprint(err)
 	})
@@ -486,7 +486,7 @@ func TestDerivedSecretRepaired(t *testing.T) {
 	if err := h.c.Delete(h.ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(20*time.Second, "the derived Secret recreated", func() (bool, string) {
+	h.Eventually(20*time.Second, "the derived Secret recreated", func() (bool, string) {
 		s := &corev1.Secret{}
 		err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "repair-access-token"}, s)
 		return err == nil && h.google.AccessTokenValid(string(s.Data["access_token"])), fmt.Sprint(err)
@@ -498,7 +498,7 @@ func TestDerivedSecretRepaired(t *testing.T) {
 	if err := h.c.Update(h.ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(20*time.Second, "the edited Secret corrected", func() (bool, string) {
+	h.Eventually(20*time.Second, "the edited Secret corrected", func() (bool, string) {
 		s := h.derived("repair-access-token")
 		return h.google.AccessTokenValid(string(s.Data["access_token"])) && s.Labels["app.kubernetes.io/managed-by"] == "grantkeeper", string(s.Data["access_token"])
 	})
@@ -510,7 +510,7 @@ func TestDerivedSecretRepaired(t *testing.T) {
 	if err := h.c.Update(h.ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(20*time.Second, "the owner reference restored", func() (bool, string) {
+	h.Eventually(20*time.Second, "the owner reference restored", func() (bool, string) {
 		s := h.derived("repair-access-token")
 		ref := metav1.GetControllerOf(s)
 		return ref != nil && ref.Name == "repair", fmt.Sprint(s.OwnerReferences)
@@ -531,9 +531,9 @@ func TestAuthorizedUserForm(t *testing.T) {
 		s.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "gcloud-adc"}
 	})
 	h.waitReady("adc")
-	h.eventually(20*time.Second, "the rotated token written back into the JSON", func() (bool, string) {
+	h.Eventually(20*time.Second, "the rotated token written back into the JSON", func() (bool, string) {
 		s := &corev1.Secret{}
-		h.get("gcloud-adc", s)
+		h.Get("gcloud-adc", s)
 		var got map[string]string
 		if err := json.Unmarshal(s.Data["credentials.json"], &got); err != nil {
 			t.Fatalf("credentials.json no longer parses: %v", err)

@@ -39,7 +39,7 @@ func TestLeaderElection(t *testing.T) {
 		return string(s.Data["access_token"]), true
 	}
 
-	h.eventually(30*time.Second, "the leader to refresh twice", func() (bool, string) {
+	h.Eventually(30*time.Second, "the leader to refresh twice", func() (bool, string) {
 		neverExpired()
 		return a.requests.Load() >= 3, fmt.Sprintf("leader %d, follower %d requests", a.requests.Load(), b.requests.Load())
 	})
@@ -53,7 +53,7 @@ func TestLeaderElection(t *testing.T) {
 	// controller.
 	killed := time.Now()
 	a.stop()
-	h.eventually(30*time.Second, "the follower to take over and refresh twice", func() (bool, string) {
+	h.Eventually(30*time.Second, "the follower to take over and refresh twice", func() (bool, string) {
 		neverExpired()
 		return b.requests.Load() >= 2, fmt.Sprintf("follower %d requests", b.requests.Load())
 	})

@@ -46,7 +46,7 @@ func TestMetrics(t *testing.T) {
 		return strings.Join(lines, "\n") + "\n"
 	}
 	var got string
-	h.eventually(10*time.Second, "series for both grants", func() (bool, string) {
+	h.Eventually(10*time.Second, "series for both grants", func() (bool, string) {
 		got = series()
 		return strings.Contains(got, "grantkeeper_grant_ready name=gone namespace="+h.ns+" reason=InvalidGrant 0") &&
 			strings.Contains(got, "grantkeeper_grant_ready name=good namespace="+h.ns+" reason=TokenValid 1"), got
@@ -74,10 +74,10 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("invalid_grant counter grew by %v, want 1", d)
 	}
 
-	if err := h.c.Delete(h.ctx, h.getGrant("gone")); err != nil {
+	if err := h.c.Delete(h.ctx, h.GetGrant("gone")); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(10*time.Second, "no series for the deleted grant", func() (bool, string) {
+	h.Eventually(10*time.Second, "no series for the deleted grant", func() (bool, string) {
 		got = series()
 		return !strings.Contains(got, "name=gone "), got
 	})

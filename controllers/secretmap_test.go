@@ -66,12 +66,12 @@ func TestSecretEventsReachTheirGrants(t *testing.T) {
 
 	rotated := h.google.NewRefreshToken(clientID, analytics)
 	s := &corev1.Secret{}
-	h.get(a+"-refresh-token", s)
+	h.Get(a+"-refresh-token", s)
 	s.Data = map[string][]byte{"refresh_token": []byte(rotated)}
 	if err := h.c.Update(h.ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(10*time.Second, "grant "+a+" to use its new refresh token", func() (bool, string) {
+	h.Eventually(10*time.Second, "grant "+a+" to use its new refresh token", func() (bool, string) {
 		return h.google.Requests(rotated) > 0, fmt.Sprintf("%d requests with it", h.google.Requests(rotated))
 	})
 	if n := h.google.Requests(rtB); n != 1 {
@@ -90,12 +90,12 @@ func TestSecretEventsReachTheirGrants(t *testing.T) {
 	h.waitReady("shared-1")
 	h.waitReady("shared-2")
 	c := &corev1.Secret{}
-	h.get("shared-client", c)
+	h.Get("shared-client", c)
 	c.Data["note"] = []byte("rotated by the platform team")
 	if err := h.c.Update(h.ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(10*time.Second, "both grants to refresh with the changed client", func() (bool, string) {
+	h.Eventually(10*time.Second, "both grants to refresh with the changed client", func() (bool, string) {
 		return h.google.Requests(rt1) >= 2 && h.google.Requests(rt2) >= 2, fmt.Sprintf("%d and %d requests", h.google.Requests(rt1), h.google.Requests(rt2))
 	})
 }

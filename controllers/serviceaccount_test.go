@@ -139,8 +139,8 @@ func TestServiceAccountBadInput(t *testing.T) {
 	k := h.google.NewServiceAccountKey(saEmail)
 	broken := strings.Replace(string(k.JSON), "MII", "XXX", 1)
 	h.setSecretData("bad-sa-key", map[string]string{"credentials.json": broken})
-	h.eventually(20*time.Second, "the unparsable private key reported", func() (bool, string) {
-		msg := readyMessage(h.getGrant("bad"))
+	h.Eventually(20*time.Second, "the unparsable private key reported", func() (bool, string) {
+		msg := readyMessage(h.GetGrant("bad"))
 		return strings.Contains(msg, "private_key"), msg
 	})
 	if n := h.google.ServiceAccountRequests(saEmail); n != 0 {
@@ -152,7 +152,7 @@ func TestServiceAccountBadInput(t *testing.T) {
 
 	// A subject who is not a user of the domain: InvalidGrant carrying Google's words;
 	// fixing spec.subject heals it.
-	g = h.getGrant("bad")
+	g = h.GetGrant("bad")
 	g.Spec.Subject = "nobody@example.com"
 	if err := h.c.Update(h.ctx, g); err != nil {
 		t.Fatal(err)
@@ -190,12 +190,12 @@ func TestServiceAccountKeyRotation(t *testing.T) {
 	if got := h.google.ServiceAccountRequests(saEmail); got != n && time.Now().Before(first.Status.RefreshTime.Time) {
 		t.Errorf("replacing the key made %d request(s) before the scheduled refresh, want none", got-n)
 	}
-	h.eventually(30*time.Second, "a scheduled refresh with the new key", func() (bool, string) {
-		g := h.getGrant("rot")
+	h.Eventually(30*time.Second, "a scheduled refresh with the new key", func() (bool, string) {
+		g := h.GetGrant("rot")
 		return g.Status.LastRefreshTime.After(first.Status.LastRefreshTime.Time) && meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady),
 			fmt.Sprintf("lastRefreshTime %v, failures %d", g.Status.LastRefreshTime, g.Status.FailedRefreshAttempts)
 	})
-	if g := h.getGrant("rot"); g.Status.FailedRefreshAttempts != 0 {
+	if g := h.GetGrant("rot"); g.Status.FailedRefreshAttempts != 0 {
 		t.Errorf("the refresh after rotation failed %d time(s): the old key was used", g.Status.FailedRefreshAttempts)
 	}
 
@@ -223,7 +223,7 @@ func TestServiceAccountRefreshCycles(t *testing.T) {
 	})
 	h.waitReady("cyc")
 	seen := map[string]bool{}
-	h.eventually(60*time.Second, "five refreshed tokens", func() (bool, string) {
+	h.Eventually(60*time.Second, "five refreshed tokens", func() (bool, string) {
 		s := &corev1.Secret{}
 		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "cyc-access-token"}, s); err != nil {
 			t.Fatalf("derived Secret: %v", err)
@@ -243,7 +243,7 @@ func TestServiceAccountRefreshCycles(t *testing.T) {
 		seen[at] = true
 		return len(seen) >= 5, fmt.Sprintf("%d distinct tokens", len(seen))
 	})
-	if g := h.getGrant("cyc"); g.Status.FailedRefreshAttempts != 0 {
+	if g := h.GetGrant("cyc"); g.Status.FailedRefreshAttempts != 0 {
 		t.Errorf("failures during cycles: %d", g.Status.FailedRefreshAttempts)
 	}
 }

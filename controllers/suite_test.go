@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +31,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
 	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
 )
@@ -49,13 +48,14 @@ const (
 
 // harness is one test's world: its own namespace, fake Google and manager.
 type harness struct {
-	t      *testing.T
-	ctx    context.Context
-	ns     string
-	c      client.Client
-	google *fakegoogle.Server
-	logs   *syncBuffer
-	stop   func()
+	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
+	t           *testing.T
+	ctx         context.Context
+	ns          string
+	c           client.Client
+	google      *fakegoogle.Server
+	logs        *grantns.SyncBuffer
+	stop        func()
 	// cached is the running manager's (cached) client.
 	cached client.Client
 	// decided records, per grant, when the newest decision about it began (any manager).
@@ -106,34 +106,15 @@ func (d *decisions) after(name string, t time.Time) bool {
 	return d.latest[name].After(t)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &syncBuffer{}}
+	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
 	if err := h.google.Start(); err != nil {
 		t.Fatal(err)
 	}
 	h.google.AddClient(clientID, clientSecret)
-	h.ns = "t-" + rand.String(8)
-	if err := h.c.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
-		t.Fatal(err)
-	}
+	h.NS = grantns.New(t, h.c, "t")
+	h.ns = h.Name
 	h.startManager()
 	t.Cleanup(func() {
 		h.stopManager()
@@ -272,7 +253,7 @@ func (h *harness) secret(name string, data map[string]string) *corev1.Secret {
 func (h *harness) setSecretData(name string, data map[string]string) {
 	h.t.Helper()
 	s := &corev1.Secret{}
-	h.get(name, s)
+	h.Get(name, s)
 	h.recordUserSecret(bytesData(data))
 	s.Data = nil
 	s.StringData = data
@@ -311,42 +292,12 @@ func (h *harness) grant(name string, mutate ...func(*oauthv1alpha1.GoogleOAuthGr
 	return g
 }
 
-func (h *harness) get(name string, obj client.Object) {
-	h.t.Helper()
-	if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, obj); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func (h *harness) getGrant(name string) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
-	g := &oauthv1alpha1.GoogleOAuthGrant{}
-	h.get(name, g)
-	return g
-}
-
-// eventually polls cond until it holds or the deadline passes; describe says what was seen.
-func (h *harness) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
-	h.t.Helper()
-	last := ""
-	err := wait.PollUntilContextTimeout(h.ctx, 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		ok, seen := cond()
-		if seen != "" {
-			last = seen
-		}
-		return ok, nil
-	})
-	if err != nil {
-		h.t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, last)
-	}
-}
-
 // waitCondition waits until the grant has condition typ with status and reason.
 func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus, reason string) *oauthv1alpha1.GoogleOAuthGrant {
 	h.t.Helper()
 	var g *oauthv1alpha1.GoogleOAuthGrant
-	h.eventually(30*time.Second, fmt.Sprintf("%s %s=%s/%s", name, typ, status, reason), func() (bool, string) {
-		g = h.getGrant(name)
+	h.Eventually(30*time.Second, fmt.Sprintf("%s %s=%s/%s", name, typ, status, reason), func() (bool, string) {
+		g = h.GetGrant(name)
 		c := meta.FindStatusCondition(g.Status.Conditions, typ)
 		if c == nil {
 			return false, fmt.Sprintf("no %s condition (conditions %v)", typ, g.Status.Conditions)
@@ -365,7 +316,7 @@ func (h *harness) waitReady(name string) *oauthv1alpha1.GoogleOAuthGrant {
 func (h *harness) derived(name string) *corev1.Secret {
 	h.t.Helper()
 	s := &corev1.Secret{}
-	h.get(name, s)
+	h.Get(name, s)
 	return s
 }
 
@@ -387,7 +338,7 @@ func (h *harness) events(grant string) []string {
 
 func (h *harness) waitEvent(grant, typeReason string) {
 	h.t.Helper()
-	h.eventually(20*time.Second, "event "+typeReason, func() (bool, string) {
+	h.Eventually(20*time.Second, "event "+typeReason, func() (bool, string) {
 		evs := h.events(grant)
 		for _, e := range evs {
 			if strings.HasPrefix(e, typeReason+":") {
@@ -403,7 +354,7 @@ func (h *harness) waitEvent(grant, typeReason string) {
 // did (token requests, writes) has happened when this returns.
 func (h *harness) waitDecidedAfter(name string, t time.Time) {
 	h.t.Helper()
-	h.eventually(20*time.Second, fmt.Sprintf("a decision about %s begun after %s", name, t.Format(time.RFC3339Nano)), func() (bool, string) {
+	h.Eventually(20*time.Second, fmt.Sprintf("a decision about %s begun after %s", name, t.Format(time.RFC3339Nano)), func() (bool, string) {
 		return h.decided.after(name, t), ""
 	})
 }

@@ -241,7 +241,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("link record: %v", err)
 		}
 		rec.ExpiresAt = time.Now().Add(-time.Minute)
-		if err := store.Save(h.ctx, h.getGrant("b-expired"), sec, rec); err != nil {
+		if err := store.Save(h.ctx, h.GetGrant("b-expired"), sec, rec); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := b.tab(t)
@@ -283,7 +283,7 @@ func TestBrowser(t *testing.T) {
 		h.waitCondition("b-revoked", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 		old := string(h.refreshTokenSecret("b-revoked").Data["refresh_token"])
 		h.google.RevokeRefreshToken(old)
-		g := h.getGrant("b-revoked")
+		g := h.GetGrant("b-revoked")
 		g.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: time.Now().UTC().Add(time.Second).Format(time.RFC3339)}
 		if err := h.c.Update(h.ctx, g); err != nil {
 			t.Fatal(err)
@@ -307,7 +307,7 @@ func TestBrowser(t *testing.T) {
 		b.consentInBrowser(t, ctx, h.waitLink("b-incr", ""), "", nil, "allow")
 		b.result(t, ctx, "incremental-first")
 		h.waitCondition("b-incr", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
-		g := h.getGrant("b-incr")
+		g := h.GetGrant("b-incr")
 		g.Spec.Scopes = append(g.Spec.Scopes, drive)
 		if err := h.c.Update(h.ctx, g); err != nil {
 			t.Fatal(err)

@@ -75,8 +75,8 @@ func TestNewGrantConsentOverHTTP(t *testing.T) {
 	if g.Status.Account == nil || g.Status.Account.Email != "ben@example.com" || g.Status.Account.Sub != "110000000000000000002" {
 		t.Errorf("status.account = %+v", g.Status.Account)
 	}
-	h.eventually(10*time.Second, "consentURL cleared", func() (bool, string) {
-		u := h.getGrant("ga").Status.ConsentURL
+	h.Eventually(10*time.Second, "consentURL cleared", func() (bool, string) {
+		u := h.GetGrant("ga").Status.ConsentURL
 		return u == "", u
 	})
 	h.waitEvent("ga", "ConsentGranted")
@@ -125,7 +125,7 @@ func TestPartialThenFollowUp(t *testing.T) {
 	}
 	// The controller keeps the callback's link: no churn.
 	h.waitCondition("gp", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
-	if u := h.getGrant("gp").Status.ConsentURL; u != next {
+	if u := h.GetGrant("gp").Status.ConsentURL; u != next {
 		t.Fatalf("the controller replaced the follow-up link")
 	}
 	f2 := h.consentOverHTTP(next)
@@ -168,7 +168,7 @@ func TestDenyAndAccountMismatch(t *testing.T) {
 	if h.refreshTokenSecret("gd") != nil {
 		t.Fatal("a Secret was stored for the wrong account")
 	}
-	if g := h.getGrant("gd"); g.Status.Account != nil {
+	if g := h.GetGrant("gd"); g.Status.Account != nil {
 		t.Errorf("status.account set for the wrong account: %+v", g.Status.Account)
 	}
 	// Still usable, by the right account.
@@ -185,7 +185,7 @@ func TestExpiredLink(t *testing.T) {
 	h.grant("ge", []string{analytics})
 	link := h.waitLink("ge", "")
 	exp := h.record("ge").ExpiresAt
-	h.eventually(10*time.Second, "link expiry", func() (bool, string) { return time.Now().After(exp), "" })
+	h.Eventually(10*time.Second, "link expiry", func() (bool, string) { return time.Now().After(exp), "" })
 	// The controller may already have replaced it: either way the old link is gone.
 	if r := h.get(link); r.status != http.StatusGone || !(strings.Contains(r.body, "expired") || strings.Contains(r.body, "already used")) {
 		t.Fatalf("expired link: HTTP %d %s", r.status, r.body)
@@ -209,7 +209,7 @@ func TestReconsentRevoked(t *testing.T) {
 	h.waitCondition("gr", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	old := string(h.refreshTokenSecret("gr").Data["refresh_token"])
 	h.google.RevokeRefreshToken(old)
-	g := h.getGrant("gr")
+	g := h.GetGrant("gr")
 	g.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: time.Now().UTC().Add(time.Second).Format(time.RFC3339)}
 	if err := h.c.Update(h.ctx, g); err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestIncrementalAfterAddingScope(t *testing.T) {
 	h.grant("gi", []string{analytics})
 	h.consentOverHTTP(h.waitLink("gi", ""))
 	h.waitCondition("gi", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
-	g := h.getGrant("gi")
+	g := h.GetGrant("gi")
 	g.Spec.Scopes = append(g.Spec.Scopes, drive)
 	if err := h.c.Update(h.ctx, g); err != nil {
 		t.Fatal(err)
@@ -257,7 +257,7 @@ func TestRecreatedGrantRejectsOldLink(t *testing.T) {
 	if err := h.c.Delete(h.ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	h.eventually(10*time.Second, "grant gone", func() (bool, string) {
+	h.Eventually(10*time.Second, "grant gone", func() (bool, string) {
 		err := h.c.Get(h.ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
 		return err != nil, ""
 	})

@@ -4,7 +4,6 @@
 package consent_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -22,8 +21,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +33,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
 	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
 )
@@ -59,13 +57,14 @@ const (
 // harness is one test's world: a namespace, a fake Google, and a manager running the
 // controller and the consent server.
 type harness struct {
-	t      *testing.T
-	ctx    context.Context
-	ns     string
-	c      client.Client
-	google *fakegoogle.Server
-	logs   *syncBuffer
-	base   string // the consent server's base URL
+	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
+	t           *testing.T
+	ctx         context.Context
+	ns          string
+	c           client.Client
+	google      *fakegoogle.Server
+	logs        *grantns.SyncBuffer
+	base        string // the consent server's base URL
 	// replica is a second consent server (another replica), reached directly.
 	replica string
 	http    *http.Client
@@ -76,23 +75,6 @@ type harness struct {
 	secrets []string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harnessOptions struct {
 	ttl time.Duration
 	// readTimeout is the consent server's read timeout (default 2s in tests).
@@ -101,16 +83,14 @@ type harnessOptions struct {
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &syncBuffer{}}
+	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
 	if err := h.google.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.google.Close)
 	h.google.AddClient(clientID, clientSecret)
-	h.ns = "c-" + rand.String(8)
-	if err := h.c.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
-		t.Fatal(err)
-	}
+	h.NS = grantns.New(t, h.c, "c")
+	h.ns = h.Name
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -213,40 +193,12 @@ func (h *harness) grant(name string, scopes []string, mutate ...func(*oauthv1alp
 	return g
 }
 
-func (h *harness) getGrant(name string) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
-	g := &oauthv1alpha1.GoogleOAuthGrant{}
-	if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, g); err != nil {
-		h.t.Fatal(err)
-	}
-	return g
-}
-
-// eventually polls cond every 50 ms until it holds or timeout passes.
-func (h *harness) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
-	h.t.Helper()
-	last := ""
-	err := wait.PollUntilContextTimeout(h.ctx, 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		ok, seen := cond()
-		last = seen
-		return ok, nil
-	})
-	if err != nil {
-		g := &oauthv1alpha1.GoogleOAuthGrantList{}
-		_ = h.c.List(h.ctx, g, client.InNamespace(h.ns))
-		for _, i := range g.Items {
-			h.t.Logf("grant %s status: %+v", i.Name, i.Status)
-		}
-		h.t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
-	}
-}
-
 // waitCondition waits for a condition of the grant to have status and reason.
 func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus, reason string) *oauthv1alpha1.GoogleOAuthGrant {
 	h.t.Helper()
 	var g *oauthv1alpha1.GoogleOAuthGrant
-	h.eventually(20*time.Second, name+" "+typ+"="+string(status)+"/"+reason, func() (bool, string) {
-		g = h.getGrant(name)
+	h.Eventually(20*time.Second, name+" "+typ+"="+string(status)+"/"+reason, func() (bool, string) {
+		g = h.GetGrant(name)
 		c := meta.FindStatusCondition(g.Status.Conditions, typ)
 		if c == nil {
 			return false, "no condition"
@@ -260,8 +212,8 @@ func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus,
 func (h *harness) waitLink(name, not string) string {
 	h.t.Helper()
 	var link string
-	h.eventually(20*time.Second, name+" has a consent link", func() (bool, string) {
-		link = h.getGrant(name).Status.ConsentURL
+	h.Eventually(20*time.Second, name+" has a consent link", func() (bool, string) {
+		link = h.GetGrant(name).Status.ConsentURL
 		return link != "" && link != not, link
 	})
 	if !strings.HasPrefix(link, h.base+"/c/") {
@@ -442,7 +394,7 @@ func (h *harness) events(name string) []eventsv1.Event {
 func (h *harness) waitEvent(name, reason string) eventsv1.Event {
 	h.t.Helper()
 	var found eventsv1.Event
-	h.eventually(10*time.Second, "event "+reason+" on "+name, func() (bool, string) {
+	h.Eventually(10*time.Second, "event "+reason+" on "+name, func() (bool, string) {
 		var reasons []string
 		for _, e := range h.events(name) {
 			reasons = append(reasons, e.Reason)

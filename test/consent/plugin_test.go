@@ -64,7 +64,7 @@ func TestPluginConsentLink(t *testing.T) {
 		t.Fatalf("reading the link: %v", err)
 	}
 	link := strings.TrimSpace(line)
-	if want := h.getGrant("gk").Status.ConsentURL; link != want {
+	if want := h.GetGrant("gk").Status.ConsentURL; link != want {
 		t.Fatalf("plugin printed %q, status has %q", link, want)
 	}
 	h.waitCondition("gk", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, plan.ReasonConsentRequired)

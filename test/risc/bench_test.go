@@ -58,7 +58,7 @@ func BenchmarkSecurityEventStorm(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	h.eventually(5*time.Minute, "every grant Ready with its account", func() (bool, string) {
+	h.Eventually(5*time.Minute, "every grant Ready with its account", func() (bool, string) {
 		var list oauthv1alpha1.GoogleOAuthGrantList
 		if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
 			return false, err.Error()
@@ -196,7 +196,7 @@ func BenchmarkSecurityEventStorm(b *testing.B) {
 		if h.google.Requests(tokens[i]) == requestsBefore[i] {
 			missed++
 		}
-		if c := condition(h.getGrant(fmt.Sprintf("g%04d", i)), oauthv1alpha1.ConditionReady); c != "True/TokenValid" {
+		if c := condition(h.GetGrant(fmt.Sprintf("g%04d", i)), oauthv1alpha1.ConditionReady); c != "True/TokenValid" {
 			b.Errorf("grant g%04d not revoked is %s after the storm", i, c)
 		}
 	}

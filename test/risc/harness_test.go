@@ -1,13 +1,11 @@
 package risc_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,8 +14,6 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +26,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
 	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/risctransmitter"
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
@@ -47,38 +44,22 @@ const (
 
 // harness: a namespace, fake Google, a fake transmitter, and a manager with the receiver.
 type harness struct {
-	t       testing.TB
-	ctx     context.Context
-	c       client.Client
-	ns      string
-	google  *fakegoogle.Server
-	tx      *risctransmitter.Transmitter
-	logs    *syncBuffer
-	url     string
-	stop    func()
-	secrets []string // user Secret values, for the leak check
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
+	t           testing.TB
+	ctx         context.Context
+	c           client.Client
+	ns          string
+	google      *fakegoogle.Server
+	tx          *risctransmitter.Transmitter
+	logs        *grantns.SyncBuffer
+	url         string
+	stop        func()
+	secrets     []string // user Secret values, for the leak check
 }
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &syncBuffer{}}
+	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
 	if err := h.google.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -88,10 +69,8 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	h.tx = tx
-	h.ns = "r-" + rand.String(8)
-	if err := h.c.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
-		t.Fatal(err)
-	}
+	h.NS = grantns.New(t, h.c, "r")
+	h.ns = h.Name
 	h.startManager()
 	t.Cleanup(func() {
 		h.stopManager()
@@ -187,37 +166,6 @@ func (h *harness) grant(name string, account *fakegoogle.Account, scopes ...stri
 	return rt
 }
 
-func (h *harness) getGrant(name string) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
-	g := &oauthv1alpha1.GoogleOAuthGrant{}
-	if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, g); err != nil {
-		h.t.Fatal(err)
-	}
-	return g
-}
-
-func (h *harness) getSecret(name string) *corev1.Secret {
-	h.t.Helper()
-	s := &corev1.Secret{}
-	if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name}, s); err != nil {
-		h.t.Fatal(err)
-	}
-	return s
-}
-
-func (h *harness) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
-	h.t.Helper()
-	last := ""
-	err := wait.PollUntilContextTimeout(h.ctx, 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		ok, seen := cond()
-		last = seen
-		return ok, nil
-	})
-	if err != nil {
-		h.t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, last)
-	}
-}
-
 // condition is "Status/Reason" of the grant's condition typ ("" when absent).
 func condition(g *oauthv1alpha1.GoogleOAuthGrant, typ string) string {
 	c := meta.FindStatusCondition(g.Status.Conditions, typ)
@@ -230,8 +178,8 @@ func condition(g *oauthv1alpha1.GoogleOAuthGrant, typ string) string {
 func (h *harness) waitCondition(name, typ, want string) *oauthv1alpha1.GoogleOAuthGrant {
 	h.t.Helper()
 	var g *oauthv1alpha1.GoogleOAuthGrant
-	h.eventually(30*time.Second, fmt.Sprintf("%s %s=%s", name, typ, want), func() (bool, string) {
-		g = h.getGrant(name)
+	h.Eventually(30*time.Second, fmt.Sprintf("%s %s=%s", name, typ, want), func() (bool, string) {
+		g = h.GetGrant(name)
 		got := condition(g, typ)
 		return got == want, got
 	})
@@ -246,8 +194,8 @@ func (h *harness) waitReady(name string) *oauthv1alpha1.GoogleOAuthGrant {
 // waitAccount waits until the grant's status.account.sub is known.
 func (h *harness) waitAccount(name string) {
 	h.t.Helper()
-	h.eventually(30*time.Second, name+" status.account", func() (bool, string) {
-		a := h.getGrant(name).Status.Account
+	h.Eventually(30*time.Second, name+" status.account", func() (bool, string) {
+		a := h.GetGrant(name).Status.Account
 		return a != nil && a.Sub != "", fmt.Sprint(a)
 	})
 }
@@ -353,7 +301,7 @@ func (h *harness) checkNoLeaks() {
 // annotate sets one annotation with a merge patch.
 func (h *harness) annotate(name, key, value string) {
 	h.t.Helper()
-	g := h.getGrant(name)
+	g := h.GetGrant(name)
 	before := g.DeepCopy()
 	if g.Annotations == nil {
 		g.Annotations = map[string]string{}

@@ -58,7 +58,7 @@ func TestPluginRegisterAndVerify(t *testing.T) {
 	verified := risc.SecurityEvents.WithLabelValues("verification", risc.ResultIgnored)
 	before := testutil.ToFloat64(verified)
 	run("risc", "verify", "--state", "check-1")
-	h.eventually(10*time.Second, "the verification event counted by the receiver", func() (bool, string) {
+	h.Eventually(10*time.Second, "the verification event counted by the receiver", func() (bool, string) {
 		return testutil.ToFloat64(verified) == before+1, ""
 	})
 

@@ -30,23 +30,23 @@ func TestAccountEvents(t *testing.T) {
 		h.waitReady(n)
 		h.waitAccount(n)
 	}
-	bToken := string(h.getSecret("b-access-token").Data["access_token"])
-	rtSecretBefore := h.getSecret("a1-refresh-token").ResourceVersion
+	bToken := string(h.GetSecret("b-access-token").Data["access_token"])
+	rtSecretBefore := h.GetSecret("a1-refresh-token").ResourceVersion
 
 	// Warnings only: the tokens stay.
-	a1Token := string(h.getSecret("a1-access-token").Data["access_token"])
+	a1Token := string(h.GetSecret("a1-access-token").Data["access_token"])
 	h.send(202, risctransmitter.Options{}, h.tx.AccountEvent(risc.SessionsRevoked, alice.Sub, nil))
 	h.send(202, risctransmitter.Options{}, h.tx.AccountEvent(risc.AccountCredentialChangeRequired, alice.Sub, nil))
 	for _, n := range []string{"a1", "a2"} {
-		h.eventually(10*time.Second, n+" warnings", func() (bool, string) {
+		h.Eventually(10*time.Second, n+" warnings", func() (bool, string) {
 			evs := h.events(n)
 			return h.countEvents(n, "Warning/SessionsRevokedByGoogle") == 1 && h.countEvents(n, "Warning/AccountCredentialChangeRequired") == 1, strings.Join(evs, " ")
 		})
 	}
-	if got := string(h.getSecret("a1-access-token").Data["access_token"]); got != a1Token {
+	if got := string(h.GetSecret("a1-access-token").Data["access_token"]); got != a1Token {
 		t.Error("sessions-revoked or account-credential-change-required changed the access token")
 	}
-	if c := condition(h.getGrant("a1"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" {
+	if c := condition(h.GetGrant("a1"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" {
 		t.Errorf("a1 Ready = %s after warning events, want True/TokenValid", c)
 	}
 
@@ -61,18 +61,18 @@ func TestAccountEvents(t *testing.T) {
 		if msg := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady).Message; !strings.Contains(msg, "hijacking") {
 			t.Errorf("%s Ready message %q does not carry Google's reason", n, msg)
 		}
-		h.eventually(10*time.Second, n+" token withdrawn", func() (bool, string) {
-			s := h.getSecret(n + "-access-token")
+		h.Eventually(10*time.Second, n+" token withdrawn", func() (bool, string) {
+			s := h.GetSecret(n + "-access-token")
 			return len(s.Data["access_token"]) == 0 && string(s.Data["expiry"]) == eventTime.UTC().Format(time.RFC3339), string(s.Data["expiry"])
 		})
 		if h.countEvents(n, "Warning/AccountDisabled") != 1 {
 			t.Errorf("%s events %v, want one Warning/AccountDisabled", n, h.events(n))
 		}
 	}
-	if got := h.getSecret("a1-refresh-token").ResourceVersion; got != rtSecretBefore {
+	if got := h.GetSecret("a1-refresh-token").ResourceVersion; got != rtSecretBefore {
 		t.Error("the refresh-token Secret was written: it is the user's data")
 	}
-	if c := condition(h.getGrant("b"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" || string(h.getSecret("b-access-token").Data["access_token"]) != bToken {
+	if c := condition(h.GetGrant("b"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" || string(h.GetSecret("b-access-token").Data["access_token"]) != bToken {
 		t.Errorf("bob's grant changed (Ready %s) on an event about alice", c)
 	}
 	if len(h.events("b")) != 1 { // TokenIssued only
@@ -90,7 +90,7 @@ func TestAccountEvents(t *testing.T) {
 		if c := condition(g, oauthv1alpha1.ConditionRevoked); c != "False/RefreshSucceeded" {
 			t.Errorf("%s Revoked = %s after account-enabled and a refresh", n, c)
 		}
-		if len(h.getSecret(n + "-access-token").Data["access_token"]) == 0 {
+		if len(h.GetSecret(n + "-access-token").Data["access_token"]) == 0 {
 			t.Errorf("%s has no access token after account-enabled", n)
 		}
 	}
@@ -101,7 +101,7 @@ func TestAccountEvents(t *testing.T) {
 	if c := condition(g, oauthv1alpha1.ConditionRevoked); c != "True/TokensRevokedByGoogle" {
 		t.Errorf("b Revoked = %s", c)
 	}
-	if c := condition(h.getGrant("a1"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" {
+	if c := condition(h.GetGrant("a1"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" {
 		t.Errorf("alice's grant changed (Ready %s) on an event about bob", c)
 	}
 
@@ -125,7 +125,7 @@ func TestTokenRevoked(t *testing.T) {
 	for _, n := range []string{"p", "x", "other"} {
 		h.waitReady(n)
 	}
-	otherToken := string(h.getSecret("other-access-token").Data["access_token"])
+	otherToken := string(h.GetSecret("other-access-token").Data["access_token"])
 	for _, tc := range []struct{ grant, rt, alg, reason string }{{"p", rtP, risc.AlgPrefix, "TokenRevokedByGoogle"}, {"x", rtH, risc.AlgHashSHA512, "TokenRevokedByGoogle"}} {
 		start := time.Now()
 		h.send(202, risctransmitter.Options{}, risctransmitter.TokenRevoked(tc.rt, tc.alg))
@@ -133,12 +133,12 @@ func TestTokenRevoked(t *testing.T) {
 		t.Logf("token-revoked by %s: event to Revoked=True in %s", tc.alg, time.Since(start).Round(time.Millisecond))
 		h.waitCondition(tc.grant, oauthv1alpha1.ConditionReady, "False/"+tc.reason)
 	}
-	if c := condition(h.getGrant("other"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" || string(h.getSecret("other-access-token").Data["access_token"]) != otherToken {
+	if c := condition(h.GetGrant("other"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" || string(h.GetSecret("other-access-token").Data["access_token"]) != otherToken {
 		t.Errorf("a grant holding another token changed: Ready %s", c)
 	}
 	// A new refresh token (a new consent) repairs the grant.
 	fresh := h.google.NewRefreshToken(clientID, analytics)
-	s := h.getSecret("p-refresh-token")
+	s := h.GetSecret("p-refresh-token")
 	s.Data = nil
 	s.StringData = map[string]string{"refresh_token": fresh}
 	h.secrets = append(h.secrets, fresh)
@@ -221,12 +221,12 @@ func TestReplayedJTI(t *testing.T) {
 	for range 3 {
 		h.post(202, raw)
 	}
-	h.eventually(10*time.Second, "the warning", func() (bool, string) {
+	h.Eventually(10*time.Second, "the warning", func() (bool, string) {
 		return h.countEvents("g", "Warning/SessionsRevokedByGoogle") >= 1, ""
 	})
 	// A later, different event is a barrier: once its warning is recorded, so would be any repeat.
 	h.send(202, risctransmitter.Options{}, h.tx.AccountEvent(risc.AccountCredentialChangeRequired, alice.Sub, nil))
-	h.eventually(10*time.Second, "the barrier warning", func() (bool, string) {
+	h.Eventually(10*time.Second, "the barrier warning", func() (bool, string) {
 		return h.countEvents("g", "Warning/AccountCredentialChangeRequired") == 1, ""
 	})
 	if n := h.countEvents("g", "Warning/SessionsRevokedByGoogle"); n != 1 {
