@@ -70,6 +70,7 @@ func internGrant(g *oauthv1alpha1.GoogleOAuthGrant) {
 	for i := range g.Spec.Scopes {
 		g.Spec.Scopes[i] = intern(g.Spec.Scopes[i])
 	}
+	g.Status.ClientID = intern(g.Status.ClientID)
 	for i := range g.Status.GrantedScopes {
 		g.Status.GrantedScopes[i] = intern(g.Status.GrantedScopes[i])
 	}

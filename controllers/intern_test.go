@@ -20,7 +20,7 @@ func TestInternGrantSharesRepeatedStrings(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "a", Finalizers: []string{"oauth.grantkeeper.dev/revoke"}, Labels: map[string]string{"app": "x"}},
 		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "client"},
 			Scopes: []string{"https://www.googleapis.com/auth/analytics.readonly"}},
-		Status: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{
+		Status: oauthv1alpha1.GoogleOAuthGrantStatus{ClientID: "123-x.apps.googleusercontent.com", Conditions: []metav1.Condition{
 			{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "TokenValid", Message: "valid until 10:00"},
 			{Type: "Revoked", Status: metav1.ConditionFalse, Reason: "RefreshTokenAccepted", Message: "Google accepted the refresh token"},
 		}},
@@ -32,6 +32,7 @@ func TestInternGrantSharesRepeatedStrings(t *testing.T) {
 		clone(&g.Namespace)
 		clone(&g.Finalizers[0])
 		clone(&g.Spec.ClientSecretRef.Name)
+		clone(&g.Status.ClientID)
 		for i := range g.Status.Conditions {
 			clone(&g.Status.Conditions[i].Reason)
 			clone(&g.Status.Conditions[i].Message)
@@ -52,6 +53,7 @@ func TestInternGrantSharesRepeatedStrings(t *testing.T) {
 	same("namespace", a.Namespace, b.Namespace)
 	same("finalizer", a.Finalizers[0], b.Finalizers[0])
 	same("client Secret name", a.Spec.ClientSecretRef.Name, b.Spec.ClientSecretRef.Name)
+	same("client id", a.Status.ClientID, b.Status.ClientID)
 	same("condition reason", a.Status.Conditions[0].Reason, b.Status.Conditions[0].Reason)
 	same("Revoked message", a.Status.Conditions[1].Message, b.Status.Conditions[1].Message)
 }
