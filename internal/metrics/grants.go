@@ -18,7 +18,9 @@ import (
 // pairs, and the registry sorts them all into families before the first byte goes out. At
 // 10,000 grants that was about 70,000 series and 40 MB of heap per scrape, the manager's
 // memory peak (docs/benchmarks.md). Written a line at a time from the cache, a scrape holds
-// one list of the cache's grants and a line buffer.
+// one list of the cache's grants and a line buffer. The format is written by hand because
+// client_golang's encoder (expfmt) takes whole families, the very thing not to build; the
+// tests parse every output with its parser.
 
 // grantFamily is one per-grant gauge: its name and help, and the labels (sorted by name, as
 // client_golang writes them, so queries and tests see the same text) and value of a grant's
