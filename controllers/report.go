@@ -7,7 +7,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,17 +25,8 @@ func (r *GoogleOAuthGrantReconciler) report(ctx context.Context, g *oauthv1alpha
 		}
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: rep.RequeueAfter, Priority: ptr.To(normalPriority)}, nil
+	return ctrl.Result{RequeueAfter: rep.RequeueAfter}, nil
 }
-
-// normalPriority is every requeue's work-queue priority. controller-runtime's priority
-// queue keeps a request's priority on requeue unless told otherwise, and hands out higher
-// priorities first: grants listed when the manager starts come with its low priority, and
-// kept it, so under load every grant created since went ahead of their refreshes. A valid
-// token's refresh is not given a higher one either: when the manager is saturated (10,000
-// grants with 60-second tokens on two cores, docs/benchmarks.md) that starved new grants of
-// their first token for good, where one queue in order of due time delays everyone alike.
-const normalPriority = 0
 
 // writeStatus is the one status write: st replaces g's status when it differs. A merge
 // patch rather than an update: the status is written by grantkeeper alone, and a user's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -222,28 +223,15 @@ func (m *managerProc) heapProfile(dir, name string, gc bool) string {
 	return path
 }
 
-func (c procCPU) String() string {
-	names := make([]string, 0, len(c))
-	for k := range c {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	parts := make([]string, 0, len(names))
-	for _, k := range names {
-		parts = append(parts, fmt.Sprintf("%s %.1f", k, c[k]))
-	}
-	return strings.Join(parts, ", ")
-}
+func (c procCPU) String() string { return formatSorted(c, "%s %.1f") }
 
-func formatMillis(m map[string]float64) string {
-	verbs := make([]string, 0, len(m))
-	for k := range m {
-		verbs = append(verbs, k)
-	}
-	slices.Sort(verbs)
-	parts := make([]string, 0, len(verbs))
-	for _, k := range verbs {
-		parts = append(parts, fmt.Sprintf("%s %.1f ms", k, m[k]))
+func formatMillis(m map[string]float64) string { return formatSorted(m, "%s %.1f ms") }
+
+// formatSorted formats each key and value of m with format, by key, comma-separated.
+func formatSorted(m map[string]float64, format string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf(format, k, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }

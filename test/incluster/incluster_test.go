@@ -8,10 +8,8 @@ package incluster
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +33,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 	"github.com/grantkeeper/grantkeeper/test/framework/localnode"
+	"github.com/grantkeeper/grantkeeper/test/framework/promtext"
 	"github.com/grantkeeper/grantkeeper/test/framework/testcert"
 )
 
@@ -599,34 +598,19 @@ subjects:
 	url := fmt.Sprintf("https://%s:8443/metrics", pods[0].IP)
 	// Verified as Prometheus would: the CA that signed the mounted certificate, and the
 	// Service's name (the Pod is dialled by IP).
-	trusting := func(caPEM []byte) *http.Client {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			t.Fatal("no CA certificate in the PEM")
-		}
-		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: metricsServerName}}}
-	}
-	client := trusting(metricsCA)
 	otherCA, err := testcert.WriteServing(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := trusting(otherCA).Get(url); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, _, err := promtext.Scrape(url, "", otherCA, metricsServerName); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a client trusting another CA: %v, want a certificate error", err)
 	}
 	get := func(token string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
+		code, body, err := promtext.Scrape(url, token, metricsCA, metricsServerName)
 		if err != nil {
 			t.Fatalf("scraping %s: %v", url, err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return code, body
 	}
 	if code, body := get(reader); code != http.StatusOK || !strings.Contains(body, "grantkeeper_") {
 		t.Errorf("a metrics-reader token got %d, body:\n%.1000s", code, body)

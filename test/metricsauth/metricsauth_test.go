@@ -5,10 +5,7 @@
 package metricsauth
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grantkeeper/grantkeeper/test/framework/promtext"
 	"github.com/grantkeeper/grantkeeper/test/framework/testcert"
 
 	"github.com/go-logr/logr"
@@ -79,25 +77,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// scrape GETs /metrics with the token (none when empty), verifying the manager's serving
-// certificate against ca (as the ServiceMonitor in config/prometheus verifies it against the
-// CA Secret).
-func scrape(url, token string, ca *x509.CertPool) (int, string, error) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: ca, MinVersion: tls.VersionTLS12}}}
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
-}
-
 func TestMetricsNeedTheReaderRole(t *testing.T) {
 	port := freePort(t)
 	stack.StopManager()
@@ -108,8 +87,6 @@ func TestMetricsNeedTheReaderRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := x509.NewCertPool()
-	ca.AppendCertsFromPEM(caPEM)
 	if err := stack.StartManager(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--metrics-cert-dir="+certDir); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +144,7 @@ spec:
 	want := `grantkeeper_grant_ready{name="reports",namespace="apps",reason="TokenValid"} 1`
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		code, body, err := scrape(url, reader, ca)
+		code, body, err := promtext.Scrape(url, reader, caPEM, "")
 		if err == nil && code == http.StatusOK && strings.Contains(body, want) {
 			break
 		}
@@ -187,7 +164,7 @@ spec:
 		// controller-runtime's filter answers 500 when the TokenReview rejects the token.
 		{"a forged token", forged, http.StatusInternalServerError},
 	} {
-		code, body, err := scrape(url, c.token, ca)
+		code, body, err := promtext.Scrape(url, c.token, caPEM, "")
 		if err != nil {
 			t.Fatalf("%s: %v", c.who, err)
 		}

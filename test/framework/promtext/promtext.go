@@ -1,12 +1,19 @@
-// Package promtext reads a scrape in Prometheus's text format the way tests compare it: one
-// "name label=value ... value" line per series, sorted.
+// Package promtext scrapes a metrics endpoint as Prometheus does (verified HTTPS, a bearer
+// token) and reads the text format the way tests compare it: one "name label=value ...
+// value" line per series, sorted.
 package promtext
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -44,4 +51,30 @@ func Lines(text string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// Scrape GETs url as Prometheus would over HTTPS: with a bearer token (none when empty),
+// trusting only the certificates in caPEM, and checking that the server's certificate names
+// serverName (the URL's host when empty). It never skips verification.
+func Scrape(url, token string, caPEM []byte, serverName string) (status int, body string, err error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return 0, "", errors.New("no CA certificate in the PEM")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}}}
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
