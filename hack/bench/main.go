@@ -91,6 +91,7 @@ type results struct {
 	RSSUnrelatedMiB       float64    `json:"manager_rss_mib_with_unrelated_secrets"`
 	HeapBaseMiB           float64    `json:"manager_heap_inuse_mib"`
 	HeapPerGrantKiB       float64    `json:"manager_heap_inuse_kib_per_grant"`
+	HeapRangeMiB          [2]float64 `json:"manager_heap_inuse_mib_lowest_highest"`
 	HeapUnrelatedMiB      float64    `json:"manager_heap_inuse_mib_with_unrelated_secrets"`
 	// Where the window's CPU went, per process, and what else loaded the machine.
 	WindowCPUSeconds procCPU            `json:"window_cpu_seconds_by_process"`
@@ -425,7 +426,8 @@ func main() {
 			}
 		}
 	}
-	res.RSSBaseMiB, res.HeapBaseMiB = rssNow(mgr), mgr.heapMiB()
+	res.RSSBaseMiB = rssNow(mgr)
+	res.HeapBaseMiB, res.HeapRangeMiB = mgr.heapMiBMedian()
 	res.HeapPerGrantKiB = res.HeapBaseMiB * 1024 / float64(cfg.Grants)
 	res.HeapProfile = mgr.saveHeapProfile(dir, "heap-after-restart.pprof") // after a GC
 	res.LiveHeapMiB = mgr.scrape("go_memstats_heap_alloc_bytes", nil) / (1 << 20)
@@ -602,6 +604,27 @@ func (m *managerProc) heapMiB() float64 {
 	return m.scrape("go_memstats_heap_inuse_bytes", nil) / (1 << 20)
 }
 
+// heapSamples reads of heap in use, heapSampleEvery apart, give the figure reported: one
+// read lands anywhere in a GC cycle (heap in use moves by a quarter of the live heap between
+// collections at GOGC 25), so the median stands for the cycle and the range shows its swing.
+const (
+	heapSamples     = 9
+	heapSampleEvery = time.Second
+)
+
+// heapMiBMedian is the median of heapSamples reads of heap in use, and the lowest and highest.
+func (m *managerProc) heapMiBMedian() (float64, [2]float64) {
+	reads := make([]float64, 0, heapSamples)
+	for i := range heapSamples {
+		if i > 0 {
+			<-time.After(heapSampleEvery)
+		}
+		reads = append(reads, m.heapMiB())
+	}
+	slices.Sort(reads)
+	return reads[len(reads)/2], [2]float64{reads[0], reads[len(reads)-1]}
+}
+
 // clearObservedGeneration sets every grant's status.observedGeneration to 0 while no
 // manager runs. A decision always writes it back (with the rest of the status) and the
 // decision does not depend on it, so the tracker's watch sees the moment the new leader has
@@ -723,7 +746,8 @@ func report(r *results, dir string) {
 		{"restart: early token requests (ideal 0) / all in first minute", fmt.Sprintf("%d / %d", r.RestartEarlyRequests, r.RestartRequests)},
 		{"restart: time until the new leader decided every grant", fmt.Sprintf("%.2fs", r.RestartDecidedSeconds)},
 		{"manager RSS (heap in use) after restart", fmt.Sprintf("%.1f MiB (%.1f MiB)", r.RSSBaseMiB, r.HeapBaseMiB)},
-		{"heap in use per grant (target <= 5 KiB)", fmt.Sprintf("%.1f KiB", r.HeapPerGrantKiB)},
+		{"heap in use per grant (target <= 5 KiB): median of 9 reads a second apart (lowest-highest)",
+			fmt.Sprintf("%.2f KiB (%.2f-%.2f)", r.HeapPerGrantKiB, r.HeapRangeMiB[0]*1024/float64(c.Grants), r.HeapRangeMiB[1]*1024/float64(c.Grants))},
 		{"live heap per grant (allocated bytes right after a GC)", fmt.Sprintf("%.1f KiB (%.1f MiB)", r.LiveHeapPerGrantKiB, r.LiveHeapMiB)},
 		{"window CPU seconds by process (load average at start / end)", fmt.Sprintf("%s (%s / %s)", r.WindowCPUSeconds, r.LoadAverage[0], r.LoadAverage[1])},
 		{"API server mean request latency in window, by verb", formatMillis(r.APILatencyMillis)},

@@ -68,7 +68,9 @@ func Apply(s *corev1.Secret, grant string, t Token) bool {
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
-	delete(s.Annotations, summaryAnnotation)
+	if _, ok := readSummary(s); ok {
+		s.GenerateName = ""
+	}
 	delete(s.Annotations, WithdrawnReasonAnnotation)
 	s.Annotations[RefreshedAtAnnotation] = t.RefreshedAt.UTC().Truncate(time.Second).Format(time.RFC3339)
 	if s.Type == "" {
@@ -157,14 +159,16 @@ func Orphaned(s metav1.Object, grant string) bool {
 		l[oauthv1alpha1.ManagedByLabel] == oauthv1alpha1.ManagedByValue && l[oauthv1alpha1.GrantLabel] == grant
 }
 
-// summaryAnnotation marks a cached Secret that Summarize checked and reduced. It exists only
-// in the manager's cache: Apply removes it before any write. Its value is a MAC, under a key
-// this process drew at random, of the Secret's UID and resourceVersion and of the fields that
-// follow it: a marker set on the Secret by anyone else is never trusted, and Summarize can
-// run twice on one object (informers may apply transforms more than once). The fields are
-// the token's expiry, the one data field decisions read (a map for it alone cost about 400
-// bytes a Secret), and for a compact summary also the refresh time and the grant's name.
-const summaryAnnotation = "oauth.grantkeeper.dev/cached-summary"
+// A cached Secret that Summarize checked and reduced carries a summary in its GenerateName,
+// a field the API server reads only when it creates an object and that grantkeeper never
+// sets, so it is empty on every derived Secret we wrote. The summary exists only in the
+// manager's cache: Apply clears it before any write. (An annotation held it before; a map
+// of its own cost about 340 bytes a Secret.) It is a MAC, under a key this process drew at
+// random, of the Secret's UID and resourceVersion and of the fields that follow it: a value
+// set on the Secret by anyone else is never trusted, and Summarize can run twice on one
+// object (informers may apply transforms more than once). The fields are the token's expiry,
+// the one data field decisions read, and for a compact summary also the refresh time and
+// the grant's name.
 
 // compactFields is the number of fields of a compact summary: expiry, refresh time, grant.
 const compactFields = 3
@@ -177,10 +181,12 @@ var summaryKey = func() []byte {
 	return k
 }()
 
+// summaryMAC is HMAC-SHA256 truncated to 128 bits (RFC 2104 allows half the hash's length):
+// enough against forgery, and 32 bytes less for each cached Secret to hold.
 func summaryMAC(s *corev1.Secret, fields string) string {
 	m := hmac.New(sha256.New, summaryKey)
 	m.Write([]byte(string(s.UID) + "/" + s.ResourceVersion + "/" + fields))
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // summaryValue is the marker for s carrying fields (none may contain a space).
@@ -191,7 +197,7 @@ func summaryValue(s *corev1.Secret, fields ...string) string {
 
 // readSummary returns the fields of s's summary, and false when s is not a summary of ours.
 func readSummary(s *corev1.Secret) ([]string, bool) {
-	mac, rest, _ := strings.Cut(s.Annotations[summaryAnnotation], " ")
+	mac, rest, _ := strings.Cut(s.GenerateName, " ")
 	if mac == "" || !hmac.Equal([]byte(mac), []byte(summaryMAC(s, rest))) {
 		return nil, false
 	}
@@ -204,22 +210,23 @@ var managedOnly = map[string]string{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.
 
 // Summarize reduces a derived Secret for the manager's cache: when it is in our exact shape
 // (Read succeeds) its data is dropped, since decisions need only the times (the expiry moves
-// into the cache marker); a Secret edited by hand keeps all its data, so Read still rejects
+// into the summary); a Secret edited by hand keeps all its data, so Read still rejects
 // it. The full data is never needed again: publishing replaces it wholesale. Access tokens
 // are the largest part of a derived Secret in memory (about 200 bytes, twice).
 //
 // When, besides, its labels and annotations are exactly ours and a controller owns it (every
 // derived Secret nobody edited), it becomes compact: the labels map shared by all of them
-// and a single annotation, the summary, carrying the refresh time and grant's name too. The
-// two maps were about 650 bytes a Secret. Nothing is lost: publishing over a compact Secret
+// and no annotations, the summary carrying the refresh time and grant's name too. The two
+// maps were about 650 bytes a Secret. Nothing is lost: publishing over a compact Secret
 // writes back exactly the labels and annotation it had (Apply). It reports whether s is
 // compact.
 func Summarize(s *corev1.Secret) (compact bool) {
 	if f, ok := readSummary(s); ok {
 		return len(f) == compactFields
 	}
-	// A marker that is not ours came from outside: never trust it.
-	delete(s.Annotations, summaryAnnotation)
+	if s.GenerateName != "" {
+		return false // not ours (set by hand, or a forged summary): keep the Secret whole
+	}
 	grant := s.Labels[oauthv1alpha1.GrantLabel]
 	if _, ok := Read(s, grant); !ok {
 		return false
@@ -228,10 +235,10 @@ func Summarize(s *corev1.Secret) (compact bool) {
 	s.Data = nil
 	if maps.Equal(s.Labels, Labels(grant)) && len(s.Annotations) == 1 && metav1.GetControllerOfNoCopy(s) != nil {
 		refreshed := s.Annotations[RefreshedAtAnnotation]
-		s.Labels = managedOnly
-		s.Annotations = map[string]string{summaryAnnotation: summaryValue(s, expiry, refreshed, grant)}
+		s.Labels, s.Annotations = managedOnly, nil
+		s.GenerateName = summaryValue(s, expiry, refreshed, grant)
 		return true
 	}
-	s.Annotations[summaryAnnotation] = summaryValue(s, expiry)
+	s.GenerateName = summaryValue(s, expiry)
 	return false
 }

@@ -88,8 +88,8 @@ func TestSummarize(t *testing.T) {
 	}
 	// Publishing over the cached summary writes the whole Secret and no cache marker.
 	Apply(s, "analytics", tok)
-	if _, ok := s.Annotations[summaryAnnotation]; ok || string(s.Data["access_token"]) != tok.AccessToken {
-		t.Errorf("Apply over a summary left %v / %v", s.Annotations, s.Data)
+	if s.GenerateName != "" || string(s.Data["access_token"]) != tok.AccessToken {
+		t.Errorf("Apply over a summary left %q / %v", s.GenerateName, s.Data)
 	}
 
 	edited := &corev1.Secret{}
@@ -108,7 +108,7 @@ func TestSummarize(t *testing.T) {
 	for _, marker := range []string{"verified", summaryValue(older, expiry), summaryValue(older, expiry, refreshed, "analytics"),
 		"0000 " + expiry + " " + refreshed + " analytics"} {
 		f := forged.DeepCopy()
-		f.Annotations[summaryAnnotation] = marker // set by hand, or left from an earlier version
+		f.GenerateName = marker // set by hand, or left from an earlier process
 		f.Data = map[string][]byte{"expiry": f.Data["expiry"]}
 		Summarize(f)
 		if _, ok := Read(f, "analytics"); ok {
@@ -133,7 +133,7 @@ func TestCompactSummary(t *testing.T) {
 	if !Summarize(s) || !Summarize(s) {
 		t.Fatal("an unedited, owned derived Secret was not made compact (or not recognised as compact again)")
 	}
-	if len(s.Labels) != 1 || len(s.Annotations) != 1 || s.Data != nil {
+	if len(s.Labels) != 1 || s.Annotations != nil || s.Data != nil {
 		t.Errorf("compact Secret keeps labels %v, annotations %v, data %v", s.Labels, s.Annotations, s.Data)
 	}
 	got, ok := Read(s, "analytics")
@@ -151,7 +151,7 @@ func TestCompactSummary(t *testing.T) {
 	republished := s.DeepCopy()
 	Apply(republished, "analytics", tok)
 	if !maps.Equal(republished.Labels, original.Labels) || !maps.Equal(republished.Annotations, original.Annotations) ||
-		!maps.EqualFunc(republished.Data, original.Data, bytes.Equal) {
+		!maps.EqualFunc(republished.Data, original.Data, bytes.Equal) || republished.GenerateName != "" {
 		t.Errorf("publishing over a compact Secret wrote labels %v, annotations %v; it had %v, %v",
 			republished.Labels, republished.Annotations, original.Labels, original.Annotations)
 	}
@@ -160,9 +160,10 @@ func TestCompactSummary(t *testing.T) {
 	}
 
 	for name, edit := range map[string]func(*corev1.Secret){
-		"a user's label":      func(s *corev1.Secret) { s.Labels["team"] = "reports" },
-		"a user's annotation": func(s *corev1.Secret) { s.Annotations["note"] = "keep me" },
-		"no controller":       func(s *corev1.Secret) { s.OwnerReferences = nil },
+		"a user's label":        func(s *corev1.Secret) { s.Labels["team"] = "reports" },
+		"a user's annotation":   func(s *corev1.Secret) { s.Annotations["note"] = "keep me" },
+		"no controller":         func(s *corev1.Secret) { s.OwnerReferences = nil },
+		"a user's generateName": func(s *corev1.Secret) { s.GenerateName = "analytics-" },
 	} {
 		s := owned()
 		edit(s)
@@ -174,8 +175,9 @@ func TestCompactSummary(t *testing.T) {
 			t.Errorf("%s: the summary does not read", name)
 		}
 		Apply(s, "analytics", tok)
-		if !maps.Equal(s.Labels, want.Labels) || !maps.Equal(s.Annotations, want.Annotations) {
-			t.Errorf("%s: publishing wrote labels %v, annotations %v, want %v, %v", name, s.Labels, s.Annotations, want.Labels, want.Annotations)
+		if !maps.Equal(s.Labels, want.Labels) || !maps.Equal(s.Annotations, want.Annotations) || s.GenerateName != want.GenerateName {
+			t.Errorf("%s: publishing wrote labels %v, annotations %v, generateName %q, want %v, %v, %q", name,
+				s.Labels, s.Annotations, s.GenerateName, want.Labels, want.Annotations, want.GenerateName)
 		}
 	}
 }
