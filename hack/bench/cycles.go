@@ -31,7 +31,16 @@ func (c *cycleFigures) add(g cycleFigures) {
 
 // grantCycles computes one grant's figures for the window [start, end): tokens are the
 // access tokens issued for its refresh token in issue order, requests the arrival times of
-// its token requests, uid the grant's UID (the schedule's jitter seed).
+// its token requests (all of them, to when the figures are read), uid the grant's UID (the
+// schedule's jitter seed).
+//
+// A request is charged to the token that was the grant's newest when it came: it answers
+// that token's refresh, duplicates an answer, or replaces the token before it was due. It
+// counts when the refresh it belongs to does: the token's due time is in the window, or for
+// an early replacement the request itself is. Counting the requests that arrive in the
+// window instead would charge it with a backlog draining as it opens (answers to refreshes
+// due before it) and not with one building as it closes, reading above 1 when the operator
+// catches up and below when it falls behind.
 func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid string, lifetime time.Duration, start, end time.Time) cycleFigures {
 	var f cycleFigures
 	in := func(t time.Time) bool { return !t.Before(start) && t.Before(end) }
@@ -40,7 +49,6 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 		if !in(r) {
 			continue
 		}
-		f.requests++
 		if r.Sub(prev) > lifetime {
 			f.grantsSilent = 1
 		}
@@ -49,21 +57,48 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 	if end.Sub(prev) > lifetime {
 		f.grantsSilent = 1
 	}
-	for k, tok := range tokens {
+	// dueOf is token k's documented refresh time, and the tolerance around it: the operator
+	// computes the schedule from its own (whole-second) view of issue and expiry, so allow
+	// the jitter's range and a second either way.
+	dueOf := func(k int) (time.Time, time.Duration) {
+		tok := tokens[k]
 		due := schedule.RefreshTime(tok.Issued, tok.Expiry, 0, uid)
 		if k == len(tokens)-1 && due.Before(start) {
 			due = start // never replaced: overdue when the window opens
 		}
-		// The operator computes the schedule from its own (whole-second) view of issue and
-		// expiry; allow the jitter's range and a second either way.
-		tol := tok.Expiry.Sub(tok.Issued)/30 + time.Second
+		return due, tok.Expiry.Sub(tok.Issued)/30 + time.Second
+	}
+	charged := make([]int, len(tokens)) // requests charged to each token's due refresh
+	k := -1
+	for _, r := range requests {
+		for k+1 < len(tokens) && tokens[k+1].Issued.Before(r) {
+			k++
+		}
+		if k < 0 {
+			continue // the first token's request: the grant's creation
+		}
+		due, tol := dueOf(k)
+		if r.Before(due.Add(-tol)) {
+			if in(r) {
+				f.requests++ // early: nothing was due
+			}
+			continue
+		}
+		charged[k]++
+	}
+	for k, tok := range tokens {
+		due, tol := dueOf(k)
 		if !in(due) || (k+1 < len(tokens) && tokens[k+1].Issued.Before(due.Add(-tol))) {
-			continue // not due in the window, or replaced early (that request counts, unanswered by a due)
+			continue // not due in the window, or replaced early (counted above)
+		}
+		f.requests += charged[k]
+		if tok.Expiry.After(end) {
+			if charged[k] > 0 {
+				f.due++
+			}
+			continue // unanswered yet: its refresh may still come after the window
 		}
 		f.due++
-		if tok.Expiry.After(end) {
-			continue // its refresh may still come after the window
-		}
 		if tok.Expiry.Before(due) {
 			f.missed++ // overdue and already expired
 			f.grantsMissing = 1

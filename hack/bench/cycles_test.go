@@ -8,9 +8,19 @@ import (
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
-// simulate issues tokens for one grant the way a correct operator does (a request at each
-// token's refresh time), except that skipAfter stops it and dup sends two requests each time.
-func simulate(uid string, lifetime time.Duration, from, until time.Time, skipAfter time.Time, dup bool) ([]fakegoogle.IssuedToken, []time.Time) {
+// behaviour is how a simulated operator departs from a correct one (a request at each
+// token's refresh time): skipAfter stops it, dup sends two requests each time, early
+// refreshes at a quarter of the lifetime, lag delays the request for a refresh due then.
+type behaviour struct {
+	skipAfter time.Time
+	dup       bool
+	early     bool
+	lag       func(due time.Time) time.Duration
+}
+
+// simulate issues tokens for one grant as b says.
+func simulate(uid string, lifetime time.Duration, from, until time.Time, b behaviour) ([]fakegoogle.IssuedToken, []time.Time) {
+	skipAfter, dup := b.skipAfter, b.dup
 	var toks []fakegoogle.IssuedToken
 	var reqs []time.Time
 	at := from
@@ -23,7 +33,15 @@ func simulate(uid string, lifetime time.Duration, from, until time.Time, skipAft
 			tok = fakegoogle.IssuedToken{Issued: at.Add(70 * time.Millisecond), Expiry: at.Add(70*time.Millisecond + lifetime)}
 		}
 		toks = append(toks, tok)
-		at = schedule.RefreshTime(tok.Issued, tok.Expiry, 0, uid).Add(5 * time.Millisecond)
+		due := schedule.RefreshTime(tok.Issued, tok.Expiry, 0, uid)
+		switch {
+		case b.early:
+			at = tok.Issued.Add(lifetime / 4)
+		case b.lag != nil:
+			at = due.Add(b.lag(due))
+		default:
+			at = due.Add(5 * time.Millisecond)
+		}
 	}
 	return toks, reqs
 }
@@ -32,23 +50,40 @@ func TestGrantCycles(t *testing.T) {
 	const L = time.Minute
 	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	start, end := t0.Add(L), t0.Add(4*L)
+	// A backlog: refreshes due in a span are answered 15 seconds late (within the 20-second
+	// window before expiry), the others at once.
+	lateIn := func(from, until time.Time) func(time.Time) time.Duration {
+		return func(due time.Time) time.Duration {
+			if !due.Before(from) && due.Before(until) {
+				return 15 * time.Second
+			}
+			return 5 * time.Millisecond
+		}
+	}
 	for _, tc := range []struct {
 		name                  string
-		skipAfter             time.Time
-		dup                   bool
+		b                     behaviour
 		perDue                float64 // requests per due refresh, about
+		moreThan              float64 // or at least this many (no refresh ever due)
 		missing, silent, miss bool
 	}{
 		{name: "healthy", perDue: 1},
-		{name: "duplicates", dup: true, perDue: 2},
-		{name: "skipped in the window", skipAfter: t0.Add(2 * L), perDue: 0.67, missing: true, silent: true},     // 2 of 3 due refreshes made
-		{name: "skipped before the window", skipAfter: t0.Add(L / 2), perDue: 0.01, missing: true, silent: true}, // 0 requests, 1 overdue refresh each
+		{name: "duplicates", b: behaviour{dup: true}, perDue: 2},
+		{name: "early", b: behaviour{early: true}, moreThan: 1.5}, // every quarter lifetime: never due
+		{name: "catching up as the window opens", b: behaviour{lag: lateIn(start.Add(-L/2), start.Add(L/2))}, perDue: 1},
+		{name: "falling behind as the window closes", b: behaviour{lag: lateIn(end.Add(-L/2), end.Add(L))}, perDue: 1},
+		{name: "skipped in the window", b: behaviour{skipAfter: t0.Add(2 * L)}, perDue: 0.67, missing: true, silent: true},     // 2 of 3 due refreshes made
+		{name: "skipped before the window", b: behaviour{skipAfter: t0.Add(3 * L / 4)}, perDue: 0.01, missing: true, silent: true}, // 0 requests, 1 overdue refresh each
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var sum cycleFigures
-			for _, uid := range []string{"a", "b", "c", "d"} {
-				toks, reqs := simulate(uid, L, t0, end.Add(L), tc.skipAfter, tc.dup)
+			for i, uid := range []string{"a", "b", "c", "d"} {
+				// Created 10 seconds apart, so that refreshes fall due all through the window.
+				toks, reqs := simulate(uid, L, t0.Add(time.Duration(i)*10*time.Second), end.Add(L), tc.b)
 				sum.add(grantCycles(toks, reqs, uid, L, start, end))
+			}
+			if got := float64(sum.requests) / float64(sum.due); tc.moreThan > 0 && !(got > tc.moreThan) {
+				t.Errorf("requests per due refresh = %.3f (%d/%d), want more than %.1f", got, sum.requests, sum.due, tc.moreThan)
 			}
 			if tc.perDue > 0 {
 				if got := float64(sum.requests) / float64(sum.due); got < tc.perDue*0.9-0.01 || got > tc.perDue*1.1 {
