@@ -72,7 +72,7 @@ func TestGrantCycles(t *testing.T) {
 		{name: "early", b: behaviour{early: true}, moreThan: 1.5}, // every quarter lifetime: never due
 		{name: "catching up as the window opens", b: behaviour{lag: lateIn(start.Add(-L/2), start.Add(L/2))}, perDue: 1},
 		{name: "falling behind as the window closes", b: behaviour{lag: lateIn(end.Add(-L/2), end.Add(L))}, perDue: 1},
-		{name: "skipped in the window", b: behaviour{skipAfter: t0.Add(2 * L)}, perDue: 0.67, missing: true, silent: true},     // 2 of 3 due refreshes made
+		{name: "skipped in the window", b: behaviour{skipAfter: t0.Add(2 * L)}, perDue: 0.67, missing: true, silent: true},         // 2 of 3 due refreshes made
 		{name: "skipped before the window", b: behaviour{skipAfter: t0.Add(3 * L / 4)}, perDue: 0.01, missing: true, silent: true}, // 0 requests, 1 overdue refresh each
 	} {
 		t.Run(tc.name, func(t *testing.T) {
