@@ -118,3 +118,33 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 	}
 	return f
 }
+
+// lateReplacement is a token replaced only after it expired: when its refresh was due, when
+// the request answering it came, and when the new token was issued.
+type lateReplacement struct {
+	grant                          string
+	due, request, expiry, replaced time.Time
+}
+
+// lateReplacements lists one grant's tokens replaced after they expired, the replacement
+// issued in [from, to). They show where expired-token-seconds came from: a request that came
+// late (the work queue) or one in time answered late (the API server, Google).
+func lateReplacements(grant string, tokens []fakegoogle.IssuedToken, requests []time.Time, uid string, from, to time.Time) []lateReplacement {
+	var out []lateReplacement
+	for k := 0; k+1 < len(tokens); k++ {
+		tok, next := tokens[k], tokens[k+1]
+		if !next.Issued.After(tok.Expiry) || next.Issued.Before(from) || !next.Issued.Before(to) {
+			continue
+		}
+		due := schedule.RefreshTime(tok.Issued, tok.Expiry, 0, uid)
+		l := lateReplacement{grant: grant, due: due, expiry: tok.Expiry, replaced: next.Issued}
+		for _, r := range requests {
+			if r.After(tok.Issued) && r.Before(next.Issued) {
+				l.request = r
+				break
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}

@@ -100,3 +100,21 @@ func TestGrantCycles(t *testing.T) {
 		})
 	}
 }
+
+func TestLateReplacements(t *testing.T) {
+	const L = time.Minute
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	toks := []fakegoogle.IssuedToken{
+		{Issued: t0, Expiry: t0.Add(L)},
+		{Issued: t0.Add(40 * time.Second), Expiry: t0.Add(40*time.Second + L)},   // in time
+		{Issued: t0.Add(105 * time.Second), Expiry: t0.Add(105*time.Second + L)}, // 5 s after the second expired
+	}
+	reqs := []time.Time{t0.Add(-time.Second), t0.Add(40*time.Second - 20*time.Millisecond), t0.Add(105*time.Second - 20*time.Millisecond)}
+	late := lateReplacements("g", toks, reqs, "uid", t0, t0.Add(3*L))
+	if len(late) != 1 || !late[0].expiry.Equal(toks[1].Expiry) || !late[0].replaced.Equal(toks[2].Issued) || !late[0].request.Equal(reqs[2]) {
+		t.Fatalf("late replacements = %+v, want the third token's, answering the request at +104.98s", late)
+	}
+	if got := lateReplacements("g", toks, reqs, "uid", t0.Add(2*L), t0.Add(3*L)); len(got) != 0 {
+		t.Errorf("a replacement before the window was listed: %+v", got)
+	}
+}

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,6 +77,7 @@ type results struct {
 	GrantsMissingRefresh  int        `json:"grants_with_a_missed_refresh"`
 	GrantsWithoutRequest  int        `json:"grants_without_a_request_for_a_token_lifetime"`
 	ExpiredTokenSeconds   float64    `json:"expired_token_seconds"`
+	LateReplacements      string     `json:"tokens_replaced_after_expiry"`
 	SecretWrites          int        `json:"derived_secret_writes_in_window"`
 	GrantWrites           int        `json:"grant_writes_in_window"`
 	WritesPerRefresh      float64    `json:"api_writes_per_refresh"`
@@ -382,11 +384,16 @@ func main() {
 	tr.mu.Unlock()
 	res.TokenRequests = google.TotalRequests() - req0
 	var cycles cycleFigures
+	var late []lateReplacement
 	tr.mu.Lock()
 	for i, rt := range rts {
-		cycles.add(grantCycles(google.AccessTokensFor(rt), google.RequestTimes(rt), tr.uid[fmt.Sprintf("g%05d", i)], cfg.TokenLifetime, start, end))
+		name := fmt.Sprintf("g%05d", i)
+		toks, reqs := google.AccessTokensFor(rt), google.RequestTimes(rt)
+		cycles.add(grantCycles(toks, reqs, tr.uid[name], cfg.TokenLifetime, start, end))
+		late = append(late, lateReplacements(name, toks, reqs, tr.uid[name], start, end)...)
 	}
 	tr.mu.Unlock()
+	res.LateReplacements = describeLate(late, start)
 	res.DueRefreshes, res.MissedRefreshes = cycles.due, cycles.missed
 	res.GrantsMissingRefresh, res.GrantsWithoutRequest = cycles.grantsMissing, cycles.grantsSilent
 	if cycles.due > 0 {
@@ -600,6 +607,30 @@ func (m *managerProc) scrape(name string, match map[string]string) float64 {
 	return total
 }
 
+// describeLate summarises tokens replaced after they expired: how many, and the five latest
+// replacements with their due time, answering request and expiry, in seconds from the
+// window's start.
+func describeLate(late []lateReplacement, start time.Time) string {
+	if len(late) == 0 {
+		return "0"
+	}
+	slices.SortFunc(late, func(a, b lateReplacement) int {
+		return cmp.Compare(b.replaced.Sub(b.expiry), a.replaced.Sub(a.expiry))
+	})
+	at := func(t time.Time) string {
+		if t.IsZero() {
+			return "none"
+		}
+		return fmt.Sprintf("%+.1fs", t.Sub(start).Seconds())
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d; latest:", len(late))
+	for _, l := range late[:min(5, len(late))] {
+		fmt.Fprintf(&b, " %s due %s, request %s, expired %s, replaced %s;", l.grant, at(l.due), at(l.request), at(l.expiry), at(l.replaced))
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
 func (m *managerProc) heapMiB() float64 {
 	return m.scrape("go_memstats_heap_inuse_bytes", nil) / (1 << 20)
 }
@@ -738,6 +769,7 @@ func report(r *results, dir string) {
 		{"due refreshes missed / grants with one (ideal 0)", fmt.Sprintf("%d / %d", r.MissedRefreshes, r.GrantsMissingRefresh)},
 		{"grants without a token request for a whole token lifetime (ideal 0)", fmt.Sprintf("%d", r.GrantsWithoutRequest)},
 		{"expired-token-seconds, by the fake's record of each token (ideal 0)", fmt.Sprintf("%.1f", r.ExpiredTokenSeconds)},
+		{"tokens replaced after they expired, in the window (times from its start)", r.LateReplacements},
 		{"API writes per refresh (Secret + status; ideal <= 2)", fmt.Sprintf("%.2f (%d Secret, %d grant)", r.WritesPerRefresh, r.SecretWrites, r.GrantWrites)},
 		{"API requests per refresh, all the manager's (target <= 3)", fmt.Sprintf("%.2f (%.0f requests)", r.APIRequestsPerRefresh, r.APIRequests)},
 		{"manager peak RSS", fmt.Sprintf("%.1f MiB", r.PeakRSSMiB)},
