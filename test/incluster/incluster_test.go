@@ -29,6 +29,7 @@ import (
 
 	"github.com/grantkeeper/grantkeeper/hack/image/imagebuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
 	"github.com/grantkeeper/grantkeeper/test/framework/helmbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
@@ -47,6 +48,8 @@ const (
 	deployment   = "grantkeeper-controller-manager"
 	leaseName    = "grantkeeper.oauth.grantkeeper.dev"
 )
+
+var client = fixtures.Client{ID: clientID, Secret: clientSecret}
 
 var (
 	cluster    *localcluster.Cluster
@@ -301,12 +304,8 @@ type podInfo struct {
 
 func managerPods(t *testing.T) []podInfo {
 	t.Helper()
-	var list corev1.PodList
-	if err := json.Unmarshal([]byte(kubectl(t, "-n", namespace, "get", "pods", "-l", "control-plane=controller-manager", "-o", "json")), &list); err != nil {
-		t.Fatal(err)
-	}
 	var out []podInfo
-	for _, p := range list.Items {
+	for _, p := range allManagerPods(t) {
 		if p.DeletionTimestamp != nil {
 			continue
 		}
@@ -319,6 +318,23 @@ func managerPods(t *testing.T) []podInfo {
 		out = append(out, podInfo{Name: p.Name, IP: p.Status.PodIP, Ready: ready})
 	}
 	return out
+}
+
+// allManagerPods lists the manager's Pods, terminating ones included.
+func allManagerPods(t *testing.T) []corev1.Pod {
+	t.Helper()
+	var list corev1.PodList
+	if err := json.Unmarshal([]byte(kubectl(t, "-n", namespace, "get", "pods", "-l", "control-plane=controller-manager", "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// managerPodsGone reports whether no manager Pod is left, not even a terminating one: a
+// terminating Pod's manager may still serve (its graceful shutdown), the webhook included.
+func managerPodsGone(t *testing.T) bool {
+	t.Helper()
+	return len(allManagerPods(t)) == 0
 }
 
 func leaseHolder(t *testing.T) string {
@@ -434,28 +450,7 @@ func TestManagerRunsInCluster(t *testing.T) {
 	}
 
 	rt := google.NewRefreshToken(clientID, scope)
-	apply(t, fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: apps}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: client, namespace: apps}
-stringData: {client_id: %q, client_secret: %q}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: rt, namespace: apps}
-stringData: {refresh_token: %q}
----
-apiVersion: oauth.grantkeeper.dev/v1alpha1
-kind: GoogleOAuthGrant
-metadata: {name: reports, namespace: apps}
-spec:
-  clientSecretRef: {name: client}
-  refreshTokenSecretRef: {name: rt}
-  refreshBefore: 20s
-`, clientID, clientSecret, rt))
+	apply(t, fixtures.Grant("apps", client, "reports", rt, "refreshBefore: 20s"))
 	kubectl(t, "wait", "-n", "apps", "--for=condition=Ready", "--timeout=90s", "gog/reports")
 	watcher, stopWatch := watchToken(t, "apps", "reports-access-token")
 	defer stopWatch()
@@ -569,25 +564,7 @@ func TestMetricsInCluster(t *testing.T) {
 	if len(managerPods(t)) == 0 || metricsCA == nil {
 		deploy(t)
 	}
-	apply(t, `apiVersion: v1
-kind: Namespace
-metadata: {name: monitoring}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: prometheus, namespace: monitoring}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: nosy, namespace: monitoring}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: prometheus-grantkeeper-metrics}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: grantkeeper-metrics-reader}
-subjects:
-- {kind: ServiceAccount, name: prometheus, namespace: monitoring}
-`)
+	apply(t, fixtures.Scraper("monitoring", "prometheus-grantkeeper-metrics", "prometheus", "nosy"))
 	reader := strings.TrimSpace(kubectl(t, "create", "token", "prometheus", "-n", "monitoring"))
 	nosy := strings.TrimSpace(kubectl(t, "create", "token", "nosy", "-n", "monitoring"))
 	var pods []podInfo
@@ -693,27 +670,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	// Tokens that are not due during the upgrade: one hour.
 	google.SetLifetime(time.Hour)
 	rt := google.NewRefreshToken(clientID, scope)
-	apply(t, fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: helm-apps}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: client, namespace: helm-apps}
-stringData: {client_id: %q, client_secret: %q}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: rt, namespace: helm-apps}
-stringData: {refresh_token: %q}
----
-apiVersion: oauth.grantkeeper.dev/v1alpha1
-kind: GoogleOAuthGrant
-metadata: {name: reports, namespace: helm-apps}
-spec:
-  clientSecretRef: {name: client}
-  refreshTokenSecretRef: {name: rt}
-`, clientID, clientSecret, rt))
+	apply(t, fixtures.Grant("helm-apps", client, "reports", rt))
 	kubectl(t, "wait", "-n", "helm-apps", "--for=condition=Ready", "--timeout=90s", "gog/reports")
 	webhookInjects(t, "helm-apps", "reports") // the chart's webhook, with its own certificate
 	if n := google.Requests(rt); n != 1 {
@@ -766,7 +723,7 @@ spec:
 
 	// Uninstall keeps the CRD, the grant and every Secret.
 	helm(t, "uninstall", "grantkeeper", "-n", namespace, "--wait", "--timeout=2m")
-	poll(t, "the manager Pods to go", 90*time.Second, func() bool { return len(managerPods(t)) == 0 })
+	poll(t, "the manager Pods to go", 90*time.Second, func() bool { return managerPodsGone(t) })
 	for _, obj := range []string{"crd/googleoauthgrants.oauth.grantkeeper.dev"} {
 		kubectl(t, "get", obj)
 	}

@@ -349,7 +349,7 @@ spec:
 	// The webhook down (the manager scaled to zero): Pods in any namespace are created,
 	// and an annotated one is admitted without the sidecar (failurePolicy Ignore).
 	kubectl(t, "-n", namespace, "scale", "deployment/"+deployment, "--replicas=0")
-	poll(t, "the manager Pods to go", 90*time.Second, func() bool { return len(managerPods(t)) == 0 })
+	poll(t, "the manager Pods to go", 90*time.Second, func() bool { return managerPodsGone(t) })
 	plainDown := plainPod(t, "bystanders")
 	a, _ := json.Marshal(plainUp)
 	b, _ := json.Marshal(plainDown)

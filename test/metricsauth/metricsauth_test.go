@@ -22,6 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 )
 
@@ -92,46 +93,9 @@ func TestMetricsNeedTheReaderRole(t *testing.T) {
 	}
 	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
 
-	if out, err := stack.RunInput(fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: scrapers}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: prometheus, namespace: scrapers}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: nosy, namespace: scrapers}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: prometheus-reads-grantkeeper-metrics}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: grantkeeper-metrics-reader}
-subjects:
-- {kind: ServiceAccount, name: prometheus, namespace: scrapers}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: apps}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: client, namespace: apps}
-stringData: {client_id: %q, client_secret: %q}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: rt, namespace: apps}
-stringData: {refresh_token: %q}
----
-apiVersion: oauth.grantkeeper.dev/v1alpha1
-kind: GoogleOAuthGrant
-metadata: {name: reports, namespace: apps}
-spec:
-  clientSecretRef: {name: client}
-  refreshTokenSecretRef: {name: rt}
-`, devstack.SampleClientID, devstack.SampleClientSecret, devstack.SampleRefreshToken), "apply", "-f", "-"); err != nil {
+	objs := fixtures.Scraper("scrapers", "prometheus-reads-grantkeeper-metrics", "prometheus", "nosy") + "---\n" +
+		fixtures.Grant("apps", devstack.SampleClient, "reports", devstack.SampleRefreshToken)
+	if out, err := stack.RunInput(objs, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v: %s", err, out)
 	}
 	stack.MustRun(t, "wait", "-n", "apps", "--for=condition=Ready", "--timeout=60s", "gog/reports")

@@ -22,6 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
 	"github.com/grantkeeper/grantkeeper/test/framework/localnode"
 )
 
@@ -144,29 +145,8 @@ func TestPodKeepsCallingAcrossRefreshes(t *testing.T) {
 		t.Skip(skipReason)
 	}
 	rt := stack.Google.NewRefreshToken(devstack.SampleClientID, devstack.SampleScope)
-	apply(t, fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: pods}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: client, namespace: pods}
-stringData: {client_id: %q, client_secret: %q}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: rt, namespace: pods}
-stringData: {refresh_token: %q}
----
-apiVersion: oauth.grantkeeper.dev/v1alpha1
-kind: GoogleOAuthGrant
-metadata: {name: api, namespace: pods}
-spec:
-  clientSecretRef: {name: client}
-  refreshTokenSecretRef: {name: rt}
-  # 30 s tokens: refresh 15 s before expiry, far longer than the kubelet's 2 s sync.
-  refreshBefore: 15s
-`, devstack.SampleClientID, devstack.SampleClientSecret, rt))
+	// 30 s tokens: refresh 15 s before expiry, far longer than the kubelet's 2 s sync.
+	apply(t, fixtures.Grant("pods", devstack.SampleClient, "api", rt, "refreshBefore: 15s"))
 	kubectl(t, "wait", "-n", "pods", "--for=condition=Ready", "--timeout=60s", "gog/api")
 	apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod

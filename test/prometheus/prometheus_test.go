@@ -34,6 +34,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/test/framework/dashboard"
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/promtool"
 )
@@ -143,47 +144,9 @@ func TestRevokedAlertOnARealPrometheus(t *testing.T) {
 	for _, g := range []string{"reports", "crm", "sheets"} {
 		tokens[g] = google.NewRefreshToken(devstack.SampleClientID, devstack.SampleScope)
 	}
-	var objs strings.Builder
-	fmt.Fprintf(&objs, `apiVersion: v1
-kind: Namespace
-metadata: {name: monitoring}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: prometheus, namespace: monitoring}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: prometheus-grantkeeper-metrics}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: grantkeeper-metrics-reader}
-subjects:
-- {kind: ServiceAccount, name: prometheus, namespace: monitoring}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: apps}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: client, namespace: apps}
-stringData: {client_id: %q, client_secret: %q}
-`, devstack.SampleClientID, devstack.SampleClientSecret)
-	for g, rt := range tokens {
-		fmt.Fprintf(&objs, `---
-apiVersion: v1
-kind: Secret
-metadata: {name: %[1]s-rt, namespace: apps}
-stringData: {refresh_token: %[2]q}
----
-apiVersion: oauth.grantkeeper.dev/v1alpha1
-kind: GoogleOAuthGrant
-metadata: {name: %[1]s, namespace: apps}
-spec:
-  clientSecretRef: {name: client}
-  refreshTokenSecretRef: {name: %[1]s-rt}
-`, g, rt)
-	}
-	if out, err := stack.RunInput(objs.String(), "apply", "-f", "-"); err != nil {
+	objs := fixtures.Scraper("monitoring", "prometheus-grantkeeper-metrics", "prometheus") + "---\n" +
+		fixtures.Grants("apps", devstack.SampleClient, tokens)
+	if out, err := stack.RunInput(objs, "apply", "-f", "-"); err != nil {
 		t.Fatalf("kubectl apply: %v: %s", err, out)
 	}
 	// Prometheus authenticates as monitoring/prometheus with a TokenRequest token.

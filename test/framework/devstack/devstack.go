@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
 
@@ -28,6 +29,9 @@ const (
 	SampleRefreshToken = "1//replace-me"
 	SampleScope        = "https://www.googleapis.com/auth/analytics.readonly"
 )
+
+// SampleClient is the sample's OAuth client, for fixtures.
+var SampleClient = fixtures.Client{ID: SampleClientID, Secret: SampleClientSecret}
 
 // Options configure Up.
 type Options struct {
