@@ -61,11 +61,13 @@ test: vet verify-generated k8s-binaries $(GOTESTSUM) $(HELM) ## Vet, check gener
 
 FUZZTIME ?= 5s
 .PHONY: fuzz
-fuzz: ## Fuzz token-response handling and credential parsing for FUZZTIME each (the seeds are the f.Add calls in each fuzz test).
+fuzz: ## Fuzz token-response handling, credential parsing, security-event deliveries and metadata-server answers for FUZZTIME each (the seeds are the f.Add calls in each fuzz test).
 	go test -run '^$$' -fuzz '^FuzzRefreshResponse$$' -fuzztime $(FUZZTIME) ./internal/tokenclient
 	go test -run '^$$' -fuzz '^FuzzParseClient$$' -fuzztime $(FUZZTIME) ./internal/credentials
 	go test -run '^$$' -fuzz '^FuzzParseAuthorizedUser$$' -fuzztime $(FUZZTIME) ./internal/credentials
 	go test -run '^$$' -fuzz '^FuzzParseServiceAccountKey$$' -fuzztime $(FUZZTIME) ./internal/credentials
+	go test -run '^$$' -fuzz '^FuzzReceiver$$' -fuzztime $(FUZZTIME) ./internal/risc
+	go test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./internal/metadataserver
 
 .PHONY: test-e2e
 test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also part of make test).
