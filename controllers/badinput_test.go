@@ -17,10 +17,10 @@ import (
 )
 
 func (h *harness) rawSecret(name string, data map[string][]byte) {
-	h.t.Helper()
+	h.T.Helper()
 	h.recordUserSecret(data)
-	if err := h.c.Create(h.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Data: data}); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Create(h.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name}, Data: data}); err != nil {
+		h.T.Fatal(err)
 	}
 }
 
@@ -105,7 +105,7 @@ func TestBadInput(t *testing.T) {
 	}
 	before := map[string]string{}
 	var secrets corev1.SecretList
-	if err := h.c.List(h.ctx, &secrets, client.InNamespace(h.ns)); err != nil {
+	if err := h.C.List(h.Ctx, &secrets, client.InNamespace(h.Name)); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range secrets.Items {
@@ -171,7 +171,7 @@ func TestSpecChangeDuringRefresh(t *testing.T) {
 	})
 	g := h.GetGrant("moving")
 	g.Spec.RefreshTokenSecretRef.Name = "moving-rt2"
-	if err := h.c.Update(h.ctx, g); err != nil {
+	if err := h.C.Update(h.Ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	changed := time.Now()
@@ -184,7 +184,7 @@ func TestSpecChangeDuringRefresh(t *testing.T) {
 		ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
 		ok := ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == g.Generation && g.Status.ObservedGeneration == g.Generation
 		s := &corev1.Secret{}
-		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "moving-access-token"}, s); err != nil {
+		if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "moving-access-token"}, s); err != nil {
 			return false, err.Error()
 		}
 		at := string(s.Data["access_token"])

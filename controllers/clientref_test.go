@@ -22,33 +22,33 @@ import (
 
 // localClient creates a GoogleOAuthClient naming Secret secret.
 func (h *harness) localClient(name, secret string) {
-	h.t.Helper()
-	c := &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+	h.T.Helper()
+	c := &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name},
 		Spec: oauthv1alpha1.GoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClientObjectSecretReference{Name: secret}}}
-	if err := h.c.Create(h.ctx, c); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Create(h.Ctx, c); err != nil {
+		h.T.Fatal(err)
 	}
 }
 
 // clusterClient creates a ClusterGoogleOAuthClient with a unique name, deleted at cleanup;
 // its Secret is in the test namespace.
 func (h *harness) clusterClient(secret string, mutate func(*oauthv1alpha1.ClusterGoogleOAuthClientSpec)) string {
-	h.t.Helper()
+	h.T.Helper()
 	c := &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "c-" + rand.String(8)},
-		Spec: oauthv1alpha1.ClusterGoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClusterClientSecretReference{Name: secret, Namespace: h.ns}}}
+		Spec: oauthv1alpha1.ClusterGoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClusterClientSecretReference{Name: secret, Namespace: h.Name}}}
 	if mutate != nil {
 		mutate(&c.Spec)
 	}
-	if err := h.c.Create(h.ctx, c); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Create(h.Ctx, c); err != nil {
+		h.T.Fatal(err)
 	}
-	h.t.Cleanup(func() { _ = h.c.Delete(h.ctx, c) })
+	h.T.Cleanup(func() { _ = h.C.Delete(h.Ctx, c) })
 	return c.Name
 }
 
 // refGrant creates a grant naming a client object, with a refresh token of its own.
 func (h *harness) refGrant(name, kind, clientName string) string {
-	h.t.Helper()
+	h.T.Helper()
 	rt := h.google.NewRefreshToken(clientID, analytics)
 	h.secret(name+"-refresh-token", map[string]string{"refresh_token": rt})
 	h.grant(name, func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
@@ -59,9 +59,9 @@ func (h *harness) refGrant(name, kind, clientName string) string {
 
 // waitClient waits until a client object's Ready condition has reason (and status) for its generation.
 func (h *harness) waitClient(obj client.Object, status *oauthv1alpha1.GoogleOAuthClientStatus, status0 metav1.ConditionStatus, reason string) {
-	h.t.Helper()
+	h.T.Helper()
 	h.Eventually(30*time.Second, fmt.Sprintf("%s Ready=%s/%s", obj.GetName(), status0, reason), func() (bool, string) {
-		if err := h.c.Get(h.ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		if err := h.C.Get(h.Ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			return false, err.Error()
 		}
 		c := meta.FindStatusCondition(status.Conditions, oauthv1alpha1.ConditionReady)
@@ -84,10 +84,10 @@ func (h *harness) readyMessage(name string) string {
 // the grants' words, and the client id, following changes to the Secret within seconds.
 func TestClientObjectStatus(t *testing.T) {
 	h := newHarness(t)
-	goc := &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: h.ns}}
+	goc := &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: h.Name}}
 	h.localClient("shared", "shared-client")
 	h.waitClient(goc, &goc.Status, metav1.ConditionFalse, oauthv1alpha1.ReasonSecretNotFound)
-	if msg := meta.FindStatusCondition(goc.Status.Conditions, oauthv1alpha1.ConditionReady).Message; !strings.Contains(msg, `Secret "shared-client" (spec.secretRef of GoogleOAuthClient "shared") not found in namespace "`+h.ns+`"`) {
+	if msg := meta.FindStatusCondition(goc.Status.Conditions, oauthv1alpha1.ConditionReady).Message; !strings.Contains(msg, `Secret "shared-client" (spec.secretRef of GoogleOAuthClient "shared") not found in namespace "`+h.Name+`"`) {
 		t.Errorf("SecretNotFound message: %s", msg)
 	}
 
@@ -121,7 +121,7 @@ func TestClientRefReasons(t *testing.T) {
 	h := newHarness(t)
 	rt := h.refGrant("g", oauthv1alpha1.KindGoogleOAuthClient, "shared")
 	g := h.waitCondition("g", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonClientNotFound)
-	if msg := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady).Message; !strings.Contains(msg, `GoogleOAuthClient "shared" (spec.clientRef) not found in namespace "`+h.ns+`"`) {
+	if msg := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady).Message; !strings.Contains(msg, `GoogleOAuthClient "shared" (spec.clientRef) not found in namespace "`+h.Name+`"`) {
 		t.Errorf("ClientNotFound message: %s", msg)
 	}
 
@@ -145,7 +145,7 @@ func TestClientRefReasons(t *testing.T) {
 	h.waitEvent("g", "Warning/"+oauthv1alpha1.ReasonClientNotReady)
 
 	// The client object deleted: ClientNotFound again; the derived Secret keeps its token.
-	if err := h.c.Delete(h.ctx, &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: h.ns}}); err != nil {
+	if err := h.C.Delete(h.Ctx, &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: h.Name}}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitCondition("g", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonClientNotFound)
@@ -167,7 +167,7 @@ func TestClusterClientSelector(t *testing.T) {
 	})
 	rt := h.refGrant("g", oauthv1alpha1.KindClusterGoogleOAuthClient, name)
 	g := h.waitCondition("g", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonClientNotAllowed)
-	want := fmt.Sprintf(`ClusterGoogleOAuthClient %q (spec.clientRef) does not admit namespace %q`, name, h.ns)
+	want := fmt.Sprintf(`ClusterGoogleOAuthClient %q (spec.clientRef) does not admit namespace %q`, name, h.Name)
 	if msg := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady).Message; !strings.Contains(msg, want) {
 		t.Errorf("ClientNotAllowed message %q lacks %q", msg, want)
 	}
@@ -181,7 +181,7 @@ func TestClusterClientSelector(t *testing.T) {
 	setLabel := func(v *string) {
 		t.Helper()
 		ns := &corev1.Namespace{}
-		if err := h.c.Get(h.ctx, client.ObjectKey{Name: h.ns}, ns); err != nil {
+		if err := h.C.Get(h.Ctx, client.ObjectKey{Name: h.Name}, ns); err != nil {
 			t.Fatal(err)
 		}
 		if v == nil {
@@ -192,7 +192,7 @@ func TestClusterClientSelector(t *testing.T) {
 			}
 			ns.Labels["grantkeeper-test/team"] = *v
 		}
-		if err := h.c.Update(h.ctx, ns); err != nil {
+		if err := h.C.Update(h.Ctx, ns); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,11 +218,11 @@ func TestClusterClientSelector(t *testing.T) {
 	setNamespaces := func(names ...string) {
 		t.Helper()
 		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"namespaces": names}})
-		if err := h.c.Patch(h.ctx, &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		if err := h.C.Patch(h.Ctx, &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(types.MergePatchType, patch)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	setNamespaces(h.ns)
+	setNamespaces(h.Name)
 	h.waitReady("g")
 	setNamespaces("some-other-namespace")
 	h.waitCondition("g", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonClientNotAllowed)
@@ -260,7 +260,7 @@ func TestClientSecretRotation(t *testing.T) {
 		t.Helper()
 		h.Eventually(time.Duration(30+n/10)*time.Second, "every grant Ready", func() (bool, string) {
 			var grants oauthv1alpha1.GoogleOAuthGrantList
-			if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
+			if err := h.C.List(h.Ctx, &grants, client.InNamespace(h.Name)); err != nil {
 				return false, err.Error()
 			}
 			ready := 0

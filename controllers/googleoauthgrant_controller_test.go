@@ -85,7 +85,7 @@ func TestRefreshCycles(t *testing.T) {
 	seen := map[string]bool{}
 	h.Eventually(60*time.Second, "five refreshed tokens", func() (bool, string) {
 		s := &corev1.Secret{}
-		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "short-access-token"}, s); err != nil {
+		if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "short-access-token"}, s); err != nil {
 			t.Fatalf("derived Secret: %v", err)
 		}
 		now := time.Now()
@@ -364,7 +364,7 @@ func TestTargetConflict(t *testing.T) {
 		t.Errorf("%d token request(s) with nowhere to put the token", n)
 	}
 
-	if err := h.c.Delete(h.ctx, after); err != nil {
+	if err := h.C.Delete(h.Ctx, after); err != nil {
 		t.Fatal(err)
 	}
 	h.waitReady("conflict")
@@ -437,11 +437,11 @@ func TestDeletionPolicyRevoke(t *testing.T) {
 		f := h.GetGrant("bye").Finalizers
 		return len(f) == 1 && f[0] == oauthv1alpha1.RevokeFinalizer, fmt.Sprint(f)
 	})
-	if err := h.c.Delete(h.ctx, g); err != nil {
+	if err := h.C.Delete(h.Ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(20*time.Second, "the grant gone", func() (bool, string) {
-		err := h.c.Get(h.ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
+		err := h.C.Get(h.Ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
 		return isNotFound(err), fmt.Sprint(err)
 	})
 	if !h.google.Revoked(rt) || h.google.RevokeRequests() != 1 {
@@ -459,12 +459,12 @@ func TestRevokeGivesUp(t *testing.T) {
 	g := h.grant("stuck", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke })
 	h.waitReady("stuck")
 	h.google.FailNextRevokes(100, 503)
-	if err := h.c.Delete(h.ctx, g); err != nil {
+	if err := h.C.Delete(h.Ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	h.waitEvent("stuck", "Warning/RevokeFailed")
 	h.Eventually(30*time.Second, "the grant gone despite the failing endpoint", func() (bool, string) {
-		err := h.c.Get(h.ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
+		err := h.C.Get(h.Ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
 		return isNotFound(err), fmt.Sprint(err)
 	})
 	if n := h.google.RevokeRequests(); n != 3 {
@@ -483,19 +483,19 @@ func TestDerivedSecretRepaired(t *testing.T) {
 	h.waitReady("repair")
 
 	s := h.derived("repair-access-token")
-	if err := h.c.Delete(h.ctx, s); err != nil {
+	if err := h.C.Delete(h.Ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(20*time.Second, "the derived Secret recreated", func() (bool, string) {
 		s := &corev1.Secret{}
-		err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "repair-access-token"}, s)
+		err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "repair-access-token"}, s)
 		return err == nil && h.google.AccessTokenValid(string(s.Data["access_token"])), fmt.Sprint(err)
 	})
 
 	s = h.derived("repair-access-token")
 	s.Data["access_token"] = []byte("edited by hand")
 	delete(s.Labels, "app.kubernetes.io/managed-by")
-	if err := h.c.Update(h.ctx, s); err != nil {
+	if err := h.C.Update(h.Ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(20*time.Second, "the edited Secret corrected", func() (bool, string) {
@@ -507,7 +507,7 @@ func TestDerivedSecretRepaired(t *testing.T) {
 	// Its owner reference removed by hand: taken back (our labels name this grant), not a conflict.
 	s = h.derived("repair-access-token")
 	s.OwnerReferences = nil
-	if err := h.c.Update(h.ctx, s); err != nil {
+	if err := h.C.Update(h.Ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(20*time.Second, "the owner reference restored", func() (bool, string) {

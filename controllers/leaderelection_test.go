@@ -29,7 +29,7 @@ func TestLeaderElection(t *testing.T) {
 
 	neverExpired := func() (string, bool) {
 		s := &corev1.Secret{}
-		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "le-access-token"}, s); err != nil {
+		if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "le-access-token"}, s); err != nil {
 			t.Fatalf("derived Secret: %v", err)
 		}
 		expiry, err := time.Parse(time.RFC3339, string(s.Data["expiry"]))

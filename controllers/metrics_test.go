@@ -36,7 +36,7 @@ func TestMetrics(t *testing.T) {
 
 	series := func() string {
 		var b strings.Builder
-		if err := grants.Write(h.ctx, &b); err != nil {
+		if err := grants.Write(h.Ctx, &b); err != nil {
 			t.Fatal(err)
 		}
 		lines, err := promtext.Lines(b.String())
@@ -48,20 +48,20 @@ func TestMetrics(t *testing.T) {
 	var got string
 	h.Eventually(10*time.Second, "series for both grants", func() (bool, string) {
 		got = series()
-		return strings.Contains(got, "grantkeeper_grant_ready name=gone namespace="+h.ns+" reason=InvalidGrant 0") &&
-			strings.Contains(got, "grantkeeper_grant_ready name=good namespace="+h.ns+" reason=TokenValid 1"), got
+		return strings.Contains(got, "grantkeeper_grant_ready name=gone namespace="+h.Name+" reason=InvalidGrant 0") &&
+			strings.Contains(got, "grantkeeper_grant_ready name=good namespace="+h.Name+" reason=TokenValid 1"), got
 	})
 	for _, want := range []string{
-		"grantkeeper_grant_revoked name=gone namespace=" + h.ns + " 1",
-		"grantkeeper_grant_revoked name=good namespace=" + h.ns + " 0",
-		"grantkeeper_grant_client_info client=good-client client_kind=Secret name=good namespace=" + h.ns + " 1",
-		"grantkeeper_grant_client_info client=shared client_kind=GoogleOAuthClient name=shared-user namespace=" + h.ns + " 1",
+		"grantkeeper_grant_revoked name=gone namespace=" + h.Name + " 1",
+		"grantkeeper_grant_revoked name=good namespace=" + h.Name + " 0",
+		"grantkeeper_grant_client_info client=good-client client_kind=Secret name=good namespace=" + h.Name + " 1",
+		"grantkeeper_grant_client_info client=shared client_kind=GoogleOAuthClient name=shared-user namespace=" + h.Name + " 1",
 		// status.clientID, written with each token request's outcome, whether it succeeded.
-		"grantkeeper_grant_info account= client_id=" + clientID + " name=good namespace=" + h.ns + " 1",
-		"grantkeeper_grant_info account= client_id=" + clientID + " name=gone namespace=" + h.ns + " 1",
-		"grantkeeper_grant_info account= client_id=" + clientID + " name=shared-user namespace=" + h.ns + " 1",
-		"grantkeeper_access_token_expiration_timestamp_seconds name=good namespace=" + h.ns + " " + strconv.FormatInt(g.Status.ExpiresAt.Unix(), 10),
-		"grantkeeper_next_refresh_timestamp_seconds name=good namespace=" + h.ns + " " + strconv.FormatInt(g.Status.RefreshTime.Unix(), 10),
+		"grantkeeper_grant_info account= client_id=" + clientID + " name=good namespace=" + h.Name + " 1",
+		"grantkeeper_grant_info account= client_id=" + clientID + " name=gone namespace=" + h.Name + " 1",
+		"grantkeeper_grant_info account= client_id=" + clientID + " name=shared-user namespace=" + h.Name + " 1",
+		"grantkeeper_access_token_expiration_timestamp_seconds name=good namespace=" + h.Name + " " + strconv.FormatInt(g.Status.ExpiresAt.Unix(), 10),
+		"grantkeeper_next_refresh_timestamp_seconds name=good namespace=" + h.Name + " " + strconv.FormatInt(g.Status.RefreshTime.Unix(), 10),
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
@@ -74,7 +74,7 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("invalid_grant counter grew by %v, want 1", d)
 	}
 
-	if err := h.c.Delete(h.ctx, h.GetGrant("gone")); err != nil {
+	if err := h.C.Delete(h.Ctx, h.GetGrant("gone")); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(10*time.Second, "no series for the deleted grant", func() (bool, string) {

@@ -34,7 +34,7 @@ func TestConflictClearsWhenForeignSecretGoes(t *testing.T) {
 				h.grant(c.grant)
 			}
 			h.waitCondition(c.grant, oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTargetSecretConflict)
-			if err := h.c.Delete(h.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: c.target, Namespace: h.ns}}); err != nil {
+			if err := h.C.Delete(h.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: c.target, Namespace: h.Name}}); err != nil {
 				t.Fatal(err)
 			}
 			h.waitReady(c.grant)
@@ -68,7 +68,7 @@ func TestSecretEventsReachTheirGrants(t *testing.T) {
 	s := &corev1.Secret{}
 	h.Get(a+"-refresh-token", s)
 	s.Data = map[string][]byte{"refresh_token": []byte(rotated)}
-	if err := h.c.Update(h.ctx, s); err != nil {
+	if err := h.C.Update(h.Ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(10*time.Second, "grant "+a+" to use its new refresh token", func() (bool, string) {
@@ -92,7 +92,7 @@ func TestSecretEventsReachTheirGrants(t *testing.T) {
 	c := &corev1.Secret{}
 	h.Get("shared-client", c)
 	c.Data["note"] = []byte("rotated by the platform team")
-	if err := h.c.Update(h.ctx, c); err != nil {
+	if err := h.C.Update(h.Ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(10*time.Second, "both grants to refresh with the changed client", func() (bool, string) {

@@ -30,7 +30,7 @@ const (
 
 // saKeySecret stores a new key of the service account in Secret name (key credentials.json).
 func (h *harness) saKeySecret(name string) fakegoogle.ServiceAccountKey {
-	h.t.Helper()
+	h.T.Helper()
 	k := h.google.NewServiceAccountKey(saEmail)
 	h.secret(name, map[string]string{"credentials.json": string(k.JSON)})
 	return k
@@ -38,7 +38,7 @@ func (h *harness) saKeySecret(name string) fakegoogle.ServiceAccountKey {
 
 // saGrant creates a service-account grant reading Secret name+"-sa-key".
 func (h *harness) saGrant(name, subject string, mutate ...func(*oauthv1alpha1.GoogleOAuthGrantSpec)) {
-	h.t.Helper()
+	h.T.Helper()
 	h.grant(name, append([]func(*oauthv1alpha1.GoogleOAuthGrantSpec){func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
 		s.ClientSecretRef, s.RefreshTokenSecretRef = nil, nil
 		s.ServiceAccountKeySecretRef = &oauthv1alpha1.ServiceAccountKeySecretReference{Name: name + "-sa-key"}
@@ -154,7 +154,7 @@ func TestServiceAccountBadInput(t *testing.T) {
 	// fixing spec.subject heals it.
 	g = h.GetGrant("bad")
 	g.Spec.Subject = "nobody@example.com"
-	if err := h.c.Update(h.ctx, g); err != nil {
+	if err := h.C.Update(h.Ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	g = h.waitCondition("bad", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant)
@@ -163,7 +163,7 @@ func TestServiceAccountBadInput(t *testing.T) {
 	}
 	h.google.AllowDelegation(saEmail, analyst, analytics)
 	g.Spec.Subject = analyst
-	if err := h.c.Update(h.ctx, g); err != nil {
+	if err := h.C.Update(h.Ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	h.waitReady("bad")
@@ -225,7 +225,7 @@ func TestServiceAccountRefreshCycles(t *testing.T) {
 	seen := map[string]bool{}
 	h.Eventually(60*time.Second, "five refreshed tokens", func() (bool, string) {
 		s := &corev1.Secret{}
-		if err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: "cyc-access-token"}, s); err != nil {
+		if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "cyc-access-token"}, s); err != nil {
 			t.Fatalf("derived Secret: %v", err)
 		}
 		now := time.Now()

@@ -49,10 +49,6 @@ const (
 // harness is one test's world: its own namespace, fake Google and manager.
 type harness struct {
 	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
-	t           *testing.T
-	ctx         context.Context
-	ns          string
-	c           client.Client
 	google      *fakegoogle.Server
 	logs        *grantns.SyncBuffer
 	stop        func()
@@ -108,13 +104,12 @@ func (d *decisions) after(name string, t time.Time) bool {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
+	h := &harness{google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
 	if err := h.google.Start(); err != nil {
 		t.Fatal(err)
 	}
 	h.google.AddClient(clientID, clientSecret)
-	h.NS = grantns.New(t, h.c, "t")
-	h.ns = h.Name
+	h.NS = grantns.New(t, env.Client, "t")
 	h.startManager()
 	t.Cleanup(func() {
 		h.stopManager()
@@ -126,7 +121,7 @@ func newHarness(t *testing.T) *harness {
 
 // startManager runs a manager for the test's namespace, logging (at debug level) to h.logs.
 func (h *harness) startManager() {
-	h.t.Helper()
+	h.T.Helper()
 	m := h.newManager(managerOptions{})
 	h.cached, h.stop = m.cached, m.stop
 }
@@ -166,12 +161,12 @@ func (c countingEndpoint) Refresh(ctx context.Context, cl credentials.Client, rt
 }
 
 func (h *harness) newManager(o managerOptions) *runningManager {
-	h.t.Helper()
+	h.T.Helper()
 	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
 	opts := ctrl.Options{
 		Scheme:                 env.Scheme,
 		Logger:                 logger,
-		Cache:                  controllers.CacheOptions(h.ns),
+		Cache:                  controllers.CacheOptions(h.Name),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	}
@@ -179,12 +174,12 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		lease, renew, retry := 4*time.Second, 3*time.Second, 500*time.Millisecond
 		opts.LeaderElection = true
 		opts.LeaderElectionID = "grantkeeper-test"
-		opts.LeaderElectionNamespace = h.ns
+		opts.LeaderElectionNamespace = h.Name
 		opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = &lease, &renew, &retry
 	}
 	mgr, err := ctrl.NewManager(env.Config, opts)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	m := &runningManager{cached: mgr.GetClient(), requests: &atomic.Int64{}}
 	r := &controllers.GoogleOAuthGrantReconciler{
@@ -197,10 +192,10 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		Clock:             clock.RealClock{},
 		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		MaxRevokeAttempts: 3,
-		ManagerNamespace:  h.ns,
+		ManagerNamespace:  h.Name,
 	}
 	r.Decided = func(g types.NamespacedName, began time.Time) {
-		if g.Namespace != h.ns {
+		if g.Namespace != h.Name {
 			return
 		}
 		h.decided.record(g.Name, began)
@@ -211,7 +206,7 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		m.mu.Unlock()
 	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -224,10 +219,10 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		stopped = true
 		cancel()
 		if err := <-done; err != nil {
-			h.t.Errorf("manager: %v", err)
+			h.T.Errorf("manager: %v", err)
 		}
 	}
-	h.t.Cleanup(m.stop)
+	h.T.Cleanup(m.stop)
 	return m
 }
 
@@ -240,31 +235,31 @@ func (h *harness) stopManager() {
 
 // secret creates a Secret in the test namespace.
 func (h *harness) secret(name string, data map[string]string) *corev1.Secret {
-	h.t.Helper()
+	h.T.Helper()
 	h.recordUserSecret(bytesData(data))
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, StringData: data}
-	if err := h.c.Create(h.ctx, s); err != nil {
-		h.t.Fatal(err)
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name}, StringData: data}
+	if err := h.C.Create(h.Ctx, s); err != nil {
+		h.T.Fatal(err)
 	}
 	return s
 }
 
 // setSecretData replaces a Secret's data.
 func (h *harness) setSecretData(name string, data map[string]string) {
-	h.t.Helper()
+	h.T.Helper()
 	s := &corev1.Secret{}
 	h.Get(name, s)
 	h.recordUserSecret(bytesData(data))
 	s.Data = nil
 	s.StringData = data
-	if err := h.c.Update(h.ctx, s); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Update(h.Ctx, s); err != nil {
+		h.T.Fatal(err)
 	}
 }
 
 // credentials creates the client Secret and a refresh-token Secret for a new refresh token.
 func (h *harness) credentials(prefix string, scopes ...string) (refreshToken string) {
-	h.t.Helper()
+	h.T.Helper()
 	if len(scopes) == 0 {
 		scopes = []string{analytics}
 	}
@@ -275,9 +270,9 @@ func (h *harness) credentials(prefix string, scopes ...string) (refreshToken str
 }
 
 func (h *harness) grant(name string, mutate ...func(*oauthv1alpha1.GoogleOAuthGrantSpec)) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
+	h.T.Helper()
 	g := &oauthv1alpha1.GoogleOAuthGrant{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name},
 		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
 			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: name + "-client"},
 			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
@@ -286,15 +281,15 @@ func (h *harness) grant(name string, mutate ...func(*oauthv1alpha1.GoogleOAuthGr
 	for _, m := range mutate {
 		m(&g.Spec)
 	}
-	if err := h.c.Create(h.ctx, g); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Create(h.Ctx, g); err != nil {
+		h.T.Fatal(err)
 	}
 	return g
 }
 
 // waitCondition waits until the grant has condition typ with status and reason.
 func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus, reason string) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
+	h.T.Helper()
 	var g *oauthv1alpha1.GoogleOAuthGrant
 	h.Eventually(30*time.Second, fmt.Sprintf("%s %s=%s/%s", name, typ, status, reason), func() (bool, string) {
 		g = h.GetGrant(name)
@@ -308,13 +303,13 @@ func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus,
 }
 
 func (h *harness) waitReady(name string) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
+	h.T.Helper()
 	return h.waitCondition(name, oauthv1alpha1.ConditionReady, metav1.ConditionTrue, oauthv1alpha1.ReasonTokenValid)
 }
 
 // derived returns the grant's access-token Secret.
 func (h *harness) derived(name string) *corev1.Secret {
-	h.t.Helper()
+	h.T.Helper()
 	s := &corev1.Secret{}
 	h.Get(name, s)
 	return s
@@ -322,10 +317,10 @@ func (h *harness) derived(name string) *corev1.Secret {
 
 // events lists the events about a grant, as "Type/Reason: note".
 func (h *harness) events(grant string) []string {
-	h.t.Helper()
+	h.T.Helper()
 	var list eventsv1.EventList
-	if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &list, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	var out []string
 	for _, e := range list.Items {
@@ -337,7 +332,7 @@ func (h *harness) events(grant string) []string {
 }
 
 func (h *harness) waitEvent(grant, typeReason string) {
-	h.t.Helper()
+	h.T.Helper()
 	h.Eventually(20*time.Second, "event "+typeReason, func() (bool, string) {
 		evs := h.events(grant)
 		for _, e := range evs {
@@ -353,7 +348,7 @@ func (h *harness) waitEvent(grant, typeReason string) {
 // began after t (not a requeue that only waited for a cache): everything that decision
 // did (token requests, writes) has happened when this returns.
 func (h *harness) waitDecidedAfter(name string, t time.Time) {
-	h.t.Helper()
+	h.T.Helper()
 	h.Eventually(20*time.Second, fmt.Sprintf("a decision about %s begun after %s", name, t.Format(time.RFC3339Nano)), func() (bool, string) {
 		return h.decided.after(name, t), ""
 	})
@@ -362,7 +357,7 @@ func (h *harness) waitDecidedAfter(name string, t time.Time) {
 // poke makes the controller reconcile the grant (an unrelated annotation change) and waits
 // until it has decided about it again, so a test can then assert what it did not do.
 func (h *harness) poke(name string) {
-	h.t.Helper()
+	h.T.Helper()
 	// Before the change: the reconcile it triggers can begin before the call returns.
 	before := time.Now()
 	h.annotate(name, "test/poke", rand.String(6))
@@ -372,18 +367,18 @@ func (h *harness) poke(name string) {
 // annotate sets one annotation with a merge patch, which cannot conflict with the
 // controller's concurrent status writes.
 func (h *harness) annotate(name, key, value string) {
-	h.t.Helper()
-	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}}
+	h.T.Helper()
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name}}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
-	if err := h.c.Patch(h.ctx, g, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Patch(h.Ctx, g, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		h.T.Fatal(err)
 	}
 }
 
 // requestRefresh sets the manual-refresh annotation to now, with nanoseconds: two requests
 // never share a stamp, so a test never depends on the second turning (or not).
 func (h *harness) requestRefresh(name string) string {
-	h.t.Helper()
+	h.T.Helper()
 	v := time.Now().UTC().Format(time.RFC3339Nano)
 	h.annotate(name, oauthv1alpha1.RefreshRequestedAtAnnotation, v)
 	return v
@@ -429,39 +424,39 @@ func (h *harness) secretValues() []string {
 // every one in a Secret the test created) in the controller's log output, in events, or in
 // any grant's or OAuth client object's status.
 func (h *harness) checkNoSecretsLeaked() {
-	h.t.Helper()
+	h.T.Helper()
 	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
 	secrets = append(secrets, h.google.ClientSecrets()...)
 	secrets = append(secrets, h.google.PrivateKeys()...)
 	secrets = append(secrets, h.secretValues()...)
 	var grants oauthv1alpha1.GoogleOAuthGrantList
-	if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &grants, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	var clients oauthv1alpha1.GoogleOAuthClientList
-	if err := h.c.List(h.ctx, &clients, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &clients, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	var clusterClients oauthv1alpha1.ClusterGoogleOAuthClientList
-	if err := h.c.List(h.ctx, &clusterClients); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &clusterClients); err != nil {
+		h.T.Fatal(err)
 	}
 	statusJSON, _ := json.Marshal([]any{grants, clients, clusterClients})
 	var evs eventsv1.EventList
-	if err := h.c.List(h.ctx, &evs, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &evs, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	eventsJSON, _ := json.Marshal(evs)
 	logs := h.logs.String()
 	if !strings.Contains(logs, "Starting Controller") {
-		h.t.Error("captured no controller logs: the leak check would prove nothing")
+		h.T.Error("captured no controller logs: the leak check would prove nothing")
 	}
 	for where, text := range map[string]string{"logs": logs, "grants and clients": string(statusJSON), "events": string(eventsJSON)} {
 		if leakcheck.HasPEMBlock(text) {
-			h.t.Errorf("a PEM block (a private key) appears in the %s", where)
+			h.T.Errorf("a PEM block (a private key) appears in the %s", where)
 		}
 		if found := leakcheck.Find(text, secrets); len(found) > 0 {
-			h.t.Errorf("tokens or client secrets (whole or a %d-character slice) appear in the %s: %v", leakcheck.SliceLen, where, found)
+			h.T.Errorf("tokens or client secrets (whole or a %d-character slice) appear in the %s: %v", leakcheck.SliceLen, where, found)
 		}
 	}
 }

@@ -607,9 +607,9 @@ func (m *managerProc) scrape(name string, match map[string]string) float64 {
 	return total
 }
 
-// describeLate summarises tokens replaced after they expired: how many, and the five latest
-// replacements with their due time, answering request and expiry, in seconds from the
-// window's start.
+// describeLate summarises tokens replaced after they expired: how many, and the five replaced
+// longest after expiry with their due time, answering request and expiry, in seconds from
+// the window's start.
 func describeLate(late []lateReplacement, start time.Time) string {
 	if len(late) == 0 {
 		return "0"
@@ -624,7 +624,7 @@ func describeLate(late []lateReplacement, start time.Time) string {
 		return fmt.Sprintf("%+.1fs", t.Sub(start).Seconds())
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d; latest:", len(late))
+	fmt.Fprintf(&b, "%d; most overdue:", len(late))
 	for _, l := range late[:min(5, len(late))] {
 		fmt.Fprintf(&b, " %s due %s, request %s, expired %s, replaced %s;", l.grant, at(l.due), at(l.request), at(l.expiry), at(l.replaced))
 	}

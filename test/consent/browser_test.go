@@ -233,13 +233,13 @@ func TestBrowser(t *testing.T) {
 		h.grant("b-expired", []string{analytics})
 		link := h.waitLink("b-expired", "")
 		// Age the stored link instead of waiting a TTL out.
-		store := &consent.Store{Reader: h.c, Writer: h.c}
-		sec, rec, err := store.Load(h.ctx, h.ns, "b-expired")
+		store := &consent.Store{Reader: h.C, Writer: h.C}
+		sec, rec, err := store.Load(h.Ctx, h.Name, "b-expired")
 		if err != nil || rec == nil {
 			t.Fatalf("link record: %v", err)
 		}
 		rec.ExpiresAt = time.Now().Add(-time.Minute)
-		if err := store.Save(h.ctx, h.GetGrant("b-expired"), sec, rec); err != nil {
+		if err := store.Save(h.Ctx, h.GetGrant("b-expired"), sec, rec); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := b.tab(t)
@@ -283,7 +283,7 @@ func TestBrowser(t *testing.T) {
 		h.google.RevokeRefreshToken(old)
 		g := h.GetGrant("b-revoked")
 		g.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: time.Now().UTC().Add(time.Second).Format(time.RFC3339)}
-		if err := h.c.Update(h.ctx, g); err != nil {
+		if err := h.C.Update(h.Ctx, g); err != nil {
 			t.Fatal(err)
 		}
 		h.waitCondition("b-revoked", oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, "")
@@ -307,7 +307,7 @@ func TestBrowser(t *testing.T) {
 		h.waitCondition("b-incr", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 		g := h.GetGrant("b-incr")
 		g.Spec.Scopes = append(g.Spec.Scopes, drive)
-		if err := h.c.Update(h.ctx, g); err != nil {
+		if err := h.C.Update(h.Ctx, g); err != nil {
 			t.Fatal(err)
 		}
 		h.waitCondition("b-incr", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes)

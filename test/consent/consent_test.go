@@ -55,7 +55,7 @@ func TestNewGrantConsentOverHTTP(t *testing.T) {
 		t.Errorf("code_challenge %q or state missing", q.Get("code_challenge"))
 	}
 	if f.page.status != http.StatusOK || !strings.Contains(f.page.body, "Access granted") || !strings.Contains(f.page.body, analytics) ||
-		!strings.Contains(f.page.body, "ga") || !strings.Contains(f.page.body, h.ns) {
+		!strings.Contains(f.page.body, "ga") || !strings.Contains(f.page.body, h.Name) {
 		t.Fatalf("success page: HTTP %d %s", f.page.status, f.page.body)
 	}
 
@@ -211,7 +211,7 @@ func TestReconsentRevoked(t *testing.T) {
 	h.google.RevokeRefreshToken(old)
 	g := h.GetGrant("gr")
 	g.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: time.Now().UTC().Add(time.Second).Format(time.RFC3339)}
-	if err := h.c.Update(h.ctx, g); err != nil {
+	if err := h.C.Update(h.Ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	h.waitCondition("gr", oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, "")
@@ -235,7 +235,7 @@ func TestIncrementalAfterAddingScope(t *testing.T) {
 	h.waitCondition("gi", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	g := h.GetGrant("gi")
 	g.Spec.Scopes = append(g.Spec.Scopes, drive)
-	if err := h.c.Update(h.ctx, g); err != nil {
+	if err := h.C.Update(h.Ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	h.waitCondition("gi", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes)
@@ -254,15 +254,15 @@ func TestRecreatedGrantRejectsOldLink(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	g := h.grant("gx", []string{analytics})
 	link := h.waitLink("gx", "")
-	if err := h.c.Delete(h.ctx, g); err != nil {
+	if err := h.C.Delete(h.Ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(10*time.Second, "grant gone", func() (bool, string) {
-		err := h.c.Get(h.ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
+		err := h.C.Get(h.Ctx, client.ObjectKeyFromObject(g), &oauthv1alpha1.GoogleOAuthGrant{})
 		return err != nil, ""
 	})
-	g2 := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: "gx", Namespace: h.ns}, Spec: g.Spec}
-	if err := h.c.Create(h.ctx, g2); err != nil {
+	g2 := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: "gx", Namespace: h.Name}, Spec: g.Spec}
+	if err := h.C.Create(h.Ctx, g2); err != nil {
 		t.Fatal(err)
 	}
 	// Before and after the new grant gets its own link.
@@ -289,7 +289,7 @@ func TestForgedLinksAndStates(t *testing.T) {
 	state := au.Query().Get("state")
 	h.secrets = append(h.secrets, state)
 	ns, name, nonce, ok := consent.ParseState(state)
-	if !ok || ns != h.ns || name != "gf" {
+	if !ok || ns != h.Name || name != "gf" {
 		t.Fatalf("state %q does not parse", redactState(state))
 	}
 	rec := h.record("gf")
@@ -321,11 +321,11 @@ func TestForgedLinksAndStates(t *testing.T) {
 	for i := range 500 {
 		switch i % 5 {
 		case 0:
-			urls = append(urls, h.base+consent.LinkPath(h.ns, "gf", consent.NewID()))
+			urls = append(urls, h.base+consent.LinkPath(h.Name, "gf", consent.NewID()))
 		case 1:
-			urls = append(urls, h.base+consent.LinkPath(h.ns, "gf", mutate(id)))
+			urls = append(urls, h.base+consent.LinkPath(h.Name, "gf", mutate(id)))
 		case 2:
-			urls = append(urls, h.base+consent.LinkPath(h.ns, "other", id))
+			urls = append(urls, h.base+consent.LinkPath(h.Name, "other", id))
 		case 3:
 			urls = append(urls, h.base+consent.LinkPath("default", "gf", id))
 		default:
@@ -333,7 +333,7 @@ func TestForgedLinksAndStates(t *testing.T) {
 		}
 	}
 	encGrant := strings.SplitN(state, ".", 2)[0]
-	otherGrant := strings.SplitN(consentState(h.ns, "other"), ".", 2)[0]
+	otherGrant := strings.SplitN(consentState(h.Name, "other"), ".", 2)[0]
 	for i := range 500 {
 		var st string
 		switch i % 5 {

@@ -58,10 +58,6 @@ const (
 // controller and the consent server.
 type harness struct {
 	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
-	t           *testing.T
-	ctx         context.Context
-	ns          string
-	c           client.Client
 	google      *fakegoogle.Server
 	logs        *grantns.SyncBuffer
 	base        string // the consent server's base URL
@@ -83,14 +79,13 @@ type harnessOptions struct {
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
+	h := &harness{google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
 	if err := h.google.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.google.Close)
 	h.google.AddClient(clientID, clientSecret)
-	h.NS = grantns.New(t, h.c, "c")
-	h.ns = h.Name
+	h.NS = grantns.New(t, env.Client, "c")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +100,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 
 	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(h.ns),
+		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(h.Name),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 	})
 	if err != nil {
@@ -120,7 +115,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	r := &controllers.GoogleOAuthGrantReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Tokens: tokens,
 		Clock: clock.RealClock{}, Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
-		ManagerNamespace: h.ns, Consent: links,
+		ManagerNamespace: h.Name, Consent: links,
 	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
 		t.Fatal(err)
@@ -131,7 +126,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	srv := &consent.Server{
 		Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper-consent"),
-		Tokens: tokens, AuthURL: h.google.AuthURL(), Links: links, ManagerNamespace: h.ns,
+		Tokens: tokens, AuthURL: h.google.AuthURL(), Links: links, ManagerNamespace: h.Name,
 		Clock: clock.RealClock{}, Log: logger.WithName("consent"), ReadTimeout: rt, WriteTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
 	}
 	// A second replica's consent server: another process would have its own clients; it
@@ -163,21 +158,21 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 
 // clientSecretObj creates the grant's OAuth client Secret.
 func (h *harness) clientSecretObj(name string) {
-	h.t.Helper()
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+	h.T.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name},
 		StringData: map[string]string{"client_id": clientID, "client_secret": clientSecret}}
-	if err := h.c.Create(h.ctx, s); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Create(h.Ctx, s); err != nil {
+		h.T.Fatal(err)
 	}
 }
 
 // grant creates a grant with a client Secret and scopes; its refresh-token Secret is
 // <name>-refresh-token (created by nobody: consent does).
 func (h *harness) grant(name string, scopes []string, mutate ...func(*oauthv1alpha1.GoogleOAuthGrantSpec)) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
+	h.T.Helper()
 	h.clientSecretObj(name + "-client")
 	g := &oauthv1alpha1.GoogleOAuthGrant{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name},
 		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
 			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: name + "-client"},
 			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
@@ -187,15 +182,15 @@ func (h *harness) grant(name string, scopes []string, mutate ...func(*oauthv1alp
 	for _, m := range mutate {
 		m(&g.Spec)
 	}
-	if err := h.c.Create(h.ctx, g); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Create(h.Ctx, g); err != nil {
+		h.T.Fatal(err)
 	}
 	return g
 }
 
 // waitCondition waits for a condition of the grant to have status and reason.
 func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus, reason string) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
+	h.T.Helper()
 	var g *oauthv1alpha1.GoogleOAuthGrant
 	h.Eventually(20*time.Second, name+" "+typ+"="+string(status)+"/"+reason, func() (bool, string) {
 		g = h.GetGrant(name)
@@ -210,14 +205,14 @@ func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus,
 
 // waitLink waits for status.consentURL to hold a link (other than not, when set) and returns it.
 func (h *harness) waitLink(name, not string) string {
-	h.t.Helper()
+	h.T.Helper()
 	var link string
 	h.Eventually(20*time.Second, name+" has a consent link", func() (bool, string) {
 		link = h.GetGrant(name).Status.ConsentURL
 		return link != "" && link != not, link
 	})
 	if !strings.HasPrefix(link, h.base+"/c/") {
-		h.t.Fatalf("consent URL %q does not start with the base URL %q", link, h.base)
+		h.T.Fatalf("consent URL %q does not start with the base URL %q", link, h.base)
 	}
 	return link
 }
@@ -233,17 +228,17 @@ type response struct {
 // get fetches u without following redirects; every response is checked for the security
 // headers (consent server only) and kept for the leak check.
 func (h *harness) get(u string, header ...string) response {
-	h.t.Helper()
-	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, u, nil)
+	h.T.Helper()
+	req, err := http.NewRequestWithContext(h.Ctx, http.MethodGet, u, nil)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := h.http.Do(req)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
@@ -273,15 +268,15 @@ func (h *harness) recordPage(page, pageURL string) {
 
 // checkHeaders: the contract's headers on every consent-server response.
 func (h *harness) checkHeaders(u string, hd http.Header) {
-	h.t.Helper()
+	h.T.Helper()
 	want := map[string]string{"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 	for k, v := range want {
 		if hd.Get(k) != v {
-			h.t.Errorf("%s: header %s = %q, want %q", redact(u), k, hd.Get(k), v)
+			h.T.Errorf("%s: header %s = %q, want %q", redact(u), k, hd.Get(k), v)
 		}
 	}
 	if csp := hd.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
-		h.t.Errorf("%s: Content-Security-Policy %q is not restrictive", redact(u), csp)
+		h.T.Errorf("%s: Content-Security-Policy %q is not restrictive", redact(u), csp)
 	}
 }
 
@@ -309,15 +304,15 @@ type flow struct {
 // consentOverHTTP opens link, lets the fake Google decide without a browser, follows the
 // callback, and returns every step.
 func (h *harness) consentOverHTTP(link string) flow {
-	h.t.Helper()
+	h.T.Helper()
 	var f flow
 	f.open = h.get(link)
 	if f.open.status != http.StatusSeeOther {
-		h.t.Fatalf("opening the link: HTTP %d, want 303: %s", f.open.status, f.open.body)
+		h.T.Fatalf("opening the link: HTTP %d, want 303: %s", f.open.status, f.open.body)
 	}
 	u, err := url.Parse(f.open.location)
 	if err != nil || !strings.HasPrefix(f.open.location, h.google.AuthURL()+"?") {
-		h.t.Fatalf("the link redirected to %q, not to the auth URL", f.open.location)
+		h.T.Fatalf("the link redirected to %q, not to the auth URL", f.open.location)
 	}
 	f.authURL = u
 	f.state = u.Query().Get("state")
@@ -327,7 +322,7 @@ func (h *harness) consentOverHTTP(link string) flow {
 	}
 	f.google = h.get(f.open.location)
 	if f.google.status != http.StatusFound || !strings.HasPrefix(f.google.location, h.base+"/callback?") {
-		h.t.Fatalf("Google answered HTTP %d to %q", f.google.status, f.google.location)
+		h.T.Fatalf("Google answered HTTP %d to %q", f.google.status, f.google.location)
 	}
 	f.back = f.google.location
 	bu, _ := url.Parse(f.back)
@@ -342,10 +337,10 @@ func (h *harness) consentOverHTTP(link string) flow {
 
 // record is a grant's link record as stored (nil when absent).
 func (h *harness) record(name string) *consent.Record {
-	h.t.Helper()
-	_, rec, err := (&consent.Store{Reader: h.c, Writer: h.c}).Load(h.ctx, h.ns, name)
+	h.T.Helper()
+	_, rec, err := (&consent.Store{Reader: h.C, Writer: h.C}).Load(h.Ctx, h.Name, name)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	return rec
 }
@@ -362,24 +357,24 @@ func linkGrant(link string) string {
 
 // refreshTokenSecret returns the grant's refresh-token Secret, nil when absent.
 func (h *harness) refreshTokenSecret(name string) *corev1.Secret {
-	h.t.Helper()
+	h.T.Helper()
 	s := &corev1.Secret{}
-	err := h.c.Get(h.ctx, client.ObjectKey{Namespace: h.ns, Name: name + "-refresh-token"}, s)
+	err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: name + "-refresh-token"}, s)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	return s
 }
 
 // events lists the events' reasons and notes on a grant.
 func (h *harness) events(name string) []eventsv1.Event {
-	h.t.Helper()
+	h.T.Helper()
 	var l eventsv1.EventList
-	if err := h.c.List(h.ctx, &l, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &l, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	var out []eventsv1.Event
 	for _, e := range l.Items {
@@ -392,7 +387,7 @@ func (h *harness) events(name string) []eventsv1.Event {
 
 // waitEvent waits for an event with reason on the grant.
 func (h *harness) waitEvent(name, reason string) eventsv1.Event {
-	h.t.Helper()
+	h.T.Helper()
 	var found eventsv1.Event
 	h.Eventually(10*time.Second, "event "+reason+" on "+name, func() (bool, string) {
 		var reasons []string
@@ -412,13 +407,13 @@ func (h *harness) waitEvent(name, reason string) eventsv1.Event {
 // secret, codes, states, PKCE verifiers) in the manager's logs, the namespace's events and
 // every page the consent server answered.
 func (h *harness) checkNoLeaks() {
-	h.t.Helper()
+	h.T.Helper()
 	secrets := append([]string{clientSecret}, h.secrets...)
 	secrets = append(secrets, h.google.RefreshTokens()...)
 	secrets = append(secrets, h.google.IssuedAccessTokens()...)
 	var l eventsv1.EventList
-	if err := h.c.List(h.ctx, &l, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &l, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	var events strings.Builder
 	for _, e := range l.Items {
@@ -429,7 +424,7 @@ func (h *harness) checkNoLeaks() {
 	h.seenMu.Unlock()
 	for what, text := range map[string]string{"manager logs": h.logs.String(), "events": events.String(), "pages": pages} {
 		if found := leakcheck.Find(text, secrets); len(found) > 0 {
-			h.t.Errorf("%s contain secrets: %v", what, found)
+			h.T.Errorf("%s contain secrets: %v", what, found)
 		}
 	}
 }

@@ -48,7 +48,7 @@ func TestPluginConsentLink(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--kubeconfig", kc, "-n", h.ns, "consent-link", "gk", "--wait", "--timeout=50s")
+	cmd := exec.CommandContext(ctx, bin, "--kubeconfig", kc, "-n", h.Name, "consent-link", "gk", "--wait", "--timeout=50s")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -77,7 +77,7 @@ func TestPluginConsentLink(t *testing.T) {
 	}
 
 	// A grant that needs no consent: nothing on stdout, exit 0.
-	out, err := exec.Command(bin, "--kubeconfig", kc, "-n", h.ns, "consent-link", "gk").Output()
+	out, err := exec.Command(bin, "--kubeconfig", kc, "-n", h.Name, "consent-link", "gk").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("consent-link on a Ready grant: %v %q", err, out)
 	}

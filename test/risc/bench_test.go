@@ -50,17 +50,17 @@ func BenchmarkSecurityEventStorm(b *testing.B) {
 		subs[i] = fmt.Sprintf("2%020d", i)
 		h.google.SetAccount(tokens[i], fakegoogle.Account{Sub: subs[i], Email: name + "@example.com"})
 		h.secret(name+"-refresh-token", map[string]string{"refresh_token": tokens[i]})
-		g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+		g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name}, Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
 			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "shared-client"},
 			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
 		}}
-		if err := h.c.Create(h.ctx, g); err != nil {
+		if err := h.C.Create(h.Ctx, g); err != nil {
 			b.Fatal(err)
 		}
 	}
 	h.Eventually(5*time.Minute, "every grant Ready with its account", func() (bool, string) {
 		var list oauthv1alpha1.GoogleOAuthGrantList
-		if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
+		if err := h.C.List(h.Ctx, &list, client.InNamespace(h.Name)); err != nil {
 			return false, err.Error()
 		}
 		n := 0
@@ -169,10 +169,10 @@ func BenchmarkSecurityEventStorm(b *testing.B) {
 	// Each revoking answer came after its writes: check them all at once.
 	var list oauthv1alpha1.GoogleOAuthGrantList
 	var secrets corev1.SecretList
-	if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
+	if err := h.C.List(h.Ctx, &list, client.InNamespace(h.Name)); err != nil {
 		b.Fatal(err)
 	}
-	if err := h.c.List(h.ctx, &secrets, client.InNamespace(h.ns)); err != nil {
+	if err := h.C.List(h.Ctx, &secrets, client.InNamespace(h.Name)); err != nil {
 		b.Fatal(err)
 	}
 	withdrawnTokens := map[string]bool{}

@@ -45,10 +45,6 @@ const (
 // harness: a namespace, fake Google, a fake transmitter, and a manager with the receiver.
 type harness struct {
 	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
-	t           testing.TB
-	ctx         context.Context
-	c           client.Client
-	ns          string
 	google      *fakegoogle.Server
 	tx          *risctransmitter.Transmitter
 	logs        *grantns.SyncBuffer
@@ -59,7 +55,7 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), c: env.Client, google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
+	h := &harness{google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
 	if err := h.google.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +65,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	h.tx = tx
-	h.NS = grantns.New(t, h.c, "r")
-	h.ns = h.Name
+	h.NS = grantns.New(t, env.Client, "r")
 	h.startManager()
 	t.Cleanup(func() {
 		h.stopManager()
@@ -83,37 +78,37 @@ func newHarness(t testing.TB) *harness {
 
 // startManager runs a manager (logging at the default, info, level) whose receiver is at h.url.
 func (h *harness) startManager() {
-	h.t.Helper()
+	h.T.Helper()
 	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.InfoLevel))
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(h.ns),
+		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(h.Name),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 	})
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	r := &controllers.GoogleOAuthGrantReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"),
 		Tokens:  &tokenclient.Endpoint{TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(2 * time.Second)},
 		Clock:   clock.RealClock{},
-		Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, MaxRevokeAttempts: 3, ManagerNamespace: h.ns,
+		Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, MaxRevokeAttempts: 3, ManagerNamespace: h.Name,
 		TokenIndex: controllers.NewTokenIndex(),
 	}
 	sink := &controllers.SecurityEvents{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Index: r.TokenIndex, Clock: clock.RealClock{}, NamespacesOnly: true}
 	if err := sink.SetupWithManager(mgr); err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	h.url = "http://" + ln.Addr().String() + risc.Path
 	handler := &risc.Handler{Verifier: &risc.Verifier{ConfigurationURL: h.tx.ConfigurationURL(), RefetchFloor: 100 * time.Millisecond}, Sink: sink, Log: logger.WithName("risc")}
 	if err := controllers.AddReceiverListener(mgr, ln, handler); err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, SkipNameValidation: true, NamespacesOnly: true}); err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -121,7 +116,7 @@ func (h *harness) startManager() {
 	h.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
-			h.t.Errorf("manager: %v", err)
+			h.T.Errorf("manager: %v", err)
 		}
 	}
 }
@@ -134,34 +129,34 @@ func (h *harness) stopManager() {
 }
 
 func (h *harness) secret(name string, data map[string]string) {
-	h.t.Helper()
+	h.T.Helper()
 	for k, v := range data {
 		if k != "client_id" {
 			h.secrets = append(h.secrets, strings.TrimSpace(v))
 		}
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, StringData: data}
-	if err := h.c.Create(h.ctx, s); err != nil {
-		h.t.Fatal(err)
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name}, StringData: data}
+	if err := h.C.Create(h.Ctx, s); err != nil {
+		h.T.Fatal(err)
 	}
 }
 
 // grant creates a grant with its own client Secret and a new refresh token with scopes; when
 // account is set, the token belongs to it. It returns the refresh token.
 func (h *harness) grant(name string, account *fakegoogle.Account, scopes ...string) string {
-	h.t.Helper()
+	h.T.Helper()
 	rt := h.google.NewRefreshToken(clientID, append([]string{analytics}, scopes...)...)
 	if account != nil {
 		h.google.SetAccount(rt, *account)
 	}
 	h.secret(name+"-client", map[string]string{"client_id": clientID, "client_secret": clientSecret})
 	h.secret(name+"-refresh-token", map[string]string{"refresh_token": rt})
-	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name}, Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
 		ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: name + "-client"},
 		RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-refresh-token"},
 	}}
-	if err := h.c.Create(h.ctx, g); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Create(h.Ctx, g); err != nil {
+		h.T.Fatal(err)
 	}
 	return rt
 }
@@ -176,7 +171,7 @@ func condition(g *oauthv1alpha1.GoogleOAuthGrant, typ string) string {
 }
 
 func (h *harness) waitCondition(name, typ, want string) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
+	h.T.Helper()
 	var g *oauthv1alpha1.GoogleOAuthGrant
 	h.Eventually(30*time.Second, fmt.Sprintf("%s %s=%s", name, typ, want), func() (bool, string) {
 		g = h.GetGrant(name)
@@ -187,13 +182,13 @@ func (h *harness) waitCondition(name, typ, want string) *oauthv1alpha1.GoogleOAu
 }
 
 func (h *harness) waitReady(name string) *oauthv1alpha1.GoogleOAuthGrant {
-	h.t.Helper()
+	h.T.Helper()
 	return h.waitCondition(name, oauthv1alpha1.ConditionReady, "True/TokenValid")
 }
 
 // waitAccount waits until the grant's status.account.sub is known.
 func (h *harness) waitAccount(name string) {
-	h.t.Helper()
+	h.T.Helper()
 	h.Eventually(30*time.Second, name+" status.account", func() (bool, string) {
 		a := h.GetGrant(name).Status.Account
 		return a != nil && a.Sub != "", fmt.Sprint(a)
@@ -202,10 +197,10 @@ func (h *harness) waitAccount(name string) {
 
 // events lists the events about a grant as "Type/Reason".
 func (h *harness) events(grant string) []string {
-	h.t.Helper()
+	h.T.Helper()
 	var list eventsv1.EventList
-	if err := h.c.List(h.ctx, &list, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &list, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	var out []string
 	for _, e := range list.Items {
@@ -228,7 +223,7 @@ func (h *harness) countEvents(grant, typeReason string) int {
 
 // send signs events for our client and posts them; it fails the test unless the answer is want.
 func (h *harness) send(want int, o risctransmitter.Options, evs ...risctransmitter.Event) {
-	h.t.Helper()
+	h.T.Helper()
 	if o.Audience == "" {
 		o.Audience = clientID
 	}
@@ -236,30 +231,30 @@ func (h *harness) send(want int, o risctransmitter.Options, evs ...risctransmitt
 }
 
 func (h *harness) post(want int, raw string) {
-	h.t.Helper()
+	h.T.Helper()
 	code, err := h.tx.Post(h.url, raw)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	if code != want {
-		h.t.Fatalf("receiver answered %d, want %d", code, want)
+		h.T.Fatalf("receiver answered %d, want %d", code, want)
 	}
 }
 
 // snapshot is what must not change: every grant's and Secret's resourceVersion.
 func (h *harness) snapshot() map[string]string {
-	h.t.Helper()
+	h.T.Helper()
 	out := map[string]string{}
 	var grants oauthv1alpha1.GoogleOAuthGrantList
-	if err := h.c.List(h.ctx, &grants, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &grants, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	for _, g := range grants.Items {
 		out["grant/"+g.Name] = g.ResourceVersion
 	}
 	var secrets corev1.SecretList
-	if err := h.c.List(h.ctx, &secrets, client.InNamespace(h.ns)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.List(h.Ctx, &secrets, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatal(err)
 	}
 	for _, s := range secrets.Items {
 		out["secret/"+s.Name] = s.ResourceVersion
@@ -271,7 +266,7 @@ func (h *harness) snapshot() map[string]string {
 // prefix is a slice of the token: leakcheck finds it) in the logs, events or statuses; and no
 // account email in the logs (they run at the default level).
 func (h *harness) checkNoLeaks() {
-	h.t.Helper()
+	h.T.Helper()
 	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
 	secrets = append(secrets, h.google.ClientSecrets()...)
 	secrets = append(secrets, h.secrets...)
@@ -279,35 +274,35 @@ func (h *harness) checkNoLeaks() {
 		secrets = append(secrets, risc.HashIdentifier(rt))
 	}
 	var evs eventsv1.EventList
-	_ = h.c.List(h.ctx, &evs, client.InNamespace(h.ns))
+	_ = h.C.List(h.Ctx, &evs, client.InNamespace(h.Name))
 	var grants oauthv1alpha1.GoogleOAuthGrantList
-	_ = h.c.List(h.ctx, &grants, client.InNamespace(h.ns))
+	_ = h.C.List(h.Ctx, &grants, client.InNamespace(h.Name))
 	logs := h.logs.String()
 	if !strings.Contains(logs, "security-event receiver listening") {
-		h.t.Error("captured no receiver logs: the leak check would prove nothing")
+		h.T.Error("captured no receiver logs: the leak check would prove nothing")
 	}
 	for where, text := range map[string]string{"logs": logs, "events": fmt.Sprint(evs.Items), "grants": fmt.Sprint(grants.Items)} {
 		if found := leakcheck.Find(text, secrets); len(found) > 0 {
-			h.t.Errorf("tokens, identifiers or client secrets appear in the %s: %v", where, found)
+			h.T.Errorf("tokens, identifiers or client secrets appear in the %s: %v", where, found)
 		}
 	}
 	for _, g := range grants.Items {
 		if a := g.Status.Account; a != nil && a.Email != "" && strings.Contains(logs, a.Email) {
-			h.t.Errorf("the account email of grant %s appears in the default-level logs", g.Name)
+			h.T.Errorf("the account email of grant %s appears in the default-level logs", g.Name)
 		}
 	}
 }
 
 // annotate sets one annotation with a merge patch.
 func (h *harness) annotate(name, key, value string) {
-	h.t.Helper()
+	h.T.Helper()
 	g := h.GetGrant(name)
 	before := g.DeepCopy()
 	if g.Annotations == nil {
 		g.Annotations = map[string]string{}
 	}
 	g.Annotations[key] = value
-	if err := h.c.Patch(h.ctx, g, client.MergeFrom(before)); err != nil {
-		h.t.Fatal(err)
+	if err := h.C.Patch(h.Ctx, g, client.MergeFrom(before)); err != nil {
+		h.T.Fatal(err)
 	}
 }

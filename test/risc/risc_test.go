@@ -142,7 +142,7 @@ func TestTokenRevoked(t *testing.T) {
 	s.Data = nil
 	s.StringData = map[string]string{"refresh_token": fresh}
 	h.secrets = append(h.secrets, fresh)
-	if err := h.c.Update(h.ctx, s); err != nil {
+	if err := h.C.Update(h.Ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	h.waitReady("p")
