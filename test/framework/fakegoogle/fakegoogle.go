@@ -402,6 +402,17 @@ func (s *Server) AccessTokenValidity(token string) (issued, expiry time.Time, ok
 	return at.issued, at.expiry, true
 }
 
+// AccessTokenScopes are the scopes an access token issued here carries (nil for a token
+// the fake never issued).
+func (s *Server) AccessTokenScopes(token string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at := s.access[token]; at != nil {
+		return slices.Clone(at.scopes)
+	}
+	return nil
+}
+
 // AccessTokensFor lists the access tokens issued for a refresh token, in issue order.
 func (s *Server) AccessTokensFor(refreshToken string) []IssuedToken {
 	s.mu.Lock()
