@@ -203,7 +203,9 @@ func TestRefreshScope(t *testing.T) {
 		t.Errorf("the request's scope = %q", ex[0].Scope)
 	}
 	_, err = e.Refresh(context.Background(), client, rt, []string{drive, "https://www.googleapis.com/auth/calendar"}, now)
-	if f := tokenerr.Classify(err, now); f.Kind != tokenerr.Rejected || f.Code != "invalid_scope" {
+	if err == nil {
+		t.Error("a refresh asking for a scope never granted succeeded")
+	} else if f := tokenerr.Classify(err, now); f.Kind != tokenerr.Rejected || f.Code != "invalid_scope" {
 		t.Errorf("superset: %v classified %v %q, want Rejected invalid_scope", err, f.Kind, f.Code)
 	}
 	if _, err := e.Refresh(context.Background(), client, rt, nil, now); err != nil {
