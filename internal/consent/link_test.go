@@ -156,6 +156,7 @@ func TestOutcome(t *testing.T) {
 		{"all granted", Callback{Requested: []string{"a"}, Granted: []string{"a", "openid"}}, PageGranted, true, 0},
 		{"identity scopes are not missing", Callback{Requested: []string{"a", "email"}, Granted: []string{"a"}}, PageGranted, true, 0},
 		{"partial", Callback{Requested: []string{"a", "b"}, Granted: []string{"a"}}, PagePartial, true, 1},
+		{"granted under Google's canonical name", Callback{Requested: []string{"profile"}, Granted: []string{"https://www.googleapis.com/auth/userinfo.profile"}}, PageGranted, true, 0},
 		{"hint matches, any case", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "Ana@example.com", Email: "ana@example.com"}, PageGranted, true, 0},
 		{"mismatch", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com", Email: "ben@example.com"}, PageMismatch, false, 0},
 		{"hint without email", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com"}, PageMismatch, false, 0},
