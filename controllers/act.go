@@ -18,6 +18,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/internal/scopes"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
 )
@@ -45,7 +46,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		tok, err = r.Tokens.ServiceAccountToken(ctx, *in.serviceAccount, g.Spec.Scopes, g.Spec.Subject, now)
 	} else {
 		log.V(1).Info("requesting access token", "why", why, "refreshToken", fingerprint(in.refreshToken))
-		tok, err = r.Tokens.Refresh(ctx, in.client, in.refreshToken, now)
+		tok, err = r.refresh(ctx, in, g.Spec.Scopes, now)
 	}
 	result := "success"
 	var failure tokenerr.Failure
@@ -63,6 +64,13 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs), Account: in.account(g), ClientID: in.client.ID}), nil, nil
 	}
 
+	// Never publish a token carrying scopes outside spec.scopes (issue 28): Google may answer
+	// with everything the account granted a shared OAuth client.
+	var excess []string
+	if len(g.Spec.Scopes) > 0 {
+		excess = scopes.Excess(g.Spec.Scopes, tok.Scopes)
+	}
+
 	var events []plan.Event
 	if tok.RefreshToken != "" {
 		// A rotated refresh token is the only copy of the grant: persist it before anything else.
@@ -74,6 +82,11 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		if len(ev) == 0 {
 			r.noteRefreshToken(key, tok.RefreshToken, in.client.ID)
 		}
+	}
+
+	if len(excess) > 0 {
+		log.Info("token not published: it carries scopes outside spec.scopes", "excessScopes", excess)
+		return plan.Record(obs.Observation, plan.Outcome{Token: tok, ExcessScopes: excess, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID}), events, nil
 	}
 
 	issued := now.Truncate(time.Second)
@@ -89,6 +102,29 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
 	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID}), events, nil
+}
+
+// refresh trades the refresh token for an access token narrowed to spec.scopes (with the
+// identity scopes, then without them if Google refuses those: scopes.RefreshRequests); a
+// grant without spec.scopes asks for what its refresh token was granted.
+func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, in *inputs, spec []string, now time.Time) (*tokenclient.Token, error) {
+	attempts := scopes.RefreshRequests(spec)
+	if len(attempts) == 0 {
+		return r.Tokens.Refresh(ctx, in.client, in.refreshToken, nil, now)
+	}
+	var tok *tokenclient.Token
+	var err error
+	for i, want := range attempts {
+		tok, err = r.Tokens.Refresh(ctx, in.client, in.refreshToken, want, now)
+		if err == nil || i == len(attempts)-1 {
+			break
+		}
+		if f := tokenerr.Classify(err, now); f.Kind != tokenerr.Rejected || f.Code != "invalid_scope" {
+			break
+		}
+		logf.FromContext(ctx).V(1).Info("Google refused the identity scopes for this refresh token; asking for spec.scopes alone")
+	}
+	return tok, err
 }
 
 // inputs are the credentials for one token request.

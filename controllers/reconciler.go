@@ -30,7 +30,8 @@ import (
 
 // TokenEndpoint is Google's token and revocation endpoints (tokenclient.Endpoint).
 type TokenEndpoint interface {
-	Refresh(ctx context.Context, client credentials.Client, refreshToken string, now time.Time) (*tokenclient.Token, error)
+	// Refresh sends scopes as the request's scope when set (the token carries only those).
+	Refresh(ctx context.Context, client credentials.Client, refreshToken string, scopes []string, now time.Time) (*tokenclient.Token, error)
 	Revoke(ctx context.Context, token string) error
 	// ServiceAccountToken exchanges a service account's signed assertion (for subject
 	// through domain-wide delegation when set).

@@ -155,9 +155,9 @@ type countingEndpoint struct {
 	n *atomic.Int64
 }
 
-func (c countingEndpoint) Refresh(ctx context.Context, cl credentials.Client, rt string, now time.Time) (*tokenclient.Token, error) {
+func (c countingEndpoint) Refresh(ctx context.Context, cl credentials.Client, rt string, scopes []string, now time.Time) (*tokenclient.Token, error) {
 	c.n.Add(1)
-	return c.TokenEndpoint.Refresh(ctx, cl, rt, now)
+	return c.TokenEndpoint.Refresh(ctx, cl, rt, scopes, now)
 }
 
 func (h *harness) newManager(o managerOptions) *runningManager {

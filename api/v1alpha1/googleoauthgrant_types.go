@@ -47,6 +47,9 @@ const (
 	ReasonInvalidServiceAccountKey = "InvalidServiceAccountKey"
 	// ReasonDelegationDenied: Google refused domain-wide delegation (unauthorized_client).
 	ReasonDelegationDenied = "DelegationDenied"
+	// ReasonExcessScopes: Google's answer carried scopes outside spec.scopes (other than
+	// openid and the e-mail scope); the token was not published (issue 28).
+	ReasonExcessScopes = "ExcessScopes"
 )
 
 const (

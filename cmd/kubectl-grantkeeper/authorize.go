@@ -148,10 +148,16 @@ func (o *authorizeOptions) run(ctx context.Context, k *kube, streams genericioop
 
 	granted := strings.Fields(fmt.Sprint(tok.Extra("scope")))
 	fmt.Fprintf(streams.ErrOut, "Granted scopes: %s\n", strings.Join(granted, " "))
+	missing := false
 	for _, s := range scopes {
 		if !slices.Contains(granted, s) {
+			missing = true
 			fmt.Fprintf(streams.ErrOut, "WARNING: scope %s was requested but not granted (the user unticked it, or the app may not request it)\n", s)
 		}
+	}
+	if missing {
+		// Every refresh asks for spec.scopes (issue 28): Google refuses those not granted.
+		fmt.Fprintf(streams.ErrOut, "WARNING: the grant asks Google for all of --scopes at every refresh and is not Ready until a consent grants them all; run this command again, or with only the granted scopes\n")
 	}
 	if v, ok := tok.Extra("refresh_token_expires_in").(float64); ok && v > 0 {
 		fmt.Fprintf(streams.ErrOut, "WARNING: this refresh token expires in %s (time-based access, or an app in Testing status): the grant will turn Revoked then\n", (time.Duration(v) * time.Second).String())

@@ -1,7 +1,9 @@
 // Package authflow runs Google's OAuth 2.0 authorization-code flow for installed and web
 // apps from a command line: a loopback redirect listener, a random state checked on return,
 // PKCE S256, access_type=offline and prompt=consent (so a refresh token always comes back),
-// include_granted_scopes=true, and the code exchange, all through golang.org/x/oauth2.
+// and the code exchange, all through golang.org/x/oauth2. It never sends
+// include_granted_scopes: the token would then carry every scope the account granted the
+// OAuth client before, other namespaces' included when they share the client (issue 28).
 package authflow
 
 import (
@@ -54,8 +56,7 @@ func Run(ctx context.Context, o Options) (*oauth2.Token, error) {
 
 	state := rand.Text() // 128 random bits, URL-safe
 	verifier := oauth2.GenerateVerifier()
-	opts := []oauth2.AuthCodeOption{oauth2.AccessTypeOffline, oauth2.ApprovalForce, oauth2.S256ChallengeOption(verifier),
-		oauth2.SetAuthURLParam("include_granted_scopes", "true")}
+	opts := []oauth2.AuthCodeOption{oauth2.AccessTypeOffline, oauth2.ApprovalForce, oauth2.S256ChallengeOption(verifier)}
 	if o.LoginHint != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", o.LoginHint))
 	}

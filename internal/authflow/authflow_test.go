@@ -43,10 +43,14 @@ func TestConsentRequest(t *testing.T) {
 	o.Consent = func(consent string) {
 		q, _ := url.Parse(consent)
 		v := q.Query()
-		for k, want := range map[string]string{"access_type": "offline", "prompt": "consent", "code_challenge_method": "S256", "include_granted_scopes": "true", "response_type": "code"} {
+		for k, want := range map[string]string{"access_type": "offline", "prompt": "consent", "code_challenge_method": "S256", "response_type": "code"} {
 			if v.Get(k) != want {
 				t.Errorf("%s = %q, want %q", k, v.Get(k), want)
 			}
+		}
+		// Issue 28: never include_granted_scopes (it would merge other namespaces' scopes).
+		if v.Has("include_granted_scopes") {
+			t.Errorf("the consent URL sends include_granted_scopes=%q", v.Get("include_granted_scopes"))
 		}
 		if v.Get("state") == "" || v.Get("code_challenge") == "" {
 			t.Error("no state or code_challenge")

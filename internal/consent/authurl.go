@@ -28,12 +28,13 @@ func RequestScopes(scopes []string) []string {
 }
 
 // URL is Google's authorization URL for r: offline access, forced consent (so a refresh
-// token always comes back), incremental authorization, PKCE S256 and the state.
+// token always comes back), PKCE S256 and the state. It never sends include_granted_scopes:
+// Google would then add every scope the account granted this OAuth client before, which,
+// when namespaces share a client, includes other namespaces' scopes (issue 28).
 func (r AuthRequest) URL() string {
 	conf := oauth2.Config{ClientID: r.ClientID, RedirectURL: r.RedirectURI, Scopes: RequestScopes(r.Scopes),
 		Endpoint: oauth2.Endpoint{AuthURL: r.AuthURL}}
-	opts := []oauth2.AuthCodeOption{oauth2.AccessTypeOffline, oauth2.ApprovalForce, oauth2.S256ChallengeOption(r.Verifier),
-		oauth2.SetAuthURLParam("include_granted_scopes", "true")}
+	opts := []oauth2.AuthCodeOption{oauth2.AccessTypeOffline, oauth2.ApprovalForce, oauth2.S256ChallengeOption(r.Verifier)}
 	if r.LoginHint != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", r.LoginHint))
 	}

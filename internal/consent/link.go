@@ -23,7 +23,8 @@ type Record struct {
 	GrantUID string `json:"grantUID"`
 	// LinkHash is the SHA-256 (hex) of the current link id.
 	LinkHash string `json:"linkHash"`
-	// Scopes the link asks for; Incremental: only missing ones, with include_granted_scopes.
+	// Scopes the link asks for. Incremental was set by versions before issue 28 (missing
+	// scopes only, with include_granted_scopes); new links never are, and Keeps replaces one.
 	Scopes      []string  `json:"scopes"`
 	Incremental bool      `json:"incremental,omitempty"`
 	Why         string    `json:"why,omitempty"`

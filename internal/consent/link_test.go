@@ -124,12 +124,16 @@ func TestAuthURL(t *testing.T) {
 	}
 	q := u.Query()
 	want := map[string]string{"client_id": "cid", "redirect_uri": "https://c.example.com/callback", "response_type": "code",
-		"scope": "s1 email openid", "access_type": "offline", "prompt": "consent", "include_granted_scopes": "true",
+		"scope": "s1 email openid", "access_type": "offline", "prompt": "consent",
 		"state": "st", "code_challenge_method": "S256", "login_hint": "a@example.com"}
 	for k, v := range want {
 		if q.Get(k) != v {
 			t.Errorf("%s = %q, want %q", k, q.Get(k), v)
 		}
+	}
+	// Issue 28: never include_granted_scopes (it would merge other namespaces' scopes).
+	if q.Has("include_granted_scopes") {
+		t.Errorf("the URL sends include_granted_scopes=%q", q.Get("include_granted_scopes"))
 	}
 	if q.Get("code_challenge") == "" || q.Has("code_verifier") || strings.Contains(raw, "=v&") {
 		t.Error("the challenge is missing or the verifier is in the URL")
@@ -152,6 +156,7 @@ func TestOutcome(t *testing.T) {
 		{"all granted", Callback{Requested: []string{"a"}, Granted: []string{"a", "openid"}}, PageGranted, true, 0},
 		{"identity scopes are not missing", Callback{Requested: []string{"a", "email"}, Granted: []string{"a"}}, PageGranted, true, 0},
 		{"partial", Callback{Requested: []string{"a", "b"}, Granted: []string{"a"}}, PagePartial, true, 1},
+		{"granted under Google's canonical name", Callback{Requested: []string{"profile"}, Granted: []string{"https://www.googleapis.com/auth/userinfo.profile"}}, PageGranted, true, 0},
 		{"hint matches, any case", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "Ana@example.com", Email: "ana@example.com"}, PageGranted, true, 0},
 		{"mismatch", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com", Email: "ben@example.com"}, PageMismatch, false, 0},
 		{"hint without email", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com"}, PageMismatch, false, 0},

@@ -38,7 +38,7 @@ func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, n
 		return 0, nil, err
 	}
 	uid := string(g.UID)
-	if rec != nil && rec.Keeps(st.ConsentURL, uid, need.Scopes, need.Incremental, now) {
+	if rec != nil && rec.Keeps(st.ConsentURL, uid, need.Scopes, false, now) {
 		return rec.ExpiresAt.Sub(now) + time.Second, nil, nil
 	}
 	if wait := rec.settling(uid, need, st.InputsFingerprint, now); wait > 0 {
@@ -51,7 +51,7 @@ func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, n
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	id := rec.Mint(uid, need.Scopes, need.Incremental, need.Why, now, ttl)
+	id := rec.Mint(uid, need.Scopes, false, need.Why, now, ttl)
 	if err := l.Store.Save(ctx, g, sec, rec); err != nil {
 		return 0, nil, err
 	}

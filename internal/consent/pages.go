@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/grantkeeper/grantkeeper/internal/scopes"
 )
 
 // Kind is a page a person sees.
@@ -102,7 +104,8 @@ func Outcome(c Callback) (kind Kind, store bool, missing []string) {
 		return PageMismatch, false, nil
 	}
 	for _, s := range c.Requested {
-		if !slices.Contains(c.Granted, s) && !slices.Contains(IdentityScopes, s) {
+		// Google answers with canonical names (`profile` comes back as .../userinfo.profile).
+		if !scopes.Contains(c.Granted, s) && !slices.Contains(IdentityScopes, s) {
 			missing = append(missing, s)
 		}
 	}

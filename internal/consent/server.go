@@ -363,10 +363,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	base.Kind, base.Scopes, base.Missing = kind, tok.Scopes, missing
 	next := ""
 	if kind == PagePartial {
-		// A follow-up link for the rest, right away (the controller keeps it: same scopes).
+		// A follow-up link right away, for all of spec.scopes (without include_granted_scopes
+		// a consent must ask for them all; the controller keeps it: same scopes).
 		sec, rec, err := s.Links.Store.Load(ctx, ns, name)
 		if err == nil && rec != nil {
-			id := rec.Mint(string(g.UID), missing, true, "scopes are missing", now, s.Links.TTL)
+			id := rec.Mint(string(g.UID), g.Spec.Scopes, false, "scopes are missing", now, s.Links.TTL)
 			if err = s.Links.Store.Save(ctx, g, sec, rec); err == nil {
 				next = s.Links.URL(ns, name, id)
 			}

@@ -19,14 +19,15 @@ const (
 	NeedNoRefreshToken = "no refresh token yet"
 	NeedRevoked        = "the refresh token was revoked"
 	NeedMissingScopes  = "scopes are missing"
+	NeedExcessScopes   = "its tokens carry scopes outside spec.scopes"
 )
 
-// ConsentNeed is why a grant needs a person, and what the consent link asks for.
+// ConsentNeed is why a grant needs a person, and what the consent link asks for: always all
+// of spec.scopes. Links never send include_granted_scopes (issue 28): with an OAuth client
+// shared by namespaces, that would merge another namespace's scopes into this grant's.
 type ConsentNeed struct {
 	Why    string
 	Scopes []string
-	// Incremental: only the missing scopes, added to those already granted.
-	Incremental bool
 }
 
 // ConsentEligible reports whether a grant can be repaired by a consent link: it names its
@@ -38,8 +39,9 @@ func ConsentEligible(g *oauthv1alpha1.GoogleOAuthGrant) bool {
 }
 
 // NeedsConsent says whether an eligible grant with status st needs a person, in order:
-// no refresh token (Ready reason ConsentRequired), revoked (any Revoked=True), missing scopes
-// (ScopesGranted=False: only those are asked for). nil: no person is needed.
+// no refresh token (Ready reason ConsentRequired), revoked (any Revoked=True), tokens with
+// scopes outside spec.scopes (Ready reason ExcessScopes), missing scopes (ScopesGranted=False
+// with MissingScopes). The link asks for all of spec.scopes. nil: no person is needed.
 func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GoogleOAuthGrantStatus) *ConsentNeed {
 	if !ConsentEligible(g) {
 		return nil
@@ -54,21 +56,14 @@ func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GoogleOAu
 		return &ConsentNeed{Why: NeedNoRefreshToken, Scopes: slices.Clone(g.Spec.Scopes)}
 	case meta.IsStatusConditionTrue(st.Conditions, oauthv1alpha1.ConditionRevoked):
 		return &ConsentNeed{Why: NeedRevoked, Scopes: slices.Clone(g.Spec.Scopes)}
+	case ready != nil && ready.Reason == oauthv1alpha1.ReasonExcessScopes:
+		return &ConsentNeed{Why: NeedExcessScopes, Scopes: slices.Clone(g.Spec.Scopes)}
 	}
 	sg := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionScopesGranted)
-	if sg == nil || sg.Reason != oauthv1alpha1.ReasonMissingScopes {
+	if sg == nil || sg.Status != metav1.ConditionFalse || sg.Reason != oauthv1alpha1.ReasonMissingScopes {
 		return nil
 	}
-	var missing []string
-	for _, s := range g.Spec.Scopes {
-		if !slices.Contains(st.GrantedScopes, s) {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	return &ConsentNeed{Why: NeedMissingScopes, Scopes: missing, Incremental: true}
+	return &ConsentNeed{Why: NeedMissingScopes, Scopes: slices.Clone(g.Spec.Scopes)}
 }
 
 // consentMark ends a recorded fingerprint when the inputs were found missing while consent

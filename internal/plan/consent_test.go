@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,12 +35,14 @@ func TestNeedsConsent(t *testing.T) {
 		st      oauthv1alpha1.GoogleOAuthGrantStatus
 		why     string
 		scopes  []string
-		incr    bool
 		needNil bool
 	}{
 		{name: "no refresh token", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", ReasonConsentRequired)}}, why: NeedNoRefreshToken, scopes: []string{"a", "b"}},
 		{name: "revoked, any reason", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "TokenRevokedByGoogle"), cond("Revoked", "True", "TokenRevokedByGoogle")}}, why: NeedRevoked, scopes: []string{"a", "b"}},
-		{name: "missing scopes: only those", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{GrantedScopes: []string{"a"}, Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"b"}, incr: true},
+		// Without include_granted_scopes a consent must ask for all of spec.scopes (issue 28).
+		{name: "missing scopes: all of spec.scopes", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{GrantedScopes: []string{"a"}, Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"a", "b"}},
+		{name: "Google refused spec.scopes (invalid_scope)", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "TokenRequestRejected"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"a", "b"}},
+		{name: "excess scopes", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{GrantedScopes: []string{"a", "b"}, Conditions: []metav1.Condition{cond("Ready", "False", "ExcessScopes"), cond("ScopesGranted", "True", "AllScopesGranted")}}, why: NeedExcessScopes, scopes: []string{"a", "b"}},
 		{name: "healthy", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "True", "AllScopesGranted")}}, needNil: true},
 		{name: "client unusable", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "InvalidClient"), cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
 		{name: "no scopes", g: consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
@@ -59,7 +62,7 @@ func TestNeedsConsent(t *testing.T) {
 				}
 				return
 			}
-			if n == nil || n.Why != tc.why || n.Incremental != tc.incr || len(n.Scopes) != len(tc.scopes) || n.Scopes[0] != tc.scopes[0] {
+			if n == nil || n.Why != tc.why || !slices.Equal(n.Scopes, tc.scopes) {
 				t.Fatalf("need = %+v", n)
 			}
 		})

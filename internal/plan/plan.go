@@ -20,6 +20,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
+	"github.com/grantkeeper/grantkeeper/internal/scopes"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
 )
@@ -92,6 +93,9 @@ type Outcome struct {
 	// ClientID is the OAuth client the request used ("" for a service account); with a
 	// Problem no request was made and status.clientID stays as it is.
 	ClientID string
+	// ExcessScopes, with Token: the scopes Token carries outside spec.scopes (identity
+	// scopes excepted); the token was not published.
+	ExcessScopes []string
 }
 
 // Decide applies the rules in order of precedence.
@@ -227,6 +231,8 @@ func Record(o Observation, out Outcome) Report {
 		return r.finish(0)
 	case out.Failure != nil:
 		return r.failed(*out.Failure)
+	case len(out.ExcessScopes) > 0:
+		return r.excess(out.ExcessScopes)
 	}
 	return r.succeeded(out.Token)
 }
@@ -281,6 +287,28 @@ func (r *reporter) succeeded(tok *tokenclient.Token) Report {
 	return r.finish(schedule.Delay(now, st.RefreshTime.Time))
 }
 
+// excess reports a token that was not published because it carries scopes outside
+// spec.scopes. Retrying cannot change what the refresh token was granted, so it is permanent
+// (PermanentReason): a new consent (the consent link asks for spec.scopes only), a changed
+// Secret or spec, or a manual refresh is what makes the next request.
+func (r *reporter) excess(extra []string) Report {
+	g, st, now := r.o.Grant, r.st, r.o.Now
+	st.FailedRefreshAttempts++
+	st.LastFailureTime = metaTime(now)
+	st.RefreshTime = nil
+	how := ReauthorizeCommand(g)
+	if r.o.ConsentEnabled && ConsentEligible(g) {
+		how = fmt.Sprintf("the account's owner consents again at status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
+	}
+	msg := fmt.Sprintf("Google's answer carries scopes outside spec.scopes: %s. The token was not published (Secret %q keeps its previous token until it expires). The refresh token was granted more than this grant asks for (an older consent with include_granted_scopes, or another namespace's consent on the same OAuth client) and Google did not narrow it. Fix: obtain a refresh token for spec.scopes alone: %s. If the extra scopes remain, the account's owner removes the app at https://myaccount.google.com/permissions and consents again, or give this namespace its own OAuth client. No more requests are made until then.",
+		strings.Join(extra, " "), g.TargetSecretName(), how)
+	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded, "The token endpoint accepted the refresh token.")
+	if r.setReady(metav1.ConditionFalse, oauthv1alpha1.ReasonExcessScopes, msg) {
+		r.event("Warning", oauthv1alpha1.ReasonExcessScopes, "Refresh", "Token not published: it carries scopes outside spec.scopes: "+strings.Join(extra, " "))
+	}
+	return r.finish(0)
+}
+
 func (r *reporter) failed(f tokenerr.Failure) Report {
 	g, st, now := r.o.Grant, r.st, r.o.Now
 	st.FailedRefreshAttempts++
@@ -318,6 +346,17 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 		case f.Kind == tokenerr.InvalidClient:
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in %s and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), clientSource(g)))
 			r.event("Warning", reason, "Refresh", "OAuth client rejected: "+f.Summary())
+		case f.Code == "invalid_scope" && len(g.Spec.Scopes) > 0 && !g.UsesServiceAccount():
+			// The refresh asked for spec.scopes (scopes.RefreshRequests): the refresh token
+			// was not granted them all. Only a consent to all of them helps.
+			how := ReauthorizeCommand(g)
+			if r.o.ConsentEnabled && ConsentEligible(g) {
+				how = fmt.Sprintf("the account's owner consents at status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
+			}
+			r.setCondition(oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes,
+				fmt.Sprintf("Google refused a token for spec.scopes (%s): the refresh token was not granted all of %s (a consent that left some unticked, or scopes added to spec.scopes since), or one of them is not a valid scope.", f.Summary(), strings.Join(g.Spec.Scopes, " ")))
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("Google refused a token for spec.scopes (%s): the refresh token does not cover all of them, or one is not valid. Obtain a refresh token with a consent to all of them: %s. No more requests are made until the Secret or the spec changes.", f.Summary(), how))
+			r.event("Warning", "RefreshFailed", "Refresh", "Token request refused: "+f.Summary())
 		default:
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint refused the request (%s). Fix the cause, then change the grant or its Secrets or request a manual refresh.", f.Summary()))
 			r.event("Warning", "RefreshFailed", "Refresh", "Token request refused: "+f.Summary())
@@ -366,15 +405,17 @@ func (r *reporter) setScopesCondition() {
 		meta.RemoveStatusCondition(&st.Conditions, oauthv1alpha1.ConditionScopesGranted)
 		return
 	}
+	ready := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady)
+	if sg := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionScopesGranted); sg != nil && sg.Status == metav1.ConditionFalse &&
+		ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == oauthv1alpha1.ReasonTokenRequestRejected {
+		// Google refused spec.scopes (failed, invalid_scope): that says more than the scopes
+		// of the last token, until a request answers again.
+		return
+	}
 	if st.ExpiresAt == nil {
 		return
 	}
-	var missing []string
-	for _, s := range g.Spec.Scopes {
-		if !slices.Contains(st.GrantedScopes, s) {
-			missing = append(missing, s)
-		}
-	}
+	missing := scopes.Missing(g.Spec.Scopes, st.GrantedScopes)
 	if len(missing) == 0 {
 		r.setCondition(oauthv1alpha1.ConditionScopesGranted, metav1.ConditionTrue, oauthv1alpha1.ReasonAllScopesGranted, "Every scope in spec.scopes is granted.")
 		return
@@ -437,7 +478,8 @@ func PermanentReason(reason string) bool {
 			return k.Permanent()
 		}
 	}
-	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason) || slices.Contains(SecurityReasons, reason) || reason == ReasonConsentRequired
+	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason) || slices.Contains(SecurityReasons, reason) ||
+		reason == ReasonConsentRequired || reason == oauthv1alpha1.ReasonExcessScopes
 }
 
 // PendingManualRequest returns the refresh-requested-at annotation when it asks for a

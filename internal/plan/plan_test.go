@@ -21,7 +21,10 @@ var (
 	expiry = issued.Add(time.Hour)
 )
 
-const analytics = "https://www.googleapis.com/auth/analytics.readonly"
+const (
+	analytics = "https://www.googleapis.com/auth/analytics.readonly"
+	gmail     = "https://www.googleapis.com/auth/gmail.readonly"
+)
 
 func grant() *oauthv1alpha1.GoogleOAuthGrant {
 	return &oauthv1alpha1.GoogleOAuthGrant{
@@ -264,6 +267,20 @@ func TestRecord(t *testing.T) {
 			message: []string{"kubectl grantkeeper authorize g -n ns --client-secret-file client_secret.json --scopes " + analytics, `Secret "g-refresh-token" key "refresh_token"`}},
 		{name: "invalid_client: no retry", obs: observe(now), out: Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidClient, Status: 401, Code: "invalid_client"}},
 			ready: "False/InvalidClient", events: []string{"Warning/InvalidClient"}, message: []string{`Secret "g-oauth-client"`}},
+		// Issue 28: a token with scopes outside spec.scopes is not published; nothing retries it.
+		{name: "excess scopes: ExcessScopes naming them, no retry", obs: observe(now, func(o *Observation) { o.Grant.Spec.Scopes = []string{analytics} }),
+			out:   Outcome{Token: token(analytics, gmail, "openid"), ExcessScopes: []string{gmail}},
+			ready: "False/ExcessScopes", revoked: "False/RefreshSucceeded", events: []string{"Warning/ExcessScopes"},
+			message: []string{"outside spec.scopes: " + gmail, "was not published", "kubectl grantkeeper authorize g -n ns", "https://myaccount.google.com/permissions"}},
+		{name: "excess scopes with consent links: the message points at the link", obs: observe(now, func(o *Observation) {
+			o.Grant.Spec.Scopes, o.ConsentEnabled = []string{analytics}, true
+		}), out: Outcome{Token: token(analytics, gmail), ExcessScopes: []string{gmail}},
+			ready: "False/ExcessScopes", revoked: "False/RefreshSucceeded", events: []string{"Warning/ExcessScopes"}, message: []string{"status.consentURL"}},
+		// A refresh asks for spec.scopes: invalid_scope means the refresh token lacks some.
+		{name: "invalid_scope for spec.scopes: TokenRequestRejected and MissingScopes", obs: observe(now, noToken, func(o *Observation) {
+			o.Grant.Spec.Scopes = []string{analytics, gmail}
+		}), out: Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.Rejected, Status: 400, Code: "invalid_scope"}},
+			ready: "False/TokenRequestRejected", scopes: "False/MissingScopes", events: []string{"Warning/RefreshFailed"}, message: []string{"does not cover all of them"}},
 		{name: "other refusal: TokenRequestRejected, no retry", obs: observe(now), out: Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.Rejected, Status: 400, Code: "invalid_scope"}},
 			ready: "False/TokenRequestRejected", events: []string{"Warning/RefreshFailed"}},
 		{name: "transient with a valid token: Ready stays True, retry with backoff", obs: observe(now), out: Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.Transient, Status: 503}},
@@ -392,6 +409,9 @@ func TestPermanence(t *testing.T) {
 		if !PermanentReason(r) {
 			t.Errorf("client problem %s must not be retried without a change", r)
 		}
+	}
+	if !PermanentReason(oauthv1alpha1.ReasonExcessScopes) {
+		t.Error("ExcessScopes must not be retried without a change: Google would answer the same")
 	}
 	for _, r := range []string{oauthv1alpha1.ReasonTokenValid, oauthv1alpha1.ReasonTargetSecretConflict, oauthv1alpha1.ReasonPending, oauthv1alpha1.ReasonTokenEndpointError} {
 		if PermanentReason(r) {

@@ -62,7 +62,7 @@ func FuzzRefreshResponse(f *testing.F) {
 			h.Set("Retry-After", retryAfter)
 		}
 		e := &Endpoint{TokenURL: "https://oauth2.example.test/token", HTTP: &http.Client{Transport: canned{status, h, body}}}
-		tok, err := e.Refresh(context.Background(), credentials.Client{ID: "id", Secret: secret}, rt, now)
+		tok, err := e.Refresh(context.Background(), credentials.Client{ID: "id", Secret: secret}, rt, nil, now)
 		if err == nil {
 			if tok.AccessToken == "" || !tok.Expiry.After(now) || tok.Expiry.After(now.Add(MaxLifetime)) {
 				t.Fatalf("unsafe token accepted: expiry %v empty=%v", tok.Expiry, tok.AccessToken == "")

@@ -95,15 +95,22 @@ type Token struct {
 var ErrBadResponse = errors.New("token endpoint returned an unusable token")
 
 // Refresh trades a refresh token for an access token. now is the injected clock's time: the
-// expiry is computed from it and expires_in, not from x/oauth2's wall clock.
-func (e *Endpoint) Refresh(ctx context.Context, client credentials.Client, refreshToken string, now time.Time) (*Token, error) {
+// expiry is computed from it and expires_in, not from x/oauth2's wall clock. scopes, when
+// set, go in the request's `scope` (RFC 6749 section 6): Google then issues a token for
+// exactly those, or refuses with invalid_scope when the refresh token was not granted them
+// all; without it, the token carries everything the refresh token was granted.
+func (e *Endpoint) Refresh(ctx context.Context, client credentials.Client, refreshToken string, scopes []string, now time.Time) (*Token, error) {
 	conf := &oauth2.Config{
 		ClientID:     client.ID,
 		ClientSecret: client.Secret,
 		// Google wants client credentials in the form body (as google.Endpoint sets).
 		Endpoint: oauth2.Endpoint{TokenURL: e.TokenURL, AuthStyle: oauth2.AuthStyleInParams},
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, e.HTTP)
+	hc := e.HTTP
+	if len(scopes) > 0 {
+		hc = withFormParam(e.HTTP, "scope", strings.Join(scopes, " "))
+	}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, err
@@ -209,4 +216,47 @@ func oauthErrorCode(body []byte) string {
 		return ""
 	}
 	return e.Error
+}
+
+// withFormParam is hc with a transport that adds key=value to every form-encoded POST body.
+// x/oauth2's refresh sends no scope and has no option to (a long-standing open request
+// upstream); everything else about the request and its answer stays x/oauth2's.
+func withFormParam(hc *http.Client, key, value string) *http.Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	c := *hc
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = formParam{base: base, key: key, value: value}
+	return &c
+}
+
+type formParam struct {
+	base       http.RoundTripper
+	key, value string
+}
+
+func (f formParam) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || req.Body == nil || req.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+		return f.base.RoundTrip(req)
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, 64<<10))
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, err
+	}
+	form.Set(f.key, f.value)
+	enc := form.Encode()
+	r := req.Clone(req.Context())
+	r.Body = io.NopCloser(strings.NewReader(enc))
+	r.ContentLength = int64(len(enc))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(enc)), nil }
+	return f.base.RoundTrip(r)
 }

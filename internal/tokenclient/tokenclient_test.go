@@ -32,7 +32,7 @@ func TestRefresh(t *testing.T) {
 	rt := g.NewRefreshToken(client.ID, "openid", "https://www.googleapis.com/auth/analytics.readonly")
 	g.SetLifetime(3599 * time.Second)
 	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
-	tok, err := e.Refresh(context.Background(), client, rt, now)
+	tok, err := e.Refresh(context.Background(), client, rt, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestRefresh(t *testing.T) {
 
 	g.SetRotate(true)
 	g.SetRefreshTokenExpiresIn(7 * 24 * time.Hour)
-	tok, err = e.Refresh(context.Background(), client, rt, now)
+	tok, err = e.Refresh(context.Background(), client, rt, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestRefreshFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, rt := tc.prepare()
-			tok, err := e.Refresh(context.Background(), c, rt, now)
+			tok, err := e.Refresh(context.Background(), c, rt, nil, now)
 			if err == nil {
 				t.Fatalf("want error, got token of type %s", tok.TokenType)
 			}
@@ -180,5 +180,38 @@ func TestValidateURL(t *testing.T) {
 		if err := tokenclient.ValidateURL(url); (err == nil) != ok {
 			t.Errorf("ValidateURL(%q) = %v, want ok=%v", url, err, ok)
 		}
+	}
+}
+
+// TestRefreshScope: a refresh with scopes sends them as `scope` (RFC 6749 section 6), so the
+// token carries only those; a superset of what the refresh token was granted is refused with
+// invalid_scope, classified as before (Rejected); without scopes none is sent.
+func TestRefreshScope(t *testing.T) {
+	g, e := setup(t)
+	const gmail, drive = "https://www.googleapis.com/auth/gmail.readonly", "https://www.googleapis.com/auth/drive.file"
+	rt := g.NewRefreshToken(client.ID, gmail, drive, "openid", "email")
+	now := time.Now()
+	tok, err := e.Refresh(context.Background(), client, rt, []string{drive, "openid", "email"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(tok.Scopes, " "); got != drive+" openid email" {
+		t.Errorf("narrowed token carries %q", got)
+	}
+	ex := g.Exchanges()
+	if ex[0].Scope != drive+" openid email" {
+		t.Errorf("the request's scope = %q", ex[0].Scope)
+	}
+	_, err = e.Refresh(context.Background(), client, rt, []string{drive, "https://www.googleapis.com/auth/calendar"}, now)
+	if err == nil {
+		t.Error("a refresh asking for a scope never granted succeeded")
+	} else if f := tokenerr.Classify(err, now); f.Kind != tokenerr.Rejected || f.Code != "invalid_scope" {
+		t.Errorf("superset: %v classified %v %q, want Rejected invalid_scope", err, f.Kind, f.Code)
+	}
+	if _, err := e.Refresh(context.Background(), client, rt, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	if ex := g.Exchanges(); ex[len(ex)-1].Scope != "" {
+		t.Errorf("a refresh without scopes sent scope %q", ex[len(ex)-1].Scope)
 	}
 }

@@ -19,7 +19,7 @@ func TestTokeninfo(t *testing.T) {
 	}{{"email scope: sub and email", []string{"x", fakegoogle.ScopeEmail}, true}, {"no email scope: sub only", []string{"x"}, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := g.NewRefreshToken(client.ID, tc.scopes...)
-			tok, err := e.Refresh(ctx, client, rt, time.Now())
+			tok, err := e.Refresh(ctx, client, rt, nil, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

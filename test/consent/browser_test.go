@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,8 +204,8 @@ func TestBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(boxes) != 1 || boxes[0] != drive {
-			t.Errorf("the follow-up consent asks for %v, want only %s", boxes, drive)
+		if !slices.Equal(boxes, []string{analytics, drive}) {
+			t.Errorf("the follow-up consent asks for %v, want all of spec.scopes (issue 28)", boxes)
 		}
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("allow"))); err != nil {
 			t.Fatal(err)

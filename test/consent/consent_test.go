@@ -41,12 +41,15 @@ func TestNewGrantConsentOverHTTP(t *testing.T) {
 	f := h.consentOverHTTP(link)
 	q := f.authURL.Query()
 	want := map[string]string{"client_id": clientID, "redirect_uri": h.base + "/callback", "response_type": "code",
-		"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true", "code_challenge_method": "S256",
+		"access_type": "offline", "prompt": "consent", "code_challenge_method": "S256",
 		"login_hint": "ben@example.com"}
 	for k, v := range want {
 		if q.Get(k) != v {
 			t.Errorf("auth URL %s = %q, want %q", k, q.Get(k), v)
 		}
+	}
+	if q.Has("include_granted_scopes") {
+		t.Errorf("auth URL sends include_granted_scopes (issue 28)")
 	}
 	if got := strings.Fields(q.Get("scope")); !slices.Equal(got, []string{analytics, "openid", "email"}) {
 		t.Errorf("scope = %q", got)
@@ -103,8 +106,10 @@ func condMessage(g *oauthv1alpha1.GoogleOAuthGrant, typ string) string {
 	return ""
 }
 
-// Partial consent keeps the token, reports MissingScopes, and the page and status carry a
-// follow-up link for the rest only, with include_granted_scopes; using it completes the grant.
+// Partial consent keeps the token; the refresh asks for spec.scopes, which Google refuses
+// (invalid_scope), so the grant reports MissingScopes without publishing a narrower token;
+// the page and status carry a follow-up link for all of spec.scopes (no
+// include_granted_scopes, issue 28); using it completes the grant.
 func TestPartialThenFollowUp(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	h.grant("gp", []string{analytics, drive})
@@ -124,13 +129,13 @@ func TestPartialThenFollowUp(t *testing.T) {
 		t.Fatalf("follow-up link %q not in status and page", next)
 	}
 	// The controller keeps the callback's link: no churn.
-	h.waitCondition("gp", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	h.waitCondition("gp", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTokenRequestRejected)
 	if u := h.GetGrant("gp").Status.ConsentURL; u != next {
 		t.Fatalf("the controller replaced the follow-up link")
 	}
 	f2 := h.consentOverHTTP(next)
-	if got := strings.Fields(f2.authURL.Query().Get("scope")); !slices.Equal(got, []string{drive, "openid", "email"}) {
-		t.Errorf("follow-up asks for %q, want only the missing scope", got)
+	if got := strings.Fields(f2.authURL.Query().Get("scope")); !slices.Equal(got, []string{analytics, drive, "openid", "email"}) {
+		t.Errorf("follow-up asks for %q, want all of spec.scopes", got)
 	}
 	if !strings.Contains(f2.page.body, "Access granted") {
 		t.Fatalf("follow-up page: %s", f2.page.body)
@@ -227,7 +232,9 @@ func TestReconsentRevoked(t *testing.T) {
 	}
 }
 
-// Adding a scope to spec.scopes asks for that scope only (incremental authorization).
+// Adding a scope to spec.scopes: the refresh asking for both is refused (invalid_scope), the
+// grant reports MissingScopes, and its link asks for all of spec.scopes (no incremental
+// authorization, issue 28).
 func TestIncrementalAfterAddingScope(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	h.grant("gi", []string{analytics})
@@ -240,8 +247,8 @@ func TestIncrementalAfterAddingScope(t *testing.T) {
 	}
 	h.waitCondition("gi", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes)
 	f := h.consentOverHTTP(h.waitLink("gi", ""))
-	if got := strings.Fields(f.authURL.Query().Get("scope")); !slices.Equal(got, []string{drive, "openid", "email"}) {
-		t.Errorf("incremental link asks for %q", got)
+	if got := strings.Fields(f.authURL.Query().Get("scope")); !slices.Equal(got, []string{analytics, drive, "openid", "email"}) {
+		t.Errorf("the link asks for %q, want all of spec.scopes", got)
 	}
 	g = h.waitCondition("gi", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionTrue, "")
 	if !slices.Contains(g.Status.GrantedScopes, analytics) {

@@ -69,12 +69,17 @@ type harness struct {
 	seen   []string
 	// secrets are values that must never appear in logs, events or pages (codes, states...).
 	secrets []string
+	// others are further namespaces the manager serves (harnessOptions.otherNamespaces).
+	others []*grantns.NS
 }
 
 type harnessOptions struct {
 	ttl time.Duration
 	// readTimeout is the consent server's read timeout (default 2s in tests).
 	readTimeout time.Duration
+	// otherNamespaces: how many more namespaces the manager serves besides the harness's
+	// own (h.others; the harness's helpers work in one of them inside h.in).
+	otherNamespaces int
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -86,6 +91,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Cleanup(h.google.Close)
 	h.google.AddClient(clientID, clientSecret)
 	h.NS = grantns.New(t, env.Client, "c")
+	served := []string{h.Name}
+	for range o.otherNamespaces {
+		n := grantns.New(t, env.Client, "c")
+		h.others, served = append(h.others, n), append(served, n.Name)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +110,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 
 	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(h.Name),
+		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(served...),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 	})
 	if err != nil {
@@ -154,6 +164,15 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		h.checkNoLeaks()
 	})
 	return h
+}
+
+// in runs fn with the harness's helpers (grant, waitCondition, waitLink, consentOverHTTP...)
+// working in namespace n instead of the harness's own. Not for concurrent use.
+func (h *harness) in(n *grantns.NS, fn func()) {
+	own := h.NS
+	h.NS = n
+	defer func() { h.NS = own }()
+	fn()
 }
 
 // clientSecretObj creates the grant's OAuth client Secret.

@@ -134,22 +134,26 @@ func TestPluginAuthorizeStatusRefreshRevoke(t *testing.T) {
 			t.Errorf("authorize output lacks %q:\n%s", want, out)
 		}
 	}
-	kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "gog/analytics")
-	if got := kubectl(t, "get", "gog", "-n", ns, "analytics", "-o", "jsonpath={.status.conditions[?(@.type==\"ScopesGranted\")].reason}"); got != "MissingScopes" {
-		t.Errorf("ScopesGranted reason %q, want MissingScopes", got)
+	// Issue 28: every refresh asks for spec.scopes, which the partial consent does not cover:
+	// Google refuses (invalid_scope), nothing narrower is published, and the grant says so.
+	kubectl(t, "wait", "-n", ns, "--for=condition=ScopesGranted=false", "--timeout=60s", "gog/analytics")
+	if got := kubectl(t, "get", "gog", "-n", ns, "analytics", "-o", "jsonpath={.status.conditions[?(@.type==\"ScopesGranted\")].reason}/{.status.conditions[?(@.type==\"Ready\")].reason}"); got != "MissingScopes/TokenRequestRejected" {
+		t.Errorf("ScopesGranted/Ready reasons %q, want MissingScopes/TokenRequestRejected", got)
 	}
+
+	// Re-running authorize for the granted scope replaces the stored refresh token (and
+	// spec.scopes) rather than adding a grant.
+	out, code = authorize(t, consentAndReturn(t), "analytics", "-n", ns, "--scopes", devstack.SampleScope)
+	if code != 0 || !strings.Contains(out, "Replaced the stored refresh token") {
+		t.Errorf("second authorize exited %d:\n%s", code, out)
+	}
+	kubectl(t, "wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "gog/analytics")
 
 	if out, code := runPlugin(t, "status", "-n", ns, "analytics"); code != 0 || !strings.Contains(out, "TokenValid") || !strings.Contains(out, "analytics.readonly") {
 		t.Errorf("status exited %d:\n%s", code, out)
 	}
 	if out, code := runPlugin(t, "refresh", "-n", ns, "analytics", "--wait"); code != 0 || !strings.Contains(out, "refreshed: token valid until") {
 		t.Errorf("refresh --wait exited %d:\n%s", code, out)
-	}
-
-	// Re-running authorize replaces the stored refresh token rather than adding a grant.
-	out, code = authorize(t, consentAndReturn(t), "analytics", "-n", ns, "--scopes", devstack.SampleScope)
-	if code != 0 || !strings.Contains(out, "Replaced the stored refresh token") {
-		t.Errorf("second authorize exited %d:\n%s", code, out)
 	}
 
 	if out, code := runPlugin(t, "revoke", "-n", ns, "analytics", "--yes", "--revoke-url", stack.Google.RevokeURL()); code != 0 || !strings.Contains(out, "Revoked=True") {

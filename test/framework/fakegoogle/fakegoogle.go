@@ -38,23 +38,26 @@ type Server struct {
 	rotationGrace time.Duration
 	latency       time.Duration
 	failures      []Failure
-	deny          bool         // the next consent is refused (access_denied)
-	grantOnly     []string     // when set, consent grants only these of the requested scopes
-	consent       consentState // accounts and what they granted (consent.go)
-	revokeErr     []int        // statuses for the next revoke requests
-	clients       map[string]*client
-	refresh       map[string]*refreshToken
-	access        map[string]*accessToken
-	codes         map[string]*authCode
-	requests      map[string]int // token requests per refresh token
-	times         map[string][]time.Time
-	exchanges     []*Exchange
-	bodyTokens    []string                 // access tokens in injected failure bodies (never valid)
-	issuedFor     map[string][]IssuedToken // access tokens per refresh token, in issue order
-	seq           int                      // issue order of refresh tokens
-	onRotate      func()
-	total         int
-	revokes       int
+	deny          bool     // the next consent is refused (access_denied)
+	grantOnly     []string // when set, consent grants only these of the requested scopes
+	// ignoreScope: refreshes ignore the request's scope and answer with every scope the
+	// refresh token's account granted the client (a Google that does not narrow).
+	ignoreScope bool
+	consent     consentState // accounts and what they granted (consent.go)
+	revokeErr   []int        // statuses for the next revoke requests
+	clients     map[string]*client
+	refresh     map[string]*refreshToken
+	access      map[string]*accessToken
+	codes       map[string]*authCode
+	requests    map[string]int // token requests per refresh token
+	times       map[string][]time.Time
+	exchanges   []*Exchange
+	bodyTokens  []string                 // access tokens in injected failure bodies (never valid)
+	issuedFor   map[string][]IssuedToken // access tokens per refresh token, in issue order
+	seq         int                      // issue order of refresh tokens
+	onRotate    func()
+	total       int
+	revokes     int
 	// Service accounts (serviceaccount.go): keys by private_key_id, the delegation table
 	// (service account, user) -> scopes, the domain's users, assertions per service account.
 	saKeys     map[string]*saKey
@@ -145,6 +148,8 @@ type Exchange struct {
 	Status   int
 	// RotatedTo is the new refresh token a successful rotating refresh issued.
 	RotatedTo string
+	// Scope is the request's scope parameter ("" when it sent none).
+	Scope string
 }
 
 // IssuedToken is an access token the fake issued and when it is valid (unless revoked).
@@ -279,6 +284,40 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
+// IgnoreRefreshScope makes refreshes ignore the request's scope and answer with every scope
+// the refresh token's account has granted its client (the union; a refresh token without a
+// consenting account: its own scopes), as a Google that does not narrow would.
+func (s *Server) IgnoreRefreshScope(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ignoreScope = on
+}
+
+// unionLocked is every scope rt's account granted rt's client, rt's own included.
+func (s *Server) unionLocked(rt *refreshToken) []string {
+	out := slices.Clone(rt.scopes)
+	if rt.account == nil {
+		return out
+	}
+	for _, sc := range s.consentLocked().granted[[2]string{rt.account.Email, rt.clientID}] {
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// canonicalScope is the form Google names a scope by (the short identity names are aliases).
+func canonicalScope(s string) string {
+	switch s {
+	case "email":
+		return "https://www.googleapis.com/auth/userinfo.email"
+	case "profile":
+		return "https://www.googleapis.com/auth/userinfo.profile"
+	}
+	return s
+}
+
 // FailNext makes the next n token requests fail with f.
 func (s *Server) FailNext(n int, f Failure) {
 	s.mu.Lock()
@@ -363,6 +402,17 @@ func (s *Server) AccessTokenValidity(token string) (issued, expiry time.Time, ok
 	return at.issued, at.expiry, true
 }
 
+// AccessTokenScopes are the scopes an access token issued here carries (nil for a token
+// the fake never issued).
+func (s *Server) AccessTokenScopes(token string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at := s.access[token]; at != nil {
+		return slices.Clone(at.scopes)
+	}
+	return nil
+}
+
 // AccessTokensFor lists the access tokens issued for a refresh token, in issue order.
 func (s *Server) AccessTokensFor(refreshToken string) []IssuedToken {
 	s.mu.Lock()
@@ -433,7 +483,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.requests[rt]++
 		s.times[rt] = append(s.times[rt], time.Now())
 	}
-	ex := &Exchange{RefreshToken: rt, Arrived: time.Now()}
+	ex := &Exchange{RefreshToken: rt, Arrived: time.Now(), Scope: r.PostForm.Get("scope")}
 	s.exchanges = append(s.exchanges, ex)
 	latency := s.latency
 	var fail *Failure
@@ -505,7 +555,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "refresh_token":
-		ex.RotatedTo = s.refreshGrant(w, clientID, rt)
+		ex.RotatedTo = s.refreshGrant(w, clientID, rt, r.PostForm.Get("scope"))
 	case "authorization_code":
 		s.codeGrant(w, r, clientID)
 	case "":
@@ -553,7 +603,10 @@ func statusCode(status int) string {
 }
 
 // refreshGrant answers a refresh_token grant; it returns the new refresh token when it rotated one.
-func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token string) string {
+// With a scope (RFC 6749 section 6) the token carries exactly those scopes when the refresh
+// token was granted them all (compared in canonical forms), else the answer is invalid_scope;
+// without one, everything the refresh token was granted.
+func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token, scope string) string {
 	if token == "" {
 		oauthError(w, 400, "invalid_request", "Missing required parameter: refresh_token")
 		return ""
@@ -567,7 +620,20 @@ func (s *Server) refreshGrant(w http.ResponseWriter, clientID, token string) str
 		oauthError(w, 401, "unauthorized_client", "Unauthorized")
 		return ""
 	}
-	resp := s.issueLocked(token, clientID, rt.scopes)
+	scopes := rt.scopes
+	switch requested := strings.Fields(scope); {
+	case s.ignoreScope:
+		scopes = s.unionLocked(rt)
+	case len(requested) > 0:
+		for _, sc := range requested {
+			if !slices.ContainsFunc(rt.scopes, func(g string) bool { return canonicalScope(g) == canonicalScope(sc) }) {
+				oauthError(w, 400, "invalid_scope", "Some requested scopes were invalid. {invalid=["+sc+"]}")
+				return ""
+			}
+		}
+		scopes = requested
+	}
+	resp := s.issueLocked(token, clientID, scopes)
 	next := ""
 	if s.rotate {
 		next = "1//fake-" + randomString(24)

@@ -1,6 +1,7 @@
 package fakegoogle
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -69,5 +70,52 @@ func TestRotationRecord(t *testing.T) {
 	}
 	if _, _, ok := s.AccessTokenValidity("ya29.never-issued"); ok {
 		t.Fatal("a token never issued has a validity")
+	}
+}
+
+// TestRefreshScope: a refresh with scope gets exactly those scopes when the refresh token was
+// granted them all (canonical forms compared), invalid_scope when not; IgnoreRefreshScope
+// answers with the whole grant.
+func TestRefreshScope(t *testing.T) {
+	s := New()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.AddClient("id", "secret")
+	const gmail, drive = "https://www.googleapis.com/auth/gmail.readonly", "https://www.googleapis.com/auth/drive.file"
+	rt := s.NewRefreshToken("id", gmail, drive, "openid", "https://www.googleapis.com/auth/userinfo.email")
+	post := func(scope string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.PostForm(s.TokenURL(), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt},
+			"client_id": {"id"}, "client_secret": {"secret"}, "scope": {scope}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	for _, tc := range []struct {
+		scope, want string
+		status      int
+	}{
+		{"", gmail + " " + drive + " openid https://www.googleapis.com/auth/userinfo.email", 200},
+		{drive + " openid email", drive + " openid email", 200},
+		{drive, drive, 200},
+		{drive + " https://www.googleapis.com/auth/calendar", "", 400},
+	} {
+		st, body := post(tc.scope)
+		if st != tc.status || st == 200 && body["scope"] != tc.want || st == 400 && body["error"] != "invalid_scope" {
+			t.Errorf("scope %q: HTTP %d %v, want %d %q", tc.scope, st, body, tc.status, tc.want)
+		}
+	}
+	if ex := s.Exchanges(); ex[1].Scope != drive+" openid email" {
+		t.Errorf("recorded scope %q", ex[1].Scope)
+	}
+	s.IgnoreRefreshScope(true)
+	if st, body := post(drive); st != 200 || body["scope"] != gmail+" "+drive+" openid https://www.googleapis.com/auth/userinfo.email" {
+		t.Errorf("IgnoreRefreshScope: HTTP %d %v", st, body)
 	}
 }
