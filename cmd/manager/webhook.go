@@ -70,7 +70,7 @@ func bindWebhookFlags(fs *flag.FlagSet) *webhookFlags {
 // setup adds the webhook to mgr: certificate rotation (unless cert-manager provides it), then,
 // once the certificate files are in place, the HTTPS server. The manager reports ready only
 // when the server is serving with that certificate.
-func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace string) error {
+func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace string, limit func(http.Handler) http.Handler) error {
 	if !f.enabled {
 		return nil
 	}
@@ -127,14 +127,16 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 		}()
 	}
 
-	reader := mgr.GetAPIReader() // every replica, any namespace (the cache may be limited by --namespaces)
+	// The manager's cache (every replica runs it): a Pod's admission costs no API request.
+	// With --namespaces, grants elsewhere are not cached and the Pod gets the lookup warning.
+	reader := mgr.GetClient()
 	srv := webhook.NewServer(webhook.Options{
 		Port:    f.port,
 		CertDir: f.certDir,
 		// HTTP/2 is off, as on the metrics endpoint (rapid-reset CVEs).
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 	})
-	srv.Register(inject.Path, &webhook.Admission{Handler: &inject.Handler{
+	srv.Register(inject.Path, limit(&webhook.Admission{Handler: &inject.Handler{
 		Config: inject.Config{Image: f.sidecar},
 		GetGrant: func(ctx context.Context, namespace, name string) (*oauthv1alpha1.GoogleOAuthGrant, error) {
 			var g oauthv1alpha1.GoogleOAuthGrant
@@ -147,7 +149,7 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 			}
 			return &g, nil
 		},
-	}})
+	}}))
 	var added atomic.Bool
 	go func() {
 		select {
