@@ -109,6 +109,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string, audience func(context
 	if err != nil {
 		return nil, err
 	}
+	for i := range evs {
+		evs[i].Audience = c.Audience
+	}
 	set := &SET{JTI: c.JTI, Events: evs}
 	if c.IssuedAt != nil {
 		set.IssuedAt = c.IssuedAt.Time
