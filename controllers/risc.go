@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -171,6 +172,7 @@ func (s *SecurityEvents) Apply(ctx context.Context, ev risc.Event, at time.Time)
 			return "", err
 		}
 	}
+	grants = s.ofClients(ctx, grants, eff.Target.Clients)
 	if len(grants) == 0 {
 		return risc.ResultNoMatch, nil
 	}
@@ -190,6 +192,53 @@ func (s *SecurityEvents) Apply(ctx context.Context, ev risc.Event, at time.Time)
 		return "", err
 	}
 	return risc.ResultApplied, nil
+}
+
+// ofClients keeps the grants whose OAuth client ID is one of clients (all when clients is
+// empty). A token revocation is about one client project's tokens; without this, anyone who
+// may create an OAuth client could have Google's genuine events about their own project
+// revoke every other grant of the same account. A grant whose client ID is not known after
+// a catch-up read is kept: revoking wrongly costs a consent, missing a revocation costs more.
+func (s *SecurityEvents) ofClients(ctx context.Context, grants []oauthv1alpha1.GoogleOAuthGrant, clients []string) []oauthv1alpha1.GoogleOAuthGrant {
+	if len(clients) == 0 {
+		return grants
+	}
+	filled := false
+	out := grants[:0:0]
+	for i := range grants {
+		id := s.clientOf(ctx, &grants[i])
+		if id == "" && !filled {
+			filled = true
+			if s.fill(ctx) {
+				id = s.clientOf(ctx, &grants[i])
+			}
+		}
+		if id == "" || slices.Contains(clients, id) {
+			out = append(out, grants[i])
+		}
+	}
+	return out
+}
+
+// clientOf is a grant's OAuth client ID: from the token index (what its last token request
+// used), else its client object's status; "" when neither knows.
+func (s *SecurityEvents) clientOf(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) string {
+	if id := s.Index.ClientOf(client.ObjectKeyFromObject(g)); id != "" {
+		return id
+	}
+	switch g.ClientRefKind() {
+	case oauthv1alpha1.KindGoogleOAuthClient:
+		o := &oauthv1alpha1.GoogleOAuthClient{}
+		if s.Client.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ClientRef.Name}, o) == nil {
+			return o.Status.ClientID
+		}
+	case oauthv1alpha1.KindClusterGoogleOAuthClient:
+		o := &oauthv1alpha1.ClusterGoogleOAuthClient{}
+		if !s.NamespacesOnly && s.Client.Get(ctx, types.NamespacedName{Name: g.Spec.ClientRef.Name}, o) == nil {
+			return o.Status.ClientID
+		}
+	}
+	return ""
 }
 
 // targets are the grants (from the cache) an effect concerns.

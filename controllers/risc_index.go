@@ -135,6 +135,13 @@ func (x *TokenIndex) HasClient(clientID string) bool {
 	return x.clients[clientID] > 0
 }
 
+// ClientOf is the client ID grant's refresh token was issued to, "" when not known.
+func (x *TokenIndex) ClientOf(grant types.NamespacedName) string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.byGrant[grant].clientID
+}
+
 // Len is the number of indexed grants.
 func (x *TokenIndex) Len() int {
 	x.mu.RLock()

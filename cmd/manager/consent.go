@@ -31,7 +31,7 @@ func (f *consentFlags) enabled() bool { return f.bindAddress != "" && f.bindAddr
 
 // setup validates the flags and, when consent links are on, returns the links the
 // controller keeps and adds the server to the manager.
-func (f *consentFlags) setup(mgr ctrl.Manager, tokens *tokenclient.Endpoint, managerNamespace string) (*consent.Links, error) {
+func (f *consentFlags) setup(mgr ctrl.Manager, tokens *tokenclient.Endpoint, managerNamespace string, ep endpointServing) (*consent.Links, error) {
 	if !f.enabled() {
 		return nil, nil
 	}
@@ -43,11 +43,15 @@ func (f *consentFlags) setup(mgr ctrl.Manager, tokens *tokenclient.Endpoint, man
 		BaseURL: f.baseURL,
 		TTL:     f.ttl,
 	}
+	// The server answers from the manager's cache and reads live (and writes) through the
+	// endpoints' low-QPS client, behind a per-client limit.
+	serverLinks := *links
+	serverLinks.Store = consent.Store{Reader: ep.live, Writer: ep.live}
 	srv := &consent.Server{
 		Addr:   f.bindAddress,
-		Reader: mgr.GetAPIReader(), Client: mgr.GetClient(),
+		Reader: ep.live, Client: ep.live, Cache: mgr.GetClient(), Limit: ep.limit,
 		Recorder: mgr.GetEventRecorder("grantkeeper-consent"),
-		Tokens:   tokens, AuthURL: f.authURL, Links: links, ManagerNamespace: managerNamespace,
+		Tokens:   tokens, AuthURL: f.authURL, Links: &serverLinks, ManagerNamespace: managerNamespace,
 		Clock: clock.RealClock{}, Log: ctrl.Log.WithName("consent"),
 	}
 	return links, mgr.Add(srv)

@@ -78,6 +78,8 @@ func run() error {
 	zapOpts.BindFlags(flag.CommandLine)
 	var riscOpts riscFlags
 	riscOpts.bind(flag.CommandLine)
+	var endpoints endpointFlags
+	endpoints.bind(flag.CommandLine)
 	flag.Parse()
 	// Stopping (SIGTERM) cancels work under way on purpose; that is not an error to log.
 	stopping := ctrl.SetupSignalHandler()
@@ -115,7 +117,7 @@ func run() error {
 			// Every scrape is checked with a TokenReview and a SubjectAccessReview for
 			// "get /metrics": per-grant series name namespaces and grants. The filter also
 			// puts internal/metrics' handler in place of client_golang's.
-			FilterProvider: metricsFilter(metricsSecure, grantSeries),
+			FilterProvider: metricsFilter(metricsSecure, grantSeries, &endpoints),
 			// HTTP/2 is off: it has had rapid-reset and stream-cancellation CVEs.
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 		},
@@ -136,7 +138,11 @@ func run() error {
 		RevokeURL: revokeURL,
 		HTTP:      tokenclient.NewHTTPClient(requestTimeout),
 	}
-	consentLinks, err := consentOpts.setup(mgr, tokens, managerNamespace)
+	endpointLive, endpointCached, err := endpoints.clients(mgr)
+	if err != nil {
+		return fmt.Errorf("the endpoints' API client: %w", err)
+	}
+	consentLinks, err := consentOpts.setup(mgr, tokens, managerNamespace, endpointServing{live: endpointLive, limit: endpoints.limit(consentLimits, true)})
 	if err != nil {
 		return err
 	}
@@ -153,14 +159,14 @@ func run() error {
 		Backoff:          schedule.DefaultBackoff,
 		ManagerNamespace: managerNamespace,
 	}
-	if err := riscOpts.setup(mgr, r, namespaces != ""); err != nil {
+	if err := riscOpts.setup(mgr, r, namespaces != "", endpointServing{live: endpointLive, cached: endpointCached, limit: endpoints.limit(riscLimits, true)}); err != nil {
 		return fmt.Errorf("setting up the security-event receiver: %w", err)
 	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
 	grantSeries.Cache = mgr.GetClient()
-	if err := webhookOpts.setup(stopping, mgr, managerNamespace); err != nil {
+	if err := webhookOpts.setup(stopping, mgr, managerNamespace, endpoints.limit(webhookLimits, false)); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -179,17 +185,25 @@ func run() error {
 // endpoint is secure (kubebuilder's default), and not otherwise. internal/scrapeauth answers
 // as controller-runtime's filters.WithAuthenticationAndAuthorization does, without linking
 // k8s.io/apiserver (about 23 MiB of RSS).
-func metricsFilter(secure bool, grants *metrics.GrantSeries) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
+//
+// The guard's reviews go through the endpoints' low-QPS client, and scrapes are limited per
+// client (internal/httplimit) before any review.
+func metricsFilter(secure bool, grants *metrics.GrantSeries, endpoints *endpointFlags) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
 	return func(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
 		auth := func(_ logr.Logger, h http.Handler) (http.Handler, error) { return h, nil }
 		if secure {
 			var err error
-			if auth, err = scrapeauth.New(cfg, hc); err != nil {
+			if auth, err = scrapeauth.New(endpoints.config(cfg), hc); err != nil {
 				return nil, err
 			}
 		}
+		limit := endpoints.limit(metricsLimits, false)
 		return func(log logr.Logger, h http.Handler) (http.Handler, error) {
-			return auth(log, metrics.Handler(h, ctrlmetrics.Registry, grants))
+			guarded, err := auth(log, metrics.Handler(h, ctrlmetrics.Registry, grants))
+			if err != nil {
+				return nil, err
+			}
+			return limit(guarded), nil
 		}, nil
 	}
 }

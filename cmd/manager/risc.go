@@ -23,7 +23,7 @@ func (f *riscFlags) bind(fs *flag.FlagSet) {
 }
 
 // setup adds the receiver to the manager and lets the reconciler index refresh tokens; nothing when off.
-func (f *riscFlags) setup(mgr ctrl.Manager, r *controllers.GoogleOAuthGrantReconciler, namespacesOnly bool) error {
+func (f *riscFlags) setup(mgr ctrl.Manager, r *controllers.GoogleOAuthGrantReconciler, namespacesOnly bool, ep endpointServing) error {
 	if f.bindAddress == "" || f.bindAddress == "0" {
 		return nil
 	}
@@ -31,7 +31,8 @@ func (f *riscFlags) setup(mgr ctrl.Manager, r *controllers.GoogleOAuthGrantRecon
 		return fmt.Errorf("--risc-configuration-url: %w", err)
 	}
 	r.TokenIndex = controllers.NewTokenIndex()
-	sink := &controllers.SecurityEvents{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"),
+	// Reads from the cache; live reads and writes on the endpoints' low-QPS client.
+	sink := &controllers.SecurityEvents{Client: ep.cached, APIReader: ep.live, Recorder: mgr.GetEventRecorder("grantkeeper"),
 		Index: r.TokenIndex, Clock: r.Clock, NamespacesOnly: namespacesOnly}
 	if err := sink.SetupWithManager(mgr); err != nil {
 		return err
@@ -41,5 +42,5 @@ func (f *riscFlags) setup(mgr ctrl.Manager, r *controllers.GoogleOAuthGrantRecon
 		Sink:     sink,
 		Log:      ctrl.Log.WithName("risc"),
 	}
-	return controllers.AddReceiver(mgr, f.bindAddress, h)
+	return controllers.AddReceiver(mgr, f.bindAddress, ep.limit(h))
 }

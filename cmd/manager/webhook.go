@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +49,7 @@ type webhookFlags struct {
 	service     string
 	sidecar     string
 	certTimeout time.Duration
+	clientCA    string
 }
 
 func bindWebhookFlags(fs *flag.FlagSet) *webhookFlags {
@@ -64,13 +66,14 @@ func bindWebhookFlags(fs *flag.FlagSet) *webhookFlags {
 	fs.StringVar(&f.service, "webhook-service-name", inject.ServiceName, "Service in front of the webhook: the certificate is for <service>.<namespace>.svc.")
 	fs.StringVar(&f.sidecar, "metadata-server-image", os.Getenv("METADATA_SERVER_IMAGE"), "Image of the metadata-server sidecar the webhook injects (default: $METADATA_SERVER_IMAGE, which the manifests set).")
 	fs.DurationVar(&f.certTimeout, "webhook-cert-timeout", 10*time.Minute, "With --webhook-self-signed=false: how long to wait for cert-manager to write the certificate Secret before giving up (logged; the manager stays not ready).")
+	fs.StringVar(&f.clientCA, "webhook-client-ca-file", "", "PEM file of the CA that signs the API server's client certificate for admission webhooks (its --admission-control-config-file kubeconfig); when set, the webhook answers only callers presenting a certificate it signed.")
 	return f
 }
 
 // setup adds the webhook to mgr: certificate rotation (unless cert-manager provides it), then,
 // once the certificate files are in place, the HTTPS server. The manager reports ready only
 // when the server is serving with that certificate.
-func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace string) error {
+func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace string, limit func(http.Handler) http.Handler) error {
 	if !f.enabled {
 		return nil
 	}
@@ -127,14 +130,30 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 		}()
 	}
 
-	reader := mgr.GetAPIReader() // every replica, any namespace (the cache may be limited by --namespaces)
+	// The manager's cache (every replica runs it): a Pod's admission costs no API request.
+	// With --namespaces, grants elsewhere are not cached and the Pod gets the lookup warning.
+	reader := mgr.GetClient()
+	// HTTP/2 is off, as on the metrics endpoint (rapid-reset CVEs).
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	if f.clientCA != "" {
+		pem, err := os.ReadFile(f.clientCA)
+		if err != nil {
+			return fmt.Errorf("--webhook-client-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--webhook-client-ca-file %s: no PEM certificate in it", f.clientCA)
+		}
+		tlsOpts = append(tlsOpts, func(c *tls.Config) {
+			c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		})
+	}
 	srv := webhook.NewServer(webhook.Options{
 		Port:    f.port,
 		CertDir: f.certDir,
-		// HTTP/2 is off, as on the metrics endpoint (rapid-reset CVEs).
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		TLSOpts: tlsOpts,
 	})
-	srv.Register(inject.Path, &webhook.Admission{Handler: &inject.Handler{
+	srv.Register(inject.Path, limit(&webhook.Admission{Handler: &inject.Handler{
 		Config: inject.Config{Image: f.sidecar},
 		GetGrant: func(ctx context.Context, namespace, name string) (*oauthv1alpha1.GoogleOAuthGrant, error) {
 			var g oauthv1alpha1.GoogleOAuthGrant
@@ -147,7 +166,7 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 			}
 			return &g, nil
 		},
-	}})
+	}}))
 	var added atomic.Bool
 	go func() {
 		select {

@@ -25,7 +25,7 @@ func TestWebhookFlags(t *testing.T) {
 		if err := fs.Parse(c.args); err != nil {
 			t.Fatal(err)
 		}
-		err := f.setup(context.Background(), nil, c.namespace) // fails before using the manager
+		err := f.setup(context.Background(), nil, c.namespace, nil) // fails before using the manager
 		switch {
 		case c.wantErr == "" && err != nil:
 			t.Errorf("%v: %v", c.args, err)

@@ -37,6 +37,11 @@ type Server struct {
 	Addr string
 	// Reader reads live from the API server; Client writes.
 	Reader client.Reader
+	// Cache, when set, answers requests from outside: the grant and its link record are read
+	// from it, so a forged link or state costs no API request (issue 28).
+	Cache client.Reader
+	// Limit, when set, wraps every handler but /healthz (internal/httplimit).
+	Limit  func(http.Handler) http.Handler
 	Client client.Client
 	// Recorder records the Consent* events on grants.
 	Recorder events.EventRecorder
@@ -103,6 +108,23 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
+// limited is Handler behind Limit (health checks excepted: the kubelet's probes must not
+// fail because of a flood).
+func (s *Server) limited() http.Handler {
+	h := s.Handler()
+	if s.Limit == nil {
+		return h
+	}
+	lh := s.Limit(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		lh.ServeHTTP(w, r)
+	})
+}
+
 // Start serves until ctx ends (a controller-runtime Runnable).
 func (s *Server) Start(ctx context.Context) error {
 	l, err := net.Listen("tcp", s.Addr)
@@ -115,7 +137,7 @@ func (s *Server) Start(ctx context.Context) error {
 // Serve serves on l until ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           s.limited(),
 		ReadHeaderTimeout: or(s.ReadTimeout, 10*time.Second),
 		ReadTimeout:       or(s.ReadTimeout, 10*time.Second),
 		WriteTimeout:      or(s.WriteTimeout, 30*time.Second),
@@ -155,10 +177,14 @@ func (s *Server) page(w http.ResponseWriter, p Page) {
 	_, _ = w.Write(Render(p))
 }
 
-// grant reads a grant live; nil when it does not exist.
+// grant reads a grant (from Cache when set); nil when it does not exist.
 func (s *Server) grant(ctx context.Context, namespace, name string) (*oauthv1alpha1.GoogleOAuthGrant, error) {
 	g := &oauthv1alpha1.GoogleOAuthGrant{}
-	if err := s.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, g); err != nil {
+	r := s.Reader
+	if s.Cache != nil {
+		r = s.Cache
+	}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, g); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
@@ -180,7 +206,7 @@ func (s *Server) load(ctx context.Context, w http.ResponseWriter, log logr.Logge
 		s.page(w, Page{Kind: missing})
 		return nil, nil, nil, false
 	}
-	sec, rec, err := s.Links.Store.Load(ctx, ns, name)
+	sec, rec, err := s.Links.Store.LoadCached(ctx, s.Cache, ns, name)
 	if err != nil {
 		log.Error(err, "reading the consent link")
 		s.page(w, errorPage)

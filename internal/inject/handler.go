@@ -3,6 +3,7 @@ package inject
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,7 +26,10 @@ type Handler struct {
 var _ admission.Handler = (*Handler)(nil)
 
 // Handle admits every Pod. One without the annotation gets no patch at all, so it is stored
-// exactly as sent.
+// exactly as sent. The grant is looked up only in the namespace the request is for (where
+// the API server admits the Pod): an object naming another namespace is refused without a
+// lookup, so no answer carries another namespace's grant (its Secret name, its scopes, or
+// whether it exists).
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
@@ -36,12 +40,16 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		return admission.Allowed("")
 	}
 	sent := pod.Namespace
-	if pod.Namespace == "" {
-		pod.Namespace = req.Namespace // often unset in the object on CREATE: it comes from the path
+	switch {
+	case req.Namespace == "":
+		return admission.Denied("the admission request names no namespace: a Pod is always created in one")
+	case pod.Namespace != "" && pod.Namespace != req.Namespace:
+		return admission.Denied(fmt.Sprintf("the Pod's metadata.namespace %q is not the namespace %q it is created in", pod.Namespace, req.Namespace))
 	}
+	pod.Namespace = req.Namespace // often unset in the object on CREATE: it comes from the path
 	var grant *Grant
 	var warnings []string
-	g, err := h.GetGrant(ctx, pod.Namespace, name)
+	g, err := h.GetGrant(ctx, req.Namespace, name)
 	switch {
 	case err == nil && g != nil:
 		grant = GrantFrom(g)
@@ -53,6 +61,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	out, w, err := Mutate(&pod, grant, h.Config)
 	if err != nil {
 		return admission.Denied(err.Error())
+	}
+	if out == &pod { // nothing injected (hostNetwork): no patch
+		return admission.Allowed("").WithWarnings(append(warnings, w...)...)
 	}
 	out.Namespace = sent // patch only what injection adds
 	patched, err := json.Marshal(out)

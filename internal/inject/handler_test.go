@@ -131,3 +131,40 @@ func TestHandlerRefusesBadAnnotation(t *testing.T) {
 		t.Fatalf("allowed=%v result=%+v", resp.Allowed, resp.Result)
 	}
 }
+
+// The webhook answers any caller. A review for namespace "reports" whose Pod object claims
+// another namespace must not look up, or reveal, that namespace's grant (its Secret name,
+// scopes, existence); a grant is only ever looked up in the request's namespace.
+func TestHandlerRevealsNothingAcrossNamespaces(t *testing.T) {
+	secret := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "payroll", Name: "bank"},
+		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{AccessTokenSecretName: "payroll-bank-token-xyz", Scopes: []string{"https://www.googleapis.com/auth/secret-scope"}}}
+	var looked []string
+	lookup := grants(map[string]*oauthv1alpha1.GoogleOAuthGrant{"payroll/bank": secret})
+	h := &Handler{Config: cfg, GetGrant: func(ctx context.Context, ns, name string) (*oauthv1alpha1.GoogleOAuthGrant, error) {
+		looked = append(looked, ns+"/"+name)
+		return lookup(ctx, ns, name)
+	}}
+	for _, tc := range []struct{ name, raw, reqNS string }{
+		{"object claims another namespace", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"payroll","annotations":{"oauth.grantkeeper.dev/inject":"bank"}},"spec":{"containers":[{"name":"app"}]}}`, "reports"},
+		{"request names no namespace", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"payroll","annotations":{"oauth.grantkeeper.dev/inject":"bank"}},"spec":{"containers":[{"name":"app"}]}}`, ""},
+		{"same grant name in the request's namespace, where there is none", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"oauth.grantkeeper.dev/inject":"bank"}},"spec":{"containers":[{"name":"app"}]}}`, "reports"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			looked = nil
+			req := request(tc.raw)
+			req.Namespace = tc.reqNS
+			resp := h.Handle(context.Background(), req)
+			answer, _ := json.Marshal(resp)
+			for _, secret := range []string{"payroll-bank-token-xyz", "secret-scope"} {
+				if strings.Contains(string(answer), secret) {
+					t.Errorf("the answer reveals %q of grant payroll/bank: %s", secret, answer)
+				}
+			}
+			for _, l := range looked {
+				if !strings.HasPrefix(l, "reports/") {
+					t.Errorf("looked up grant %s for a request in namespace %q", l, tc.reqNS)
+				}
+			}
+		})
+	}
+}

@@ -24,6 +24,10 @@ const (
 	Annotation = "oauth.grantkeeper.dev/inject"
 	// ProjectAnnotation is served as project/project-id.
 	ProjectAnnotation = "oauth.grantkeeper.dev/inject-project-id"
+	// ContainersAnnotation, a comma-separated list of container names, limits the
+	// environment that points Google's libraries at the sidecar to those containers (default:
+	// every container), so third-party sidecars in the Pod do not act as the user.
+	ContainersAnnotation = "oauth.grantkeeper.dev/inject-containers"
 )
 
 // Names of what is added (fixed, so a second pass recognises its own work).
@@ -87,6 +91,16 @@ func Mutate(pod *corev1.Pod, grant *Grant, cfg Config) (*corev1.Pod, []string, e
 	if cfg.Image == "" {
 		return nil, nil, fmt.Errorf("the webhook has no metadata-server image configured")
 	}
+	if pod.Spec.HostNetwork {
+		// The sidecar would listen on the node's loopback: any process on the node, and any
+		// other hostNetwork Pod, could ask it for the grant's tokens.
+		return pod, []string{fmt.Sprintf("not injecting the %s sidecar for grant %q: the Pod uses hostNetwork, where the sidecar's %s is the node's loopback and any process on the node could get the grant's tokens; run the Pod without hostNetwork, or read the grant's Secret instead",
+			SidecarName, name, ListenAddress)}, nil
+	}
+	only, err := containerList(pod)
+	if err != nil {
+		return nil, nil, err
+	}
 	out := pod.DeepCopy()
 	var warnings []string
 
@@ -125,7 +139,7 @@ func Mutate(pod *corev1.Pod, grant *Grant, cfg Config) (*corev1.Pod, []string, e
 	for _, list := range []*[]corev1.Container{&out.Spec.InitContainers, &out.Spec.Containers} {
 		for i := range *list {
 			c := &(*list)[i]
-			if c.Name == SidecarName {
+			if c.Name == SidecarName || (only != nil && !slices.Contains(only, c.Name)) {
 				continue
 			}
 			for _, e := range Env() {
@@ -143,6 +157,27 @@ func Mutate(pod *corev1.Pod, grant *Grant, cfg Config) (*corev1.Pod, []string, e
 		}
 	}
 	return out, warnings, nil
+}
+
+// containerList is ContainersAnnotation's names, nil without it; a name that is not a
+// container of the Pod is an error (a typo would silently leave the app without tokens).
+func containerList(pod *corev1.Pod) ([]string, error) {
+	v, ok := pod.Annotations[ContainersAnnotation]
+	if !ok {
+		return nil, nil
+	}
+	names := []string{}
+	for n := range strings.SplitSeq(v, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		has := func(c corev1.Container) bool { return c.Name == n }
+		if !slices.ContainsFunc(pod.Spec.Containers, has) && !slices.ContainsFunc(pod.Spec.InitContainers, has) {
+			return nil, fmt.Errorf("annotation %s names %q, which is not a container of the Pod", ContainersAnnotation, n)
+		}
+		names = append(names, n)
+	}
+	return names, nil
 }
 
 func sidecar(cfg Config, scopes []string, project string) corev1.Container {

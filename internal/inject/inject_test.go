@@ -109,6 +109,44 @@ func TestMutate(t *testing.T) {
 					t.Errorf("env %v", env)
 				}
 			}},
+		{name: "hostNetwork: not injected, with a warning", grant: analytics,
+			pod: func() *corev1.Pod {
+				p := pod(map[string]string{Annotation: "analytics"})
+				p.Spec.HostNetwork = true
+				return p
+			}(),
+			warnings: []string{`not injecting the grantkeeper-metadata-server sidecar for grant "analytics": the Pod uses hostNetwork`},
+			check: func(t *testing.T, in, out *corev1.Pod) {
+				if len(out.Spec.InitContainers) != 0 || len(out.Spec.Volumes) != 0 || len(out.Spec.Containers[0].Env) != 0 {
+					t.Errorf("a hostNetwork Pod got the sidecar, volume or environment: %+v", out.Spec)
+				}
+			}},
+		{name: "hostNetwork, grant missing: one warning, not injected", grant: nil,
+			pod: func() *corev1.Pod {
+				p := pod(map[string]string{Annotation: "analytics"})
+				p.Spec.HostNetwork = true
+				return p
+			}(),
+			warnings: []string{"the Pod uses hostNetwork"},
+			check: func(t *testing.T, in, out *corev1.Pod) {
+				if len(out.Spec.InitContainers) != 0 {
+					t.Error("a hostNetwork Pod got the sidecar")
+				}
+			}},
+		{name: "inject-containers: only the named containers get the environment", grant: analytics,
+			pod: pod(map[string]string{Annotation: "analytics", ContainersAnnotation: " app "},
+				corev1.Container{Name: "app"}, corev1.Container{Name: "log-shipper"}),
+			check: func(t *testing.T, in, out *corev1.Pod) {
+				if envOf(out.Spec.Containers[0])["GCE_METADATA_HOST"] == "" {
+					t.Error("the named container app lacks the environment")
+				}
+				if len(out.Spec.Containers[1].Env) != 0 {
+					t.Errorf("the unnamed container log-shipper got %v", out.Spec.Containers[1].Env)
+				}
+			}},
+		{name: "inject-containers naming no container: refused", grant: analytics,
+			pod: pod(map[string]string{Annotation: "analytics", ContainersAnnotation: "ap"}, corev1.Container{Name: "app"}),
+			err: `annotation oauth.grantkeeper.dev/inject-containers names "ap", which is not a container of the Pod`},
 		{name: "bad grant name: refused", pod: pod(map[string]string{Annotation: "Analytics_1"}), err: `"Analytics_1" is not a GoogleOAuthGrant name`},
 		{name: "empty grant name: refused", pod: pod(map[string]string{Annotation: " "}), err: "is not a GoogleOAuthGrant name"},
 		{name: "volume name taken: refused", grant: analytics,

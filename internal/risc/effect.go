@@ -37,6 +37,10 @@ type Target struct {
 	TokenKey string
 	// Sub: every grant of this account.
 	Sub string
+	// Clients, when set, limits the grants to those whose OAuth client ID is one of these
+	// (the event's aud): token revocations are per client project, and anyone who may
+	// create a client can make a client ID the cluster knows.
+	Clients []string
 }
 
 // Effect is what one event means.
@@ -59,10 +63,10 @@ func EffectOf(ev Event) Effect {
 		if key == "" {
 			return Effect{}
 		}
-		return Effect{Action: Revoke, Target: Target{TokenKey: key}, Reason: ReasonTokenRevokedByGoogle,
+		return Effect{Action: Revoke, Target: Target{TokenKey: key, Clients: ev.Audience}, Reason: ReasonTokenRevokedByGoogle,
 			Message: "Google revoked this grant's refresh token (Cross-Account Protection token-revoked event)."}
 	case TokensRevoked:
-		return Effect{Action: Revoke, Target: account, Reason: ReasonTokensRevokedByGoogle,
+		return Effect{Action: Revoke, Target: Target{Sub: ev.Subject.Sub, Clients: ev.Audience}, Reason: ReasonTokensRevokedByGoogle,
 			Message: "Google revoked every OAuth token of this account (Cross-Account Protection tokens-revoked event)."}
 	case AccountDisabled:
 		why := ev.Reason

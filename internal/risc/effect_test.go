@@ -1,6 +1,7 @@
 package risc
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,11 @@ func TestEffectOf(t *testing.T) {
 		{"token-revoked with an unknown algorithm", Event{Type: TokenRevoked, Subject: Subject{TokenType: "refresh_token", TokenAlg: "md5", Token: "x"}}, Ignore, "", Target{}, ""},
 		{"token-revoked with a prefix of the wrong length", Event{Type: TokenRevoked, Subject: Subject{TokenType: "refresh_token", TokenAlg: AlgPrefix, Token: token[:10]}}, Ignore, "", Target{}, ""},
 		{"tokens-revoked: every grant of the account", Event{Type: TokensRevoked, Subject: acct}, Revoke, ReasonTokensRevokedByGoogle, Target{Sub: "1234"}, "tokens-revoked"},
+		{"tokens-revoked: only grants of the clients in aud", Event{Type: TokensRevoked, Subject: acct, Audience: []string{"1-a.apps.googleusercontent.com"}}, Revoke, ReasonTokensRevokedByGoogle,
+			Target{Sub: "1234", Clients: []string{"1-a.apps.googleusercontent.com"}}, "tokens-revoked"},
+		{"token-revoked: only grants of the clients in aud", Event{Type: TokenRevoked, Subject: Subject{TokenType: "refresh_token", TokenAlg: AlgPrefix, Token: token[:16]}, Audience: []string{"1-a.apps.googleusercontent.com"}},
+			Revoke, ReasonTokenRevokedByGoogle, Target{TokenKey: "prefix:" + token[:16], Clients: []string{"1-a.apps.googleusercontent.com"}}, ""},
+		{"account-disabled: every grant of the account, whatever aud (the account is disabled)", Event{Type: AccountDisabled, Subject: acct, Audience: []string{"1-a.apps.googleusercontent.com"}}, Revoke, ReasonAccountDisabled, Target{Sub: "1234"}, "reason: unspecified"},
 		{"account-disabled carries Google's reason", Event{Type: AccountDisabled, Subject: acct, Reason: "hijacking"}, Revoke, ReasonAccountDisabled, Target{Sub: "1234"}, "reason: hijacking"},
 		{"account-disabled reason is sanitized", Event{Type: AccountDisabled, Subject: acct, Reason: "bulk-account\n\x1b[31m"}, Revoke, ReasonAccountDisabled, Target{Sub: "1234"}, "reason: bulk-account[31m;"},
 		{"account-enabled lifts", Event{Type: AccountEnabled, Subject: acct}, Enable, ReasonAccountEnabled, Target{Sub: "1234"}, ""},
@@ -35,7 +41,7 @@ func TestEffectOf(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := EffectOf(tc.ev)
-			if e.Action != tc.action || e.Reason != tc.reason || e.Target != tc.target {
+			if e.Action != tc.action || e.Reason != tc.reason || !reflect.DeepEqual(e.Target, tc.target) {
 				t.Errorf("EffectOf = %+v, want action %v reason %q target %+v", e, tc.action, tc.reason, tc.target)
 			}
 			if !strings.Contains(e.Message, tc.message) {

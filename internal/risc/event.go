@@ -68,6 +68,10 @@ type Event struct {
 	// Reason is account-disabled's reason (hijacking, bulk-account); State is verification's.
 	Reason string
 	State  string
+	// Audience is the token's aud: the OAuth client IDs the event is for. Events that revoke
+	// tokens concern only grants whose client is one of them (Google revokes tokens per
+	// project).
+	Audience []string
 }
 
 // SET is a verified Security Event Token.

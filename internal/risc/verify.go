@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultConfigurationURL is Google's RISC configuration document.
@@ -28,7 +29,7 @@ const maxDocument = 256 << 10
 
 // Verifier checks Security Event Tokens as Google's guide says: issuer and jwks_uri from the
 // configuration document (cached; fetched again when a token names an unknown kid, at most
-// once per RefetchFloor), the kid in the key set, an RS256 signature, iss equal to the
+// once per RefetchFloor after the last completed fetch, detached from the request), the kid in the key set, an RS256 signature, iss equal to the
 // configuration's issuer, aud one of our client IDs, exp not checked (events are historical).
 //
 // The JWT checks are golang-jwt's (alg allow-list, RS256 signature) and the key set is
@@ -43,7 +44,8 @@ type Verifier struct {
 	mu      sync.Mutex
 	issuer  string
 	keys    map[string]*rsa.PublicKey
-	fetched time.Time // when the configuration and keys were last fetched (or tried)
+	fetched time.Time // when the last fetch of the configuration and keys completed (or failed)
+	flight  singleflight.Group
 	// Fetches counts fetches of the configuration document (tests read it).
 	fetches int
 }
@@ -107,6 +109,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string, audience func(context
 	if err != nil {
 		return nil, err
 	}
+	for i := range evs {
+		evs[i].Audience = c.Audience
+	}
 	set := &SET{JTI: c.JTI, Events: evs}
 	if c.IssuedAt != nil {
 		set.IssuedAt = c.IssuedAt.Time
@@ -128,45 +133,91 @@ func (v *Verifier) currentIssuer() string {
 }
 
 // key returns the public key with kid, fetching the configuration and key set when kid is
-// unknown and the floor allows.
+// unknown and the floor allows. The fetch runs detached from ctx (a sender that hangs up must
+// not cancel it for everyone) and once at a time: concurrent unknown kids share one flight,
+// and ctx only bounds how long this request waits for it.
 func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if k := v.keys[kid]; k != nil {
+	k, due := v.lookup(kid)
+	if k != nil {
 		return k, nil
 	}
-	floor := v.RefetchFloor
-	if floor == 0 {
-		floor = DefaultRefetchFloor
-	}
-	if !v.fetched.IsZero() && v.now().Sub(v.fetched) < floor {
+	if !due {
 		return nil, errors.New("kid is not in the key set")
 	}
-	v.fetched = v.now()
-	v.fetches++
-	if err := v.fetchLocked(ctx); err != nil {
-		return nil, err
-	}
-	if k := v.keys[kid]; k != nil {
-		return k, nil
+	ch := v.flight.DoChan("keys", func() (any, error) { return nil, v.refresh() })
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case res := <-ch:
+		if k, _ := v.lookup(kid); k != nil {
+			return k, nil
+		}
+		if res.Err != nil {
+			return nil, res.Err
+		}
 	}
 	return nil, errors.New("kid is not in the key set, even after fetching it again")
 }
 
-func (v *Verifier) fetchLocked(ctx context.Context) error {
+// lookup is the cached key with kid and whether the floor allows another fetch.
+func (v *Verifier) lookup(kid string) (*rsa.PublicKey, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if k := v.keys[kid]; k != nil {
+		return k, false
+	}
+	return nil, v.dueLocked()
+}
+
+func (v *Verifier) dueLocked() bool {
+	floor := v.RefetchFloor
+	if floor == 0 {
+		floor = DefaultRefetchFloor
+	}
+	return v.fetched.IsZero() || v.now().Sub(v.fetched) >= floor
+}
+
+// refresh fetches the configuration and key set with its own timeout, outside the mutex.
+// The floor starts when a fetch completes (whatever its outcome); a failed fetch keeps the
+// last good keys.
+func (v *Verifier) refresh() error {
+	v.mu.Lock()
+	if !v.dueLocked() { // a flight that just ended already fetched
+		v.mu.Unlock()
+		return nil
+	}
+	v.fetches++
+	v.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+	defer cancel()
+	issuer, keys, err := v.fetch(ctx)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.fetched = v.now()
+	if err != nil {
+		return err
+	}
+	v.issuer, v.keys = issuer, keys
+	return nil
+}
+
+// fetchTimeout bounds one fetch of the configuration and key set together.
+const fetchTimeout = 20 * time.Second
+
+func (v *Verifier) fetch(ctx context.Context) (string, map[string]*rsa.PublicKey, error) {
 	var conf struct {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
 	if err := v.getJSON(ctx, v.ConfigurationURL, &conf); err != nil {
-		return fmt.Errorf("fetching the RISC configuration: %w", err)
+		return "", nil, fmt.Errorf("fetching the RISC configuration: %w", err)
 	}
 	if conf.Issuer == "" || conf.JWKSURI == "" {
-		return errors.New("the RISC configuration lacks issuer or jwks_uri")
+		return "", nil, errors.New("the RISC configuration lacks issuer or jwks_uri")
 	}
 	var set jose.JSONWebKeySet
 	if err := v.getJSON(ctx, conf.JWKSURI, &set); err != nil {
-		return fmt.Errorf("fetching the RISC key set: %w", err)
+		return "", nil, fmt.Errorf("fetching the RISC key set: %w", err)
 	}
 	keys := map[string]*rsa.PublicKey{}
 	for _, k := range set.Keys {
@@ -174,8 +225,7 @@ func (v *Verifier) fetchLocked(ctx context.Context) error {
 			keys[k.KeyID] = pub
 		}
 	}
-	v.issuer, v.keys = conf.Issuer, keys
-	return nil
+	return conf.Issuer, keys, nil
 }
 
 func (v *Verifier) getJSON(ctx context.Context, url string, out any) error {

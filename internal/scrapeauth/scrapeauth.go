@@ -10,6 +10,7 @@ package scrapeauth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -72,7 +73,8 @@ func (a apiReviews) access(ctx context.Context, spec authzv1.SubjectAccessReview
 type guard struct {
 	reviews reviews
 	// users caches TokenReview answers by the token's SHA-256 (never the token itself);
-	// access caches SubjectAccessReview answers by user, groups, verb and path.
+	// access caches SubjectAccessReview answers by the SHA-256 of the
+	// review's whole spec (user, UID, groups, extra, verb, path).
 	users, access *cache.LRUExpireCache
 }
 
@@ -154,20 +156,20 @@ func (g *guard) authenticate(ctx context.Context, token string) (*authnv1.UserIn
 	return nil, nil
 }
 
-// authorize asks whether user may use verb on the non-resource path.
+// authorize asks whether user may use verb on the non-resource path. Answers are cached by
+// the whole review's spec (extra included: a scoped token of a user must not inherit the
+// answer given to the user's full token).
 func (g *guard) authorize(ctx context.Context, user *authnv1.UserInfo, verb, path string) (bool, error) {
-	key := fmt.Sprintf("%q %q %q %q %q", user.Username, user.UID, strings.Join(user.Groups, ","), verb, path)
+	spec := accessSpec(user, verb, path)
+	js, err := json.Marshal(spec) // map keys sorted: one spec, one key
+	if err != nil {
+		return false, err
+	}
+	key := sha256.Sum256(js)
 	if allowed, ok := g.access.Get(key); ok {
 		return allowed.(bool), nil
 	}
-	extra := map[string]authzv1.ExtraValue{}
-	for k, v := range user.Extra {
-		extra[k] = authzv1.ExtraValue(v)
-	}
-	st, err := g.reviews.access(ctx, authzv1.SubjectAccessReviewSpec{
-		User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
-		NonResourceAttributes: &authzv1.NonResourceAttributes{Path: path, Verb: verb},
-	})
+	st, err := g.reviews.access(ctx, spec)
 	if err != nil {
 		return false, fmt.Errorf("SubjectAccessReview: %w", err)
 	}
@@ -178,4 +180,19 @@ func (g *guard) authorize(ctx context.Context, user *authnv1.UserInfo, verb, pat
 	}
 	g.access.Add(key, allowed, ttl)
 	return allowed, nil
+}
+
+// accessSpec is the SubjectAccessReview for user doing verb on path.
+func accessSpec(user *authnv1.UserInfo, verb, path string) authzv1.SubjectAccessReviewSpec {
+	var extra map[string]authzv1.ExtraValue
+	if len(user.Extra) > 0 {
+		extra = make(map[string]authzv1.ExtraValue, len(user.Extra))
+		for k, v := range user.Extra {
+			extra[k] = authzv1.ExtraValue(v)
+		}
+	}
+	return authzv1.SubjectAccessReviewSpec{
+		User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
+		NonResourceAttributes: &authzv1.NonResourceAttributes{Path: path, Verb: verb},
+	}
 }

@@ -107,3 +107,35 @@ func TestGuardCachesAndFailsClosed(t *testing.T) {
 		t.Errorf("with the API server down: %d, want 500", got)
 	}
 }
+
+// A token scoped down by its issuer (user.extra, e.g. a scope the authorizer reads) must not
+// inherit the answer cached for the same user's full token: the decision cache is keyed on
+// the whole SubjectAccessReview spec.
+func TestGuardCacheKeyedOnExtra(t *testing.T) {
+	full := authnv1.UserInfo{Username: "alice", UID: "u1", Groups: []string{"ops"}}
+	scoped := full
+	scoped.Extra = map[string]authnv1.ExtraValue{"scopes.example.com/scope": {"read:nothing"}}
+	a := &scopedAnswers{answers: answers{users: map[string]authnv1.TokenReviewStatus{
+		"full-token":   {Authenticated: true, User: full},
+		"scoped-token": {Authenticated: true, User: scoped},
+	}}}
+	g := &guard{reviews: a, users: cache.NewLRUExpireCache(cacheSize), access: cache.NewLRUExpireCache(cacheSize)}
+	h, _ := g.filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("grantkeeper_metrics")) }))
+	if got := scrape(h, "Bearer full-token"); got != http.StatusOK {
+		t.Fatalf("the full token: %d, want 200", got)
+	}
+	if got := scrape(h, "Bearer scoped-token"); got != http.StatusForbidden {
+		t.Errorf("the scoped token of the same user, right after the full one: %d, want 403 (it inherited the full token's cached allow)", got)
+	}
+	if a.accessCalls != 2 {
+		t.Errorf("%d SubjectAccessReviews, want 2 (one per distinct spec)", a.accessCalls)
+	}
+}
+
+// scopedAnswers allows alice to get /metrics only without extra (a scope-aware authorizer).
+type scopedAnswers struct{ answers }
+
+func (a *scopedAnswers) access(_ context.Context, spec authzv1.SubjectAccessReviewSpec) (*authzv1.SubjectAccessReviewStatus, error) {
+	a.accessCalls++
+	return &authzv1.SubjectAccessReviewStatus{Allowed: spec.User == "alice" && len(spec.Extra) == 0}, nil
+}

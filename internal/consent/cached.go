@@ -1,0 +1,44 @@
+package consent
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+)
+
+// MaxRecordSize bounds a link Secret's record (a real one, with 64 scopes and 16 replaced
+// link hashes, is a few KiB). The manager's cache keeps the data of a Secret only when it
+// has a link Secret's shape (IsLinkSecret), so a tenant's labelled Secrets cost metadata.
+const MaxRecordSize = 16 << 10
+
+// IsLinkSecret reports whether s has the shape of a link Secret grantkeeper writes: named
+// for the grant its ForLabel names, owned by that GoogleOAuthGrant, holding only RecordKey
+// and no more than MaxRecordSize bytes of it.
+func IsLinkSecret(s *corev1.Secret) bool {
+	grant := s.Labels[ForLabel]
+	if grant == "" || s.Name != SecretName(grant) || s.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue {
+		return false
+	}
+	if len(s.Data) != 1 || len(s.Data[RecordKey]) == 0 || len(s.Data[RecordKey]) > MaxRecordSize {
+		return false
+	}
+	if len(s.OwnerReferences) != 1 {
+		return false
+	}
+	o := s.OwnerReferences[0]
+	return o.APIVersion == oauthv1alpha1.GroupVersion.String() && o.Kind == "GoogleOAuthGrant" && o.Name == grant
+}
+
+// LoadCached is Load from cache (the manager's informer cache, where IsLinkSecret records
+// keep their data) when one is set, else Load. Requests from outside decide from it; a
+// write that follows is preconditioned on the version read, so a stale cache makes it
+// conflict, never overwrite.
+func (s *Store) LoadCached(ctx context.Context, cache client.Reader, namespace, grant string) (*corev1.Secret, *Record, error) {
+	if cache == nil {
+		return s.Load(ctx, namespace, grant)
+	}
+	return (&Store{Reader: cache, Writer: s.Writer}).Load(ctx, namespace, grant)
+}
