@@ -136,7 +136,7 @@ func run() error {
 		RevokeURL: revokeURL,
 		HTTP:      tokenclient.NewHTTPClient(requestTimeout),
 	}
-	consentLinks, err := consentOpts.setup(mgr, tokens, managerNamespace)
+	consentLinks, err := consentOpts.setup(mgr, tokens, managerNamespace, strings.FieldsFunc(namespaces, func(r rune) bool { return r == ',' }))
 	if err != nil {
 		return err
 	}
