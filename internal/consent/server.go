@@ -51,8 +51,8 @@ type Server struct {
 	// Namespaces are the manager's --namespaces: links of grants elsewhere do not exist
 	// (empty: every namespace).
 	Namespaces []string
-	Clock            clock.PassiveClock
-	Log              logr.Logger
+	Clock      clock.PassiveClock
+	Log        logr.Logger
 	// Timeouts (defaults when zero): reading a request, writing a response, idle keep-alive.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }

@@ -34,7 +34,7 @@ func kubeconfig(t *testing.T) string {
 	return path
 }
 
-// `kubectl grantkeeper consent-link NAME --wait` prints status.consentURL, then returns
+// `kubectl grantkeeper consent-link NAME --wait` prints the link in the link Secret, then returns
 // once the grant is Ready after the consent.
 func TestPluginConsentLink(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "kubectl-grantkeeper")
@@ -64,7 +64,7 @@ func TestPluginConsentLink(t *testing.T) {
 		t.Fatalf("reading the link: %v", err)
 	}
 	link := strings.TrimSpace(line)
-	if want := h.GetGrant("gk").Status.ConsentURL; link != want {
+	if want := h.linkInSecret("gk"); link != want {
 		t.Fatalf("plugin printed %q, status has %q", link, want)
 	}
 	h.waitCondition("gk", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, plan.ReasonConsentRequired)
