@@ -27,9 +27,9 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/authflow"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
-	"github.com/grantkeeper/grantkeeper/internal/writable"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
 
 type authorizeOptions struct {
