@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -21,6 +23,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/scopes"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
+	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
 
 // act is the one place that talks to Google on a grant's behalf: it reads the inputs,
@@ -72,14 +75,19 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	}
 
 	var events []plan.Event
+	var notOwned *writable.Error
 	if tok.RefreshToken != "" {
-		// A rotated refresh token is the only copy of the grant: persist it before anything else.
+		// A rotated refresh token is the only copy of the grant: persist it before anything
+		// else, in a Secret the grant may write (else SecretsWritable=False names it).
 		ev, err := r.writeBackRefreshToken(ctx, g, in, tok.RefreshToken)
-		if err != nil {
+		switch {
+		case errors.As(err, &notOwned):
+			log.Info("the token endpoint rotated the refresh token, but its Secret is not the grant's to write", "secret", notOwned.Secret)
+		case err != nil:
 			return plan.Report{}, nil, err
 		}
 		events = append(events, ev...)
-		if len(ev) == 0 {
+		if len(ev) == 0 && notOwned == nil {
 			r.noteRefreshToken(key, tok.RefreshToken, in.client.ID)
 		}
 	}
@@ -101,7 +109,14 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		}
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
-	return plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID}), events, nil
+	rep := plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID})
+	switch {
+	case notOwned != nil:
+		rep = notWritable(rep, notOwned, "WriteBack", now)
+	case tok.RefreshToken != "":
+		meta.RemoveStatusCondition(&rep.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable)
+	}
+	return rep, events, nil
 }
 
 // refresh trades the refresh token for an access token narrowed to spec.scopes (with the
@@ -264,6 +279,9 @@ func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, 
 		if credentials.StoredRefreshToken(g, s.Name, s.Data) != in.refreshToken {
 			return []plan.Event{{Type: corev1.EventTypeWarning, Reason: "RefreshTokenChanged", Action: "WriteBack",
 				Note: fmt.Sprintf("The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)}}, nil
+		}
+		if err := writable.RefreshToken(s, g); err != nil {
+			return nil, err
 		}
 		if g.UsesAuthorizedUser() {
 			updated, err := credentials.ReplaceAuthorizedUserRefreshToken(s.Data[key], rotated)

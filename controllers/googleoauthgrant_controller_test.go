@@ -404,6 +404,7 @@ func TestRotatedRefreshTokenWrittenBack(t *testing.T) {
 	h := newHarness(t)
 	h.google.SetRotate(true)
 	rt := h.credentials("rotate")
+	h.allowWriteBack("rotate-refresh-token", "rotate")
 	h.grant("rotate")
 	h.waitReady("rotate")
 	for i := range 2 {
@@ -426,6 +427,25 @@ func TestRotatedRefreshTokenWrittenBack(t *testing.T) {
 	if got := h.google.TotalRequests(); got != total || total != 2 {
 		t.Errorf("token requests: %d then %d, want exactly 2 (writing back must not trigger another refresh)", total, got)
 	}
+}
+
+// TestRotatedTokenNotWrittenToForeignSecret (issue 28 finding 12): a grant may name any
+// Secret; grantkeeper writes a rotated token only into one it may write (annotated for the
+// grant, or controlled by it). Else SecretsWritable=False names the Secret and it stays as is.
+func TestRotatedTokenNotWrittenToForeignSecret(t *testing.T) {
+	h := newHarness(t)
+	h.google.SetRotate(true)
+	h.credentials("foreign")
+	before := h.GetSecret("foreign-refresh-token")
+	h.grant("foreign")
+	g := h.waitCondition("foreign", oauthv1alpha1.ConditionSecretsWritable, metav1.ConditionFalse, oauthv1alpha1.ReasonSecretNotOwned)
+	if msg := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable).Message; !strings.Contains(msg, `"foreign-refresh-token"`) || !strings.Contains(msg, "kubectl annotate") {
+		t.Errorf("the condition does not name the Secret and the fix: %s", msg)
+	}
+	if after := h.GetSecret("foreign-refresh-token"); after.ResourceVersion != before.ResourceVersion {
+		t.Error("the rotated token was written into a Secret the grant may not write")
+	}
+	h.waitReady("foreign")
 }
 
 func TestDeletionPolicyRevoke(t *testing.T) {
@@ -526,6 +546,7 @@ func TestAuthorizedUserForm(t *testing.T) {
 	rt := h.google.NewRefreshToken(clientID, analytics)
 	adc := fmt.Sprintf(`{"account": "", "client_id": %q, "client_secret": %q, "quota_project_id": "reports-prod", "refresh_token": %q, "type": "authorized_user", "universe_domain": "googleapis.com"}`, clientID, clientSecret, rt)
 	h.secret("gcloud-adc", map[string]string{"credentials.json": adc})
+	h.allowWriteBack("gcloud-adc", "adc")
 	h.grant("adc", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
 		s.ClientSecretRef, s.RefreshTokenSecretRef = nil, nil
 		s.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "gcloud-adc"}

@@ -244,6 +244,16 @@ func (h *harness) secret(name string, data map[string]string) *corev1.Secret {
 	return s
 }
 
+// allowWriteBack annotates a user's Secret so that grant may write rotated tokens into it.
+func (h *harness) allowWriteBack(secret, grant string) {
+	h.T.Helper()
+	s := h.GetSecret(secret)
+	s.Annotations = map[string]string{oauthv1alpha1.RefreshTokenForAnnotation: grant}
+	if err := h.C.Update(h.Ctx, s); err != nil {
+		h.T.Fatal(err)
+	}
+}
+
 // setSecretData replaces a Secret's data.
 func (h *harness) setSecretData(name string, data map[string]string) {
 	h.T.Helper()

@@ -23,6 +23,10 @@ const (
 	ConditionRevoked = "Revoked"
 	// ConditionScopesGranted is set only when spec.scopes is set.
 	ConditionScopesGranted = "ScopesGranted"
+	// ConditionSecretsWritable is False (reason SecretNotOwned) when grantkeeper would have to
+	// write a Secret that is not its own for this grant (a consent link's, or the refresh
+	// token's) and wrote nothing; absent otherwise.
+	ConditionSecretsWritable = "SecretsWritable"
 )
 
 // Condition reasons (a contract).
@@ -50,12 +54,26 @@ const (
 	// ReasonExcessScopes: Google's answer carried scopes outside spec.scopes (other than
 	// openid and the e-mail scope); the token was not published (issue 28).
 	ReasonExcessScopes = "ExcessScopes"
+	// ReasonSecretNotOwned: SecretsWritable=False.
+	ReasonSecretNotOwned = "SecretNotOwned"
 )
+
+// ConsentStatus is status.consent.
+// +kubebuilder:validation:Enum=Required
+type ConsentStatus string
+
+// ConsentRequired: a person must authorize the grant, and a consent link is offered (in the
+// grant's link Secret: kubectl grantkeeper consent-link NAME).
+const ConsentRequired ConsentStatus = "Required"
 
 const (
 	// RefreshRequestedAtAnnotation requests a manual refresh: set it to an RFC 3339 time
 	// newer than status.lastRefreshTime (`kubectl annotate gog NAME oauth.grantkeeper.dev/refresh-requested-at=$(date -u +%FT%TZ) --overwrite`).
 	RefreshRequestedAtAnnotation = "oauth.grantkeeper.dev/refresh-requested-at"
+	// RefreshTokenForAnnotation on a refresh-token Secret lists (comma-separated) the grants
+	// grantkeeper may write refresh tokens into it for (a consent, a rotated token): it sets
+	// it on the Secrets it creates; set it on your own Secret to allow the same.
+	RefreshTokenForAnnotation = "oauth.grantkeeper.dev/refresh-token-for"
 	// GrantLabel on a derived Secret names the grant that owns it.
 	GrantLabel = "oauth.grantkeeper.dev/grant"
 	// ManagedByLabel / ManagedByValue mark every Secret grantkeeper writes.
@@ -293,11 +311,12 @@ type GoogleOAuthGrantStatus struct {
 	// +optional
 	InputsFingerprint string `json:"inputsFingerprint,omitempty"`
 
-	// ConsentURL is a link the account owner opens in a browser to authorize (or re-authorize,
-	// or grant missing scopes to) this grant; set only while a person is needed and consent
-	// links are enabled. It carries nothing secret and is single-use.
+	// Consent is Required while a person must authorize (or re-authorize, or grant missing
+	// scopes to) this grant and a consent link is offered. The link itself is kept in the
+	// grant's link Secret, readable only by those who may read Secrets in the namespace
+	// (whoever opens it can attach their Google account): kubectl grantkeeper consent-link NAME.
 	// +optional
-	ConsentURL string `json:"consentURL,omitempty"`
+	Consent ConsentStatus `json:"consent,omitempty"`
 
 	// Account is the Google account the access token acts for, when known.
 	// +optional
@@ -339,7 +358,7 @@ type AccountStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Account",type=string,JSONPath=`.status.account.email`
-// +kubebuilder:printcolumn:name="Consent",type=string,priority=1,JSONPath=`.status.consentURL`
+// +kubebuilder:printcolumn:name="Consent",type=string,JSONPath=`.status.consent`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type GoogleOAuthGrant struct {
 	metav1.TypeMeta   `json:",inline"`

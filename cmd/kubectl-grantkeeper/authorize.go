@@ -29,6 +29,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
 
 type authorizeOptions struct {
@@ -219,15 +220,22 @@ func (o *authorizeOptions) objects(name, ns string, clientJSON []byte, cl creden
 		return &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: meta(n), Type: corev1.SecretTypeOpaque, StringData: data}
 	}
 	rtName := o.refreshSecretName(name)
+	// The refresh-token Secret lets grantkeeper store this grant's later tokens there (a
+	// rotated one, a new consent): it writes only Secrets that allow it.
+	secretFor := func(n string, data map[string]string) *corev1.Secret {
+		s := secret(n, data)
+		s.Annotations = map[string]string{oauthv1alpha1.RefreshTokenForAnnotation: name}
+		return s
+	}
 	if o.output == "adc" {
 		adc, _ := json.MarshalIndent(map[string]string{"type": "authorized_user", "client_id": cl.ID, "client_secret": cl.Secret, "refresh_token": refreshToken}, "", "  ")
 		grant.Spec.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: rtName, Key: oauthv1alpha1.DefaultAuthorizedUserKey}
-		return []client.Object{secret(rtName, map[string]string{oauthv1alpha1.DefaultAuthorizedUserKey: string(adc)}), grant}
+		return []client.Object{secretFor(rtName, map[string]string{oauthv1alpha1.DefaultAuthorizedUserKey: string(adc)}), grant}
 	}
 	if ref := o.clientRef(); ref != nil {
 		grant.Spec.ClientRef = ref
 		grant.Spec.RefreshTokenSecretRef = &oauthv1alpha1.RefreshTokenSecretReference{Name: rtName, Key: oauthv1alpha1.DefaultRefreshTokenKey}
-		return []client.Object{secret(rtName, map[string]string{oauthv1alpha1.DefaultRefreshTokenKey: refreshToken}), grant}
+		return []client.Object{secretFor(rtName, map[string]string{oauthv1alpha1.DefaultRefreshTokenKey: refreshToken}), grant}
 	}
 	clientName := o.clientSecretName
 	if clientName == "" {
@@ -237,7 +245,7 @@ func (o *authorizeOptions) objects(name, ns string, clientJSON []byte, cl creden
 	grant.Spec.RefreshTokenSecretRef = &oauthv1alpha1.RefreshTokenSecretReference{Name: rtName, Key: oauthv1alpha1.DefaultRefreshTokenKey}
 	return []client.Object{
 		secret(clientName, map[string]string{oauthv1alpha1.ClientSecretJSONKey: string(clientJSON)}),
-		secret(rtName, map[string]string{oauthv1alpha1.DefaultRefreshTokenKey: refreshToken}),
+		secretFor(rtName, map[string]string{oauthv1alpha1.DefaultRefreshTokenKey: refreshToken}),
 		grant,
 	}
 }
@@ -309,6 +317,11 @@ func createOrUpdateOnce(ctx context.Context, c client.Client, obj client.Object)
 		op, err = controllerutil.CreateOrUpdate(ctx, c, cur, func() error {
 			if cur.CreationTimestamp.IsZero() {
 				cur.Labels, cur.Type = want.Labels, want.Type
+			}
+			if v, ok := want.Annotations[oauthv1alpha1.RefreshTokenForAnnotation]; ok {
+				// The person running authorize may write this Secret: they allow the grant to.
+				metav1.SetMetaDataAnnotation(&cur.ObjectMeta, oauthv1alpha1.RefreshTokenForAnnotation,
+					writable.RefreshTokenAnnotation(cur.Annotations[oauthv1alpha1.RefreshTokenForAnnotation], v))
 			}
 			cur.Data, cur.StringData = nil, want.StringData
 			return nil

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,7 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/consent"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
 
 func newConsentLinkCommand(k *kube, streams genericiooptions.IOStreams) *cobra.Command {
@@ -23,12 +28,14 @@ func newConsentLinkCommand(k *kube, streams genericiooptions.IOStreams) *cobra.C
 	var linkTimeout, timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "consent-link NAME",
-		Short: "Print the grant's consent link (status.consentURL) for the Google account's owner to open; --wait then waits until the grant is Ready",
+		Short: "Print the grant's consent link for the Google account's owner to open; --wait then waits until the grant is Ready",
 		Long: `Print the link the owner of the Google account opens in a browser to authorize the grant
-(a new grant, a revoked one, or missing scopes). The link works once and expires; whoever
-opens it can attach their Google account, so send it only to that person (set
-spec.loginHint to refuse other accounts). Needs a manager started with
---consent-bind-address and --consent-base-url.`,
+(a new grant, a revoked one, or missing scopes: the CONSENT column of kubectl get gog says
+Required). The link works once and expires; whoever opens it can attach their Google
+account, so send it only to that person (set spec.loginHint to refuse other accounts).
+The link is kept in the grant's Secret grantkeeper-consent-NAME: reading it needs get on
+Secrets in the namespace. Needs a manager started with --consent-bind-address and
+--consent-base-url.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, ns, err := k.client()
@@ -71,25 +78,64 @@ spec.loginHint to refuse other accounts). Needs a manager started with
 // consentLink waits for the grant's link, or for it to be Ready without one ("").
 func consentLink(ctx context.Context, c client.Client, key types.NamespacedName, timeout time.Duration) (string, *oauthv1alpha1.GoogleOAuthGrant, error) {
 	g := &oauthv1alpha1.GoogleOAuthGrant{}
+	link := ""
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		if err := c.Get(ctx, key, g); err != nil {
 			return false, err
 		}
-		return g.Status.ConsentURL != "" || readyWithoutConsent(g), nil
+		if g.Status.Consent != oauthv1alpha1.ConsentRequired {
+			return readyWithoutConsent(g), nil
+		}
+		var err error
+		link, err = liveLink(ctx, c, g)
+		return link != "", err
 	})
 	switch {
 	case err == nil:
-		return g.Status.ConsentURL, g, nil
+		return link, g, nil
 	case !wait.Interrupted(err):
 		return "", g, err
 	case !plan.ConsentEligible(g):
 		return "", g, errors.New("this grant cannot use consent links: they need spec.scopes, spec.refreshTokenSecretRef and spec.clientSecretRef or spec.clientRef (use kubectl grantkeeper authorize for the other forms)")
 	}
+	if c := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable); c != nil && c.Status == metav1.ConditionFalse {
+		return "", g, fmt.Errorf("no consent link after %s: %s", timeout, c.Message)
+	}
 	return "", g, fmt.Errorf("no consent link after %s (%s): the manager must run with --consent-bind-address and --consent-base-url", timeout, readyMessage(g))
 }
 
+// liveLink reads the link the grant offers from its link Secret ("" while there is no live
+// one yet). Someone who may read the grant but not Secrets gets an error saying so.
+func liveLink(ctx context.Context, c client.Client, g *oauthv1alpha1.GoogleOAuthGrant) (string, error) {
+	name := consent.SecretName(g.Name)
+	sec := &corev1.Secret{}
+	err := c.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: name}, sec)
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", nil
+	case apierrors.IsForbidden(err):
+		return "", fmt.Errorf("grant %s/%s needs consent, but you may not read its consent link: it is kept in Secret %q, which needs get on Secrets in namespace %q (whoever opens the link can attach their Google account to the grant, so only those who may read Secrets there get it); ask someone who may, or run kubectl grantkeeper authorize",
+			g.Namespace, g.Name, name, g.Namespace)
+	case err != nil:
+		return "", err
+	}
+	if writable.LinkSecret(sec, g.Name) != nil || !metav1.IsControlledBy(sec, g) {
+		return "", fmt.Errorf("secret %q is not grant %s/%s's consent-link Secret (no controller reference to it): not printing what it holds", name, g.Namespace, g.Name)
+	}
+	rec := &consent.Record{}
+	if json.Unmarshal(sec.Data[consent.RecordKey], rec) != nil {
+		return "", nil
+	}
+	link := string(sec.Data[consent.URLKey])
+	if id := consent.LinkID(link); id == "" || rec.Check(id, string(g.UID), true, time.Now()) != consent.LinkLive {
+		// Used, expired or replaced: the controller is minting the next one.
+		return "", nil
+	}
+	return link, nil
+}
+
 func readyWithoutConsent(g *oauthv1alpha1.GoogleOAuthGrant) bool {
-	return g.Status.ConsentURL == "" && g.Status.ObservedGeneration == g.Generation &&
+	return g.Status.Consent == "" && g.Status.ObservedGeneration == g.Generation &&
 		meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady) &&
 		!meta.IsStatusConditionFalse(g.Status.Conditions, oauthv1alpha1.ConditionScopesGranted)
 }

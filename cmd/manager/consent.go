@@ -31,7 +31,7 @@ func (f *consentFlags) enabled() bool { return f.bindAddress != "" && f.bindAddr
 
 // setup validates the flags and, when consent links are on, returns the links the
 // controller keeps and adds the server to the manager.
-func (f *consentFlags) setup(mgr ctrl.Manager, tokens *tokenclient.Endpoint, managerNamespace string, ep endpointServing) (*consent.Links, error) {
+func (f *consentFlags) setup(mgr ctrl.Manager, tokens *tokenclient.Endpoint, managerNamespace string, namespaces []string, ep endpointServing) (*consent.Links, error) {
 	if !f.enabled() {
 		return nil, nil
 	}
@@ -51,7 +51,7 @@ func (f *consentFlags) setup(mgr ctrl.Manager, tokens *tokenclient.Endpoint, man
 		Addr:   f.bindAddress,
 		Reader: ep.live, Client: ep.live, Cache: mgr.GetClient(), Limit: ep.limit,
 		Recorder: mgr.GetEventRecorder("grantkeeper-consent"),
-		Tokens:   tokens, AuthURL: f.authURL, Links: &serverLinks, ManagerNamespace: managerNamespace,
+		Tokens:   tokens, AuthURL: f.authURL, Links: &serverLinks, ManagerNamespace: managerNamespace, Namespaces: namespaces,
 		Clock: clock.RealClock{}, Log: ctrl.Log.WithName("consent"),
 	}
 	return links, mgr.Add(srv)

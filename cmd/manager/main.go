@@ -142,7 +142,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("the endpoints' API client: %w", err)
 	}
-	consentLinks, err := consentOpts.setup(mgr, tokens, managerNamespace, endpointServing{live: endpointLive, limit: endpoints.limit(consentLimits, true)})
+	consentLinks, err := consentOpts.setup(mgr, tokens, managerNamespace, strings.FieldsFunc(namespaces, func(r rune) bool { return r == ',' }), endpointServing{live: endpointLive, limit: endpoints.limit(consentLimits, true)})
 	if err != nil {
 		return err
 	}

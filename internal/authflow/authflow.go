@@ -9,6 +9,7 @@ package authflow
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"html"
@@ -73,10 +74,15 @@ func Run(ctx context.Context, o Options) (*oauth2.Token, error) {
 			return
 		}
 		q := r.URL.Query()
+		if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
+			// Not our redirect (a stray or forged request): refuse it and keep waiting for the
+			// browser's, until the timeout; anyone on the machine can reach this port.
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, "<p>grantkeeper: this redirect does not match the sign-in under way (its state differs); it was ignored.</p>")
+			return
+		}
 		var res result
 		switch {
-		case q.Get("state") != state:
-			res.err = errors.New("the redirect's state does not match the request's: possible cross-site request forgery; nothing was created. Run the command again")
 		case q.Get("error") == "access_denied":
 			res.err = ErrAccessDenied
 		case q.Get("error") != "":

@@ -110,3 +110,43 @@ func TestListenAddressMustBeLoopback(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestStrayRedirectIsIgnored (issue 28 finding 14): a request with a wrong state, before the
+// browser's, gets 400 and the flow keeps waiting; the browser's redirect then completes it.
+func TestStrayRedirectIsIgnored(t *testing.T) {
+	_, o := setup(t)
+	strayStatus := make(chan int, 1)
+	o.Consent = func(consent string) {
+		redirect := redirectOf(t, consent)
+		go func() {
+			stray, err := http.Get(redirect + "?state=forged&code=forged")
+			if err != nil {
+				t.Error(err)
+				strayStatus <- 0
+				return
+			}
+			stray.Body.Close()
+			strayStatus <- stray.StatusCode
+			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := c.Get(consent)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if back, err := http.Get(resp.Header.Get("Location")); err == nil {
+				back.Body.Close()
+			}
+		}()
+	}
+	tok, err := Run(context.Background(), o)
+	if got := <-strayStatus; got != http.StatusBadRequest {
+		t.Errorf("the stray redirect got HTTP %d, want 400", got)
+	}
+	if err != nil {
+		t.Fatalf("one stray request ended the flow: %v", err)
+	}
+	if tok.RefreshToken == "" {
+		t.Error("no refresh token")
+	}
+}

@@ -16,14 +16,19 @@ const MaxRecordSize = 16 << 10
 
 // IsLinkSecret reports whether s has the shape of a link Secret grantkeeper writes: named
 // for the grant its ForLabel names, owned by that GoogleOAuthGrant, holding only RecordKey
-// and no more than MaxRecordSize bytes of it.
+// (and the current link, URLKey), each no more than MaxRecordSize bytes.
 func IsLinkSecret(s *corev1.Secret) bool {
 	grant := s.Labels[ForLabel]
 	if grant == "" || s.Name != SecretName(grant) || s.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue {
 		return false
 	}
-	if len(s.Data) != 1 || len(s.Data[RecordKey]) == 0 || len(s.Data[RecordKey]) > MaxRecordSize {
+	if len(s.Data[RecordKey]) == 0 {
 		return false
+	}
+	for k, v := range s.Data {
+		if (k != RecordKey && k != URLKey) || len(v) > MaxRecordSize {
+			return false
+		}
 	}
 	if len(s.OwnerReferences) != 1 {
 		return false

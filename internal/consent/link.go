@@ -1,5 +1,5 @@
-// Package consent serves consent links: a person opens a link from a grant's
-// status.consentURL, authorizes at Google, and the callback stores the refresh token in the
+// Package consent serves consent links: a person opens a link (kept in the grant's link
+// Secret, readable only by those who may read Secrets), authorizes at Google, and the callback stores the refresh token in the
 // cluster. Link state lives in one Secret per grant (Record), so every replica serves every
 // link; docs/architecture.md explains the design. This file is the pure part: ids, states,
 // the record and its checks.
@@ -18,8 +18,11 @@ import (
 )
 
 // Record is what the link Secret holds (key RecordKey, JSON). Link ids and states are
-// stored only as hashes: reading the Secret gives no usable link.
+// stored only as hashes; the current link itself is kept beside it (key URLKey, URL), for
+// those who may read Secrets in the namespace.
 type Record struct {
+	// URL is the current link (URLKey, not part of the JSON); "" when there is none.
+	URL      string `json:"-"`
 	GrantUID string `json:"grantUID"`
 	// LinkHash is the SHA-256 (hex) of the current link id.
 	LinkHash string `json:"linkHash"`
@@ -32,6 +35,9 @@ type Record struct {
 	ExpiresAt   time.Time `json:"expiresAt"`
 	// UsedAt is when the link was claimed by a callback; zero while usable.
 	UsedAt time.Time `json:"usedAt,omitzero"`
+	// UsedStateHash is the hash of the state that claimed the link, so that state (and only
+	// it) answers "used" afterwards.
+	UsedStateHash string `json:"usedStateHash,omitempty"`
 	// UsedFingerprint is the grant's status.inputsFingerprint when the link was used: until
 	// the status moves past it, a need it shows is the one the consent answered.
 	UsedFingerprint string `json:"usedFingerprint,omitempty"`
@@ -42,12 +48,18 @@ type Record struct {
 }
 
 // Attempt is one opening of a link: the state's hash and the PKCE verifier, which never
-// leaves the server side.
+// leaves the server side. It is bound to the link that was opened (LinkHash) and lasts
+// AttemptTTL.
 type Attempt struct {
 	StateHash string    `json:"stateHash"`
 	Verifier  string    `json:"verifier"`
 	Started   time.Time `json:"started"`
+	LinkHash  string    `json:"linkHash"`
 }
+
+// AttemptTTL is how long a sign-in may take from opening the link to the callback: Google's
+// codes live minutes, and a state found later (a browser history, a log) must not work.
+const AttemptTTL = 15 * time.Minute
 
 // maxReplaced bounds the history of replaced links kept for 410 answers.
 const maxReplaced = 16
@@ -76,13 +88,14 @@ var namePattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
 // link's hash moves to Replaced.
 func (r *Record) Mint(grantUID string, scopes []string, incremental bool, why string, now time.Time, ttl time.Duration) string {
 	id := NewID()
-	if r.LinkHash != "" && r.GrantUID == grantUID {
+	switch {
+	case r.GrantUID != grantUID:
+		r.Replaced = nil
+	case r.LinkHash != "":
 		r.Replaced = append(r.Replaced, r.LinkHash)
 		if len(r.Replaced) > maxReplaced {
 			r.Replaced = r.Replaced[len(r.Replaced)-maxReplaced:]
 		}
-	} else {
-		r.Replaced = nil
 	}
 	*r = Record{GrantUID: grantUID, LinkHash: Hash(id), Scopes: slices.Clone(scopes), Incremental: incremental, Why: why,
 		MintedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC().Truncate(time.Second), Replaced: r.Replaced}
@@ -103,8 +116,9 @@ const (
 	LinkExpired
 )
 
-// Check says what id is for a grant with uid whose status.consentURL is current, at now.
-func (r *Record) Check(id, uid, current string, now time.Time) LinkState {
+// Check says what id is for a grant with uid, at now; offered is whether the grant still
+// asks for a person (status.consent is Required): a link it no longer asks for is withdrawn.
+func (r *Record) Check(id, uid string, offered bool, now time.Time) LinkState {
 	if r == nil || !ValidID(id) || r.GrantUID != uid {
 		return LinkUnknown
 	}
@@ -122,18 +136,21 @@ func (r *Record) Check(id, uid, current string, now time.Time) LinkState {
 		return LinkUsed
 	case !now.Before(r.ExpiresAt):
 		return LinkExpired
-	case LinkID(current) != id:
-		// The grant no longer asks for this link (the need is gone, or it was replaced).
+	case !offered:
+		// The grant no longer asks for a person: the link is withdrawn.
 		return LinkUsed
 	}
 	return LinkLive
 }
 
-// Keeps reports whether the link in status.consentURL (current) can stay for a need of
-// scopes: it is live and asks for exactly those scopes. A reconcile then writes nothing.
-func (r *Record) Keeps(current, uid string, scopes []string, incremental bool, now time.Time) bool {
-	id := LinkID(current)
-	if id == "" || r.Check(id, uid, current, now) != LinkLive || r.Incremental != incremental {
+// Keeps reports whether the record's link can stay for a need of scopes: the grant offers
+// it (offered), it is live and asks for exactly those scopes. A reconcile then writes nothing.
+func (r *Record) Keeps(offered bool, uid string, scopes []string, incremental bool, now time.Time) bool {
+	if r == nil {
+		return false
+	}
+	id := LinkID(r.URL)
+	if id == "" || r.Check(id, uid, offered, now) != LinkLive || r.Incremental != incremental {
 		return false
 	}
 	return sameScopes(r.Scopes, scopes)
@@ -207,26 +224,39 @@ type StateState int
 
 const (
 	// StateUnknown: forged, tampered, or superseded by a newer opening of the link: 400.
+	// Every state whose secret part does not match gets this, whatever the grant's link did,
+	// so the callback tells a guesser nothing about grants or links.
 	StateUnknown StateState = iota
 	// StateLive: the callback may claim the link.
 	StateLive
-	// StateUsed / StateExpired: the link was used meanwhile, or expired: 410.
+	// StateUsed: this state claimed the link already, or its link was withdrawn or
+	// replaced since it was opened: 410.
 	StateUsed
+	// StateExpired: the link expired, or the attempt is older than AttemptTTL: 410.
 	StateExpired
 )
 
-// CheckState says what nonce is for r (the grant's current uid), at now.
-func (r *Record) CheckState(nonce, uid string, now time.Time) StateState {
+// CheckState says what nonce is for r (the grant's current uid) at now; offered is whether
+// the grant still asks for a person (status.consent is Required).
+func (r *Record) CheckState(nonce, uid string, offered bool, now time.Time) StateState {
 	if r == nil || r.GrantUID != uid || !ValidID(nonce) {
 		return StateUnknown
 	}
+	h := Hash(nonce)
 	if !r.UsedAt.IsZero() {
-		return StateUsed
-	}
-	if r.Attempt == nil || !sameHash(Hash(nonce), r.Attempt.StateHash) {
+		if r.UsedStateHash != "" && sameHash(h, r.UsedStateHash) {
+			return StateUsed
+		}
 		return StateUnknown
 	}
-	if !now.Before(r.ExpiresAt) {
+	if r.Attempt == nil || !sameHash(h, r.Attempt.StateHash) {
+		return StateUnknown
+	}
+	switch {
+	case r.Attempt.LinkHash == "" || !sameHash(r.Attempt.LinkHash, r.LinkHash) || !offered:
+		// The link this attempt opened was replaced or withdrawn.
+		return StateUsed
+	case !now.Before(r.ExpiresAt), now.Sub(r.Attempt.Started) >= AttemptTTL:
 		return StateExpired
 	}
 	return StateLive

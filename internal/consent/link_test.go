@@ -12,29 +12,28 @@ func TestCheckLink(t *testing.T) {
 	rec := &Record{}
 	old := rec.Mint("uid-1", []string{"a"}, false, "why", now, time.Hour)
 	id := rec.Mint("uid-1", []string{"a"}, false, "why", now, time.Hour)
-	current := "https://consent.example.com" + LinkPath("ns", "g", id)
 	used := *rec
 	used.UsedAt = now
 	for _, tc := range []struct {
 		name    string
 		rec     *Record
 		id, uid string
-		current string
+		offered bool
 		at      time.Time
 		want    LinkState
 	}{
-		{"live", rec, id, "uid-1", current, now, LinkLive},
-		{"no record", nil, id, "uid-1", current, now, LinkUnknown},
-		{"grant recreated", rec, id, "uid-2", current, now, LinkUnknown},
-		{"forged", rec, NewID(), "uid-1", current, now, LinkUnknown},
-		{"not an id", rec, strings.ToLower(id), "uid-1", current, now, LinkUnknown},
-		{"replaced", rec, old, "uid-1", current, now, LinkUsed},
-		{"used", &used, id, "uid-1", current, now, LinkUsed},
-		{"expired", rec, id, "uid-1", current, now.Add(time.Hour), LinkExpired},
-		{"no longer in status", rec, id, "uid-1", "", now, LinkUsed},
+		{"live", rec, id, "uid-1", true, now, LinkLive},
+		{"no record", nil, id, "uid-1", true, now, LinkUnknown},
+		{"grant recreated", rec, id, "uid-2", true, now, LinkUnknown},
+		{"forged", rec, NewID(), "uid-1", true, now, LinkUnknown},
+		{"not an id", rec, strings.ToLower(id), "uid-1", true, now, LinkUnknown},
+		{"replaced", rec, old, "uid-1", true, now, LinkUsed},
+		{"used", &used, id, "uid-1", true, now, LinkUsed},
+		{"expired", rec, id, "uid-1", true, now.Add(time.Hour), LinkExpired},
+		{"withdrawn: the grant no longer asks for consent", rec, id, "uid-1", false, now, LinkUsed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.rec.Check(tc.id, tc.uid, tc.current, tc.at); got != tc.want {
+			if got := tc.rec.Check(tc.id, tc.uid, tc.offered, tc.at); got != tc.want {
 				t.Errorf("Check = %v, want %v", got, tc.want)
 			}
 		})
@@ -48,20 +47,27 @@ func TestKeeps(t *testing.T) {
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	rec := &Record{}
 	id := rec.Mint("u", []string{"b", "a"}, true, "", now, time.Hour)
-	cur := "http://127.0.0.1:1" + LinkPath("ns", "g", id)
+	rec.URL = "http://127.0.0.1:1" + LinkPath("ns", "g", id)
+	noURL := *rec
+	noURL.URL = ""
 	for _, tc := range []struct {
 		name        string
+		rec         *Record
+		offered     bool
 		scopes      []string
 		incremental bool
 		at          time.Time
 		want        bool
 	}{
-		{"same scopes, any order", []string{"a", "b"}, true, now, true},
-		{"other scopes", []string{"a"}, true, now, false},
-		{"not incremental now", []string{"a", "b"}, false, now, false},
-		{"expired", []string{"a", "b"}, true, now.Add(2 * time.Hour), false},
+		{"same scopes, any order", rec, true, []string{"a", "b"}, true, now, true},
+		{"other scopes", rec, true, []string{"a"}, true, now, false},
+		{"not incremental now", rec, true, []string{"a", "b"}, false, now, false},
+		{"expired", rec, true, []string{"a", "b"}, true, now.Add(2 * time.Hour), false},
+		{"withdrawn", rec, false, []string{"a", "b"}, true, now, false},
+		{"no link kept", &noURL, true, []string{"a", "b"}, true, now, false},
+		{"no record", nil, true, []string{"a", "b"}, true, now, false},
 	} {
-		if got := rec.Keeps(cur, "u", tc.scopes, tc.incremental, tc.at); got != tc.want {
+		if got := tc.rec.Keeps(tc.offered, "u", tc.scopes, tc.incremental, tc.at); got != tc.want {
 			t.Errorf("%s: Keeps = %v", tc.name, got)
 		}
 	}
@@ -74,25 +80,40 @@ func TestStates(t *testing.T) {
 	if !ok || ns != "team-a" || name != "analytics.grant" || n != nonce {
 		t.Fatalf("ParseState(NewState) = %q %q %v", ns, name, ok)
 	}
-	rec := &Record{GrantUID: "u", ExpiresAt: now.Add(time.Hour), Attempt: &Attempt{StateHash: Hash(nonce)}}
+	link := Hash(NewID())
+	rec := &Record{GrantUID: "u", LinkHash: link, ExpiresAt: now.Add(time.Hour), Attempt: &Attempt{StateHash: Hash(nonce), LinkHash: link, Started: now}}
 	used := *rec
-	used.UsedAt = now
+	used.UsedAt, used.UsedStateHash, used.Attempt = now, Hash(nonce), nil
+	replaced := *rec
+	replaced.LinkHash = Hash(NewID())
+	unbound := *rec
+	unbound.Attempt = &Attempt{StateHash: Hash(nonce), Started: now}
 	for _, tc := range []struct {
-		name  string
-		rec   *Record
-		nonce string
-		uid   string
-		at    time.Time
-		want  StateState
+		name    string
+		rec     *Record
+		nonce   string
+		uid     string
+		offered bool
+		at      time.Time
+		want    StateState
 	}{
-		{"live", rec, nonce, "u", now, StateLive},
-		{"other nonce", rec, NewID(), "u", now, StateUnknown},
-		{"other grant uid", rec, nonce, "v", now, StateUnknown},
-		{"no attempt", &Record{GrantUID: "u", ExpiresAt: now.Add(time.Hour)}, nonce, "u", now, StateUnknown},
-		{"used", &used, nonce, "u", now, StateUsed},
-		{"expired", rec, nonce, "u", now.Add(time.Hour), StateExpired},
+		{"live", rec, nonce, "u", true, now, StateLive},
+		{"other nonce", rec, NewID(), "u", true, now, StateUnknown},
+		{"other grant uid", rec, nonce, "v", true, now, StateUnknown},
+		{"no attempt", &Record{GrantUID: "u", ExpiresAt: now.Add(time.Hour)}, nonce, "u", true, now, StateUnknown},
+		{"used, by this state", &used, nonce, "u", true, now, StateUsed},
+		// Finding 9: a used link tells nothing to a state whose secret part does not match.
+		{"used, other nonce", &used, NewID(), "u", true, now, StateUnknown},
+		{"used before states were remembered", &Record{GrantUID: "u", UsedAt: now}, nonce, "u", true, now, StateUnknown},
+		{"link expired", rec, nonce, "u", true, now.Add(time.Hour), StateExpired},
+		// Finding 7: attempts are bound to the link offered now, and short-lived.
+		{"link withdrawn", rec, nonce, "u", false, now, StateUsed},
+		{"link replaced", &replaced, nonce, "u", true, now, StateUsed},
+		{"attempt bound to no link", &unbound, nonce, "u", true, now, StateUsed},
+		{"attempt at 14m59s", rec, nonce, "u", true, now.Add(AttemptTTL - time.Second), StateLive},
+		{"attempt at 15m", rec, nonce, "u", true, now.Add(AttemptTTL), StateExpired},
 	} {
-		if got := tc.rec.CheckState(tc.nonce, tc.uid, tc.at); got != tc.want {
+		if got := tc.rec.CheckState(tc.nonce, tc.uid, tc.offered, tc.at); got != tc.want {
 			t.Errorf("%s: CheckState = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -157,8 +178,11 @@ func TestOutcome(t *testing.T) {
 		{"identity scopes are not missing", Callback{Requested: []string{"a", "email"}, Granted: []string{"a"}}, PageGranted, true, 0},
 		{"partial", Callback{Requested: []string{"a", "b"}, Granted: []string{"a"}}, PagePartial, true, 1},
 		{"granted under Google's canonical name", Callback{Requested: []string{"profile"}, Granted: []string{"https://www.googleapis.com/auth/userinfo.profile"}}, PageGranted, true, 0},
-		{"hint matches, any case", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "Ana@example.com", Email: "ana@example.com"}, PageGranted, true, 0},
-		{"mismatch", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com", Email: "ben@example.com"}, PageMismatch, false, 0},
+		{"hint matches, any case", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "Ana@example.com", Email: "ana@example.com", EmailVerified: true}, PageGranted, true, 0},
+		{"mismatch", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com", Email: "ben@example.com", EmailVerified: true}, PageMismatch, false, 0},
+		// Finding 8: anyone can name an address they do not own on a Google account.
+		{"hint matches an unverified email", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com", Email: "ana@example.com"}, PageMismatch, false, 0},
+		{"no hint: verification not needed", Callback{Requested: []string{"a"}, Granted: []string{"a"}, Email: "ana@example.com"}, PageGranted, true, 0},
 		{"hint without email", Callback{Requested: []string{"a"}, Granted: []string{"a"}, LoginHint: "ana@example.com"}, PageMismatch, false, 0},
 	} {
 		kind, store, missing := Outcome(tc.c)
@@ -169,14 +193,35 @@ func TestOutcome(t *testing.T) {
 }
 
 func TestPagesEscapeAndStatus(t *testing.T) {
-	p := Page{Kind: PageMismatch, Namespace: "ns", Grant: "g", Expected: "<script>@x", Actual: "b@x"}
+	p := Page{Kind: PageMismatch, Namespace: "ns", Grant: "<script>g", Actual: "b@x"}
 	body := string(Render(p))
-	if strings.Contains(body, "<script>@x") || !strings.Contains(body, "b@x") || p.Status() != 403 {
+	if strings.Contains(body, "<script>g") || !strings.Contains(body, "b@x") || p.Status() != 403 {
 		t.Errorf("mismatch page: %d %s", p.Status(), body)
 	}
 	for k, want := range map[Kind]int{PageGranted: 200, PagePartial: 200, PageDenied: 200, PageExpired: 410, PageUsed: 410, PageUnknown: 404, PageBadState: 400} {
 		if got := (Page{Kind: k}).Status(); got != want {
 			t.Errorf("%s: HTTP %d, want %d", k, got, want)
 		}
+	}
+}
+
+// Finding 12: a long grant's hashed link-Secret name is no short grant's name.
+func TestSecretNameCannotCollide(t *testing.T) {
+	long := strings.Repeat("a", 240)
+	hashed := SecretName(long)
+	if len(hashed) > 253 {
+		t.Fatalf("%q is too long for a Secret name", hashed)
+	}
+	short, ok := strings.CutPrefix(hashed, "grantkeeper-consent-")
+	if ok && SecretName(short) == hashed {
+		t.Errorf("grant %q and grant %q share the link Secret %q", long[:10]+"...", short, hashed)
+	}
+	for _, n := range []string{"g", strings.Repeat("b", 233)} {
+		if got := SecretName(n); got != "grantkeeper-consent-"+n {
+			t.Errorf("SecretName(%q) = %q", n, got)
+		}
+	}
+	if SecretName(strings.Repeat("a", 234)) == SecretName(strings.Repeat("a", 235)) {
+		t.Error("two long names share a link Secret")
 	}
 }

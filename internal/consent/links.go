@@ -2,12 +2,14 @@ package consent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
 
 // UsedGrace is how long after a link was used the controller waits for its cache to show
@@ -17,7 +19,8 @@ const UsedGrace = 30 * time.Second
 // DefaultTTL is --consent-link-ttl's default.
 const DefaultTTL = 168 * time.Hour
 
-// Links is what the controller uses to keep a live link in status.consentURL.
+// Links is what the controller uses to keep a live link for a grant that needs a person:
+// the link in the grant's link Secret, status.consent Required.
 type Links struct {
 	Store   Store
 	BaseURL string
@@ -29,16 +32,25 @@ func (l *Links) URL(namespace, name, id string) string {
 	return strings.TrimSuffix(l.BaseURL, "/") + LinkPath(namespace, name, id)
 }
 
-// Ensure makes st.ConsentURL a live link asking for need, minting one only when the link
-// there is not live or asks for other scopes. It returns when to look again (the link's
-// expiry, to mint a fresh one) and the events to record.
+// Ensure offers a live link asking for need (st.Consent Required, the link in the link
+// Secret), minting one only when the link there is not live or asks for other scopes. It
+// returns when to look again (the link's expiry, to mint a fresh one) and the events to
+// record. When a Secret the consent would write is not the grant's (a *writable.Error) it
+// offers no link and writes nothing.
 func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, need *plan.ConsentNeed, st *oauthv1alpha1.GoogleOAuthGrantStatus, now time.Time) (time.Duration, []plan.Event, error) {
 	sec, rec, err := l.Store.Load(ctx, g.Namespace, g.Name)
+	if err == nil {
+		err = RefreshTokenWritable(ctx, l.Store.Reader, g)
+	}
 	if err != nil {
+		var werr *writable.Error
+		if errors.As(err, &werr) {
+			st.Consent = ""
+		}
 		return 0, nil, err
 	}
 	uid := string(g.UID)
-	if rec != nil && rec.Keeps(st.ConsentURL, uid, need.Scopes, false, now) {
+	if rec != nil && rec.Keeps(st.Consent == oauthv1alpha1.ConsentRequired, uid, need.Scopes, false, now) {
 		return rec.ExpiresAt.Sub(now) + time.Second, nil, nil
 	}
 	if wait := rec.settling(uid, need, st.InputsFingerprint, now); wait > 0 {
@@ -52,12 +64,13 @@ func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, n
 		ttl = DefaultTTL
 	}
 	id := rec.Mint(uid, need.Scopes, false, need.Why, now, ttl)
+	rec.URL = l.URL(g.Namespace, g.Name, id)
 	if err := l.Store.Save(ctx, g, sec, rec); err != nil {
 		return 0, nil, err
 	}
-	st.ConsentURL = l.URL(g.Namespace, g.Name, id)
-	note := fmt.Sprintf("A person must authorize this grant (%s): the Google account's owner opens the link in status.consentURL (valid until %s) and consents to %s",
-		need.Why, rec.ExpiresAt.Format(time.RFC3339), strings.Join(need.Scopes, " "))
+	st.Consent = oauthv1alpha1.ConsentRequired
+	note := fmt.Sprintf("A person must authorize this grant (%s): the Google account's owner opens the consent link (valid until %s; `kubectl grantkeeper consent-link %s -n %s` prints it for someone who may read Secrets here) and consents to %s",
+		need.Why, rec.ExpiresAt.Format(time.RFC3339), g.Name, g.Namespace, strings.Join(need.Scopes, " "))
 	return ttl + time.Second, []plan.Event{{Type: "Normal", Reason: plan.ReasonConsentRequired, Action: "Consent", Note: note}}, nil
 }
 

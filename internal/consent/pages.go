@@ -34,8 +34,9 @@ type Page struct {
 	Grant     string
 	// Scopes granted (granted, partial), Missing (partial).
 	Scopes, Missing []string
-	// Expected and Actual accounts (mismatch).
-	Expected, Actual string
+	// Actual is the account the person signed in with (mismatch). spec.loginHint is not
+	// shown: whoever opens a link would learn whose account the grant expects.
+	Actual string
 	// NextLink is the follow-up link for the missing scopes (partial).
 	NextLink string
 	// Detail is a short, non-secret explanation (error).
@@ -88,8 +89,9 @@ type Callback struct {
 	Error string
 	// Requested are the scopes the link asked for; Granted those the token carries.
 	Requested, Granted []string
-	// LoginHint is spec.loginHint; Email the ID token's.
+	// LoginHint is spec.loginHint; Email and EmailVerified the ID token's.
 	LoginHint, Email string
+	EmailVerified    bool
 }
 
 // Outcome decides the page for a callback that passed the state check, and whether the
@@ -100,7 +102,8 @@ func Outcome(c Callback) (kind Kind, store bool, missing []string) {
 		return PageDenied, false, nil
 	case c.Error != "":
 		return PageError, false, nil
-	case c.LoginHint != "" && !strings.EqualFold(c.LoginHint, c.Email):
+	case c.LoginHint != "" && (!strings.EqualFold(c.LoginHint, c.Email) || !c.EmailVerified):
+		// An unverified address proves nothing: anyone can put another's on an account.
 		return PageMismatch, false, nil
 	}
 	for _, s := range c.Requested {
@@ -144,8 +147,8 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 {{- else if eq .Kind "denied"}}
 <p>You declined at Google's consent screen. Nothing was stored. The link still works if you change your mind.</p>
 {{- else if eq .Kind "mismatch"}}
-<p>This grant expects the Google account <span class="k" id="expected">{{.Expected}}</span>, but you signed in as
-<span class="k" id="actual">{{.Actual}}</span>. Nothing was stored. Open the link again and choose the expected account.</p>
+<p>You signed in as <span class="k" id="actual">{{.Actual}}</span>, which is not the Google account this grant expects
+(or Google has not verified that address). Nothing was stored. Open the link again and choose the account the grant's owner named.</p>
 {{- else if eq .Kind "expired"}}
 <p>Consent links are short-lived. Ask the grant's owner for a new one (<span class="k">kubectl grantkeeper consent-link</span>).</p>
 {{- else if eq .Kind "used"}}

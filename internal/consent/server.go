@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/idtoken"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
 
 // Exchanger trades an authorization code for tokens (tokenclient.Endpoint).
@@ -51,8 +53,11 @@ type Server struct {
 	Links   *Links
 	// ManagerNamespace is where a ClusterGoogleOAuthClient's Secret is by default.
 	ManagerNamespace string
-	Clock            clock.PassiveClock
-	Log              logr.Logger
+	// Namespaces are the manager's --namespaces: links of grants elsewhere do not exist
+	// (empty: every namespace).
+	Namespaces []string
+	Clock      clock.PassiveClock
+	Log        logr.Logger
 	// Timeouts (defaults when zero): reading a request, writing a response, idle keep-alive.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
@@ -207,6 +212,12 @@ func (s *Server) load(ctx context.Context, w http.ResponseWriter, log logr.Logge
 		return nil, nil, nil, false
 	}
 	sec, rec, err := s.Links.Store.LoadCached(ctx, s.Cache, ns, name)
+	var werr *writable.Error
+	if errors.As(err, &werr) {
+		// A Secret of the link's name that is not the grant's: no link of ours.
+		s.page(w, Page{Kind: missing})
+		return nil, nil, nil, false
+	}
 	if err != nil {
 		log.Error(err, "reading the consent link")
 		s.page(w, errorPage)
@@ -215,13 +226,24 @@ func (s *Server) load(ctx context.Context, w http.ResponseWriter, log logr.Logge
 	return g, sec, rec, true
 }
 
+// serves reports whether the grant's namespace is one the manager manages (--namespaces).
+func (s *Server) serves(ns string) bool {
+	return len(s.Namespaces) == 0 || slices.Contains(s.Namespaces, ns)
+}
+
+// offered is whether the grant asks for a person now: a link it no longer asks for, and
+// the attempts that opened it, are withdrawn.
+func offered(g *oauthv1alpha1.GoogleOAuthGrant) bool {
+	return g.Status.Consent == oauthv1alpha1.ConsentRequired
+}
+
 var errorPage = Page{Kind: PageError, Detail: "The consent service could not complete this step. Try the link again in a minute."}
 
 // open answers a consent link: a redirect to Google's consent screen for a live link.
 func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ns, name, id, ok := ParseLinkPath(r.URL.Path)
-	if !ok {
+	if !ok || !s.serves(ns) {
 		s.page(w, Page{Kind: PageUnknown})
 		return
 	}
@@ -231,7 +253,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.Clock.Now()
-	switch rec.Check(id, string(g.UID), g.Status.ConsentURL, now) {
+	switch rec.Check(id, string(g.UID), offered(g), now) {
 	case LinkUnknown:
 		s.page(w, Page{Kind: PageUnknown})
 		return
@@ -250,7 +272,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 	}
 	state, nonce := NewState(ns, name)
 	verifier := oauth2.GenerateVerifier()
-	rec.Attempt = &Attempt{StateHash: Hash(nonce), Verifier: verifier, Started: now.UTC().Truncate(time.Second)}
+	rec.Attempt = &Attempt{StateHash: Hash(nonce), Verifier: verifier, Started: now.UTC().Truncate(time.Second), LinkHash: rec.LinkHash}
 	if err := s.Links.Store.Save(ctx, g, sec, rec); err != nil {
 		// A conflict: another replica or tab opened or used the link at the same moment.
 		log.Info("recording the sign-in attempt failed", "error", err.Error())
@@ -273,7 +295,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	ns, name, nonce, ok := ParseState(q.Get("state"))
-	if !ok {
+	if !ok || !s.serves(ns) {
 		s.page(w, Page{Kind: PageBadState})
 		return
 	}
@@ -284,7 +306,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.Clock.Now()
 	base := Page{Namespace: ns, Grant: name}
-	switch rec.CheckState(nonce, string(g.UID), now) {
+	switch rec.CheckState(nonce, string(g.UID), offered(g), now) {
 	case StateUnknown:
 		s.page(w, Page{Kind: PageBadState})
 		return
@@ -326,7 +348,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	// Claim the link before using the code: of two callbacks with this state, one wins.
 	verifier := rec.Attempt.Verifier
 	claimed := *rec
-	claimed.Attempt, claimed.UsedAt, claimed.UsedFingerprint = nil, now.UTC(), g.Status.InputsFingerprint
+	claimed.Attempt, claimed.UsedAt, claimed.UsedFingerprint, claimed.UsedStateHash = nil, now.UTC(), g.Status.InputsFingerprint, Hash(nonce)
 	if err := s.Links.Store.Save(ctx, g, sec, &claimed); err != nil {
 		if apierrors.IsConflict(err) {
 			base.Kind = PageUsed
@@ -341,7 +363,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	release := func() {
 		sec, rec, err := s.Links.Store.Load(ctx, ns, name)
 		if err == nil && rec != nil {
-			rec.UsedAt, rec.UsedFingerprint = time.Time{}, ""
+			rec.UsedAt, rec.UsedFingerprint, rec.UsedStateHash = time.Time{}, "", ""
 			err = s.Links.Store.Save(ctx, g, sec, rec)
 		}
 		if err != nil {
@@ -377,12 +399,16 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.page(w, base)
 		return
 	}
-	kind, store, missing := Outcome(Callback{Requested: rec.Scopes, Granted: tok.Scopes, LoginHint: g.Spec.LoginHint, Email: account.Email})
+	kind, store, missing := Outcome(Callback{Requested: rec.Scopes, Granted: tok.Scopes, LoginHint: g.Spec.LoginHint, Email: account.Email, EmailVerified: account.EmailVerified})
 	if !store {
 		release()
-		s.event(g, "Warning", "ConsentAccountMismatch", fmt.Sprintf("Consent came from Google account %s but spec.loginHint is %s; nothing was stored and the consent link still works", account.Email, g.Spec.LoginHint))
-		log.Info("consent from another account than spec.loginHint", "expected", g.Spec.LoginHint, "actual", account.Email)
-		base.Kind, base.Expected, base.Actual = kind, g.Spec.LoginHint, account.Email
+		why := "is not spec.loginHint " + g.Spec.LoginHint
+		if strings.EqualFold(account.Email, g.Spec.LoginHint) {
+			why = "matches spec.loginHint, but Google has not verified that address (email_verified is not true)"
+		}
+		s.event(g, "Warning", "ConsentAccountMismatch", fmt.Sprintf("Consent came from Google account %s, which %s; nothing was stored and the consent link still works", account.Email, why))
+		log.Info("consent from another account than spec.loginHint", "expected", g.Spec.LoginHint, "actual", account.Email, "emailVerified", account.EmailVerified)
+		base.Kind, base.Actual = kind, account.Email
 		s.page(w, base)
 		return
 	}
@@ -394,6 +420,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		sec, rec, err := s.Links.Store.Load(ctx, ns, name)
 		if err == nil && rec != nil {
 			id := rec.Mint(string(g.UID), g.Spec.Scopes, false, "scopes are missing", now, s.Links.TTL)
+			rec.URL = s.Links.URL(ns, name, id)
 			if err = s.Links.Store.Save(ctx, g, sec, rec); err == nil {
 				next = s.Links.URL(ns, name, id)
 			}
@@ -407,19 +434,30 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	// Secret's watch event is what makes the controller look, and it should see both.
 	before := g.DeepCopy()
 	g.Status.Account = &oauthv1alpha1.AccountStatus{Email: account.Email, Sub: account.Sub}
-	g.Status.ConsentURL = next
+	g.Status.Consent = ""
+	if next != "" {
+		g.Status.Consent = oauthv1alpha1.ConsentRequired
+	}
 	if err := s.Client.Status().Patch(ctx, g, client.MergeFrom(before)); err != nil {
 		log.Error(err, "recording the account in the grant's status")
 	}
 	if err := StoreRefreshToken(ctx, s.Reader, s.Client, g, tok.RefreshToken); err != nil {
 		release()
+		var werr *writable.Error
+		if errors.As(err, &werr) {
+			s.event(g, "Warning", oauthv1alpha1.ReasonSecretNotOwned, werr.Error())
+			log.Info("the refresh-token Secret is not the grant's", "secret", werr.Secret)
+			base.Kind, base.Detail = PageError, "The grant's refresh-token Secret cannot be written by grantkeeper; nothing was stored. The grant's owner sees why in its events."
+			s.page(w, base)
+			return
+		}
 		log.Error(err, "storing the refresh token")
 		s.page(w, errorPage)
 		return
 	}
 	note := fmt.Sprintf("Google account %s consented to %s; the refresh token is in Secret %q", account.Email, strings.Join(tok.Scopes, " "), g.RefreshTokenSecretName())
 	if len(missing) > 0 {
-		note += fmt.Sprintf("; not granted: %s (a new link for them is in status.consentURL)", strings.Join(missing, " "))
+		note += fmt.Sprintf("; not granted: %s (a new link for them: kubectl grantkeeper consent-link %s -n %s)", strings.Join(missing, " "), g.Name, g.Namespace)
 	}
 	s.event(g, "Normal", "ConsentGranted", note)
 	log.Info("consent granted", "account", account.Email, "missingScopes", len(missing))

@@ -11,7 +11,7 @@ import (
 )
 
 // ReasonConsentRequired: consent links are enabled and the grant has no refresh token yet;
-// the account owner opens status.consentURL (instead of SecretNotFound/SecretKeyMissing).
+// the account owner opens the consent link (instead of SecretNotFound/SecretKeyMissing).
 const ReasonConsentRequired = "ConsentRequired"
 
 // Consent needs, for messages and events.

@@ -71,7 +71,7 @@ func TestNeedsConsent(t *testing.T) {
 
 // A missing refresh token says ConsentRequired (permanent) only with consent enabled and
 // an eligible grant; a missing client Secret still says SecretNotFound; without consent
-// status.consentURL is cleared.
+// status.consent is cleared.
 func TestRecordConsentRequired(t *testing.T) {
 	missing := &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound, Message: `Secret "r" not found`}
 	for _, tc := range []struct {
@@ -87,7 +87,7 @@ func TestRecordConsentRequired(t *testing.T) {
 		{"not eligible: no scopes", true, true, consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), oauthv1alpha1.ReasonSecretNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.g.Status.ConsentURL = "https://c.example.com/c/ns/g/AAAAAAAAAAAAAAAAAAAAAAAAAA"
+			tc.g.Status.Consent = oauthv1alpha1.ConsentRequired
 			rep := Record(Observation{Grant: tc.g, ConsentEnabled: tc.enabled}, Outcome{Problem: missing, RefreshTokenMissing: tc.rtMissing})
 			var ready *metav1.Condition
 			for i := range rep.Status.Conditions {
@@ -101,8 +101,8 @@ func TestRecordConsentRequired(t *testing.T) {
 			if !PermanentReason(ready.Reason) {
 				t.Errorf("%s is not permanent: a grant without a token would retry in a loop", ready.Reason)
 			}
-			if keep := tc.wantReason == ReasonConsentRequired; (rep.Status.ConsentURL != "") != keep {
-				t.Errorf("consentURL = %q", rep.Status.ConsentURL)
+			if keep := tc.wantReason == ReasonConsentRequired; (rep.Status.Consent != "") != keep {
+				t.Errorf("consent = %q", rep.Status.Consent)
 			}
 		})
 	}

@@ -44,7 +44,7 @@ type Observation struct {
 	// Client is the client object spec.clientRef names; nil when the grant has none.
 	Client *ClientState
 	// ConsentEnabled: consent links are served (--consent-bind-address), so a grant that
-	// needs a person says ConsentRequired and keeps status.consentURL.
+	// needs a person says ConsentRequired and keeps status.consent.
 	ConsentEnabled bool
 	// WithdrawnReason: the derived Secret is ours and a security event withdrew its access
 	// token (security.go) at WithdrawnAt, for this reason; "" when not.
@@ -220,7 +220,7 @@ func Record(o Observation, out Outcome) Report {
 	case out.Problem != nil && out.RefreshTokenMissing && o.ConsentEnabled && ConsentEligible(g):
 		// A person authorizes through the consent link; the controller's link event says so.
 		st.RefreshTime = nil
-		r.setReady(metav1.ConditionFalse, ReasonConsentRequired, fmt.Sprintf("No refresh token yet (%s). The Google account's owner authorizes in a browser at status.consentURL (kubectl grantkeeper consent-link %s -n %s prints it); the token is stored in Secret %q key %q.",
+		r.setReady(metav1.ConditionFalse, ReasonConsentRequired, fmt.Sprintf("No refresh token yet (%s). The Google account's owner authorizes in a browser at the consent link (kubectl grantkeeper consent-link %s -n %s prints it for someone who may read Secrets here); the token is stored in Secret %q key %q.",
 			out.Problem.Message, g.Name, g.Namespace, g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 		return r.finish(0)
 	case out.Problem != nil:
@@ -335,7 +335,7 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("Google rejected the refresh token: %s", describe(f)))
 			how := ReauthorizeCommand(g)
 			if r.o.ConsentEnabled && ConsentEligible(g) {
-				how = fmt.Sprintf("the account's owner opens status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
+				how = fmt.Sprintf("the account's owner opens the consent link (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
 			}
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The refresh token was revoked, expired or superseded (%s). Obtain a new one with a new consent: %s (it stores the new token in Secret %q key %q); no more requests are made until then.",
 				f.Summary(), how, g.RefreshTokenSecretName(), g.RefreshTokenKey()))
@@ -392,7 +392,7 @@ func (r *reporter) finish(requeue time.Duration) Report {
 	}
 	if !r.o.ConsentEnabled || NeedsConsent(g, st) == nil {
 		// The controller mints a link only while a person is needed (controllers/consent.go).
-		st.ConsentURL = ""
+		st.Consent = ""
 	}
 	return Report{Status: *st, Events: r.events, RequeueAfter: requeue}
 }

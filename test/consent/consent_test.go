@@ -2,6 +2,7 @@ package consent_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
 // A new grant: ConsentRequired with a link; the link redirects to Google with the whole
@@ -78,9 +82,9 @@ func TestNewGrantConsentOverHTTP(t *testing.T) {
 	if g.Status.Account == nil || g.Status.Account.Email != "ben@example.com" || g.Status.Account.Sub != "110000000000000000002" {
 		t.Errorf("status.account = %+v", g.Status.Account)
 	}
-	h.Eventually(10*time.Second, "consentURL cleared", func() (bool, string) {
-		u := h.GetGrant("ga").Status.ConsentURL
-		return u == "", u
+	h.Eventually(10*time.Second, "status.consent cleared", func() (bool, string) {
+		u := h.GetGrant("ga").Status.Consent
+		return u == "", string(u)
 	})
 	h.waitEvent("ga", "ConsentGranted")
 
@@ -91,6 +95,14 @@ func TestNewGrantConsentOverHTTP(t *testing.T) {
 	before := h.google.TotalRequests()
 	if r := h.get(f.back); r.status != http.StatusGone {
 		t.Errorf("replayed callback: HTTP %d, want 410", r.status)
+	}
+	// Finding 9: a state that names the grant but not the secret part tells nothing: the same
+	// 400 as for a grant that never had a link, without the grant's name.
+	for _, grant := range []string{"ga", "never-had-a-link"} {
+		r := h.get(h.base + "/callback?code=x&state=" + url.QueryEscape(consentState(h.Name, grant)))
+		if r.status != http.StatusBadRequest || strings.Contains(r.body, `id="grant"`) || strings.Contains(r.body, ">"+grant+"<") {
+			t.Errorf("a forged state for grant %q: HTTP %d, want 400 without the grant's name: %s", grant, r.status, r.body)
+		}
 	}
 	if h.google.TotalRequests() != before {
 		t.Error("a replayed callback reached the token endpoint")
@@ -124,13 +136,13 @@ func TestPartialThenFollowUp(t *testing.T) {
 		t.Fatal("partial consent: the token was not kept")
 	}
 	g := h.waitCondition("gp", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes)
-	next := g.Status.ConsentURL
-	if next == "" || next == link || !strings.Contains(f.page.body, next) {
+	next := h.linkInSecret("gp")
+	if g.Status.Consent != oauthv1alpha1.ConsentRequired || next == "" || next == link || !strings.Contains(f.page.body, next) {
 		t.Fatalf("follow-up link %q not in status and page", next)
 	}
 	// The controller keeps the callback's link: no churn.
 	h.waitCondition("gp", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTokenRequestRejected)
-	if u := h.GetGrant("gp").Status.ConsentURL; u != next {
+	if u := h.linkInSecret("gp"); u != next {
 		t.Fatalf("the controller replaced the follow-up link")
 	}
 	f2 := h.consentOverHTTP(next)
@@ -166,12 +178,25 @@ func TestDenyAndAccountMismatch(t *testing.T) {
 	h.google.ConsentAs("chris@example.com")
 	f = h.consentOverHTTP(link)
 	h.google.ConsentAs("")
-	if f.page.status != http.StatusForbidden || !strings.Contains(f.page.body, "ana@example.com") || !strings.Contains(f.page.body, "chris@example.com") {
+	// The page does not show spec.loginHint to whoever opened the link (SECURITY.md).
+	if f.page.status != http.StatusForbidden || strings.Contains(f.page.body, "ana@example.com") || !strings.Contains(f.page.body, "chris@example.com") {
 		t.Fatalf("mismatch page: HTTP %d %s", f.page.status, f.page.body)
 	}
 	h.waitEvent("gd", "ConsentAccountMismatch")
 	if h.refreshTokenSecret("gd") != nil {
 		t.Fatal("a Secret was stored for the wrong account")
+	}
+
+	// Finding 8: an account that carries the hinted address without Google having verified
+	// it is not the hinted account.
+	h.google.AddAccount(fakegoogle.Account{Email: "dee@example.com", Sub: "110000000000000000009", Unverified: true})
+	h.grant("gu", []string{analytics}, func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.LoginHint = "dee@example.com" })
+	fu := h.consentOverHTTP(h.waitLink("gu", ""))
+	if fu.page.status != http.StatusForbidden || !strings.Contains(fu.page.body, "Wrong Google account") {
+		t.Errorf("unverified e-mail matching spec.loginHint: HTTP %d %s", fu.page.status, fu.page.body)
+	}
+	if h.refreshTokenSecret("gu") != nil {
+		t.Error("a refresh token was stored for an account whose e-mail Google did not verify")
 	}
 	if g := h.GetGrant("gd"); g.Status.Account != nil {
 		t.Errorf("status.account set for the wrong account: %+v", g.Status.Account)
@@ -476,5 +501,127 @@ func TestCallbackRaceAcrossReplicas(t *testing.T) {
 		if bu, err := url.Parse(g.location); err == nil {
 			h.secrets = append(h.secrets, bu.Query().Get("code"))
 		}
+	}
+}
+
+// Finding 7: an attempt belongs to the link offered when it was opened. The grant stops
+// asking for a person while the sign-in is under way (here: its scopes are removed): the
+// callback then stores nothing.
+func TestWithdrawnLinksAttemptFails(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.grant("gw", []string{analytics})
+	link := h.waitLink("gw", "")
+	open := h.get(link)
+	if open.status != http.StatusSeeOther {
+		t.Fatalf("opening the link: HTTP %d", open.status)
+	}
+	u, _ := url.Parse(open.location)
+	h.secrets = append(h.secrets, u.Query().Get("state"))
+	g := h.GetGrant("gw")
+	g.Spec.Scopes = nil
+	if err := h.C.Update(h.Ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(10*time.Second, "status.consent cleared", func() (bool, string) {
+		c := h.GetGrant("gw").Status.Consent
+		return c == "", string(c)
+	})
+	google := h.get(open.location)
+	if google.status != http.StatusFound {
+		t.Fatalf("Google answered HTTP %d", google.status)
+	}
+	if bu, err := url.Parse(google.location); err == nil {
+		h.secrets = append(h.secrets, bu.Query().Get("code"))
+	}
+	if r := h.get(google.location); r.status != http.StatusGone {
+		t.Errorf("the callback of a withdrawn link's attempt: HTTP %d, want 410: %s", r.status, r.body)
+	}
+	if h.refreshTokenSecret("gw") != nil {
+		t.Error("a withdrawn link's sign-in stored a refresh token")
+	}
+}
+
+// Finding 7: the consent server serves only the namespaces the manager manages.
+func TestConsentServerHonoursNamespaces(t *testing.T) {
+	h := newHarness(t, harnessOptions{serverNamespaces: []string{"somewhere-else"}})
+	h.grant("gn", []string{analytics})
+	link := h.waitLink("gn", "")
+	if r := h.get(link); r.status != http.StatusNotFound {
+		t.Errorf("a link of a namespace outside --namespaces: HTTP %d, want 404", r.status)
+	}
+}
+
+// Finding 7: a ClusterGoogleOAuthClient is used for consent only in the namespaces it admits.
+func TestClientForHonoursAllowList(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.clientSecretObj("cluster-client")
+	name := "cc-" + h.Name
+	cc := &oauthv1alpha1.ClusterGoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: oauthv1alpha1.ClusterGoogleOAuthClientSpec{SecretRef: oauthv1alpha1.ClusterClientSecretReference{Name: "cluster-client", Namespace: h.Name}, Namespaces: []string{"team-b"}}}
+	if err := h.C.Create(h.Ctx, cc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.C.Delete(context.Background(), cc) })
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: "gc", Namespace: h.Name},
+		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{ClientRef: &oauthv1alpha1.ClientReference{Kind: oauthv1alpha1.KindClusterGoogleOAuthClient, Name: name}}}
+	if _, err := consent.ClientFor(h.Ctx, h.C, g, h.Name); !errors.Is(err, consent.ErrClientNotAllowed) {
+		t.Errorf("a cluster client that admits only team-b, for a grant in %s: err = %v, want ErrClientNotAllowed", h.Name, err)
+	}
+	cc.Spec.Namespaces = []string{"team-b", h.Name}
+	if err := h.C.Update(h.Ctx, cc); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := consent.ClientFor(h.Ctx, h.C, g, h.Name); err != nil || c.ID != clientID {
+		t.Errorf("admitted: %v %q", err, c.ID)
+	}
+}
+
+// Finding 12: someone who may edit grants but not Secrets cannot make grantkeeper write into
+// (or adopt, and later garbage-collect) a Secret of someone else's: the grant reports
+// SecretsWritable=False naming the Secret, no link is offered, the Secret is untouched.
+func TestConsentWritesOnlyItsOwnSecrets(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	victim := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: h.Name}, StringData: map[string]string{"password": "hunter2"}}
+	squat := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: consent.SecretName("gy"), Namespace: h.Name}, StringData: map[string]string{"config": "someone's"}}
+	for _, s := range []*corev1.Secret{victim, squat} {
+		if err := h.C.Create(h.Ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.grant("gx", []string{analytics}, func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
+		s.RefreshTokenSecretRef = &oauthv1alpha1.RefreshTokenSecretReference{Name: "victim", Key: "token"}
+	})
+	h.grant("gy", []string{analytics})
+	for name, secret := range map[string]string{"gx": "victim", "gy": squat.Name} {
+		g := h.waitCondition(name, oauthv1alpha1.ConditionSecretsWritable, metav1.ConditionFalse, oauthv1alpha1.ReasonSecretNotOwned)
+		if msg := condMessage(g, oauthv1alpha1.ConditionSecretsWritable); !strings.Contains(msg, `"`+secret+`"`) {
+			t.Errorf("%s: the condition does not name Secret %s: %s", name, secret, msg)
+		}
+		if g.Status.Consent != "" {
+			t.Errorf("%s: status.consent = %q with no usable link", name, g.Status.Consent)
+		}
+	}
+	for _, s := range []*corev1.Secret{victim, squat} {
+		got := h.GetSecret(s.Name)
+		if len(got.OwnerReferences) != 0 || len(got.Data) != 1 || got.ResourceVersion != s.ResourceVersion {
+			t.Errorf("Secret %s was written: owners %v, keys %d", s.Name, got.OwnerReferences, len(got.Data))
+		}
+	}
+	// Whoever may write the Secret can allow it; the consent then stores the token there.
+	victim = h.GetSecret("victim")
+	victim.Annotations = map[string]string{oauthv1alpha1.RefreshTokenForAnnotation: "gx"}
+	if err := h.C.Update(h.Ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	f := h.consentOverHTTP(h.waitLink("gx", ""))
+	if !strings.Contains(f.page.body, "Access granted") {
+		t.Fatalf("after the annotation: %s", f.page.body)
+	}
+	g := h.waitCondition("gx", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	if meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable) != nil {
+		t.Error("SecretsWritable stays after the fix")
+	}
+	if got := h.GetSecret("victim"); string(got.Data["password"]) != "hunter2" || len(got.Data["token"]) == 0 {
+		t.Errorf("the consent did not add only its key: keys %d", len(got.Data))
 	}
 }

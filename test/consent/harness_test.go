@@ -80,6 +80,8 @@ type harnessOptions struct {
 	// otherNamespaces: how many more namespaces the manager serves besides the harness's
 	// own (h.others; the harness's helpers work in one of them inside h.in).
 	otherNamespaces int
+	// serverNamespaces are the consent servers' Namespaces (the manager's --namespaces).
+	serverNamespaces []string
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -136,7 +138,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	srv := &consent.Server{
 		Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper-consent"),
-		Tokens: tokens, AuthURL: h.google.AuthURL(), Links: links, ManagerNamespace: h.Name,
+		Tokens: tokens, AuthURL: h.google.AuthURL(), Links: links, ManagerNamespace: h.Name, Namespaces: o.serverNamespaces,
 		Clock: clock.RealClock{}, Log: logger.WithName("consent"), ReadTimeout: rt, WriteTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
 	}
 	// A second replica's consent server: another process would have its own clients; it
@@ -222,18 +224,30 @@ func (h *harness) waitCondition(name, typ string, status metav1.ConditionStatus,
 	return g
 }
 
-// waitLink waits for status.consentURL to hold a link (other than not, when set) and returns it.
+// waitLink waits for the grant to offer a link (status.consent Required, the link in its link
+// Secret; other than not, when set) and returns it.
 func (h *harness) waitLink(name, not string) string {
 	h.T.Helper()
 	var link string
 	h.Eventually(20*time.Second, name+" has a consent link", func() (bool, string) {
-		link = h.GetGrant(name).Status.ConsentURL
-		return link != "" && link != not, link
+		g := h.GetGrant(name)
+		link = h.linkInSecret(name)
+		return g.Status.Consent == oauthv1alpha1.ConsentRequired && link != "" && link != not, string(g.Status.Consent) + " " + link
 	})
 	if !strings.HasPrefix(link, h.base+"/c/") {
 		h.T.Fatalf("consent URL %q does not start with the base URL %q", link, h.base)
 	}
 	return link
+}
+
+// linkInSecret is the link kept in the grant's link Secret ("" when none).
+func (h *harness) linkInSecret(name string) string {
+	h.T.Helper()
+	rec := h.record(name)
+	if rec == nil {
+		return ""
+	}
+	return rec.URL
 }
 
 // response is one answer, read whole.

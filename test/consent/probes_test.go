@@ -139,7 +139,7 @@ func TestCallbackProbesCostNoAPIRequests(t *testing.T) {
 		}
 		n := 0
 		for _, g := range l.Items {
-			if g.Status.ConsentURL != "" {
+			if g.Status.Consent == oauthv1alpha1.ConsentRequired {
 				n++
 			}
 		}

@@ -14,6 +14,9 @@ import (
 // Account is the Google account a refresh token was granted by.
 type Account struct {
 	Sub, Email string
+	// Unverified: Google has not verified Email (a consumer account can carry any address);
+	// its ID tokens say email_verified false.
+	Unverified bool
 }
 
 // The scopes that make Google name the account: openid adds an id_token to token
@@ -101,7 +104,7 @@ func (s *Server) idTokenLocked(a Account, clientID string, scopes []string) stri
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 	}
 	if hasEmailScope(scopes) {
-		claims["email"], claims["email_verified"] = a.Email, true
+		claims["email"], claims["email_verified"] = a.Email, !a.Unverified
 	}
 	raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(idTokenKey)
 	if err != nil {
