@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
@@ -33,14 +34,22 @@ const (
 )
 
 // NewCache is a cache that holds only the one Secret (every replica needs it; the manager's
-// own cache holds only derived Secrets).
-func NewCache(cfg *rest.Config, scheme *runtime.Scheme, key types.NamespacedName) (cache.Cache, error) {
+// own cache holds only derived Secrets) and, when configuration is set, the one
+// MutatingWebhookConfiguration the Rotator keeps: each is listed and watched by name, so the
+// manager's RBAC names them (resourceNames) and grants nothing else on their kinds.
+func NewCache(cfg *rest.Config, scheme *runtime.Scheme, key types.NamespacedName, configuration string) (cache.Cache, error) {
+	byObject := map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Field: fields.OneTermEqualSelector("metadata.name", key.Name)},
+	}
+	if configuration != "" {
+		byObject[&admissionregistrationv1.MutatingWebhookConfiguration{}] = cache.ByObject{
+			Field: fields.OneTermEqualSelector("metadata.name", configuration),
+		}
+	}
 	return cache.New(cfg, cache.Options{
 		Scheme:            scheme,
 		DefaultNamespaces: map[string]cache.Config{key.Namespace: {}},
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("metadata.name", key.Name)},
-		},
+		ByObject:          byObject,
 	})
 }
 
