@@ -27,7 +27,7 @@ import (
 // resourceVersion read, so one wins and the others get a Conflict, which is expected (logged
 // at V(1)): they read the winner's pair on the next pass and use it.
 type Rotator struct {
-	Reader        client.Reader // NewCache's
+	Reader        SyncingReader // NewCache's
 	Writer        client.Writer
 	Secret        types.NamespacedName
 	Configuration string   // the MutatingWebhookConfiguration's name
@@ -43,6 +43,12 @@ type Rotator struct {
 	staleRV string
 	// reported holds the last problem logged at error level, so it is logged once.
 	reported string
+}
+
+// SyncingReader is a cache: read once it has synced.
+type SyncingReader interface {
+	client.Reader
+	WaitForCacheSync(ctx context.Context) bool
 }
 
 // NeedLeaderElection: every replica serves the webhook and needs the certificate.
@@ -65,6 +71,9 @@ func (r *Rotator) Start(ctx context.Context) error {
 	}
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
+	}
+	if !r.Reader.WaitForCacheSync(ctx) {
+		return nil // stopping before it synced
 	}
 	closed := false
 	wait.UntilWithContext(ctx, func(ctx context.Context) {

@@ -55,7 +55,7 @@ func NewCache(cfg *rest.Config, scheme *runtime.Scheme, key types.NamespacedName
 
 // Syncer keeps Dir's tls.crt and tls.key equal to the Secret's. It runs on every replica.
 type Syncer struct {
-	Reader   client.Reader // NewCache's
+	Reader   SyncingReader // NewCache's
 	Key      types.NamespacedName
 	Dir      string
 	Interval time.Duration // how often the cached Secret is compared; one second is cheap
@@ -72,6 +72,9 @@ func (s *Syncer) Start(ctx context.Context) error {
 	interval := s.Interval
 	if interval <= 0 {
 		interval = time.Second
+	}
+	if !s.Reader.WaitForCacheSync(ctx) {
+		return nil // stopping before it synced
 	}
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		var secret corev1.Secret
