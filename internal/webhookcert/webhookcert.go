@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// The Secret's keys (kubernetes.io/tls, as cert-manager and cert-controller write them) and
+// The Secret's keys (kubernetes.io/tls, as cert-manager and the Rotator write them) and
 // the file names controller-runtime's webhook server reads.
 const (
 	CertName = "tls.crt"
