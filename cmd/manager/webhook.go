@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -32,11 +31,9 @@ type everyReplica struct{ cache.Cache }
 
 func (everyReplica) NeedLeaderElection() bool { return false }
 
-// The webhook rewrites its own MutatingWebhookConfiguration's caBundle (update scoped to that
-// one name; cert-controller's cache lists and watches them all) and its certificate Secret
-// (covered by the Secret rule in controllers/reconciler.go).
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;list;watch
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=update;patch,resourceNames=grantkeeper-mutating-webhook-configuration
+// The webhook's RBAC is not generated: config/webhook/role.yaml names the one
+// MutatingWebhookConfiguration and the one certificate Secret (resourceNames), for cluster-wide
+// and namespaced (--namespaces) installs alike.
 
 // webhookFlags are the injection webhook's flags (issue 17).
 type webhookFlags struct {
@@ -87,7 +84,11 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 	// Every replica copies the certificate from its Secret into --webhook-cert-dir (an
 	// emptyDir), rather than waiting for the kubelet to update a mounted Secret.
 	secretKey := types.NamespacedName{Namespace: namespace, Name: f.certSecret}
-	certCache, err := webhookcert.NewCache(mgr.GetConfig(), mgr.GetScheme(), secretKey)
+	configuration := ""
+	if f.selfSigned {
+		configuration = f.config
+	}
+	certCache, err := webhookcert.NewCache(mgr.GetConfig(), mgr.GetScheme(), secretKey, configuration)
 	if err != nil {
 		return fmt.Errorf("webhook certificate cache: %w", err)
 	}
@@ -97,38 +98,48 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 	if err := mgr.Add(&webhookcert.Syncer{Reader: certCache, Key: secretKey, Dir: f.certDir}); err != nil {
 		return err
 	}
-	certReady := make(chan struct{})
+	certIssued := make(chan struct{})
 	if f.selfSigned {
 		dns := fmt.Sprintf("%s.%s.svc", f.service, namespace)
-		if err := rotator.AddRotator(mgr, &rotator.CertRotator{
-			SecretKey:      secretKey,
-			CertDir:        f.certDir,
-			CAName:         "grantkeeper-webhook-ca",
-			CAOrganization: "grantkeeper",
-			DNSName:        dns,
-			ExtraDNSNames:  []string{dns + ".cluster.local"},
-			IsReady:        certReady,
-			Webhooks:       []rotator.WebhookInfo{{Name: f.config, Type: rotator.Mutating}},
-			// Every replica serves the webhook, so every replica needs the certificate; writes
-			// to the Secret are optimistic (resourceVersion), so replicas do not fight.
-			RequireLeaderElection: false,
-		}); err != nil {
-			return fmt.Errorf("webhook certificate rotation: %w", err)
+		rot := &webhookcert.Rotator{
+			Reader: certCache, Writer: mgr.GetClient(),
+			Secret: secretKey, Configuration: f.config,
+			CAName: "grantkeeper-webhook-ca", DNSNames: []string{dns, dns + ".cluster.local"},
 		}
-	} else {
+		if err := mgr.Add(rot); err != nil {
+			return err
+		}
 		go func() {
-			// cert-manager writes the Secret; wait for its copy.
-			err := wait.PollUntilContextTimeout(ctx, time.Second, f.certTimeout, true, func(context.Context) (bool, error) {
-				_, err := os.Stat(filepath.Join(f.certDir, "tls.crt"))
-				return err == nil, nil
-			})
-			if err != nil {
-				log.Error(err, "no webhook certificate appeared; is cert-manager's Certificate Ready?", "dir", f.certDir)
-				return
+			select {
+			case <-rot.Ready():
+				close(certIssued)
+			case <-ctx.Done():
 			}
-			close(certReady)
 		}()
+	} else {
+		close(certIssued) // cert-manager writes the Secret and the caBundle
 	}
+	certReady := make(chan struct{})
+	go func() {
+		select {
+		case <-certIssued:
+		case <-ctx.Done():
+			return
+		}
+		// The Syncer copies the Secret's pair into certDir within a second; with
+		// cert-manager, this waits for its Certificate too.
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, f.certTimeout, true, func(context.Context) (bool, error) {
+			_, err := os.Stat(filepath.Join(f.certDir, webhookcert.CertName))
+			return err == nil, nil
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error(err, "no webhook certificate appeared; with cert-manager, is its Certificate Ready?", "dir", f.certDir)
+			}
+			return
+		}
+		close(certReady)
+	}()
 
 	// The manager's cache (every replica runs it): a Pod's admission costs no API request.
 	// With --namespaces, grants elsewhere are not cached and the Pod gets the lookup warning.

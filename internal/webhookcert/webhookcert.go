@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
@@ -25,7 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// The Secret's keys (kubernetes.io/tls, as cert-manager and cert-controller write them) and
+// The Secret's keys (kubernetes.io/tls, as cert-manager and the Rotator write them) and
 // the file names controller-runtime's webhook server reads.
 const (
 	CertName = "tls.crt"
@@ -33,20 +34,28 @@ const (
 )
 
 // NewCache is a cache that holds only the one Secret (every replica needs it; the manager's
-// own cache holds only derived Secrets).
-func NewCache(cfg *rest.Config, scheme *runtime.Scheme, key types.NamespacedName) (cache.Cache, error) {
+// own cache holds only derived Secrets) and, when configuration is set, the one
+// MutatingWebhookConfiguration the Rotator keeps: each is listed and watched by name, so the
+// manager's RBAC names them (resourceNames) and grants nothing else on their kinds.
+func NewCache(cfg *rest.Config, scheme *runtime.Scheme, key types.NamespacedName, configuration string) (cache.Cache, error) {
+	byObject := map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Field: fields.OneTermEqualSelector("metadata.name", key.Name)},
+	}
+	if configuration != "" {
+		byObject[&admissionregistrationv1.MutatingWebhookConfiguration{}] = cache.ByObject{
+			Field: fields.OneTermEqualSelector("metadata.name", configuration),
+		}
+	}
 	return cache.New(cfg, cache.Options{
 		Scheme:            scheme,
 		DefaultNamespaces: map[string]cache.Config{key.Namespace: {}},
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("metadata.name", key.Name)},
-		},
+		ByObject:          byObject,
 	})
 }
 
 // Syncer keeps Dir's tls.crt and tls.key equal to the Secret's. It runs on every replica.
 type Syncer struct {
-	Reader   client.Reader // NewCache's
+	Reader   SyncingReader // NewCache's
 	Key      types.NamespacedName
 	Dir      string
 	Interval time.Duration // how often the cached Secret is compared; one second is cheap
@@ -63,6 +72,9 @@ func (s *Syncer) Start(ctx context.Context) error {
 	interval := s.Interval
 	if interval <= 0 {
 		interval = time.Second
+	}
+	if !s.Reader.WaitForCacheSync(ctx) {
+		return nil // stopping before it synced
 	}
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		var secret corev1.Secret

@@ -48,7 +48,9 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	readInputs()
-	os.Exit(m.Run())
+	code := m.Run()
+	stopCluster()
+	os.Exit(code)
 }
 
 // readInputs reads every file helm, kustomize and make read here: go test caches a result by
@@ -182,7 +184,7 @@ func TestChartMatchesKustomize(t *testing.T) {
 		case "Namespace":
 			continue // helm install --create-namespace, or the user's own (see the README)
 		case "CustomResourceDefinition", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ServiceAccount", "Deployment", "Service",
-			"MutatingWebhookConfiguration", "Secret":
+			"MutatingWebhookConfiguration", "Secret", "NetworkPolicy":
 		default:
 			t.Errorf("kustomize renders %s, which the comparison does not cover", key)
 			continue
@@ -200,7 +202,7 @@ func TestChartMatchesKustomize(t *testing.T) {
 			paths = [][]string{{"rules"}}
 		case "ClusterRoleBinding", "RoleBinding":
 			paths = [][]string{{"roleRef"}, {"subjects"}}
-		case "Service":
+		case "Service", "NetworkPolicy":
 			paths = [][]string{{"spec"}}
 		case "MutatingWebhookConfiguration":
 			paths = [][]string{{"webhooks"}}

@@ -42,12 +42,10 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 		"oauth.grantkeeper.dev/clustergoogleoauthclients/status": {"get", "patch"},
 		// Namespace labels, for ClusterGoogleOAuthClient's namespaceSelector.
 		"/namespaces": {"get", "list", "watch"},
-		// The injection webhook's own configuration: read (cert-controller's cache), and its
-		// caBundle written, by name only (below).
-		"admissionregistration.k8s.io/mutatingwebhookconfigurations": {"get", "list", "watch", "patch", "update"},
 	}
-	// Writes that must name their one object.
-	named := map[string][]string{"admissionregistration.k8s.io/mutatingwebhookconfigurations": {"grantkeeper-mutating-webhook-configuration"}}
+	// Writes that must name their one object (none here: the webhook's are in
+	// config/webhook/role.yaml, TestWebhookRoleNamesItsObjects).
+	named := map[string][]string{}
 	var role rbacv1.ClusterRole
 	read(t, "config/rbac/role.yaml", &role)
 	if len(role.Rules) == 0 {
@@ -77,6 +75,45 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestWebhookRoleNamesItsObjects: the injection webhook may touch its one configuration and
+// its one certificate Secret, by name, and nothing else (issue 32: a namespaced install binds
+// these too, so they must be no wider than the webhook's needs).
+func TestWebhookRoleNamesItsObjects(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "webhook", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]rbacv1.PolicyRule{
+		"ClusterRole/webhook-role": {APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"},
+			ResourceNames: []string{"grantkeeper-mutating-webhook-configuration"}, Verbs: []string{"get", "list", "watch", "update"}},
+		"Role/webhook-cert-role": {APIGroups: []string{""}, Resources: []string{"secrets"},
+			ResourceNames: []string{"grantkeeper-webhook-server-cert"}, Verbs: []string{"get", "list", "watch", "update"}},
+	}
+	seen := 0
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var role rbacv1.Role // a ClusterRole's fields are a Role's
+		if err := yaml.Unmarshal([]byte(doc), &role); err != nil {
+			t.Fatal(err)
+		}
+		if role.Kind != "Role" && role.Kind != "ClusterRole" {
+			continue
+		}
+		seen++
+		w, ok := want[role.Kind+"/"+role.Name]
+		if !ok || len(role.Rules) != 1 {
+			t.Errorf("unexpected %s %s: %+v", role.Kind, role.Name, role.Rules)
+			continue
+		}
+		r := role.Rules[0]
+		if !slices.Equal(r.APIGroups, w.APIGroups) || !slices.Equal(r.Resources, w.Resources) || !slices.Equal(r.ResourceNames, w.ResourceNames) || !slices.Equal(r.Verbs, w.Verbs) {
+			t.Errorf("%s %s grants %+v, want %+v", role.Kind, role.Name, r, w)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("%d roles in config/webhook/role.yaml, want %d", seen, len(want))
 	}
 }
 
