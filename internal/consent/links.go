@@ -83,7 +83,10 @@ func (r *Record) settling(uid string, need *plan.ConsentNeed, fingerprint string
 		return 0
 	}
 	if r.UsedAt.IsZero() {
-		if now.Before(r.ExpiresAt) && sameScopes(r.Scopes, need.Scopes) && now.Sub(r.MintedAt) < UsedGrace {
+		// A follow-up link (incremental) exists only once a token was stored: a need for a
+		// first token seen right after it is the cache lagging behind that token.
+		stale := sameScopes(r.Scopes, need.Scopes) || (r.Incremental && need.Why == plan.NeedNoRefreshToken)
+		if now.Before(r.ExpiresAt) && stale && now.Sub(r.MintedAt) < UsedGrace {
 			return UsedGrace - now.Sub(r.MintedAt)
 		}
 		return 0

@@ -138,7 +138,7 @@ func TestPartialThenFollowUp(t *testing.T) {
 	g := h.waitCondition("gp", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes)
 	next := h.linkInSecret("gp")
 	if g.Status.Consent != oauthv1alpha1.ConsentRequired || next == "" || next == link || !strings.Contains(f.page.body, next) {
-		t.Fatalf("follow-up link %q not in status and page", next)
+		t.Fatalf("follow-up link %q (status.consent %q) not offered and on the page: %s", next, g.Status.Consent, f.page.body)
 	}
 	// The controller keeps the callback's link: no churn.
 	h.waitCondition("gp", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTokenRequestRejected)
