@@ -255,7 +255,14 @@ scrape_configs:
 	if d := firingAt.Sub(pendingAt); d < 55*time.Second {
 		t.Errorf("GoogleOAuthGrantRevoked fired %v after going pending; the rule's for: is 1m", d)
 	}
-	as, _ := prom.alerts()
+	// An unanswered alerts request must not read as "no alert for crm or sheets".
+	as, err := prom.alerts()
+	if err != nil {
+		t.Fatalf("Prometheus's alerts API: %v", err)
+	}
+	if find(as, "GoogleOAuthGrantRevoked", "reports") == nil {
+		t.Fatalf("the alerts listed after reports' alert fired do not include it: %+v", as)
+	}
 	for _, g := range []string{"crm", "sheets"} {
 		if find(as, "GoogleOAuthGrantRevoked", g) != nil {
 			t.Errorf("GoogleOAuthGrantRevoked is active for %s, whose refresh token was not revoked", g)
