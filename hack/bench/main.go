@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,6 +46,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/listencheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
 
@@ -505,38 +505,59 @@ func startTracker(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 // managerProc is the manager running as a separate process, as in a cluster.
 type managerProc struct {
 	cmd         *exec.Cmd
+	done        chan struct{} // closed when the process ends
 	metricsAddr string
 	pprofAddr   string
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
+// startManager starts the manager with its metrics and pprof on free loopback ports. A
+// port picked free can be taken by another process before the manager binds it; the
+// manager then exits, and starts again on others.
 func startManager(root, dir string, cluster *localcluster.Cluster, google *fakegoogle.Server) *managerProc {
-	addr, pprofAddr := freeAddr(), ""
-	log, err := os.OpenFile(filepath.Join(dir, "manager.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	must(err)
-	cmd := exec.Command(filepath.Join(root, "bin", "manager"), "--kubeconfig="+cluster.ManagerKubeconfig,
-		"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
-		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
-		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0")
-	// pprof on loopback, for the heap profiles and the live heap after a forced GC.
-	pprofAddr = freeAddr()
-	cmd.Args = append(cmd.Args, "--pprof-bind-address="+pprofAddr)
-	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	must(cmd.Start())
-	return &managerProc{cmd: cmd, metricsAddr: addr, pprofAddr: pprofAddr}
+	for attempt := 1; ; attempt++ {
+		metricsPort, err := listencheck.FreePort()
+		must(err)
+		pprofPort, err := listencheck.FreePort()
+		must(err)
+		m := &managerProc{metricsAddr: fmt.Sprintf("127.0.0.1:%d", metricsPort), pprofAddr: fmt.Sprintf("127.0.0.1:%d", pprofPort), done: make(chan struct{})}
+		log, err := os.OpenFile(filepath.Join(dir, "manager.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		must(err)
+		m.cmd = exec.Command(filepath.Join(root, "bin", "manager"), "--kubeconfig="+cluster.ManagerKubeconfig,
+			"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
+			"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
+			"--metrics-bind-address="+m.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0",
+			// pprof on loopback, for the heap profiles and the live heap after a forced GC.
+			"--pprof-bind-address="+m.pprofAddr)
+		m.cmd.Args = append(m.cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
+		m.cmd.Stdout, m.cmd.Stderr = log, log
+		m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		must(m.cmd.Start())
+		go func() { _ = m.cmd.Wait(); log.Close(); close(m.done) }()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			select {
+			case <-m.done:
+				if attempt == 5 {
+					must(fmt.Errorf("the manager exited before listening on %s and %s (5 attempts; see manager.log)", m.metricsAddr, m.pprofAddr))
+				}
+			default:
+				if listencheck.ListensOn(m.cmd.Process.Pid, metricsPort) && listencheck.ListensOn(m.cmd.Process.Pid, pprofPort) {
+					return m
+				}
+				if time.Now().After(deadline) {
+					must(fmt.Errorf("the manager did not listen on %s and %s within 2 minutes", m.metricsAddr, m.pprofAddr))
+				}
+				<-time.After(100 * time.Millisecond) // poll interval
+				continue
+			}
+			break
+		}
+	}
 }
 
 func (m *managerProc) stop() {
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	_ = m.cmd.Wait()
+	<-m.done
 }
 
 // rssMiB is the manager's resident memory now and its peak so far.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,7 +132,7 @@ func run(m *testing.M) int {
 	}
 	defer logf.Close()
 	if cluster, err = localcluster.StartWith(binDir, filepath.Join(work, "cp"), localcluster.Options{
-		InCluster: true, BindAddress: localnode.Gateway, SecurePort: 6443}); err != nil {
+		InCluster: true, BindAddress: localnode.Gateway}); err != nil { // a free port: see apiServerPort
 		return fail(err)
 	}
 	defer cluster.Stop()
@@ -289,7 +290,14 @@ patches:
     - op: add
       path: /spec/template/spec/volumes/-
       value: {name: metrics-cert, secret: {secretName: metrics-cert}}
-`, base, namespace, deployment, googleURL, googleURL)
+# The API server's port: a free one, not config/local-node's 6443 (env merges by name).
+- target: {kind: Deployment, name: %[3]s}
+  patch: |-
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: %[3]s, namespace: %[2]s}
+    spec: {template: {spec: {containers: [{name: manager, env: [{name: KUBERNETES_SERVICE_PORT, value: %[6]q}]}]}}}
+`, base, namespace, deployment, googleURL, googleURL, apiServerPort(t))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -608,17 +616,27 @@ func helmValues(t *testing.T, tag string, extra string) string {
 extraArgs: [--token-url=%s/token, --revoke-url=%s/revoke]
 extraEnv:
 - {name: KUBERNETES_SERVICE_HOST, value: %q}
-- {name: KUBERNETES_SERVICE_PORT, value: "6443"}
+- {name: KUBERNETES_SERVICE_PORT, value: %q}
 - {name: SSL_CERT_DIR, value: /etc/grantkeeper/ca}
 extraVolumes: [{name: private-ca, configMap: {name: private-ca}}]
 extraVolumeMounts: [{name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}]
 injection: {image: {repository: grantkeeper.local/metadata-server}}
-%s`, tag, googleURL, googleURL, localnode.Gateway, extra)
+%s`, tag, googleURL, googleURL, localnode.Gateway, apiServerPort(t), extra)
 	path := filepath.Join(work, "values-"+tag+".yaml")
 	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// apiServerPort is the port the API server listens on (picked free at start).
+func apiServerPort(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(cluster.Host)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("the API server's address %q has no port", cluster.Host)
+	}
+	return u.Port()
 }
 
 func helm(t *testing.T, args ...string) string {
