@@ -175,10 +175,12 @@ func TestServiceAccountBadInput(t *testing.T) {
 // InvalidGrant "Invalid JWT Signature." and a new key heals it.
 func TestServiceAccountKeyRotation(t *testing.T) {
 	h := newHarness(t)
-	h.google.SetLifetime(12 * time.Second)
+	// Tokens refreshed 12 s after they are issued: the key replacement and the reconcile it
+	// causes must both happen before that to judge that the replacement requested nothing.
+	h.google.SetLifetime(20 * time.Second)
 	old := h.saKeySecret("rot-sa-key")
 	h.saGrant("rot", "", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
-		s.RefreshBefore = &metav1.Duration{Duration: 6 * time.Second}
+		s.RefreshBefore = &metav1.Duration{Duration: 8 * time.Second}
 	})
 	first := h.waitReady("rot")
 	n := h.google.ServiceAccountRequests(saEmail)
@@ -187,10 +189,14 @@ func TestServiceAccountKeyRotation(t *testing.T) {
 	h.setSecretData("rot-sa-key", map[string]string{"credentials.json": string(fresh.JSON)})
 	h.google.DeleteServiceAccountKey(old.ID) // only the new key works from now on
 	h.poke("rot")
-	if got := h.google.ServiceAccountRequests(saEmail); got != n && time.Now().Before(first.Status.RefreshTime.Time) {
+	got := h.google.ServiceAccountRequests(saEmail) // read first: any request counted came before now
+	if now := time.Now(); !now.Before(first.Status.RefreshTime.Time) {
+		t.Fatalf("too slow to judge: the key replacement was reconciled at %s, after the scheduled refresh at %s", now.Format(time.RFC3339Nano), first.Status.RefreshTime.Format(time.RFC3339Nano))
+	}
+	if got != n {
 		t.Errorf("replacing the key made %d request(s) before the scheduled refresh, want none", got-n)
 	}
-	h.Eventually(30*time.Second, "a scheduled refresh with the new key", func() (bool, string) {
+	h.Eventually(40*time.Second, "a scheduled refresh with the new key", func() (bool, string) {
 		g := h.GetGrant("rot")
 		return g.Status.LastRefreshTime.After(first.Status.LastRefreshTime.Time) && meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady),
 			fmt.Sprintf("lastRefreshTime %v, failures %d", g.Status.LastRefreshTime, g.Status.FailedRefreshAttempts)

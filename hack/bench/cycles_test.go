@@ -118,3 +118,16 @@ func TestLateReplacements(t *testing.T) {
 		t.Errorf("a replacement before the window was listed: %+v", got)
 	}
 }
+
+// earliestDue reads only the token the fake issued: 30 s tokens (window 10 s, jitter up to
+// 1 s) may be replaced from 19 s after issue, less a second of truncation.
+func TestEarliestDue(t *testing.T) {
+	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	got := earliestDue(fakegoogle.IssuedToken{Issued: issued, Expiry: issued.Add(30 * time.Second)})
+	if want := issued.Add(18 * time.Second); !got.Equal(want) {
+		t.Errorf("earliestDue = %s, want %s", got, want)
+	}
+	if got := earliestDue(fakegoogle.IssuedToken{}); !got.IsZero() {
+		t.Errorf("no token issued: earliestDue = %s, want zero (due at once)", got)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,7 +45,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/listencheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
 
@@ -410,13 +411,15 @@ func main() {
 
 	// Phase 3: restart with every token fresh.
 	say("restarting the manager")
-	tr.mu.Lock()
-	due := make(map[string]time.Time, len(tr.refreshTime))
-	for k, v := range tr.refreshTime {
-		due[k] = v
-	}
-	tr.mu.Unlock()
 	mgr.stop()
+	// Early is judged by the tokens the fake issued, not by the schedule the manager wrote
+	// (a manager that wrote a wrong schedule would agree with itself).
+	lastIssued := make([]fakegoogle.IssuedToken, len(rts))
+	for i, rt := range rts {
+		if toks := google.AccessTokensFor(rt); len(toks) > 0 {
+			lastIssued[i] = toks[len(toks)-1]
+		}
+	}
 	clearObservedGeneration(ctx, c, cfg.Grants)
 	restart := time.Now()
 	req0 = google.TotalRequests()
@@ -428,7 +431,7 @@ func main() {
 	res.RestartRequests = google.TotalRequests() - req0
 	for i, rt := range rts {
 		for _, at := range google.RequestTimes(rt) {
-			if at.After(restart) && at.Before(due[fmt.Sprintf("g%05d", i)].Add(-time.Second)) {
+			if at.After(restart) && at.Before(earliestDue(lastIssued[i])) {
 				res.RestartEarlyRequests++
 			}
 		}
@@ -505,38 +508,59 @@ func startTracker(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 // managerProc is the manager running as a separate process, as in a cluster.
 type managerProc struct {
 	cmd         *exec.Cmd
+	done        chan struct{} // closed when the process ends
 	metricsAddr string
 	pprofAddr   string
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
+// startManager starts the manager with its metrics and pprof on free loopback ports. A
+// port picked free can be taken by another process before the manager binds it; the
+// manager then exits, and starts again on others.
 func startManager(root, dir string, cluster *localcluster.Cluster, google *fakegoogle.Server) *managerProc {
-	addr, pprofAddr := freeAddr(), ""
-	log, err := os.OpenFile(filepath.Join(dir, "manager.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	must(err)
-	cmd := exec.Command(filepath.Join(root, "bin", "manager"), "--kubeconfig="+cluster.ManagerKubeconfig,
-		"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
-		"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
-		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0")
-	// pprof on loopback, for the heap profiles and the live heap after a forced GC.
-	pprofAddr = freeAddr()
-	cmd.Args = append(cmd.Args, "--pprof-bind-address="+pprofAddr)
-	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	must(cmd.Start())
-	return &managerProc{cmd: cmd, metricsAddr: addr, pprofAddr: pprofAddr}
+	for attempt := 1; ; attempt++ {
+		metricsPort, err := listencheck.FreePort()
+		must(err)
+		pprofPort, err := listencheck.FreePort()
+		must(err)
+		m := &managerProc{metricsAddr: fmt.Sprintf("127.0.0.1:%d", metricsPort), pprofAddr: fmt.Sprintf("127.0.0.1:%d", pprofPort), done: make(chan struct{})}
+		log, err := os.OpenFile(filepath.Join(dir, "manager.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		must(err)
+		m.cmd = exec.Command(filepath.Join(root, "bin", "manager"), "--kubeconfig="+cluster.ManagerKubeconfig,
+			"--token-url="+google.TokenURL(), "--revoke-url="+google.RevokeURL(),
+			"--leader-elect", "--leader-election-namespace="+localcluster.ManagerNamespace,
+			"--metrics-bind-address="+m.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0",
+			// pprof on loopback, for the heap profiles and the live heap after a forced GC.
+			"--pprof-bind-address="+m.pprofAddr)
+		m.cmd.Args = append(m.cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
+		m.cmd.Stdout, m.cmd.Stderr = log, log
+		m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		must(m.cmd.Start())
+		go func() { _ = m.cmd.Wait(); log.Close(); close(m.done) }()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			select {
+			case <-m.done:
+				if attempt == 5 {
+					must(fmt.Errorf("the manager exited before listening on %s and %s (5 attempts; see manager.log)", m.metricsAddr, m.pprofAddr))
+				}
+			default:
+				if listencheck.ListensOn(m.cmd.Process.Pid, metricsPort) && listencheck.ListensOn(m.cmd.Process.Pid, pprofPort) {
+					return m
+				}
+				if time.Now().After(deadline) {
+					must(fmt.Errorf("the manager did not listen on %s and %s within 2 minutes", m.metricsAddr, m.pprofAddr))
+				}
+				<-time.After(100 * time.Millisecond) // poll interval
+				continue
+			}
+			break
+		}
+	}
 }
 
 func (m *managerProc) stop() {
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	_ = m.cmd.Wait()
+	<-m.done
 }
 
 // rssMiB is the manager's resident memory now and its peak so far.
@@ -798,4 +822,20 @@ func report(r *results, dir string) {
 	out := filepath.Join(dir, fmt.Sprintf("results-%d.json", c.Grants))
 	_ = os.WriteFile(out, b, 0o644)
 	fmt.Printf("\nJSON: %s\n", out)
+}
+
+// earliestDue is the earliest a token the fake issued may be replaced: its refresh window
+// (the default, a third of its lifetime: the bench's grants set no refreshBefore) before
+// its expiry, less the largest jitter (a tenth of the window) and a second of truncation.
+// A zero token (none issued) is due at once.
+func earliestDue(t fakegoogle.IssuedToken) time.Time {
+	if t.Expiry.IsZero() {
+		return time.Time{}
+	}
+	before := schedule.RefreshBefore(t.Issued, t.Expiry, 0)
+	at := t.Expiry.Add(-before - before/10)
+	if floor := t.Issued.Add(t.Expiry.Sub(t.Issued) / 10); at.Before(floor) {
+		at = floor
+	}
+	return at.Add(-time.Second)
 }

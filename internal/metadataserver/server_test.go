@@ -188,6 +188,54 @@ func TestServerCutsOffSlowClients(t *testing.T) {
 	}
 }
 
+// MaxConns bounds the connections served at once: with one allowed, a request arriving
+// while another client holds the connection mid-request waits, and is served once that
+// client goes.
+func TestServerMaxConns(t *testing.T) {
+	l := DefaultLimits()
+	l.ReadHeaderTimeout, l.MaxConns = time.Minute, 1 // the held connection is not cut off
+	addr, dir := start(t, l)
+	if err := secretvolume.Write(dir, secretData("ya29.held", time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	// (No request before this one: a kept-alive idle connection would hold the only slot.)
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := io.WriteString(held, "GET "+tokenPath+" HTTP/1.1\r\nHost: x\r\nMetadata-Fla"); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan int, 1)
+	go func() {
+		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Do(mustReq(tokenPath, addr))
+		if err != nil {
+			served <- -1
+			return
+		}
+		resp.Body.Close()
+		served <- resp.StatusCode
+	}()
+	// Waiting is the behaviour under test: a second connection served within this window
+	// means no limit.
+	select {
+	case code := <-served:
+		t.Fatalf("a second request was answered (%d) while the only connection allowed was held", code)
+	case <-time.After(time.Second):
+	}
+	held.Close()
+	select {
+	case code := <-served:
+		if code != 200 {
+			t.Fatalf("the waiting request got %d once the held connection closed", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiting request was not served after the held connection closed")
+	}
+}
+
 func mustReq(path, addr string) *http.Request {
 	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
 	req.Header.Set("Metadata-Flavor", "Google")

@@ -444,6 +444,14 @@ func (h *harness) checkNoLeaks() {
 	secrets := append([]string{clientSecret}, h.secrets...)
 	secrets = append(secrets, h.google.RefreshTokens()...)
 	secrets = append(secrets, h.google.IssuedAccessTokens()...)
+	// Every flow's verifier and code, the browser's included (they are not read from the
+	// records or the redirects).
+	secrets = append(secrets, h.google.CodeVerifiers()...)
+	secrets = append(secrets, h.google.IssuedCodes()...)
+	logs := h.logs.String()
+	if !strings.Contains(logs, "serving consent links") {
+		h.T.Error("captured no consent-server logs: the leak check would prove nothing")
+	}
 	var l eventsv1.EventList
 	if err := h.C.List(h.Ctx, &l, client.InNamespace(h.Name)); err != nil {
 		h.T.Fatal(err)
@@ -455,7 +463,7 @@ func (h *harness) checkNoLeaks() {
 	h.seenMu.Lock()
 	pages := strings.Join(h.seen, "\n")
 	h.seenMu.Unlock()
-	for what, text := range map[string]string{"manager logs": h.logs.String(), "events": events.String(), "pages": pages} {
+	for what, text := range map[string]string{"manager logs": logs, "events": events.String(), "pages": pages} {
 		if found := leakcheck.Find(text, secrets); len(found) > 0 {
 			h.T.Errorf("%s contain secrets: %v", what, found)
 		}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,7 +132,7 @@ func run(m *testing.M) int {
 	}
 	defer logf.Close()
 	if cluster, err = localcluster.StartWith(binDir, filepath.Join(work, "cp"), localcluster.Options{
-		InCluster: true, BindAddress: localnode.Gateway, SecurePort: 6443}); err != nil {
+		InCluster: true, BindAddress: localnode.Gateway}); err != nil { // a free port: see apiServerPort
 		return fail(err)
 	}
 	defer cluster.Stop()
@@ -289,7 +290,14 @@ patches:
     - op: add
       path: /spec/template/spec/volumes/-
       value: {name: metrics-cert, secret: {secretName: metrics-cert}}
-`, base, namespace, deployment, googleURL, googleURL)
+# The API server's port: a free one, not config/local-node's 6443 (env merges by name).
+- target: {kind: Deployment, name: %[3]s}
+  patch: |-
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: %[3]s, namespace: %[2]s}
+    spec: {template: {spec: {containers: [{name: manager, env: [{name: KUBERNETES_SERVICE_PORT, value: %[6]q}]}]}}}
+`, base, namespace, deployment, googleURL, googleURL, apiServerPort(t))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -476,6 +484,10 @@ func TestManagerRunsInCluster(t *testing.T) {
 	if len(watcher.expired) > 0 {
 		t.Errorf("a watcher saw an expired token in the derived Secret: %v", watcher.expired)
 	}
+	// The watcher saw the refreshes: the token when it started and the new leader's two.
+	if watcher.events < 3 || len(watcher.tokens) < 3 {
+		t.Errorf("the watcher saw %d events and %d distinct tokens, want at least 3 of each: it may not be watching", watcher.events, len(watcher.tokens))
+	}
 	times := google.RequestTimes(rt)
 	for i := 1; i < len(times); i++ {
 		// Refreshes are due about 20 s apart; two requests within 5 s is a duplicate.
@@ -608,17 +620,27 @@ func helmValues(t *testing.T, tag string, extra string) string {
 extraArgs: [--token-url=%s/token, --revoke-url=%s/revoke]
 extraEnv:
 - {name: KUBERNETES_SERVICE_HOST, value: %q}
-- {name: KUBERNETES_SERVICE_PORT, value: "6443"}
+- {name: KUBERNETES_SERVICE_PORT, value: %q}
 - {name: SSL_CERT_DIR, value: /etc/grantkeeper/ca}
 extraVolumes: [{name: private-ca, configMap: {name: private-ca}}]
 extraVolumeMounts: [{name: private-ca, mountPath: /etc/grantkeeper/ca, readOnly: true}]
 injection: {image: {repository: grantkeeper.local/metadata-server}}
-%s`, tag, googleURL, googleURL, localnode.Gateway, extra)
+%s`, tag, googleURL, googleURL, localnode.Gateway, apiServerPort(t), extra)
 	path := filepath.Join(work, "values-"+tag+".yaml")
 	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// apiServerPort is the port the API server listens on (picked free at start).
+func apiServerPort(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(cluster.Host)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("the API server's address %q has no port", cluster.Host)
+	}
+	return u.Port()
 }
 
 func helm(t *testing.T, args ...string) string {
@@ -678,9 +700,19 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 	watcher, stopWatch := watchToken(t, "helm-apps", "reports-access-token")
 	defer stopWatch()
+	// And a grant that is due during the upgrade: one-minute tokens refreshed 50 s before
+	// they expire (about every 10 s), so refreshes fall inside the upgrade, and its Secret
+	// must never hold an expired token meanwhile.
+	google.SetLifetime(time.Minute)
+	rtSoon := google.NewRefreshToken(clientID, scope)
+	apply(t, fixtures.Grant("helm-soon", client, "soon", rtSoon, "refreshBefore: 50s"))
+	kubectl(t, "wait", "-n", "helm-soon", "--for=condition=Ready", "--timeout=90s", "gog/soon")
+	soonWatcher, stopSoonWatch := watchToken(t, "helm-soon", "soon-access-token")
+	defer stopSoonWatch()
 
 	// Upgrade: a new image tag and changed values.
 	oldLeader := leaseHolder(t)
+	upgradeStart := time.Now()
 	helm(t, "upgrade", "grantkeeper", "charts/grantkeeper", "-n", namespace, "-f", helmValues(t, "v2", "maxConcurrentReconciles: 4\nlogLevel: debug\n"), "--wait", "--timeout=3m")
 	kubectl(t, "-n", namespace, "rollout", "status", "deployment/"+deployment, "--timeout=120s")
 	var newPods []podInfo
@@ -689,6 +721,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		h := leaseHolder(t)
 		return h != oldLeader && holderPod(h, newPods) != ""
 	})
+	upgradeEnd := time.Now()
 	var d struct {
 		Spec struct {
 			Template corev1.PodTemplateSpec `json:"template"`
@@ -715,11 +748,34 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		<-time.After(500 * time.Millisecond) // observation window, not synchronisation
 	}
 	kubectl(t, "wait", "-n", "helm-apps", "--for=condition=Ready", "--timeout=30s", "gog/reports")
+	// The due grant is refreshed by the new leader too: one more token after the upgrade.
+	soonAfter := google.Requests(rtSoon)
+	poll(t, "a refresh of the due grant after the upgrade", 60*time.Second, func() bool { return google.Requests(rtSoon) > soonAfter })
+	kubectl(t, "wait", "-n", "helm-soon", "--for=condition=Ready", "--timeout=30s", "gog/soon")
 	stopWatch()
-	if len(watcher.expired) > 0 {
-		t.Errorf("a watcher saw an expired token during the upgrade: %v", watcher.expired)
+	stopSoonWatch()
+	if len(watcher.expired) > 0 || len(soonWatcher.expired) > 0 {
+		t.Errorf("a watcher saw an expired token during the upgrade: not due %v, due %v", watcher.expired, soonWatcher.expired)
 	}
-	figures = append(figures, fmt.Sprintf("helm upgrade: token requests for not-due grants: 0, expired-token observations: %d", len(watcher.expired)))
+	// The watchers saw something: the not-due grant's one token; the due grant's tokens
+	// replaced during the upgrade (one watched before it, more after).
+	if watcher.events == 0 || len(watcher.tokens) != 1 {
+		t.Errorf("the not-due grant's watcher saw %d events and %d distinct tokens, want its one token", watcher.events, len(watcher.tokens))
+	}
+	inside := 0
+	for _, at := range google.RequestTimes(rtSoon) {
+		if at.After(upgradeStart) && at.Before(upgradeEnd) {
+			inside++
+		}
+	}
+	if inside == 0 {
+		t.Errorf("no refresh of the due grant fell inside the upgrade (%s to %s): requests at %v", upgradeStart.Format(time.RFC3339), upgradeEnd.Format(time.RFC3339), google.RequestTimes(rtSoon))
+	}
+	if soonWatcher.events < 3 || len(soonWatcher.tokens) < 3 {
+		t.Errorf("the due grant's watcher saw %d events and %d distinct tokens, want at least 3 of each (its token before, during and after the upgrade)", soonWatcher.events, len(soonWatcher.tokens))
+	}
+	figures = append(figures, fmt.Sprintf("helm upgrade: token requests for not-due grants: 0; a due grant refreshed %d times during the %s upgrade, %d tokens watched; expired-token observations: %d",
+		inside, upgradeEnd.Sub(upgradeStart).Round(time.Second), len(soonWatcher.tokens), len(watcher.expired)+len(soonWatcher.expired)))
 
 	// Uninstall keeps the CRD, the grant and every Secret.
 	helm(t, "uninstall", "grantkeeper", "-n", namespace, "--wait", "--timeout=2m")

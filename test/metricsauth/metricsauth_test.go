@@ -6,7 +6,6 @@ package metricsauth
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,18 +67,7 @@ func buildManager(root, dir string) string {
 	return out
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestMetricsNeedTheReaderRole(t *testing.T) {
-	port := freePort(t)
 	stack.StopManager()
 	// The manager as deployed: secure metrics (the default), authenticated as its ServiceAccount,
 	// serving a certificate from --metrics-cert-dir that the scrapes verify.
@@ -88,10 +76,11 @@ func TestMetricsNeedTheReaderRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := stack.StartManager(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--metrics-cert-dir="+certDir); err != nil {
+	addr, err := stack.StartManagerListening("metrics-bind-address", "--metrics-cert-dir="+certDir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
+	url := "https://" + addr + "/metrics"
 
 	objs := fixtures.Scraper("scrapers", "prometheus-reads-grantkeeper-metrics", "prometheus", "nosy") + "---\n" +
 		fixtures.Grant("apps", devstack.SampleClient, "reports", devstack.SampleRefreshToken)

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,6 +35,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
+	"github.com/grantkeeper/grantkeeper/test/framework/listencheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/promtool"
 )
 
@@ -103,16 +103,6 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestRevokedAlertOnARealPrometheus is issue 19's item 2.
 func TestRevokedAlertOnARealPrometheus(t *testing.T) {
 	started := time.Now()
@@ -131,9 +121,9 @@ func TestRevokedAlertOnARealPrometheus(t *testing.T) {
 	mustWrite(t, filepath.Join(dir, "ca.crt"), caPEM)
 	mustWrite(t, filepath.Join(dir, "other-ca.crt"), otherCA)
 
-	metricsPort := freePort(t)
 	stack.StopManager()
-	if err := stack.StartManager(fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort), "--metrics-cert-dir="+certDir); err != nil {
+	target, err := stack.StartManagerListening("metrics-bind-address", "--metrics-cert-dir="+certDir)
+	if err != nil {
 		t.Fatal(err)
 	}
 	google := stack.Google
@@ -158,7 +148,6 @@ func TestRevokedAlertOnARealPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustWrite(t, filepath.Join(dir, "rules.yaml"), rules)
-	target := fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	// Short intervals so the test waits on the rules' own for: durations, not on scrapes.
 	mustWrite(t, filepath.Join(dir, "prometheus.yml"), []byte(fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -255,7 +244,14 @@ scrape_configs:
 	if d := firingAt.Sub(pendingAt); d < 55*time.Second {
 		t.Errorf("GoogleOAuthGrantRevoked fired %v after going pending; the rule's for: is 1m", d)
 	}
-	as, _ := prom.alerts()
+	// An unanswered alerts request must not read as "no alert for crm or sheets".
+	as, err := prom.alerts()
+	if err != nil {
+		t.Fatalf("Prometheus's alerts API: %v", err)
+	}
+	if find(as, "GoogleOAuthGrantRevoked", "reports") == nil {
+		t.Fatalf("the alerts listed after reports' alert fired do not include it: %+v", as)
+	}
 	for _, g := range []string{"crm", "sheets"} {
 		if find(as, "GoogleOAuthGrantRevoked", g) != nil {
 			t.Errorf("GoogleOAuthGrantRevoked is active for %s, whose refresh token was not revoked", g)
@@ -346,41 +342,64 @@ type promServer struct {
 
 func startPrometheus(t *testing.T, dir string) *promServer {
 	t.Helper()
-	port := freePort(t)
 	log, err := os.Create(filepath.Join(dir, "prometheus.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+	t.Cleanup(func() { log.Close() })
+	// A port picked free may be taken before Prometheus binds it: Prometheus then exits,
+	// and starts again on another.
+	for attempt := 1; ; attempt++ {
+		port, err := listencheck.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+			"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+		cmd.Dir = dir
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		exited := false
+		poll(t, 60*time.Second, "Prometheus listening", func() (bool, string) {
+			select {
+			case <-done:
+				exited = true
+				return true, ""
+			default:
+			}
+			return listencheck.ListensOn(cmd.Process.Pid, port), fmt.Sprintf("port %d", port)
+		})
+		if exited {
+			if attempt == 5 {
+				t.Fatalf("Prometheus exited before listening (5 attempts; see %s)", log.Name())
+			}
+			continue
 		}
-		log.Close()
-	})
-	p := &promServer{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	poll(t, 60*time.Second, "Prometheus ready", func() (bool, string) {
-		resp, err := http.Get(p.url + "/-/ready")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
-	return p
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		})
+		p := &promServer{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		poll(t, 60*time.Second, "Prometheus ready", func() (bool, string) {
+			resp, err := http.Get(p.url + "/-/ready")
+			if err != nil {
+				return false, err.Error()
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, resp.Status
+		})
+		return p
+	}
 }
 
 func (p *promServer) get(path string, params url.Values, into any) error {

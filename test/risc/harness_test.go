@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -195,7 +196,9 @@ func (h *harness) waitAccount(name string) {
 	})
 }
 
-// events lists the events about a grant as "Type/Reason".
+// events lists the events about a grant as "Type/Reason", once per occurrence: Kubernetes
+// folds a repeated Event into a series on one Event object, and an Event with a series of
+// n stands for n occurrences here.
 func (h *harness) events(grant string) []string {
 	h.T.Helper()
 	var list eventsv1.EventList
@@ -204,13 +207,21 @@ func (h *harness) events(grant string) []string {
 	}
 	var out []string
 	for _, e := range list.Items {
-		if e.Regarding.Name == grant {
+		if e.Regarding.Name != grant {
+			continue
+		}
+		n := 1
+		if e.Series != nil {
+			n = int(e.Series.Count)
+		}
+		for range n {
 			out = append(out, e.Type+"/"+e.Reason)
 		}
 	}
 	return out
 }
 
+// countEvents counts the occurrences of an event about a grant (a series counts its count).
 func (h *harness) countEvents(grant, typeReason string) int {
 	n := 0
 	for _, e := range h.events(grant) {
@@ -219,6 +230,13 @@ func (h *harness) countEvents(grant, typeReason string) int {
 		}
 	}
 	return n
+}
+
+// received is the receiver's grantkeeper_security_events_total for an event type (its
+// ShortName) and result: the one record of how often an event was applied, as Events
+// about a grant fold repeats into a series.
+func received(eventType, result string) float64 {
+	return testutil.ToFloat64(risc.SecurityEvents.WithLabelValues(risc.ShortName(eventType), result))
 }
 
 // send signs events for our client and posts them; it fails the test unless the answer is want.
@@ -273,10 +291,18 @@ func (h *harness) checkNoLeaks() {
 	for _, rt := range h.google.RefreshTokens() {
 		secrets = append(secrets, risc.HashIdentifier(rt))
 	}
+	// A failed List would leave nothing to search: the check would pass on nothing.
 	var evs eventsv1.EventList
-	_ = h.C.List(h.Ctx, &evs, client.InNamespace(h.Name))
+	if err := h.C.List(h.Ctx, &evs, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatalf("leak check: listing the Events: %v", err)
+	}
 	var grants oauthv1alpha1.GoogleOAuthGrantList
-	_ = h.C.List(h.Ctx, &grants, client.InNamespace(h.Name))
+	if err := h.C.List(h.Ctx, &grants, client.InNamespace(h.Name)); err != nil {
+		h.T.Fatalf("leak check: listing the grants: %v", err)
+	}
+	if len(grants.Items) == 0 {
+		h.T.Error("leak check: no grants listed: it would prove nothing")
+	}
 	logs := h.logs.String()
 	if !strings.Contains(logs, "security-event receiver listening") {
 		h.T.Error("captured no receiver logs: the leak check would prove nothing")

@@ -62,9 +62,23 @@ func TestPluginRegisterAndVerify(t *testing.T) {
 		return testutil.ToFloat64(verified) == before+1, ""
 	})
 
-	// Bad endpoints are refused before calling Google.
-	cmd := exec.Command(plugin, "risc", "register", "--endpoint", "http://grantkeeper.example.com/risc", "--service-account-key", key, "--stream-api", h.google.StreamAPIURL())
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "https") {
-		t.Errorf("an http endpoint was accepted: %v\n%s", err, out)
+	// Bad endpoints are refused before calling Google: an error naming what is wrong, no
+	// stream API request, and the stream as it was.
+	for endpoint, want := range map[string]string{
+		"http://grantkeeper.example.com/risc":   "https",
+		"https://grantkeeper.example.com/other": risc.Path,
+	} {
+		stream, calls := h.google.Stream(), h.google.StreamAPIRequests()
+		cmd := exec.Command(plugin, "risc", "register", "--endpoint", endpoint, "--service-account-key", key, "--stream-api", h.google.StreamAPIURL())
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("endpoint %s: exit %v, want a failure naming %q:\n%s", endpoint, err, want, out)
+		}
+		if n := h.google.StreamAPIRequests() - calls; n != 0 {
+			t.Errorf("endpoint %s: the plugin called Google's stream API %d times before refusing it", endpoint, n)
+		}
+		if got := h.google.Stream(); got.URL != stream.URL {
+			t.Errorf("endpoint %s: the stream now delivers to %q, want it unchanged (%q)", endpoint, got.URL, stream.URL)
+		}
 	}
 }

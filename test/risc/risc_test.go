@@ -50,9 +50,13 @@ func TestAccountEvents(t *testing.T) {
 		t.Errorf("a1 Ready = %s after warning events, want True/TokenValid", c)
 	}
 
-	// account-disabled: revoked, token withdrawn with expiry = the event's time.
+	// account-disabled: revoked, token withdrawn with expiry = the event's time; applied once.
 	eventTime := time.Now().Add(-3 * time.Second).Truncate(time.Second)
+	disabledApplied := received(risc.AccountDisabled, risc.ResultApplied)
 	h.send(202, risctransmitter.Options{IssuedAt: eventTime}, h.tx.AccountEvent(risc.AccountDisabled, alice.Sub, map[string]any{"reason": "hijacking"}))
+	if d := received(risc.AccountDisabled, risc.ResultApplied) - disabledApplied; d != 1 {
+		t.Errorf("one account-disabled delivery was applied %v times, want 1", d)
+	}
 	for _, n := range []string{"a1", "a2"} {
 		g := h.waitCondition(n, oauthv1alpha1.ConditionReady, "False/AccountDisabled")
 		if c := condition(g, oauthv1alpha1.ConditionRevoked); c != "True/AccountDisabled" {
@@ -66,7 +70,7 @@ func TestAccountEvents(t *testing.T) {
 			return len(s.Data["access_token"]) == 0 && string(s.Data["expiry"]) == eventTime.UTC().Format(time.RFC3339), string(s.Data["expiry"])
 		})
 		if h.countEvents(n, "Warning/AccountDisabled") != 1 {
-			t.Errorf("%s events %v, want one Warning/AccountDisabled", n, h.events(n))
+			t.Errorf("%s events %v (one per occurrence), want one Warning/AccountDisabled", n, h.events(n))
 		}
 	}
 	if got := h.GetSecret("a1-refresh-token").ResourceVersion; got != rtSecretBefore {
@@ -211,15 +215,25 @@ func TestHostileDeliveriesChangeNothing(t *testing.T) {
 	h.waitCondition("g", oauthv1alpha1.ConditionRevoked, "True/TokenRevokedByGoogle")
 }
 
-// A redelivered jti has one effect.
+// A redelivered jti has one effect: the receiver counts one applied and two duplicates, and
+// the grant has one warning (an Event without a series: three applications would fold into
+// one Event with a series of 3).
 func TestReplayedJTI(t *testing.T) {
 	h := newHarness(t)
 	h.grant("g", &alice, "openid")
 	h.waitReady("g")
 	h.waitAccount("g")
+	applied, duplicate := received(risc.SessionsRevoked, risc.ResultApplied), received(risc.SessionsRevoked, risc.ResultDuplicate)
 	raw := h.tx.Sign(risctransmitter.Options{Audience: clientID, JTI: "once"}, h.tx.AccountEvent(risc.SessionsRevoked, alice.Sub, nil))
 	for range 3 {
 		h.post(202, raw)
+	}
+	// The handler counts before it answers: the figures are final.
+	if d := received(risc.SessionsRevoked, risc.ResultApplied) - applied; d != 1 {
+		t.Errorf("a jti delivered three times was applied %v times, want 1", d)
+	}
+	if d := received(risc.SessionsRevoked, risc.ResultDuplicate) - duplicate; d != 2 {
+		t.Errorf("a jti delivered three times counted %v duplicates, want 2", d)
 	}
 	h.Eventually(10*time.Second, "the warning", func() (bool, string) {
 		return h.countEvents("g", "Warning/SessionsRevokedByGoogle") >= 1, ""
@@ -230,6 +244,6 @@ func TestReplayedJTI(t *testing.T) {
 		return h.countEvents("g", "Warning/AccountCredentialChangeRequired") == 1, ""
 	})
 	if n := h.countEvents("g", "Warning/SessionsRevokedByGoogle"); n != 1 {
-		t.Errorf("a jti delivered three times made %d warnings, want 1", n)
+		t.Errorf("a jti delivered three times made %d warnings (counting an Event's series), want 1", n)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
+	"github.com/grantkeeper/grantkeeper/test/framework/listencheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
 
@@ -51,6 +52,7 @@ type Stack struct {
 
 	opts    Options
 	manager *exec.Cmd
+	exited  chan struct{} // closed when the manager process ends
 	logFile *os.File
 	kcmLog  *os.File
 }
@@ -113,7 +115,47 @@ func (s *Stack) StartManager(extra ...string) error {
 	if err := s.manager.Start(); err != nil {
 		return fmt.Errorf("starting the manager: %w", err)
 	}
+	s.exited = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(s.manager, s.exited)
 	return nil
+}
+
+// StartManagerListening starts the manager with --flag=127.0.0.1:PORT for a free PORT and
+// waits until it listens there. A port picked free can be taken by another process before
+// the manager binds it; the manager then exits, and starts again on another port. It
+// returns the address.
+func (s *Stack) StartManagerListening(flag string, extra ...string) (string, error) {
+	for attempt := 1; ; attempt++ {
+		port, err := listencheck.FreePort()
+		if err != nil {
+			return "", err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if err := s.StartManager(append([]string{"--" + flag + "=" + addr}, extra...)...); err != nil {
+			return "", err
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			select {
+			case <-s.exited:
+				s.stopManager(syscall.SIGTERM) // reaps and closes the log
+				if attempt == 5 {
+					return "", fmt.Errorf("the manager exited before listening on %s (5 attempts; see %s)", addr, s.ManagerLog)
+				}
+			default:
+			}
+			if s.manager == nil {
+				break // exited: another port
+			}
+			if listencheck.ListensOn(s.manager.Process.Pid, port) {
+				return addr, nil
+			}
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("the manager did not listen on %s within 2 minutes (see %s)", addr, s.ManagerLog)
+			}
+			<-time.After(100 * time.Millisecond) // poll interval
+		}
+	}
 }
 
 // StopManager stops the manager process (SIGTERM, as Kubernetes would).
@@ -125,7 +167,7 @@ func (s *Stack) KillManager() { s.stopManager(syscall.SIGKILL) }
 func (s *Stack) stopManager(sig syscall.Signal) {
 	if s.manager != nil && s.manager.Process != nil {
 		_ = s.manager.Process.Signal(sig)
-		_ = s.manager.Wait()
+		<-s.exited
 		s.manager = nil
 	}
 	if s.logFile != nil {

@@ -160,6 +160,7 @@ func (s *Server) grantLocked(w http.ResponseWriter, r *http.Request, a *authRequ
 		}
 	}
 	code := "4/fake-" + randomString(24)
+	s.issuedCodes = append(s.issuedCodes, code)
 	s.codes[code] = &authCode{clientID: a.clientID, redirectURI: a.q.Get("redirect_uri"), challenge: a.q.Get("code_challenge"), scopes: scopes,
 		offline: a.q.Get("access_type") == "offline", account: &account}
 	a.back(w, r, url.Values{"code": {code}, "scope": {strings.Join(scopes, " ")}})

@@ -49,6 +49,8 @@ type Server struct {
 	refresh     map[string]*refreshToken
 	access      map[string]*accessToken
 	codes       map[string]*authCode
+	verifiers   []string       // PKCE verifiers received with codes (CodeVerifiers)
+	issuedCodes []string       // every authorization code handed out (IssuedCodes)
 	requests    map[string]int // token requests per refresh token
 	times       map[string][]time.Time
 	exchanges   []*Exchange
@@ -70,9 +72,10 @@ type Server struct {
 	idTokens   int
 	tokeninfos int
 	// RISC stream API (risc.go).
-	stream     Stream
-	riscAdmins map[string]bool
-	onVerify   func(url, state string) error
+	stream      Stream
+	riscAdmins  map[string]bool
+	streamCalls int // stream API requests (StreamAPIRequests)
+	onVerify    func(url, state string) error
 
 	listener net.Listener
 	http     *http.Server
@@ -672,6 +675,21 @@ func (s *Server) issueLocked(refresh, clientID string, scopes []string) map[stri
 	return resp
 }
 
+// CodeVerifiers lists the PKCE verifiers clients sent with authorization codes, for leak
+// checks: a verifier, like the code, must never appear in logs, events or pages.
+func (s *Server) CodeVerifiers() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.verifiers...)
+}
+
+// IssuedCodes lists every authorization code the consent page handed out, for leak checks.
+func (s *Server) IssuedCodes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issuedCodes...)
+}
+
 func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, clientID string) {
 	code := r.PostForm.Get("code")
 	ac := s.codes[code]
@@ -682,6 +700,9 @@ func (s *Server) codeGrant(w http.ResponseWriter, r *http.Request, clientID stri
 	if r.PostForm.Get("redirect_uri") != ac.redirectURI {
 		oauthError(w, 400, "redirect_uri_mismatch", "Bad Request")
 		return
+	}
+	if v := r.PostForm.Get("code_verifier"); v != "" {
+		s.verifiers = append(s.verifiers, v)
 	}
 	if ac.challenge != "" {
 		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))

@@ -56,7 +56,17 @@ func googleError(w http.ResponseWriter, code int, status, msg string) {
 }
 
 // riscCaller checks the bearer JWT and returns the service account, or answers an error.
+// StreamAPIRequests counts calls to the stream API (update, verify), authenticated or not.
+func (s *Server) StreamAPIRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streamCalls
+}
+
 func (s *Server) riscCaller(w http.ResponseWriter, r *http.Request) (string, bool) {
+	s.mu.Lock()
+	s.streamCalls++
+	s.mu.Unlock()
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		googleError(w, 401, "UNAUTHENTICATED", "Request is missing required authentication credential.")

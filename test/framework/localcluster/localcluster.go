@@ -51,7 +51,7 @@ type Cluster struct {
 // Options for StartWith.
 type Options struct {
 	// InCluster readies the control plane for Pods that talk to it, as the manager's Pods do:
-	// kube-apiserver listens on BindAddress:SecurePort (an address Pods can reach, e.g. the
+	// kube-apiserver listens on BindAddress:SecurePort (SecurePort 0: a free port; an address Pods can reach, e.g. the
 	// local node's bridge gateway) and admits Pods with the ServiceAccount plugin (which
 	// envtest turns off), so each Pod gets a projected ServiceAccount token that the kubelet
 	// requests through TokenRequest (envtest configures the issuer and signing key);
@@ -81,7 +81,9 @@ func StartWith(binDir, dir string, o Options) (*Cluster, error) {
 	if o.InCluster {
 		api := c.env.ControlPlane.GetAPIServer()
 		api.SecureServing.Address = o.BindAddress
-		api.SecureServing.Port = strconv.Itoa(o.SecurePort)
+		if o.SecurePort != 0 {
+			api.SecureServing.Port = strconv.Itoa(o.SecurePort)
+		} // else envtest picks a free port on BindAddress (Host says which)
 		api.Configure().Disable("disable-admission-plugins")
 		// No kube-proxy: admission webhooks are called at a Service's endpoint (from the
 		// EndpointSlices the controller manager writes), not at its ClusterIP.

@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/grantkeeper/grantkeeper/hack/image/imagebuild"
+	"github.com/grantkeeper/grantkeeper/test/framework/listencheck"
 )
 
 // Ready reports why this machine cannot run a node, or "" when it can (installing
@@ -91,12 +93,39 @@ func DeleteBridge() error {
 
 // Node is a running containerd and kubelet.
 type Node struct {
-	Dir        string
-	Socket     string
-	containerd *exec.Cmd
-	kubelet    *exec.Cmd
-	log        io.Writer
-	podNetwork bool
+	Dir    string
+	Socket string
+	// KubeletPort and HealthzPort are the kubelet's ports: free ones, picked at Start (the
+	// node's status tells the API server the first).
+	KubeletPort, HealthzPort int
+	containerd               *proc
+	kubelet                  *proc
+	log                      io.Writer
+	podNetwork               bool
+}
+
+// proc is a started process and the end of its Wait.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProc(c *exec.Cmd) (*proc, error) {
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: c, done: make(chan struct{})}
+	go func() { _ = c.Wait(); close(p.done) }()
+	return p, nil
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Options for Start.
@@ -162,10 +191,10 @@ state = %[2]q
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	n.containerd = exec.Command("containerd", "--config", cfgPath)
-	n.containerd.Stdout, n.containerd.Stderr = o.Log, o.Log
-	n.containerd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := n.containerd.Start(); err != nil {
+	ctrd := exec.Command("containerd", "--config", cfgPath)
+	ctrd.Stdout, ctrd.Stderr = o.Log, o.Log
+	ctrd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if n.containerd, err = startProc(ctrd); err != nil {
 		return nil, fmt.Errorf("starting containerd: %w", err)
 	}
 	if err := waitFor(30*time.Second, func() bool { return exec.Command("ctr", "-a", n.Socket, "version").Run() == nil }); err != nil {
@@ -178,12 +207,37 @@ state = %[2]q
 		}
 	}
 
+	// The kubelet's ports: free now, but another process may bind one before the kubelet
+	// does (it cannot be given port 0); it then exits, and starts again on other ports.
+	for attempt := 1; ; attempt++ {
+		if n.KubeletPort, err = listencheck.FreePort(); err != nil {
+			return nil, err
+		}
+		if n.HealthzPort, err = listencheck.FreePort(); err != nil {
+			return nil, err
+		}
+		err = n.startKubelet(o)
+		if err == nil || !errors.Is(err, errKubeletExited) || attempt == 5 {
+			break
+		}
+		fmt.Fprintf(o.Log, "localnode: the kubelet exited on ports %d/%d (taken meanwhile?): starting it on others\n", n.KubeletPort, n.HealthzPort)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+var errKubeletExited = errors.New("the kubelet exited before it listened on its ports")
+
+// startKubelet starts the kubelet on n's ports and waits until it listens on both.
+func (n *Node) startKubelet(o Options) error {
 	kcfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: 127.0.0.1
-port: 10250
+port: %d
 healthzBindAddress: 127.0.0.1
-healthzPort: 10248
+healthzPort: %d
 readOnlyPort: 0
 authentication:
   anonymous: {enabled: true}
@@ -199,42 +253,56 @@ fileCheckFrequency: 5s
 evictionHard: {"nodefs.available": "1%%", "imagefs.available": "1%%", "memory.available": "1Mi"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-`, n.Socket, filepath.Join(o.Dir, "pod-logs"), o.SyncInterval)
+`, n.KubeletPort, n.HealthzPort, n.Socket, filepath.Join(o.Dir, "pod-logs"), o.SyncInterval)
 	kcfgPath := filepath.Join(o.Dir, "kubelet.yaml")
 	if err := os.WriteFile(kcfgPath, []byte(kcfg), 0o600); err != nil {
-		return nil, err
+		return err
 	}
-	n.kubelet = exec.Command(o.KubeletBin, "--config="+kcfgPath, "--kubeconfig="+o.Kubeconfig,
+	kl := exec.Command(o.KubeletBin, "--config="+kcfgPath, "--kubeconfig="+o.Kubeconfig,
 		"--root-dir="+filepath.Join(o.Dir, "kubelet"), "--cert-dir="+filepath.Join(o.Dir, "kubelet-certs"),
 		"--hostname-override=localhost", "--v=1")
-	n.kubelet.Stdout, n.kubelet.Stderr = o.Log, o.Log
-	n.kubelet.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := n.kubelet.Start(); err != nil {
-		return nil, fmt.Errorf("starting the kubelet: %w", err)
+	kl.Stdout, kl.Stderr = o.Log, o.Log
+	kl.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var err error
+	if n.kubelet, err = startProc(kl); err != nil {
+		return fmt.Errorf("starting the kubelet: %w", err)
 	}
-	return n, nil
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if n.kubelet.exited() {
+			n.kubelet = nil
+			return errKubeletExited
+		}
+		pid := kl.Process.Pid
+		if listencheck.ListensOn(pid, n.KubeletPort) && listencheck.ListensOn(pid, n.HealthzPort) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the kubelet did not listen on ports %d and %d within 2 minutes", n.KubeletPort, n.HealthzPort)
+		}
+		<-time.After(200 * time.Millisecond) // poll interval
+	}
 }
 
 // Stop stops the kubelet and containerd (and the containers' shims), unmounts what the
 // kubelet mounted and removes the fixed paths the kubelet and containerd use.
 func (n *Node) Stop() {
-	stop := func(c *exec.Cmd) {
-		if c == nil || c.Process == nil {
+	stop := func(p *proc) {
+		if p == nil {
 			return
 		}
-		_ = c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-			<-done
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
 		}
 	}
 	stop(n.kubelet)
-	// Containers run under containerd-shim processes that outlive containerd: kill them.
-	_ = exec.Command("pkill", "-9", "-f", "containerd-shim-runc-v2 -namespace k8s.io").Run()
+	// Containers run under containerd-shim processes that outlive containerd: kill this
+	// node's, and only those (another cluster's on this machine are not ours).
+	n.killShims()
 	stop(n.containerd)
 	n.unmountUnder(n.Dir)
 	// Pod network namespaces that containerd bind-mounted (only with PodNetwork).
@@ -255,6 +323,55 @@ func (n *Node) Stop() {
 		for _, d := range dirs {
 			removeCgroup(d)
 		}
+	}
+}
+
+// killShims kills the shims this node's containerd started (their command line names its
+// socket) and every process below them (the containers), deepest first.
+func (n *Node) killShims() {
+	type pinfo struct {
+		ppid int
+		cmd  string
+	}
+	procs := map[int]pinfo{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		procs[pid] = pinfo{ppid: ppid, cmd: strings.ReplaceAll(string(cmd), "\x00", " ")}
+	}
+	children := map[int][]int{}
+	for pid, p := range procs {
+		children[p.ppid] = append(children[p.ppid], pid)
+	}
+	var order []int // parents before children
+	var walk func(int)
+	walk = func(pid int) {
+		order = append(order, pid)
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	for pid, p := range procs {
+		if strings.Contains(p.cmd, "containerd-shim") && strings.Contains(p.cmd, " -address "+n.Socket) {
+			walk(pid)
+		}
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		_ = syscall.Kill(order[i], syscall.SIGKILL)
 	}
 }
 
@@ -347,9 +464,9 @@ func Processes(dir string) []string {
 	return out
 }
 
-// Lock serialises local nodes on this machine: a kubelet uses fixed ports and paths
-// (10250, /var/lib/kubelet, the Pod bridge), so test packages that start one (go test runs
-// packages in parallel) take turns. Call it before starting anything; call the returned
+// Lock serialises local nodes on this machine: a kubelet uses fixed paths
+// (/var/lib/kubelet/device-plugins, the Pod bridge and its subnet), so test packages that
+// start one (go test runs packages in parallel) take turns. Call it before starting anything; call the returned
 // function after Stop.
 func Lock() (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(os.TempDir(), "grantkeeper-localnode.lock"), os.O_CREATE|os.O_RDWR, 0o600)

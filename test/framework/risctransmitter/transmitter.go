@@ -30,6 +30,7 @@ type Transmitter struct {
 	mu      sync.Mutex
 	key     *rsa.PrivateKey
 	kid     string
+	issuer  string            // fixed issuer (NewWith), else the server's URL
 	old     []jose.JSONWebKey // keys still published after a rotation (none by default)
 	srv     *httptest.Server
 	fetches int
@@ -37,10 +38,28 @@ type Transmitter struct {
 }
 
 // New starts a transmitter with a fresh key; Close stops it.
-func New() (*Transmitter, error) {
-	t := &Transmitter{HTTP: &http.Client{Timeout: 10 * time.Second}}
+func New() (*Transmitter, error) { return NewWith(Fixed{}) }
+
+// Fixed makes a transmitter's tokens the same in every process (a fuzz test's workers
+// check the tokens its seeds were signed with): a given key, kid and issuer.
+type Fixed struct {
+	Key    *rsa.PrivateKey
+	KeyID  string
+	Issuer string
+}
+
+// NewWith starts a transmitter with what f fixes (a fresh key and kid, and the server's
+// URL as issuer, for what it leaves zero).
+func NewWith(f Fixed) (*Transmitter, error) {
+	t := &Transmitter{HTTP: &http.Client{Timeout: 10 * time.Second}, issuer: f.Issuer}
 	if err := t.Rotate(); err != nil {
 		return nil, err
+	}
+	if f.Key != nil {
+		t.key = f.Key
+	}
+	if f.KeyID != "" {
+		t.kid = f.KeyID
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/risc-configuration", func(w http.ResponseWriter, r *http.Request) {
@@ -76,7 +95,12 @@ func (t *Transmitter) ConfigurationURL() string {
 }
 
 // Issuer is the configuration's issuer, with a trailing slash like Google's.
-func (t *Transmitter) Issuer() string { return t.srv.URL + "/" }
+func (t *Transmitter) Issuer() string {
+	if t.issuer != "" {
+		return t.issuer
+	}
+	return t.srv.URL + "/"
+}
 
 // Fetches counts fetches of the configuration document.
 func (t *Transmitter) Fetches() int {
