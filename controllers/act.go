@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,7 +22,6 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/scopes"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
-	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
 
 // act is the one place that talks to Google on a grant's behalf: it reads the inputs,
@@ -75,19 +73,14 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	}
 
 	var events []plan.Event
-	var notOwned *writable.Error
 	if tok.RefreshToken != "" {
-		// A rotated refresh token is the only copy of the grant: persist it before anything
-		// else, in a Secret the grant may write (else SecretsWritable=False names it).
+		// A rotated refresh token is the only copy of the grant: persist it before anything else.
 		ev, err := r.writeBackRefreshToken(ctx, g, in, tok.RefreshToken)
-		switch {
-		case errors.As(err, &notOwned):
-			log.Info("the token endpoint rotated the refresh token, but its Secret is not the grant's to write", "secret", notOwned.Secret)
-		case err != nil:
+		if err != nil {
 			return plan.Report{}, nil, err
 		}
 		events = append(events, ev...)
-		if len(ev) == 0 && notOwned == nil {
+		if len(ev) == 0 {
 			r.noteRefreshToken(key, tok.RefreshToken, in.client.ID)
 		}
 	}
@@ -110,10 +103,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
 	rep := plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID})
-	switch {
-	case notOwned != nil:
-		rep = notWritable(rep, notOwned, "WriteBack", now)
-	case tok.RefreshToken != "":
+	if tok.RefreshToken != "" {
 		meta.RemoveStatusCondition(&rep.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable)
 	}
 	return rep, events, nil
@@ -280,9 +270,11 @@ func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, 
 			return []plan.Event{{Type: corev1.EventTypeWarning, Reason: "RefreshTokenChanged", Action: "WriteBack",
 				Note: fmt.Sprintf("The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)}}, nil
 		}
-		if err := writable.RefreshToken(s, g); err != nil {
-			return nil, err
-		}
+		// No writable.RefreshToken check here, unlike a consent's write: the rotated token
+		// replaces, in the same key, the very token it was traded for (the check above), so
+		// it can only go where a refresh token of this client already was, and refusing it
+		// would lose the grant (the provider has retired the old one). A consent, which picks
+		// a new value for a Secret, needs the grant to own or be allowed the Secret.
 		if g.UsesAuthorizedUser() {
 			updated, err := credentials.ReplaceAuthorizedUserRefreshToken(s.Data[key], rotated)
 			if err != nil {

@@ -432,20 +432,29 @@ func TestRotatedRefreshTokenWrittenBack(t *testing.T) {
 // TestRotatedTokenNotWrittenToForeignSecret (issue 28 finding 12): a grant may name any
 // Secret; grantkeeper writes a rotated token only into one it may write (annotated for the
 // grant, or controlled by it). Else SecretsWritable=False names the Secret and it stays as is.
-func TestRotatedTokenNotWrittenToForeignSecret(t *testing.T) {
+// TestRotatedTokenReplacesWhatItRead: a rotated refresh token goes back into the key it was
+// read from even in a user's Secret that does not allow the grant's writes (a consent may
+// not write there): it replaces the token it was traded for, and dropping it would lose the
+// grant. The Secret's other keys are untouched and no SecretsWritable condition appears.
+func TestRotatedTokenReplacesWhatItRead(t *testing.T) {
 	h := newHarness(t)
 	h.google.SetRotate(true)
-	h.credentials("foreign")
-	before := h.GetSecret("foreign-refresh-token")
-	h.grant("foreign")
-	g := h.waitCondition("foreign", oauthv1alpha1.ConditionSecretsWritable, metav1.ConditionFalse, oauthv1alpha1.ReasonSecretNotOwned)
-	if msg := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable).Message; !strings.Contains(msg, `"foreign-refresh-token"`) || !strings.Contains(msg, "kubectl annotate") {
-		t.Errorf("the condition does not name the Secret and the fix: %s", msg)
+	first := h.credentials("users")
+	s := h.GetSecret("users-refresh-token")
+	s.Data["note"] = []byte("kept")
+	if err := h.C.Update(h.Ctx, s); err != nil {
+		t.Fatal(err)
 	}
-	if after := h.GetSecret("foreign-refresh-token"); after.ResourceVersion != before.ResourceVersion {
-		t.Error("the rotated token was written into a Secret the grant may not write")
+	h.grant("users")
+	h.waitReady("users")
+	h.Eventually(20*time.Second, "the rotated refresh token in the user's Secret", func() (bool, string) {
+		s := h.GetSecret("users-refresh-token")
+		rt := strings.TrimSpace(string(s.Data["refresh_token"]))
+		return rt != first && rt != "" && string(s.Data["note"]) == "kept", fmt.Sprintf("note %q", s.Data["note"])
+	})
+	if c := meta.FindStatusCondition(h.GetGrant("users").Status.Conditions, oauthv1alpha1.ConditionSecretsWritable); c != nil {
+		t.Errorf("SecretsWritable %s/%s: %s", c.Status, c.Reason, c.Message)
 	}
-	h.waitReady("foreign")
 }
 
 func TestDeletionPolicyRevoke(t *testing.T) {
