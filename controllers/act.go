@@ -47,7 +47,13 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		tok, err = r.Tokens.ServiceAccountToken(ctx, *in.serviceAccount, g.Spec.Scopes, g.Spec.Subject, now)
 	} else {
 		log.V(1).Info("requesting access token", "why", why, "refreshToken", fingerprint(in.refreshToken))
-		tok, err = r.refresh(ctx, in, g.Spec.Scopes, now)
+		// What the last answer for these same inputs was granted (a refresh token without the
+		// identity scopes is then not asked for them again).
+		var lastGranted []string
+		if g.Status.InputsFingerprint == in.fingerprint(obs) {
+			lastGranted = g.Status.GrantedScopes
+		}
+		tok, err = r.refresh(ctx, in, g.Spec.Scopes, lastGranted, now)
 	}
 	result := "success"
 	var failure tokenerr.Failure
@@ -112,8 +118,8 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 // refresh trades the refresh token for an access token narrowed to spec.scopes (with the
 // identity scopes, then without them if Google refuses those: scopes.RefreshRequests); a
 // grant without spec.scopes asks for what its refresh token was granted.
-func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, in *inputs, spec []string, now time.Time) (*tokenclient.Token, error) {
-	attempts := scopes.RefreshRequests(spec)
+func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, in *inputs, spec, lastGranted []string, now time.Time) (*tokenclient.Token, error) {
+	attempts := scopes.RefreshRequests(spec, lastGranted)
 	if len(attempts) == 0 {
 		return r.Tokens.Refresh(ctx, in.client, in.refreshToken, nil, now)
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,11 +39,20 @@ func TestRefreshNarrowsToSpecScopes(t *testing.T) {
 
 	// A refresh token never granted openid or email: asked for spec.scopes alone after the
 	// identity scopes are refused.
-	h.credentials("plain", analytics, gmail)
+	plain := h.credentials("plain", analytics, gmail)
 	h.grant("plain", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.Scopes = []string{analytics} })
 	g = h.waitReady("plain")
 	if carried := h.google.AccessTokenScopes(string(h.derived(g.TargetSecretName()).Data[oauthv1alpha1.AccessTokenKey])); !slices.Equal(carried, []string{analytics}) {
 		t.Errorf("the published token carries %v, want %s", carried, analytics)
+	}
+	// Later refreshes of that token remember it: one request each, not a refused one first.
+	first := h.google.Requests(plain)
+	h.requestRefresh("plain")
+	h.Eventually(20*time.Second, "the manual refresh handled", func() (bool, string) {
+		return h.GetGrant("plain").Status.LastHandledRefreshRequest != "", ""
+	})
+	if n := h.google.Requests(plain) - first; n != 1 {
+		t.Errorf("a refresh of a token without the identity scopes made %d token requests, want 1", n)
 	}
 }
 

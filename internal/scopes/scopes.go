@@ -89,14 +89,20 @@ func WithIdentity(scopes []string) []string {
 // account), then, if Google refuses that with invalid_scope and identity scopes were added,
 // the grant's scopes alone (a refresh token that was never granted openid or email, such
 // as one the user brought). None for a grant without spec.scopes: its refresh asks for
-// what the refresh token was granted.
-func RefreshRequests(spec []string) [][]string {
+// what the refresh token was granted. lastGranted is the scopes of the last answer for the
+// same inputs (nil when unknown): when they lack openid, the refresh token was never granted
+// the identity scopes and the first try would be refused again, so only spec.scopes is
+// asked (one token request a refresh, not two).
+func RefreshRequests(spec, lastGranted []string) [][]string {
 	if len(spec) == 0 {
 		return nil
 	}
 	full := WithIdentity(spec)
 	if len(full) == len(spec) {
 		return [][]string{full}
+	}
+	if len(lastGranted) > 0 && !Contains(lastGranted, "openid") {
+		return [][]string{slices.Clone(spec)}
 	}
 	return [][]string{full, slices.Clone(spec)}
 }

@@ -65,14 +65,18 @@ func TestRefreshRequests(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		spec []string
+		last []string
 		want [][]string
 	}{
-		{"no spec.scopes: no scope sent", nil, nil},
-		{"identity added, then without", []string{drive}, [][]string{{drive, "openid", "email"}, {drive}}},
-		{"identity already in the spec (long email form)", []string{drive, "openid", emailL}, [][]string{{drive, "openid", emailL}}},
-		{"only openid in the spec", []string{"openid", drive}, [][]string{{"openid", drive, "email"}, {"openid", drive}}},
+		{"no spec.scopes: no scope sent", nil, nil, nil},
+		{"identity added, then without", []string{drive}, nil, [][]string{{drive, "openid", "email"}, {drive}}},
+		{"identity already in the spec (long email form)", []string{drive, "openid", emailL}, nil, [][]string{{drive, "openid", emailL}}},
+		{"only openid in the spec", []string{"openid", drive}, nil, [][]string{{"openid", drive, "email"}, {"openid", drive}}},
+		{"last answer had identity: both tries", []string{drive}, []string{drive, "openid", emailL}, [][]string{{drive, "openid", "email"}, {drive}}},
+		{"last answer for these inputs lacked openid: spec alone", []string{drive}, []string{drive}, [][]string{{drive}}},
+		{"identity in the spec: asked whatever the last answer", []string{drive, "openid", "email"}, []string{drive}, [][]string{{drive, "openid", "email"}}},
 	} {
-		if got := RefreshRequests(tc.spec); !slices.EqualFunc(got, tc.want, slices.Equal) {
+		if got := RefreshRequests(tc.spec, tc.last); !slices.EqualFunc(got, tc.want, slices.Equal) {
 			t.Errorf("%s: RefreshRequests(%v) = %v, want %v", tc.name, tc.spec, got, tc.want)
 		}
 	}
