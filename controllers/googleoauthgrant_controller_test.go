@@ -67,8 +67,10 @@ func TestFirstTokenAndReady(t *testing.T) {
 	h.waitCondition("analytics", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionTrue, oauthv1alpha1.ReasonAllScopesGranted)
 	h.waitCondition("analytics", oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded)
 	h.waitEvent("analytics", "Normal/TokenIssued")
-	if n := h.google.Requests(rt); n != 1 {
-		t.Errorf("%d token requests for one grant, want 1", n)
+	// Two: the refresh asks for spec.scopes with openid and email, which this refresh token
+	// was never granted (invalid_scope), then for spec.scopes alone (issue 28).
+	if n := h.google.Requests(rt); n != 2 {
+		t.Errorf("%d token requests for one grant, want 2 (with the identity scopes, then without)", n)
 	}
 }
 
@@ -333,11 +335,16 @@ func TestMissingScopes(t *testing.T) {
 	h.grant("scopes", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
 		s.Scopes = []string{analytics, "https://www.googleapis.com/auth/drive.file"}
 	})
-	h.waitReady("scopes")
+	// Issue 28: the refresh asks for spec.scopes; Google refuses a scope the refresh token
+	// was not granted (invalid_scope), so no narrower token is published.
+	h.waitCondition("scopes", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonTokenRequestRejected)
 	g := h.waitCondition("scopes", oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes)
 	msg := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionScopesGranted).Message
-	if !strings.Contains(msg, "drive.file") || strings.Contains(msg, "analytics.readonly") {
-		t.Errorf("message should list exactly the missing scope: %s", msg)
+	if !strings.Contains(msg, "drive.file") || !strings.Contains(msg, "invalid_scope") {
+		t.Errorf("message should name spec.scopes and Google's refusal: %s", msg)
+	}
+	if g.Status.ExpiresAt != nil {
+		t.Errorf("a token was published for a grant whose scopes Google refused: expiresAt %v", g.Status.ExpiresAt)
 	}
 }
 
