@@ -44,9 +44,10 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from controller-gen markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from controller-gen markers, and the API reference docs/reference/api.md from the Go types.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	@bash hack/helm-sync.sh
+	go run ./hack/apidocs -api api/v1alpha1 -o docs/reference/api.md
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
