@@ -171,9 +171,9 @@ release: $(KUSTOMIZE) $(HELM) $(CYCLONEDX_GOMOD) ## make release VERSION=vX.Y.Z:
 	@$(MAKE) --no-print-directory release-manifests IMG=$(IMAGE_REPO):$(VERSION) METADATA_IMG=$(METADATA_IMAGE_REPO):$(VERSION) CHART=$(DIST)/.chart
 	@rm -rf $(DIST)/.chart $(DIST)/sbom && mkdir -p $(DIST)/sbom
 	@# One SBOM per binary: the modules linked into it (go version -m), as CycloneDX JSON.
-	@# -noserial and SOURCE_DATE_EPOCH=0: no random serial number, no wall-clock timestamp.
+	@# -noserial -notimestamp: no random serial number, no wall-clock time (reproducible).
 	for b in manager metadata-server kubectl-grantkeeper; do \
-	  SOURCE_DATE_EPOCH=0 GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(CYCLONEDX_GOMOD) app -json -noserial -main cmd/$$b -output $(DIST)/sbom/$$b.cdx.json . || exit 1; \
+	  GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(CYCLONEDX_GOMOD) app -json -noserial -notimestamp -main cmd/$$b -output $(DIST)/sbom/$$b.cdx.json . || exit 1; \
 	done
 	cd $(DIST) && sha256sum kubectl-grantkeeper_$(VERSION)_* install.yaml grantkeeper-*.tgz sbom/*.cdx.json krew/grantkeeper.yaml images/digests.txt > SHA256SUMS
 	@echo "release $(VERSION) written to $(DIST)"; cat $(DIST)/images/digests.txt
