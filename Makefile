@@ -193,8 +193,8 @@ CHART_REPO ?= ghcr.io/grantkeeper/charts
 .PHONY: push-release
 push-release: $(CRANE) $(HELM) ## Push $(DIST)'s image indexes to $(IMAGE_REPO) and $(METADATA_IMAGE_REPO) and the chart to oci://$(CHART_REPO) (release.yaml, after registry logins).
 	@test -n "$(VERSION)" || { echo "make push-release needs VERSION=vX.Y.Z"; exit 1; }
-	$(CRANE) push --index $(DIST)/images/$(notdir $(IMAGE_REPO)) $(IMAGE_REPO):$(VERSION)
-	$(CRANE) push --index $(DIST)/images/$(notdir $(METADATA_IMAGE_REPO)) $(METADATA_IMAGE_REPO):$(VERSION)
+	$(CRANE) push $(DIST)/images/$(notdir $(IMAGE_REPO)) $(IMAGE_REPO):$(VERSION)
+	$(CRANE) push $(DIST)/images/$(notdir $(METADATA_IMAGE_REPO)) $(METADATA_IMAGE_REPO):$(VERSION)
 	$(HELM) push $(DIST)/grantkeeper-$(patsubst v%,%,$(VERSION)).tgz oci://$(CHART_REPO)
 
 .PHONY: helm

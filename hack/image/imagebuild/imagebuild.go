@@ -157,7 +157,7 @@ func Write(out string, o Options) error {
 }
 
 // WriteIndex builds one image per Options (each with its Arch) and writes them as one OCI
-// image index to an OCI image layout at dir, which `crane push --index`, `skopeo copy
+// image index to an OCI image layout at dir, which `crane push DIR REF`, `skopeo copy
 // --all oci:DIR` and `oras cp --from-oci-layout` push as a multi-arch image. The index is
 // annotated with ref (org.opencontainers.image.ref.name, the tag). Same binaries, same
 // digests: the layers have no timestamps and the config a fixed creation time.
