@@ -14,7 +14,7 @@ COPY internal/ internal/
 
 # Static binary: CGO off, so it runs in distroless/static. The same package and flags as
 # `make image` (hack/image/imagebuild: a test fails when they drift).
-RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o manager ./cmd/manager
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -buildvcs=false -ldflags="-s -w" -o manager ./cmd/manager
 
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /

@@ -10,10 +10,21 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION        ?= v5.8.2
 GOTESTSUM_VERSION        ?= v1.13.0
 HELM_VERSION             ?= v4.3.1
+# Release tools: SBOMs, krew's manifest validator and krew itself, the workflow linter,
+# and crane (release.yaml pushes the image indexes with it).
+CYCLONEDX_GOMOD_VERSION  ?= v1.10.0
+KREW_VERSION             ?= v0.4.3
+ACTIONLINT_VERSION       ?= v1.7.12
+CRANE_VERSION            ?= v0.22.1
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOTESTSUM      ?= $(LOCALBIN)/gotestsum-$(GOTESTSUM_VERSION)
 KUSTOMIZE      ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM           ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
+VALIDATE_KREW_MANIFEST ?= $(LOCALBIN)/validate-krew-manifest-$(KREW_VERSION)
+KREW           ?= $(LOCALBIN)/krew-$(KREW_VERSION)
+ACTIONLINT     ?= $(LOCALBIN)/actionlint-$(ACTIONLINT_VERSION)
+CRANE          ?= $(LOCALBIN)/crane-$(CRANE_VERSION)
 
 IMG ?= grantkeeper:latest
 # The metadata-server sidecar the injection webhook adds to annotated Pods.
@@ -24,8 +35,8 @@ METADATA_IMG ?= grantkeeper-metadata-server:latest
 TEST_FLAGS ?= -race -p 2 -timeout 20m -count=1
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
-# test/helm runs this helm.
-export HELM
+# test/helm runs this helm; test/release these tools.
+export HELM CYCLONEDX_GOMOD VALIDATE_KREW_MANIFEST KREW
 
 .PHONY: all
 all: build
@@ -33,9 +44,10 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from controller-gen markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from controller-gen markers, and the API reference docs/reference/api.md from the Go types.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	@bash hack/helm-sync.sh
+	go run ./hack/apidocs -api api/v1alpha1 -o docs/reference/api.md
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -57,7 +69,7 @@ vet: ## go vet, and gofmt must have nothing to change.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
-test: vet verify-generated k8s-binaries $(GOTESTSUM) $(HELM) ## Vet, check generated files, run every unit, envtest and e2e test with -race (the fuzz seeds included; fuzzing proper is make fuzz).
+test: vet verify-generated lint-workflows k8s-binaries $(GOTESTSUM) $(HELM) ## Vet, check generated files and workflows, run every unit, envtest and e2e test with -race (the fuzz seeds included; fuzzing proper is make fuzz).
 	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./...
 
 # Not part of make test: each target builds a coverage-instrumented binary (about a minute
@@ -71,6 +83,14 @@ fuzz: ## Fuzz token-response handling, credential parsing, security-event delive
 	go test -run '^$$' -fuzz '^FuzzParseServiceAccountKey$$' -fuzztime $(FUZZTIME) ./internal/credentials
 	go test -run '^$$' -fuzz '^FuzzReceiver$$' -fuzztime $(FUZZTIME) ./internal/risc
 	go test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./internal/metadataserver
+
+.PHONY: lint-workflows
+lint-workflows: $(ACTIONLINT) ## Check .github/workflows with actionlint (its shellcheck and pyflakes passes off: the same result whatever is installed).
+	$(ACTIONLINT) -no-color -shellcheck= -pyflakes= .github/workflows/*.yaml
+
+.PHONY: release-test
+release-test: $(GOTESTSUM) $(KUSTOMIZE) $(HELM) $(CYCLONEDX_GOMOD) $(VALIDATE_KREW_MANIFEST) $(KREW) ## Run make release VERSION=v0.0.0-test into a temporary DIST twice and check what it wrote (test/release; .ci/run runs it after make test).
+	GRANTKEEPER_RELEASE_TEST=1 $(GOTESTSUM) --format testname -- -count=1 -timeout 30m ./test/release/...
 
 .PHONY: test-e2e
 test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also part of make test).
@@ -137,16 +157,48 @@ image: ## Build the manager image $(IMG) and the sidecar image $(METADATA_IMG) w
 	go run ./hack/image -pkg ./cmd/metadata-server -tag $(METADATA_IMG) -o $(METADATA_IMAGE_ARCHIVE)
 
 DIST ?= $(CURDIR)/dist
+# make release VERSION=vX.Y.Z: the images are $(IMAGE_REPO):$(VERSION) and
+# $(METADATA_IMAGE_REPO):$(VERSION); the plugin archives are downloaded (krew) from
+# $(DOWNLOAD_URL)/$(VERSION)/.
+VERSION             ?=
+IMAGE_REPO          ?= ghcr.io/grantkeeper/grantkeeper
+METADATA_IMAGE_REPO ?= ghcr.io/grantkeeper/grantkeeper-metadata-server
+DOWNLOAD_URL        ?= https://github.com/grantkeeper/grantkeeper/releases/download
+# The chart release-manifests packages (make release: a copy with the release's version and images).
+CHART               ?= charts/grantkeeper
 .PHONY: release
-release: $(KUSTOMIZE) $(HELM) ## Write $(DIST)/install.yaml (config/default with images $(IMG) and $(METADATA_IMG): kubectl apply -f and done) and the packaged chart.
+release: $(KUSTOMIZE) $(HELM) $(CYCLONEDX_GOMOD) ## make release VERSION=vX.Y.Z: everything a release publishes into $(DIST) (docs/installation.md#releases): multi-arch image indexes (OCI layouts), plugin archives, krew manifest, SBOMs, install.yaml, the chart, SHA256SUMS.
+	@test -n "$(VERSION)" || { echo "make release needs VERSION=vX.Y.Z (make release-manifests writes install.yaml and the chart for IMG)"; exit 1; }
+	@mkdir -p $(DIST)
+	go run ./hack/release -version $(VERSION) -dist $(DIST) -image-repo $(IMAGE_REPO) -metadata-image-repo $(METADATA_IMAGE_REPO) -download-url $(DOWNLOAD_URL) -chart charts/grantkeeper -chart-out $(DIST)/.chart
+	@$(MAKE) --no-print-directory release-manifests IMG=$(IMAGE_REPO):$(VERSION) METADATA_IMG=$(METADATA_IMAGE_REPO):$(VERSION) CHART=$(DIST)/.chart
+	@rm -rf $(DIST)/.chart $(DIST)/sbom && mkdir -p $(DIST)/sbom
+	@# One SBOM per binary: the modules linked into it (go version -m), as CycloneDX JSON.
+	@# -noserial -notimestamp: no random serial number, no wall-clock time (reproducible).
+	for b in manager metadata-server kubectl-grantkeeper; do \
+	  GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(CYCLONEDX_GOMOD) app -json -noserial -notimestamp -main cmd/$$b -output $(DIST)/sbom/$$b.cdx.json . || exit 1; \
+	done
+	cd $(DIST) && sha256sum kubectl-grantkeeper_$(VERSION)_* install.yaml grantkeeper-*.tgz sbom/*.cdx.json krew/grantkeeper.yaml images/digests.txt > SHA256SUMS
+	@echo "release $(VERSION) written to $(DIST)"; cat $(DIST)/images/digests.txt
+
+.PHONY: release-manifests
+release-manifests: $(KUSTOMIZE) $(HELM) ## Write $(DIST)/install.yaml (config/default with images $(IMG) and $(METADATA_IMG): kubectl apply -f and done) and the packaged $(CHART).
 	@rm -rf $(DIST)/.release && mkdir -p $(DIST)/.release
 	@printf 'resources:\n- %s\n' "$$(realpath --relative-to=$(DIST)/.release $(CURDIR)/config/default)" > $(DIST)/.release/kustomization.yaml
 	cd $(DIST)/.release && $(KUSTOMIZE) edit set image grantkeeper=$(IMG) grantkeeper-metadata-server=$(METADATA_IMG)
 	$(KUSTOMIZE) build $(DIST)/.release > $(DIST)/install.yaml
 	@rm -rf $(DIST)/.release
-	$(HELM) lint --strict charts/grantkeeper
-	$(HELM) package charts/grantkeeper -d $(DIST)
+	$(HELM) lint --strict $(CHART)
+	$(HELM) package $(CHART) -d $(DIST)
 	@echo "release: $(DIST)/install.yaml and $$(ls $(DIST)/grantkeeper-*.tgz)"
+
+CHART_REPO ?= ghcr.io/grantkeeper/charts
+.PHONY: push-release
+push-release: $(CRANE) $(HELM) ## Push $(DIST)'s image indexes to $(IMAGE_REPO) and $(METADATA_IMAGE_REPO) and the chart to oci://$(CHART_REPO) (release.yaml, after registry logins).
+	@test -n "$(VERSION)" || { echo "make push-release needs VERSION=vX.Y.Z"; exit 1; }
+	$(CRANE) push $(DIST)/images/$(notdir $(IMAGE_REPO)) $(IMAGE_REPO):$(VERSION)
+	$(CRANE) push $(DIST)/images/$(notdir $(METADATA_IMAGE_REPO)) $(METADATA_IMAGE_REPO):$(VERSION)
+	$(HELM) push $(DIST)/grantkeeper-$(patsubst v%,%,$(VERSION)).tgz oci://$(CHART_REPO)
 
 .PHONY: helm
 helm: $(HELM) ## Build helm into bin/.
@@ -176,6 +228,31 @@ $(KUSTOMIZE):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(LOCALBIN)/kustomize $@
+
+$(CYCLONEDX_GOMOD):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
+	mv $(LOCALBIN)/cyclonedx-gomod $@
+
+$(VALIDATE_KREW_MANIFEST):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/krew/cmd/validate-krew-manifest@$(KREW_VERSION)
+	mv $(LOCALBIN)/validate-krew-manifest $@
+
+$(KREW):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION)
+	mv $(LOCALBIN)/krew $@
+
+$(ACTIONLINT):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	mv $(LOCALBIN)/actionlint $@
+
+$(CRANE):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+	mv $(LOCALBIN)/crane $@
 
 .PHONY: help
 help: ## Show this help.

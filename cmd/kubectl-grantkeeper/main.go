@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/version"
 )
 
 // exitError carries an exit code without an error message (status's "not all Ready").
@@ -64,11 +65,15 @@ func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short:         "Obtain, inspect, refresh and revoke Google OAuth grants kept by grantkeeper",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Version,
 	}
+	// --version prints what `version --client` does.
+	root.SetVersionTemplate(version.Line("kubectl-grantkeeper") + "\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	k.flags.AddFlags(root.PersistentFlags())
 	root.AddCommand(newAuthorizeCommand(k, streams), newStatusCommand(k, streams), newRefreshCommand(k, streams), newRevokeCommand(k, streams))
 	root.AddCommand(newConsentLinkCommand(k, streams))
 	root.AddCommand(newRiscCommand(streams))
+	root.AddCommand(newVersionCommand(k, streams))
 	return root
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/scrapeauth"
 	"github.com/grantkeeper/grantkeeper/internal/shutdownlog"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
+	"github.com/grantkeeper/grantkeeper/internal/version"
 )
 
 func main() {
@@ -54,6 +55,7 @@ func run() error {
 		managerNamespace       string
 		qps                    float64
 		burst                  int
+		showVersion            bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to clients whose Kubernetes token may get /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone.")
@@ -80,7 +82,12 @@ func run() error {
 	riscOpts.bind(flag.CommandLine)
 	var endpoints endpointFlags
 	endpoints.bind(flag.CommandLine)
+	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	flag.Parse()
+	if showVersion {
+		fmt.Println(version.Line("manager"))
+		return nil
+	}
 	// Stopping (SIGTERM) cancels work under way on purpose; that is not an error to log.
 	stopping := ctrl.SetupSignalHandler()
 	ctrl.SetLogger(shutdownlog.New(zap.New(zap.UseFlagOptions(&zapOpts)), stopping))

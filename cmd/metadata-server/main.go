@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/grantkeeper/grantkeeper/internal/metadataserver"
+	"github.com/grantkeeper/grantkeeper/internal/version"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("metadata-server", flag.ContinueOnError)
 	var (
 		addr, dir, project, numeric, email, scopes string
-		check                                      bool
+		check, showVersion                         bool
 	)
 	fs.StringVar(&addr, "listen-address", "127.0.0.1:8988", "Loopback address to serve on (point GCE_METADATA_HOST, GCE_METADATA_ROOT and GCE_METADATA_IP at it).")
 	fs.StringVar(&dir, "token-dir", "/var/run/secrets/grantkeeper", "Directory where the grant's derived Secret is mounted as a whole-Secret volume.")
@@ -43,7 +44,12 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&email, "email", "", "The grant's account email, unless the Secret has an \"email\" key.")
 	fs.StringVar(&scopes, "scopes", "", "Comma-separated scopes the grant carries, unless the Secret has a \"scope\" key. Token requests asking for others are refused; when unknown, they are not checked.")
 	fs.BoolVar(&check, "check", false, "Probe mode: ask the server at --listen-address for a token; exit 0 if it serves one.")
+	fs.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if showVersion {
+		_, err := fmt.Fprintln(out, version.Line("metadata-server"))
 		return err
 	}
 	if check {

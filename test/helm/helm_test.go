@@ -322,7 +322,7 @@ func TestRelease(t *testing.T) {
 	dist := t.TempDir()
 	const img = "registry.example.com/grantkeeper:v9.9.9"
 	const sidecar = "registry.example.com/grantkeeper-metadata-server:v9.9.9"
-	run(t, "make", "-s", "release", "IMG="+img, "METADATA_IMG="+sidecar, "DIST="+dist)
+	run(t, "make", "-s", "release-manifests", "IMG="+img, "METADATA_IMG="+sidecar, "DIST="+dist)
 	b, err := os.ReadFile(filepath.Join(dist, "install.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -35,21 +36,47 @@ const NonRootUser = "65532:65532"
 const CARootsPath = "/etc/ssl/certs/ca-certificates.crt"
 
 // Build settings of the binary. The Dockerfile must build with the same ones: a test
-// compares its `go build` line with these.
+// compares its `go build` line with these. They make builds reproducible: no cgo, no
+// file-system paths (-trimpath), no VCS stamp (a dirty tree would change it), and no
+// symbol tables; Go's build ID is a hash of the inputs, so one commit gives one binary.
 var (
 	BuildEnv   = []string{"CGO_ENABLED=0"}
-	BuildFlags = []string{"-trimpath", "-ldflags=-s -w"}
+	BuildFlags = []string{"-trimpath", "-buildvcs=false", "-ldflags=-s -w"}
 )
 
-// GoBuild builds pkg (e.g. ./cmd/manager) in the module at dir as a static linux binary.
+// VersionVar is the variable `--version` prints (internal/version), set with -X.
+const VersionVar = "github.com/grantkeeper/grantkeeper/internal/version.Version"
+
+// Target is one binary to cross-compile.
+type Target struct {
+	Dir      string // the module's directory
+	Pkg      string // e.g. ./cmd/manager
+	Out      string // the binary to write
+	OS, Arch string // GOOS and GOARCH
+	Version  string // written into internal/version.Version; empty leaves "dev"
+}
+
+// GoBuild builds pkg (e.g. ./cmd/manager) in the module at dir as a static linux binary
+// for this machine's architecture.
 func GoBuild(dir, pkg, out string) error {
-	args := append([]string{"build"}, BuildFlags...)
-	args = append(args, "-o", out, pkg)
+	return Compile(Target{Dir: dir, Pkg: pkg, Out: out, OS: "linux", Arch: runtime.GOARCH})
+}
+
+// Compile cross-compiles t with BuildEnv and BuildFlags.
+func Compile(t Target) error {
+	args := []string{"build"}
+	for _, f := range BuildFlags {
+		if f == "-ldflags=-s -w" && t.Version != "" {
+			f += " -X " + VersionVar + "=" + t.Version
+		}
+		args = append(args, f)
+	}
+	args = append(args, "-o", t.Out, t.Pkg)
 	cmd := exec.Command("go", args...)
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), BuildEnv...), "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	cmd.Dir = t.Dir
+	cmd.Env = append(append(os.Environ(), BuildEnv...), "GOOS="+t.OS, "GOARCH="+t.Arch)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+		return fmt.Errorf("go build %s for %s/%s: %v: %s", t.Pkg, t.OS, t.Arch, err, out)
 	}
 	return nil
 }
@@ -59,6 +86,10 @@ type Options struct {
 	Binary string // a static linux binary; it becomes /<base name of Binary>, the entrypoint
 	Ref    string // the image reference written into the archive, e.g. grantkeeper:latest
 	Env    []string
+	Arch   string // the binary's GOARCH; default this machine's
+	// OCI gives the image OCI media types (what an OCI image index holds) instead of
+	// Docker's (what a docker-archive holds).
+	OCI bool
 }
 
 // Build returns the image: one layer with the binary, the CA roots and empty system
@@ -80,13 +111,18 @@ func Build(o Options) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	layerType, base := types.DockerLayer, empty.Image
+	if o.OCI {
+		layerType = types.OCILayer
+		base = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	}
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	}, tarball.WithMediaType(types.DockerLayer))
+	}, tarball.WithMediaType(layerType))
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	img, err := mutate.AppendLayers(base, l)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +131,10 @@ func Build(o Options) (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.OS, cf.Architecture = "linux", o.Arch
+	if cf.Architecture == "" {
+		cf.Architecture = runtime.GOARCH
+	}
 	cf.Config.Entrypoint = []string{entry}
 	cf.Config.User = NonRootUser
 	cf.Config.WorkingDir = "/"
@@ -115,6 +154,37 @@ func Write(out string, o Options) error {
 		return err
 	}
 	return tarball.WriteToFile(out, ref, img)
+}
+
+// WriteIndex builds one image per Options (each with its Arch) and writes them as one OCI
+// image index to an OCI image layout at dir, which `crane push DIR REF`, `skopeo copy
+// --all oci:DIR` and `oras cp --from-oci-layout` push as a multi-arch image. The index is
+// annotated with ref (org.opencontainers.image.ref.name, the tag). Same binaries, same
+// digests: the layers have no timestamps and the config a fixed creation time.
+func WriteIndex(dir, ref string, images []Options) (v1.Hash, error) {
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, o := range images {
+		o.OCI = true
+		img, err := Build(o)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+			Add:        img,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: o.Arch}},
+		})
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return v1.Hash{}, err
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
+		return v1.Hash{}, err
+	}
+	return idx.Digest()
 }
 
 // CARootsPEM is the public CA roots the images carry, as PEM, and how many there are. They
