@@ -23,6 +23,11 @@ import (
 // Every replica runs one. It reads through NewCache's cache (the one Secret and the one
 // configuration, by name), so its RBAC names both objects.
 //
+// Hand-written rather than open-policy-agent/cert-controller (used before issue 32): that
+// library lists and watches every MutatingWebhookConfiguration and every Secret of its
+// namespace, which a namespaced install's by-name RBAC forbids, and its start-up runnable and
+// its controller both wrote the empty Secret at once, logging errors on every fresh install.
+//
 // Replicas starting together each find the Secret empty and write; writes carry the
 // resourceVersion read, so one wins and the others get a Conflict, which is expected (logged
 // at V(1)): they read the winner's pair on the next pass and use it.
