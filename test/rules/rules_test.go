@@ -156,7 +156,7 @@ type unitTests struct {
 }
 
 // TestEveryAlertIsTestedAndDocumented: each shipped alert has a case where it fires and one
-// where it must not, a severity, a summary and a description, and a row in the README; so a
+// where it must not, a severity, a summary and a description, and a row in docs/operations.md; so a
 // new alert cannot ship untested or unexplained.
 func TestEveryAlertIsTestedAndDocumented(t *testing.T) {
 	_, rf := shippedRules(t)
@@ -184,7 +184,7 @@ func TestEveryAlertIsTestedAndDocumented(t *testing.T) {
 			}
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestEveryAlertIsTestedAndDocumented(t *testing.T) {
 				t.Errorf("alert %s: needs a summary and a description", r.Alert)
 			}
 			if !strings.Contains(string(readme), "| `"+r.Alert+"` |") {
-				t.Errorf("alert %s: no row in the README's alert table", r.Alert)
+				t.Errorf("alert %s: no row in docs/operations.md's alert table", r.Alert)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ package localcluster
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +66,16 @@ type Options struct {
 // Start starts etcd and kube-apiserver from binDir, writing kubeconfigs into dir.
 func Start(binDir, dir string) (*Cluster, error) { return StartWith(binDir, dir, Options{}) }
 
+// freePort is a port nothing listens on at address now.
+func freePort(address string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(address, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port on %s: %w", address, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 // StartWith is Start with options.
 func StartWith(binDir, dir string, o Options) (*Cluster, error) {
 	// kube-controller-manager is checked when started: a control plane without it serves
@@ -77,20 +88,36 @@ func StartWith(binDir, dir string, o Options) (*Cluster, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: dir, BinDir: binDir, inCluster: o.InCluster, env: &envtest.Environment{BinaryAssetsDirectory: binDir}}
-	if o.InCluster {
-		api := c.env.ControlPlane.GetAPIServer()
-		api.SecureServing.Address = o.BindAddress
-		if o.SecurePort != 0 {
-			api.SecureServing.Port = strconv.Itoa(o.SecurePort)
-		} // else envtest picks a free port on BindAddress (Host says which)
-		api.Configure().Disable("disable-admission-plugins")
-		// No kube-proxy: admission webhooks are called at a Service's endpoint (from the
-		// EndpointSlices the controller manager writes), not at its ClusterIP.
-		api.Configure().Set("enable-aggregator-routing", "true")
-	}
-	if _, err := c.env.Start(); err != nil {
-		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
+	c := &Cluster{Dir: dir, BinDir: binDir, inCluster: o.InCluster}
+	// envtest picks a free port only on loopback (with no port set it replaces Address by
+	// 127.0.0.1), and Pods need BindAddress: take a free port there, and start again on
+	// another should a process bind it first (the window between our probe and the API
+	// server's bind).
+	var err error
+	for attempt := 1; ; attempt++ {
+		c.env = &envtest.Environment{BinaryAssetsDirectory: binDir}
+		if o.InCluster {
+			api := c.env.ControlPlane.GetAPIServer()
+			api.SecureServing.Address = o.BindAddress
+			port := o.SecurePort
+			if port == 0 {
+				if port, err = freePort(o.BindAddress); err != nil {
+					return nil, err
+				}
+			}
+			api.SecureServing.Port = strconv.Itoa(port)
+			api.Configure().Disable("disable-admission-plugins")
+			// No kube-proxy: admission webhooks are called at a Service's endpoint (from the
+			// EndpointSlices the controller manager writes), not at its ClusterIP.
+			api.Configure().Set("enable-aggregator-routing", "true")
+		}
+		if _, err = c.env.Start(); err == nil {
+			break
+		}
+		_ = c.env.Stop()
+		if !o.InCluster || o.SecurePort != 0 || attempt == 3 {
+			return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
+		}
 	}
 	ok := false
 	defer func() {
@@ -104,7 +131,6 @@ func StartWith(binDir, dir string, o Options) (*Cluster, error) {
 		return nil, err
 	}
 
-	var err error
 	if c.AdminKubeconfig, err = c.writeKubeconfig("admin.kubeconfig", envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
 		return nil, err
 	}
