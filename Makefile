@@ -89,7 +89,7 @@ lint-workflows: $(ACTIONLINT) ## Check .github/workflows with actionlint (its sh
 	$(ACTIONLINT) -no-color -shellcheck= -pyflakes= .github/workflows/*.yaml
 
 .PHONY: release-test
-release-test: $(GOTESTSUM) $(KUSTOMIZE) $(HELM) $(CYCLONEDX_GOMOD) $(VALIDATE_KREW_MANIFEST) $(KREW) ## Run make release VERSION=v0.0.0-test into a temporary DIST twice and check what it wrote (test/release; .ci/run runs it after make test).
+release-test: $(GOTESTSUM) $(KUSTOMIZE) $(HELM) $(CYCLONEDX_GOMOD) $(VALIDATE_KREW_MANIFEST) $(KREW) ## Run make release VERSION=v0.0.0-test into a temporary DIST twice and check what it wrote (test/release; not yet in .ci/run).
 	GRANTKEEPER_RELEASE_TEST=1 $(GOTESTSUM) --format testname -- -count=1 -timeout 30m ./test/release/...
 
 .PHONY: test-e2e
