@@ -46,10 +46,12 @@ func TestMetrics(t *testing.T) {
 		return strings.Join(lines, "\n") + "\n"
 	}
 	var got string
-	h.Eventually(10*time.Second, "series for both grants", func() (bool, string) {
+	// The series come from the cache, which may not show yet what waitReady read live.
+	h.Eventually(10*time.Second, "series for the three grants", func() (bool, string) {
 		got = series()
 		return strings.Contains(got, "grantkeeper_grant_ready name=gone namespace="+h.Name+" reason=InvalidGrant 0") &&
-			strings.Contains(got, "grantkeeper_grant_ready name=good namespace="+h.Name+" reason=TokenValid 1"), got
+			strings.Contains(got, "grantkeeper_grant_ready name=good namespace="+h.Name+" reason=TokenValid 1") &&
+			strings.Contains(got, "grantkeeper_grant_ready name=shared-user namespace="+h.Name+" reason=TokenValid 1"), got
 	})
 	for _, want := range []string{
 		"grantkeeper_grant_revoked name=gone namespace=" + h.Name + " 1",
