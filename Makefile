@@ -93,7 +93,7 @@ lint-workflows: $(ACTIONLINT) ## Check .github/workflows with actionlint (its sh
 
 .PHONY: release-test
 release-test: $(GOTESTSUM) $(KUSTOMIZE) $(HELM) $(CYCLONEDX_GOMOD) $(VALIDATE_KREW_MANIFEST) $(KREW) ## Run make release VERSION=v0.0.0-test into a temporary DIST twice and check what it wrote (test/release; not yet in .ci/run).
-	GRANTKEEPER_RELEASE_TEST=1 $(GOTESTSUM) --format testname -- -count=1 -timeout 30m ./test/release/...
+	$(GOTESTSUM) --format testname -- -tags releasetest -count=1 -timeout 30m ./test/release/...
 
 .PHONY: test-e2e
 test-e2e: k8s-binaries $(GOTESTSUM) ## Only the kubectl end-to-end suite (also part of make test).

@@ -2,7 +2,9 @@ package helm
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"net"
 	"net/http"
 	"os"
@@ -268,16 +270,8 @@ func TestInstallRuns(t *testing.T) {
 }
 
 func poll(timeout time.Duration, ok func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if ok() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true,
+		func(context.Context) (bool, error) { return ok(), nil }) == nil
 }
 
 type syncWriter struct {
