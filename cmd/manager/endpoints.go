@@ -54,7 +54,8 @@ var (
 	consentLimits = httplimit.Limits{Rate: 2, Burst: 10, MaxInFlight: 32}
 	// Google delivers events one at a time, from a few addresses.
 	riscLimits = httplimit.Limits{Rate: 10, Burst: 50, MaxInFlight: 32}
-	// The API server calls the webhook for each annotated Pod it admits.
+	// The API server calls the webhook for each annotated Pod it admits: the rate is per
+	// namespace (inject.Handler.Limit), the in-flight cap for all.
 	webhookLimits = httplimit.Limits{Rate: 50, Burst: 200, MaxInFlight: 64}
 	// A scraper every few seconds.
 	metricsLimits = httplimit.Limits{Rate: 1, Burst: 10, MaxInFlight: 8}

@@ -25,6 +25,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
+	"github.com/grantkeeper/grantkeeper/internal/httplimit"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/scrapeauth"
@@ -173,7 +174,7 @@ func run() error {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
 	grantSeries.Cache = mgr.GetClient()
-	if err := webhookOpts.setup(stopping, mgr, managerNamespace, endpoints.limit(webhookLimits, false)); err != nil {
+	if err := webhookOpts.setup(stopping, mgr, managerNamespace, httplimit.New(webhookLimits)); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/httplimit"
 	"github.com/grantkeeper/grantkeeper/internal/inject"
 	"github.com/grantkeeper/grantkeeper/internal/webhookcert"
 )
@@ -70,7 +71,7 @@ func bindWebhookFlags(fs *flag.FlagSet) *webhookFlags {
 // setup adds the webhook to mgr: certificate rotation (unless cert-manager provides it), then,
 // once the certificate files are in place, the HTTPS server. The manager reports ready only
 // when the server is serving with that certificate.
-func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace string, limit func(http.Handler) http.Handler) error {
+func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace string, limits *httplimit.Limiter) error {
 	if !f.enabled {
 		return nil
 	}
@@ -164,8 +165,9 @@ func (f *webhookFlags) setup(ctx context.Context, mgr ctrl.Manager, namespace st
 		CertDir: f.certDir,
 		TLSOpts: tlsOpts,
 	})
-	srv.Register(inject.Path, limit(&webhook.Admission{Handler: &inject.Handler{
+	srv.Register(inject.Path, limits.WrapInFlight(&webhook.Admission{Handler: &inject.Handler{
 		Config: inject.Config{Image: f.sidecar},
+		Limit:  limits.Allow,
 		GetGrant: func(ctx context.Context, namespace, name string) (*oauthv1alpha1.GoogleOAuthGrant, error) {
 			var g oauthv1alpha1.GoogleOAuthGrant
 			err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &g)

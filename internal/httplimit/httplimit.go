@@ -78,12 +78,25 @@ type clock struct{ now func() time.Time }
 
 func (c clock) Now() time.Time { return c.now() }
 
-// Wrap limits next.
+// Wrap limits next: per client, then in flight.
 func (l *Limiter) Wrap(next http.Handler) http.Handler {
+	return l.wrap(next, true)
+}
+
+// WrapInFlight limits next by the in-flight cap alone, for an endpoint whose one caller
+// serves many parties (the API server calling the webhook for every namespace): a bucket per
+// address would be one bucket for all of them, so that endpoint takes its own key with Allow.
+func (l *Limiter) WrapInFlight(next http.Handler) http.Handler {
+	return l.wrap(next, false)
+}
+
+func (l *Limiter) wrap(next http.Handler, perClient bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if wait, ok := l.allow(l.client(r)); !ok {
-			tooMany(w, wait)
-			return
+		if perClient {
+			if wait, ok := l.Allow(l.client(r)); !ok {
+				tooMany(w, wait)
+				return
+			}
 		}
 		select {
 		case l.inFlight <- struct{}{}:
@@ -96,8 +109,9 @@ func (l *Limiter) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// allow takes a token from client's bucket; when there is none, how long until there is.
-func (l *Limiter) allow(client string) (time.Duration, bool) {
+// Allow takes a token from client's bucket (client is any key: an address, a namespace);
+// when there is none, it says how long until there is.
+func (l *Limiter) Allow(client string) (time.Duration, bool) {
 	now := l.limits.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

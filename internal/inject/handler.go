@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
@@ -21,6 +25,12 @@ type GetGrant func(ctx context.Context, namespace, name string) (*oauthv1alpha1.
 type Handler struct {
 	Config   Config
 	GetGrant GetGrant
+	// Limit, when set, takes one admission from namespace's share; false (and how long to
+	// wait) when that namespace is over it. Every request comes from the API server, so a
+	// per-address limit would let one namespace that creates annotated Pods fast use up
+	// every other namespace's injections (which failurePolicy Ignore would then admit
+	// without the sidecar); a share per namespace keeps the flood in the flooder's namespace.
+	Limit func(namespace string) (wait time.Duration, ok bool)
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -45,6 +55,11 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		return admission.Denied("the admission request names no namespace: a Pod is always created in one")
 	case pod.Namespace != "" && pod.Namespace != req.Namespace:
 		return admission.Denied(fmt.Sprintf("the Pod's metadata.namespace %q is not the namespace %q it is created in", pod.Namespace, req.Namespace))
+	}
+	if h.Limit != nil {
+		if wait, ok := h.Limit(req.Namespace); !ok {
+			return tooMany(req.Namespace, wait)
+		}
 	}
 	pod.Namespace = req.Namespace // often unset in the object on CREATE: it comes from the path
 	var grant *Grant
@@ -71,4 +86,20 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
 	return admission.PatchResponseFromRaw(req.Object.Raw, patched).WithWarnings(append(warnings, w...)...)
+}
+
+// tooMany refuses the Pod (429, with when to retry) rather than admitting it without the
+// sidecar: the Pod's controller retries, and the Pod never runs without the token it asked for.
+func tooMany(namespace string, wait time.Duration) admission.Response {
+	secs := int32(max(1, math.Ceil(wait.Seconds())))
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
+		Allowed: false,
+		Result: &metav1.Status{
+			Status:  metav1.StatusFailure,
+			Code:    http.StatusTooManyRequests,
+			Reason:  metav1.StatusReasonTooManyRequests,
+			Message: fmt.Sprintf("grantkeeper: namespace %s is creating Pods that ask for injection faster than its share of the webhook allows; retry in %d s", namespace, secs),
+			Details: &metav1.StatusDetails{RetryAfterSeconds: secs},
+		},
+	}}
 }

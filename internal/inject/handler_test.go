@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/httplimit"
 )
 
 func request(raw string) admission.Request {
@@ -166,5 +169,57 @@ func TestHandlerRevealsNothingAcrossNamespaces(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A namespace that creates annotated Pods faster than its share is refused (429, naming the
+// namespace, saying when to retry), not admitted without the sidecar; another namespace is
+// injected meanwhile, though every request comes from the same caller (the API server); a
+// Pod that does not ask for injection is never counted.
+func TestFloodingNamespaceKeepsItsFloodToItself(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	limiter := httplimit.New(httplimit.Limits{Rate: 5, Burst: 20, Now: func() time.Time { return now }})
+	h := &Handler{
+		Config: Config{Image: "sidecar:1"},
+		GetGrant: grants(map[string]*oauthv1alpha1.GoogleOAuthGrant{
+			"reports/analytics": {ObjectMeta: metav1.ObjectMeta{Name: "analytics", Namespace: "reports"}},
+			"noisy/analytics":   {ObjectMeta: metav1.ObjectMeta{Name: "analytics", Namespace: "noisy"}},
+		}),
+		Limit: limiter.Allow,
+	}
+	const annotated = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"oauth.grantkeeper.dev/inject":"analytics"}},"spec":{"containers":[{"name":"app"}]}}`
+	in := func(ns, raw string) admission.Request {
+		req := request(raw)
+		req.Namespace = ns
+		return req
+	}
+	injected, refused := 0, 0
+	for range 1000 {
+		resp := h.Handle(context.Background(), in("noisy", annotated))
+		switch {
+		case resp.Allowed && len(resp.Patches) > 0:
+			injected++
+		case !resp.Allowed && resp.Result.Code == http.StatusTooManyRequests:
+			refused++
+			if !strings.Contains(resp.Result.Message, "namespace noisy") || resp.Result.Details == nil || resp.Result.Details.RetryAfterSeconds != 1 {
+				t.Fatalf("refusal %q (details %+v): want the namespace named and retry after 1 s", resp.Result.Message, resp.Result.Details)
+			}
+		default:
+			t.Fatalf("the flooding namespace's Pod was admitted without the sidecar or refused otherwise: %+v", resp.AdmissionResponse)
+		}
+	}
+	if injected != 20 || refused != 980 {
+		t.Errorf("1000 annotated Pods from one namespace at once: %d injected, %d refused; want 20 (its burst) and 980", injected, refused)
+	}
+	if resp := h.Handle(context.Background(), in("reports", annotated)); !resp.Allowed || len(resp.Patches) == 0 {
+		t.Errorf("another namespace during the flood: allowed %v with %d patches, want the sidecar injected (%+v)", resp.Allowed, len(resp.Patches), resp.Result)
+	}
+	plain := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"q"},"spec":{"containers":[{"name":"app"}]}}`
+	if resp := h.Handle(context.Background(), in("noisy", plain)); !resp.Allowed {
+		t.Errorf("a Pod that does not ask for injection, in the flooding namespace: refused (%+v)", resp.Result)
+	}
+	now = now.Add(time.Second)
+	if resp := h.Handle(context.Background(), in("noisy", annotated)); !resp.Allowed || len(resp.Patches) == 0 {
+		t.Errorf("the flooding namespace a second later: allowed %v, want injected again", resp.Allowed)
 	}
 }
