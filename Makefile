@@ -192,7 +192,10 @@ release-manifests: $(KUSTOMIZE) $(HELM) ## Write $(DIST)/install.yaml (config/de
 	$(KUSTOMIZE) build $(DIST)/.release > $(DIST)/install.yaml
 	@rm -rf $(DIST)/.release
 	$(HELM) lint --strict $(CHART)
-	$(HELM) package $(CHART) -d $(DIST)
+	@# The chart archive's entries carry their files' modification times (make release writes
+	@# a fresh copy each time): a fixed SOURCE_DATE_EPOCH (Helm >= 4.2 honours it) keeps the
+	@# archive the same bytes for the same inputs; 1980-01-01, as the plugin archives.
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-315532800} $(HELM) package $(CHART) -d $(DIST)
 	@echo "release: $(DIST)/install.yaml and $$(ls $(DIST)/grantkeeper-*.tgz)"
 
 CHART_REPO ?= ghcr.io/grantkeeper/charts
