@@ -149,11 +149,8 @@ k8s-binaries: ## Build kube-apiserver, etcd, kubectl, kube-controller-manager (a
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager, bin/kubectl-grantkeeper, bin/metadata-server and bin/fake-google.
-	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/metadata-server ./cmd/metadata-server
-	go build -o $(LOCALBIN)/kubectl-grantkeeper ./cmd/kubectl-grantkeeper
-	go build -o $(LOCALBIN)/fake-google ./hack/fake-google
+build: ## Build bin/manager, bin/kubectl-grantkeeper, bin/metadata-server and bin/fake-google (one go build: the four links run side by side).
+	go build -o $(LOCALBIN)/ ./cmd/manager ./cmd/metadata-server ./cmd/kubectl-grantkeeper ./hack/fake-google
 
 .PHONY: run
 run: manifests ## Run the manager against the current kubeconfig (install CRDs first: make install).
