@@ -32,7 +32,22 @@ METADATA_IMG ?= grantkeeper-metadata-server:latest
 # Test packages share one control plane each; -p 2 matches our two cores. -count=1: most
 # suites depend on what go's test cache cannot see (the Kubernetes binaries, apt packages,
 # the kubelet), so a cached "ok" would not mean the suite passed now.
+# -race on every package, in one go test: the suites that only drive processes (test/e2e,
+# incluster, pods, prometheus, libraries, helm; the manager they run is built without -race)
+# pay for it only in their test binary's link and in the fake Google they serve, a few
+# seconds each, while -race off for them means a second go test whose packages cannot share
+# the two lanes with the first (measured in docs/development.md).
 TEST_FLAGS ?= -race -p 2 -timeout 20m -count=1
+# The order go test starts packages in (Go starts them in the order given): the longest
+# first, so the run does not end on one long package while the other lane idles. The two
+# kubelet suites take a machine-wide lock, and one waiting for it holds a lane: test/pods
+# comes after test/incluster, controllers and test/e2e, by when test/incluster is over.
+TEST_ORDER := ./test/incluster ./controllers ./test/e2e ./test/pods ./test/consent ./test/prometheus \
+	./test/libraries ./test/helm ./test/risc ./test/rules ./test/metricsauth
+# The commands the suites run as processes, built once for all of them (test/framework/gobuild).
+TEST_BINS := $(LOCALBIN)/test
+MODULE = $(shell go list -m)
+TEST_BIN_PKGS := ./cmd/manager ./cmd/kubectl-grantkeeper ./cmd/metadata-server ./examples/adc
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 # test/helm runs this helm; test/release these tools.
@@ -70,7 +85,9 @@ vet: ## go vet, and gofmt must have nothing to change.
 
 .PHONY: test
 test: vet verify-generated lint-workflows k8s-binaries $(GOTESTSUM) $(HELM) ## Vet, check generated files and workflows, run every unit, envtest and e2e test with -race (the fuzz seeds included; fuzzing proper is make fuzz).
-	$(GOTESTSUM) --format testname -- $(TEST_FLAGS) ./...
+	go build -o $(TEST_BINS)/ $(TEST_BIN_PKGS)
+	GRANTKEEPER_TEST_BINS=$(TEST_BINS) $(GOTESTSUM) --format testname -- $(TEST_FLAGS) \
+		$(TEST_ORDER) $(filter-out $(patsubst ./%,$(MODULE)/%,$(TEST_ORDER)),$(shell go list ./...))
 
 # Not part of make test: each target builds a coverage-instrumented binary (about a minute
 # each on an empty build cache). .ci/run runs it after make test.
@@ -132,11 +149,8 @@ k8s-binaries: ## Build kube-apiserver, etcd, kubectl, kube-controller-manager (a
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager, bin/kubectl-grantkeeper, bin/metadata-server and bin/fake-google.
-	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/metadata-server ./cmd/metadata-server
-	go build -o $(LOCALBIN)/kubectl-grantkeeper ./cmd/kubectl-grantkeeper
-	go build -o $(LOCALBIN)/fake-google ./hack/fake-google
+build: ## Build bin/manager, bin/kubectl-grantkeeper, bin/metadata-server and bin/fake-google (one go build: the four links run side by side).
+	go build -o $(LOCALBIN)/ ./cmd/manager ./cmd/metadata-server ./cmd/kubectl-grantkeeper ./hack/fake-google
 
 .PHONY: run
 run: manifests ## Run the manager against the current kubeconfig (install CRDs first: make install).

@@ -20,6 +20,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 )
 
 // kubeconfig writes a kubeconfig for the test control plane (as its admin).
@@ -87,9 +88,8 @@ func TestPluginConsentLink(t *testing.T) {
 func buildPlugin(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "kubectl-grantkeeper")
-	build := exec.Command("go", "build", "-o", bin, "github.com/grantkeeper/grantkeeper/cmd/kubectl-grantkeeper")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v\n%s", err, out)
+	if err := gobuild.Build("", "github.com/grantkeeper/grantkeeper/cmd/kubectl-grantkeeper", bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

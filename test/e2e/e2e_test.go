@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
 )
 
@@ -48,10 +48,8 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(workDir)
 	for _, b := range []struct{ out, pkg string }{{"manager", "./cmd/manager"}, {"plugins/kubectl-grantkeeper", "./cmd/kubectl-grantkeeper"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(workDir, b.out), b.pkg)
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", b.pkg, err)
+		if err := gobuild.Build(root, b.pkg, filepath.Join(workDir, b.out)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}

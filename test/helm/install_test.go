@@ -21,6 +21,7 @@ import (
 
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
 )
@@ -41,10 +42,8 @@ func liveCluster(t *testing.T) *localcluster.Cluster {
 			return
 		}
 		managerBin = filepath.Join(workDir, "manager")
-		build := exec.Command("go", "build", "-o", managerBin, "./cmd/manager")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			clusterErr = fmt.Errorf("building the manager: %w: %s", err, out)
+		if err := gobuild.Build(root, "./cmd/manager", managerBin); err != nil {
+			clusterErr = err
 			return
 		}
 		binDir, err := k8sbin.Dir(root)

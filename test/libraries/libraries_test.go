@@ -37,6 +37,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/test/framework/clientlibs"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/secretvolume"
 )
@@ -73,10 +74,8 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		for out, pkg := range map[string]string{"metadata-server": "./cmd/metadata-server", "adc": "./examples/adc"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-			cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-			if err := cmd.Run(); err != nil {
-				fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
+			if err := gobuild.Build(root, pkg, filepath.Join(dir, out)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
 		}

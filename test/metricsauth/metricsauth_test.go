@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/promtext"
 	"github.com/grantkeeper/grantkeeper/test/framework/testcert"
 
@@ -60,9 +61,8 @@ func run(m *testing.M) int {
 
 func buildManager(root, dir string) string {
 	out := filepath.Join(dir, "manager")
-	cmd := k8sbinGo(root, "build", "-o", out, "./cmd/manager")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the manager: %v\n%s", err, b)
+	if err := gobuild.Build(root, "./cmd/manager", out); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 	return out
 }

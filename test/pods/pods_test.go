@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/grantkeeper/grantkeeper/test/framework/devstack"
 	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/localnode"
 )
 
@@ -72,10 +72,8 @@ func run(m *testing.M) int {
 	defer unlock()
 
 	managerBin := filepath.Join(work, "manager")
-	cmd := exec.Command("go", "build", "-o", managerBin, "./cmd/manager")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fail(fmt.Errorf("building the manager: %w", err))
+	if err := gobuild.Build(root, "./cmd/manager", managerBin); err != nil {
+		return fail(err)
 	}
 	// The pause and consumer images are packed the way `make image` packs the manager.
 	const pauseImage = "grantkeeper.local/pause:test"

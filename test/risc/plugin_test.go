@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/grantkeeper/grantkeeper/internal/risc"
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/risctransmitter"
 )
@@ -24,10 +25,8 @@ func TestPluginRegisterAndVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	plugin := filepath.Join(t.TempDir(), "kubectl-grantkeeper")
-	build := exec.Command("go", "build", "-o", plugin, "./cmd/kubectl-grantkeeper")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v\n%s", err, out)
+	if err := gobuild.Build(root, "./cmd/kubectl-grantkeeper", plugin); err != nil {
+		t.Fatal(err)
 	}
 	admin := "risc-admin@p.iam.gserviceaccount.com"
 	h.google.AllowRISCAdmin(admin)
