@@ -78,20 +78,15 @@ func (a *Admin) PublicClient(ctx context.Context, redirectURI string, scopes ...
 	})
 }
 
-// PrivateKeyJWTClient registers a client that authenticates with a JWT signed by key
-// (RS256 for RSA keys, ES256 for P-256 keys), its public half published as kid in the
-// client's JWKS; grantTypes such as authorization_code and refresh_token, or client_credentials.
-func (a *Admin) PrivateKeyJWTClient(ctx context.Context, key crypto.Signer, kid, alg, redirectURI string, grantTypes []string, scopes ...string) (Client, error) {
-	spec := ClientSpec{
-		GrantTypes:              grantTypes,
-		Scope:                   strings.Join(scopes, " "),
-		TokenEndpointAuthMethod: "private_key_jwt",
-		TokenEndpointAuthAlg:    alg,
-		JWKS:                    &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: kid, Algorithm: alg, Use: "sig"}}},
-	}
-	if redirectURI != "" {
+// PrivateKeyJWTClient registers spec (grant types, scopes, redirect URIs, audience) as a
+// client that authenticates with a JWT signed by key (alg RS256 for RSA keys, ES256 for
+// P-256...), its public half published under kid in the client's JWKS.
+func (a *Admin) PrivateKeyJWTClient(ctx context.Context, spec ClientSpec, key crypto.Signer, kid, alg string) (Client, error) {
+	spec.TokenEndpointAuthMethod = "private_key_jwt"
+	spec.TokenEndpointAuthAlg = alg
+	spec.JWKS = &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: kid, Algorithm: alg, Use: "sig"}}}
+	if len(spec.RedirectURIs) > 0 && len(spec.ResponseTypes) == 0 {
 		spec.ResponseTypes = []string{"code"}
-		spec.RedirectURIs = []string{redirectURI}
 	}
 	return a.CreateClient(ctx, spec)
 }
