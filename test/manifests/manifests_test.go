@@ -40,6 +40,11 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 		"oauth.grantkeeper.dev/googleoauthclients/status":        {"get", "patch"},
 		"oauth.grantkeeper.dev/clustergoogleoauthclients":        {"get", "list", "watch"},
 		"oauth.grantkeeper.dev/clustergoogleoauthclients/status": {"get", "patch"},
+		// The clients of any provider (controllers/provider): read, status written.
+		"oauth.grantkeeper.dev/oauthclients":               {"get", "list", "watch"},
+		"oauth.grantkeeper.dev/oauthclients/status":        {"get", "patch"},
+		"oauth.grantkeeper.dev/clusteroauthclients":        {"get", "list", "watch"},
+		"oauth.grantkeeper.dev/clusteroauthclients/status": {"get", "patch"},
 		// Namespace labels, for ClusterGoogleOAuthClient's namespaceSelector.
 		"/namespaces": {"get", "list", "watch"},
 	}
