@@ -25,6 +25,10 @@ VALIDATE_KREW_MANIFEST ?= $(LOCALBIN)/validate-krew-manifest-$(KREW_VERSION)
 KREW           ?= $(LOCALBIN)/krew-$(KREW_VERSION)
 ACTIONLINT     ?= $(LOCALBIN)/actionlint-$(ACTIONLINT_VERSION)
 CRANE          ?= $(LOCALBIN)/crane-$(CRANE_VERSION)
+# Ory Hydra, the real OAuth 2.0 server the provider tests run (test/framework/hydra): its
+# version is the one hack/hydra/go.mod pins.
+HYDRA_VERSION  ?= $(shell awk '$$1 == "github.com/ory/hydra/v2" { print $$2 }' hack/hydra/go.mod)
+HYDRA          ?= $(LOCALBIN)/hydra-$(HYDRA_VERSION)
 
 IMG ?= grantkeeper:latest
 # The metadata-server sidecar the injection webhook adds to annotated Pods.
@@ -50,8 +54,8 @@ MODULE = $(shell go list -m)
 TEST_BIN_PKGS := ./cmd/manager ./cmd/kubectl-grantkeeper ./cmd/metadata-server ./examples/adc
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
-# test/helm runs this helm; test/release these tools.
-export HELM CYCLONEDX_GOMOD VALIDATE_KREW_MANIFEST KREW
+# test/helm runs this helm; test/release these tools; test/framework/hydra this Hydra.
+export HELM CYCLONEDX_GOMOD VALIDATE_KREW_MANIFEST KREW HYDRA
 
 .PHONY: all
 all: build
@@ -84,7 +88,7 @@ vet: ## go vet, and gofmt must have nothing to change.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
-test: vet verify-generated lint-workflows k8s-binaries $(GOTESTSUM) $(HELM) ## Vet, check generated files and workflows, run every unit, envtest and e2e test with -race (the fuzz seeds included; fuzzing proper is make fuzz).
+test: vet verify-generated lint-workflows k8s-binaries hydra $(GOTESTSUM) $(HELM) ## Vet, check generated files and workflows, run every unit, envtest and e2e test with -race (the fuzz seeds included; fuzzing proper is make fuzz).
 	go build -o $(TEST_BINS)/ $(TEST_BIN_PKGS)
 	GRANTKEEPER_TEST_BINS=$(TEST_BINS) $(GOTESTSUM) --format testname -- $(TEST_FLAGS) \
 		$(TEST_ORDER) $(filter-out $(patsubst ./%,$(MODULE)/%,$(TEST_ORDER)),$(shell go list ./...))
@@ -145,6 +149,10 @@ demo bench: K8S_KUBELET = 0
 .PHONY: k8s-binaries
 k8s-binaries: ## Build kube-apiserver, etcd, kubectl, kube-controller-manager (and, as root, the kubelet) from Go modules into bin/k8s/<version>.
 	@K8S_BINARIES_DIR=$(K8S_BIN) K8S_KUBELET=$(K8S_KUBELET) bash hack/k8s-binaries.sh
+
+.PHONY: hydra
+hydra: ## Build Ory Hydra (the real OAuth 2.0 server the provider tests run) from the Go module proxy into bin/hydra-<version>, with SQLite for its in-memory storage (cgo: needs a C compiler).
+	@HYDRA=$(HYDRA) bash hack/hydra.sh
 
 ##@ Build
 

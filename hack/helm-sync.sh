@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=charts/grantkeeper/files
 mkdir -p "$files/crd" "$files/rbac" "$files/prometheus" "$files/grafana"
-for crd in googleoauthgrants googleoauthclients clustergoogleoauthclients; do
+for crd in googleoauthgrants googleoauthclients clustergoogleoauthclients oauthgrants oauthclients clusteroauthclients; do
   cp "config/crd/bases/oauth.grantkeeper.dev_$crd.yaml" "$files/crd/$crd.yaml"
 done
 for f in role leader_election_role googleoauthgrant_viewer_role googleoauthgrant_editor_role clustergoogleoauthclient_admin_role metrics_auth_role metrics_reader_role; do

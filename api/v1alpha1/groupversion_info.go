@@ -1,4 +1,5 @@
-// Package v1alpha1 contains the oauth.grantkeeper.dev/v1alpha1 API: GoogleOAuthGrant.
+// Package v1alpha1 contains the oauth.grantkeeper.dev/v1alpha1 API: GoogleOAuthGrant and its
+// client kinds, and OAuthGrant and its client kinds for any standards-following provider.
 // +kubebuilder:object:generate=true
 // +groupName=oauth.grantkeeper.dev
 package v1alpha1

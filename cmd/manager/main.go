@@ -24,6 +24,7 @@ import (
 	"github.com/go-logr/logr"
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
+	"github.com/grantkeeper/grantkeeper/controllers/provider"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/httplimit"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
@@ -172,6 +173,11 @@ func run() error {
 	}
 	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
+	}
+	// OAuthClient and ClusterOAuthClient (any OAuth 2.0 provider, issue 30).
+	if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Recorder: recorder, Clock: clock.RealClock{}, ManagerNamespace: managerNamespace},
+		provider.Options{NamespacesOnly: namespaces != ""}); err != nil {
+		return fmt.Errorf("setting up the OAuth client controllers: %w", err)
 	}
 	grantSeries.Cache = mgr.GetClient()
 	if err := webhookOpts.setup(stopping, mgr, managerNamespace, httplimit.New(webhookLimits)); err != nil {

@@ -128,6 +128,9 @@ func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 		"files/crd/googleoauthgrants.yaml":         "config/crd/bases/oauth.grantkeeper.dev_googleoauthgrants.yaml",
 		"files/crd/googleoauthclients.yaml":        "config/crd/bases/oauth.grantkeeper.dev_googleoauthclients.yaml",
 		"files/crd/clustergoogleoauthclients.yaml": "config/crd/bases/oauth.grantkeeper.dev_clustergoogleoauthclients.yaml",
+		"files/crd/oauthgrants.yaml":               "config/crd/bases/oauth.grantkeeper.dev_oauthgrants.yaml",
+		"files/crd/oauthclients.yaml":              "config/crd/bases/oauth.grantkeeper.dev_oauthclients.yaml",
+		"files/crd/clusteroauthclients.yaml":       "config/crd/bases/oauth.grantkeeper.dev_clusteroauthclients.yaml",
 		"files/prometheus/rules.yaml":              "config/prometheus/rules.yaml",
 	} {
 		same(t, filepath.Join("charts/grantkeeper", chart), config)

@@ -40,6 +40,11 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 		"oauth.grantkeeper.dev/googleoauthclients/status":        {"get", "patch"},
 		"oauth.grantkeeper.dev/clustergoogleoauthclients":        {"get", "list", "watch"},
 		"oauth.grantkeeper.dev/clustergoogleoauthclients/status": {"get", "patch"},
+		// The clients of any provider (controllers/provider): read, status written.
+		"oauth.grantkeeper.dev/oauthclients":               {"get", "list", "watch"},
+		"oauth.grantkeeper.dev/oauthclients/status":        {"get", "patch"},
+		"oauth.grantkeeper.dev/clusteroauthclients":        {"get", "list", "watch"},
+		"oauth.grantkeeper.dev/clusteroauthclients/status": {"get", "patch"},
 		// Namespace labels, for ClusterGoogleOAuthClient's namespaceSelector.
 		"/namespaces": {"get", "list", "watch"},
 	}
@@ -173,17 +178,23 @@ func TestClientRoles(t *testing.T) {
 	}
 	for _, path := range []string{"config/rbac/googleoauthgrant_editor_role.yaml", "config/rbac/googleoauthgrant_viewer_role.yaml"} {
 		got, _ := resources(path)
-		if !slices.Contains(got["googleoauthclients"], "get") || !slices.Contains(got["googleoauthclients"], "list") {
-			t.Errorf("%s: no read access to googleoauthclients: %v", path, got)
+		for _, res := range []string{"googleoauthclients", "googleoauthgrants", "oauthclients", "oauthgrants"} {
+			if !slices.Contains(got[res], "get") || !slices.Contains(got[res], "list") {
+				t.Errorf("%s: no read access to %s: %v", path, res, got)
+			}
 		}
-		if _, ok := got["clustergoogleoauthclients"]; ok {
-			t.Errorf("%s: grants access to clustergoogleoauthclients to namespace users", path)
+		for _, res := range []string{"clustergoogleoauthclients", "clusteroauthclients"} {
+			if _, ok := got[res]; ok {
+				t.Errorf("%s: grants access to %s to namespace users", path, res)
+			}
 		}
 	}
 	got, labels := resources("config/rbac/clustergoogleoauthclient_admin_role.yaml")
-	for _, v := range []string{"create", "update", "delete"} {
-		if !slices.Contains(got["clustergoogleoauthclients"], v) {
-			t.Errorf("admin role lacks %q on clustergoogleoauthclients", v)
+	for _, res := range []string{"clustergoogleoauthclients", "clusteroauthclients"} {
+		for _, v := range []string{"create", "update", "delete"} {
+			if !slices.Contains(got[res], v) {
+				t.Errorf("admin role lacks %q on %s", v, res)
+			}
 		}
 	}
 	for k := range labels {
