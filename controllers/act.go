@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -26,15 +25,16 @@ import (
 
 // act is the one place that talks to Google on a grant's behalf: it reads the inputs,
 // requests a token, persists a rotated refresh token, publishes the access token, and
-// returns what plan.Record makes of the outcome, plus events of its own.
-func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, why string) (plan.Report, []plan.Event, error) {
+// returns the outcome, which reconcile turns into the report with plan.Record. An error is
+// an API failure that leaves nothing to record (the reconcile is retried).
+func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, why string) (plan.Outcome, error) {
 	g := obs.Grant
 	in, problem, err := r.readInputs(ctx, obs)
 	if err != nil {
-		return plan.Report{}, nil, err
+		return plan.Outcome{}, err
 	}
 	if problem != nil {
-		return plan.Record(obs.Observation, plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(obs), RefreshTokenMissing: in.refreshTokenMissing}), nil, nil
+		return plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(obs), RefreshTokenMissing: in.refreshTokenMissing}, nil
 	}
 
 	key := types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
@@ -68,7 +68,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	metrics.TokenRequestDuration.WithLabelValues(result).Observe(r.Clock.Since(now).Seconds())
 	if err != nil {
 		logf.FromContext(ctx).Info("token request failed", "kind", failure.Kind.String(), "status", failure.Status, "error", failure.Code, "attempt", g.Status.FailedRefreshAttempts+1)
-		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs), Account: in.account(g), ClientID: in.client.ID}), nil, nil
+		return plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs), Account: in.account(g), ClientID: in.client.ID}, nil
 	}
 
 	// Never publish a token carrying scopes outside spec.scopes (issue 28): Google may answer
@@ -83,22 +83,26 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		// A rotated refresh token is the only copy of the grant: persist it before anything else.
 		ev, err := r.writeBackRefreshToken(ctx, g, in, tok.RefreshToken)
 		if err != nil {
-			return plan.Report{}, nil, err
+			return plan.Outcome{}, err
 		}
 		events = append(events, ev...)
 		if len(ev) == 0 {
 			r.noteRefreshToken(key, tok.RefreshToken, in.client.ID)
 		}
 	}
-
+	out := plan.Outcome{
+		Token:       &plan.Issued{Expiry: tok.Expiry, Scopes: tok.Scopes, RefreshTokenExpiresIn: tok.RefreshTokenExpiresIn, Rotated: tok.RefreshToken != ""},
+		Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID,
+		ExcessScopes: excess, Events: events,
+	}
 	if len(excess) > 0 {
 		log.Info("token not published: it carries scopes outside spec.scopes", "excessScopes", excess)
-		return plan.Record(obs.Observation, plan.Outcome{Token: tok, ExcessScopes: excess, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID}), events, nil
+		return out, nil
 	}
 
 	issued := now.Truncate(time.Second)
 	if _, err := derivedsecret.Publish(ctx, r.Client, r.Scheme(), g, obs.target, derivedsecret.Token{AccessToken: tok.AccessToken, Expiry: tok.Expiry, RefreshedAt: issued}); err != nil {
-		return plan.Report{}, nil, err
+		return plan.Outcome{}, err
 	}
 	r.writes.record(types.NamespacedName{Namespace: g.Namespace, Name: g.Name}, now, func(e *replaced) {
 		e.secretCreated = obs.target == nil
@@ -108,11 +112,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		}
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
-	rep := plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID})
-	if tok.RefreshToken != "" {
-		meta.RemoveStatusCondition(&rep.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable)
-	}
-	return rep, events, nil
+	return out, nil
 }
 
 // refresh trades the refresh token for an access token narrowed to spec.scopes (with the

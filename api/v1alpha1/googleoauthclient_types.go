@@ -10,19 +10,6 @@ const (
 	KindClusterGoogleOAuthClient = "ClusterGoogleOAuthClient"
 )
 
-// Reasons of the OAuth client kinds' Ready condition and the grant reasons about its clientRef
-// (a contract). The client kinds also use SecretNotFound, SecretKeyMissing and InvalidClientSecret.
-const (
-	// ReasonClientValid: the client's Secret holds a well-formed OAuth client.
-	ReasonClientValid = "ClientValid"
-	// ReasonClientNotFound: the grant's clientRef names no existing client object.
-	ReasonClientNotFound = "ClientNotFound"
-	// ReasonClientNotReady: the client object exists but is not Ready.
-	ReasonClientNotReady = "ClientNotReady"
-	// ReasonClientNotAllowed: a cluster client that does not admit the grant's namespace.
-	ReasonClientNotAllowed = "ClientNotAllowed"
-)
-
 // ClientObjectSecretReference names a Secret in the client object's namespace.
 type ClientObjectSecretReference struct {
 	// Name of the Secret, which holds either client_id and client_secret, or
