@@ -202,7 +202,7 @@ func boundAnnotations(s *corev1.Secret) {
 		return
 	}
 	kept := map[string]string{}
-	for _, k := range []string{derivedsecret.RefreshedAtAnnotation, derivedsecret.WithdrawnReasonAnnotation} {
+	for _, k := range derivedsecret.ReadAnnotations {
 		if v, ok := s.Annotations[k]; ok {
 			kept[k] = v
 		}

@@ -21,6 +21,10 @@ import (
 // quotes. Writing a token drops it.
 const WithdrawnMessageAnnotation = "oauth.grantkeeper.dev/withdrawn-message"
 
+// ReadAnnotations are the annotations of a derived Secret that decisions read (a cache
+// trimming a Secret's annotations keeps these).
+var ReadAnnotations = []string{RefreshedAtAnnotation, WithdrawnReasonAnnotation, WithdrawnMessageAnnotation}
+
 // maxMessage bounds the message annotation (the receiver's messages are far shorter).
 const maxMessage = 512
 
