@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
@@ -271,10 +272,19 @@ func (r *GoogleOAuthGrantReconciler) liveSecret(ctx context.Context, ns, name st
 func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, in *inputs, rotated string) ([]plan.Event, error) {
 	key := g.RefreshTokenKey()
 	s := in.refreshSecret.DeepCopy()
-	for range 5 {
+	var events []plan.Event
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if s == nil {
+			// Re-read after a conflict.
+			var err error
+			if s, err = r.liveSecret(ctx, g.Namespace, in.refreshSecret.Name); err != nil || s == nil {
+				return fmt.Errorf("re-reading Secret %q to store the rotated refresh token: %v", in.refreshSecret.Name, err)
+			}
+		}
 		if credentials.StoredRefreshToken(g, s.Name, s.Data) != in.refreshToken {
-			return []plan.Event{{Type: corev1.EventTypeWarning, Reason: "RefreshTokenChanged", Action: "WriteBack",
-				Note: fmt.Sprintf("The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)}}, nil
+			events = []plan.Event{{Type: corev1.EventTypeWarning, Reason: "RefreshTokenChanged", Action: "WriteBack",
+				Note: fmt.Sprintf("The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)}}
+			return nil
 		}
 		// No writable.RefreshToken check here, unlike a consent's write: the rotated token
 		// replaces, in the same key, the very token it was traded for (the check above), so
@@ -284,26 +294,25 @@ func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, 
 		if g.UsesAuthorizedUser() {
 			updated, err := credentials.ReplaceAuthorizedUserRefreshToken(s.Data[key], rotated)
 			if err != nil {
-				return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
+				return fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
 			}
 			s.Data[key] = updated
 		} else {
 			s.Data[key] = []byte(rotated)
 		}
-		err := r.Update(ctx, s)
-		if err == nil {
-			// Record the Secret's new version, or the write-back would count as a change of input.
-			in.refreshSecret, in.versions[s.Name] = s, &s.ObjectMeta
-			return nil, nil
+		if err := r.Update(ctx, s); err != nil {
+			name := s.Name
+			s = nil // read it again (a conflict is retried)
+			return fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", name, err)
 		}
-		if !apierrors.IsConflict(err) {
-			return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
-		}
-		if s, err = r.liveSecret(ctx, g.Namespace, in.refreshSecret.Name); err != nil || s == nil {
-			return nil, fmt.Errorf("re-reading Secret %q to store the rotated refresh token: %v", in.refreshSecret.Name, err)
-		}
+		// Record the Secret's new version, or the write-back would count as a change of input.
+		in.refreshSecret, in.versions[s.Name] = s, &s.ObjectMeta
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: too many conflicting updates", in.refreshSecret.Name)
+	return events, nil
 }
 
 // fingerprint is a short, non-reversible identifier of a secret value, for logs.

@@ -500,13 +500,9 @@ func clientKindOf(o client.Object) string {
 func clientSecretKey(o client.Object, managerNamespace string) types.NamespacedName {
 	switch c := o.(type) {
 	case *oauthv1alpha1.ClusterGoogleOAuthClient:
-		ns := c.Spec.SecretRef.Namespace
-		if ns == "" {
-			ns = managerNamespace
-		}
-		return types.NamespacedName{Namespace: ns, Name: c.Spec.SecretRef.Name}
+		return c.SecretKey(managerNamespace)
 	case *oauthv1alpha1.GoogleOAuthClient:
-		return types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretRef.Name}
+		return c.SecretKey()
 	}
 	return types.NamespacedName{}
 }

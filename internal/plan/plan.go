@@ -421,7 +421,7 @@ func (r *reporter) setStalled() {
 		r.setCondition(oauthv1alpha1.ConditionStalled, metav1.ConditionTrue, ready.Reason, "No progress until a person changes something: see the Ready condition.")
 		return
 	}
-	r.setCondition(oauthv1alpha1.ConditionStalled, metav1.ConditionFalse, oauthv1alpha1.ReasonProgressing, "grantkeeper refreshes, or retries, on its own.")
+	r.setCondition(oauthv1alpha1.ConditionStalled, metav1.ConditionFalse, oauthv1alpha1.ReasonProgressing, "Refreshes or retries on its own.")
 }
 
 // Stalled reports whether a grant's status says it is stalled (the Stalled condition; for
