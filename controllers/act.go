@@ -9,9 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
@@ -26,15 +26,16 @@ import (
 
 // act is the one place that talks to Google on a grant's behalf: it reads the inputs,
 // requests a token, persists a rotated refresh token, publishes the access token, and
-// returns what plan.Record makes of the outcome, plus events of its own.
-func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, why string) (plan.Report, []plan.Event, error) {
+// returns the outcome, which reconcile turns into the report with plan.Record. An error is
+// an API failure that leaves nothing to record (the reconcile is retried).
+func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, why string) (plan.Outcome, error) {
 	g := obs.Grant
 	in, problem, err := r.readInputs(ctx, obs)
 	if err != nil {
-		return plan.Report{}, nil, err
+		return plan.Outcome{}, err
 	}
 	if problem != nil {
-		return plan.Record(obs.Observation, plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(obs), RefreshTokenMissing: in.refreshTokenMissing}), nil, nil
+		return plan.Outcome{Problem: problem, Fingerprint: in.fingerprint(obs), RefreshTokenMissing: in.refreshTokenMissing}, nil
 	}
 
 	key := types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
@@ -68,7 +69,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	metrics.TokenRequestDuration.WithLabelValues(result).Observe(r.Clock.Since(now).Seconds())
 	if err != nil {
 		logf.FromContext(ctx).Info("token request failed", "kind", failure.Kind.String(), "status", failure.Status, "error", failure.Code, "attempt", g.Status.FailedRefreshAttempts+1)
-		return plan.Record(obs.Observation, plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs), Account: in.account(g), ClientID: in.client.ID}), nil, nil
+		return plan.Outcome{Failure: &failure, Fingerprint: in.fingerprint(obs), Account: in.account(g), ClientID: in.client.ID}, nil
 	}
 
 	// Never publish a token carrying scopes outside spec.scopes (issue 28): Google may answer
@@ -83,22 +84,26 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		// A rotated refresh token is the only copy of the grant: persist it before anything else.
 		ev, err := r.writeBackRefreshToken(ctx, g, in, tok.RefreshToken)
 		if err != nil {
-			return plan.Report{}, nil, err
+			return plan.Outcome{}, err
 		}
 		events = append(events, ev...)
 		if len(ev) == 0 {
 			r.noteRefreshToken(key, tok.RefreshToken, in.client.ID)
 		}
 	}
-
+	out := plan.Outcome{
+		Token:       &plan.Issued{Expiry: tok.Expiry, Scopes: tok.Scopes, RefreshTokenExpiresIn: tok.RefreshTokenExpiresIn, Rotated: tok.RefreshToken != ""},
+		Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID,
+		ExcessScopes: excess, Events: events,
+	}
 	if len(excess) > 0 {
 		log.Info("token not published: it carries scopes outside spec.scopes", "excessScopes", excess)
-		return plan.Record(obs.Observation, plan.Outcome{Token: tok, ExcessScopes: excess, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID}), events, nil
+		return out, nil
 	}
 
 	issued := now.Truncate(time.Second)
 	if _, err := derivedsecret.Publish(ctx, r.Client, r.Scheme(), g, obs.target, derivedsecret.Token{AccessToken: tok.AccessToken, Expiry: tok.Expiry, RefreshedAt: issued}); err != nil {
-		return plan.Report{}, nil, err
+		return plan.Outcome{}, err
 	}
 	r.writes.record(types.NamespacedName{Namespace: g.Namespace, Name: g.Name}, now, func(e *replaced) {
 		e.secretCreated = obs.target == nil
@@ -108,11 +113,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		}
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
-	rep := plan.Record(obs.Observation, plan.Outcome{Token: tok, Fingerprint: in.fingerprint(obs), Account: in.account(g), Identity: r.identity(ctx, obs, in, tok), ClientID: in.client.ID})
-	if tok.RefreshToken != "" {
-		meta.RemoveStatusCondition(&rep.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable)
-	}
-	return rep, events, nil
+	return out, nil
 }
 
 // refresh trades the refresh token for an access token narrowed to spec.scopes (with the
@@ -271,10 +272,19 @@ func (r *GoogleOAuthGrantReconciler) liveSecret(ctx context.Context, ns, name st
 func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, in *inputs, rotated string) ([]plan.Event, error) {
 	key := g.RefreshTokenKey()
 	s := in.refreshSecret.DeepCopy()
-	for range 5 {
+	var events []plan.Event
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if s == nil {
+			// Re-read after a conflict.
+			var err error
+			if s, err = r.liveSecret(ctx, g.Namespace, in.refreshSecret.Name); err != nil || s == nil {
+				return fmt.Errorf("re-reading Secret %q to store the rotated refresh token: %v", in.refreshSecret.Name, err)
+			}
+		}
 		if credentials.StoredRefreshToken(g, s.Name, s.Data) != in.refreshToken {
-			return []plan.Event{{Type: corev1.EventTypeWarning, Reason: "RefreshTokenChanged", Action: "WriteBack",
-				Note: fmt.Sprintf("The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)}}, nil
+			events = []plan.Event{{Type: corev1.EventTypeWarning, Reason: "RefreshTokenChanged", Action: "WriteBack",
+				Note: fmt.Sprintf("The token endpoint rotated the refresh token, but Secret %q changed meanwhile; keeping the Secret's new value", s.Name)}}
+			return nil
 		}
 		// No writable.RefreshToken check here, unlike a consent's write: the rotated token
 		// replaces, in the same key, the very token it was traded for (the check above), so
@@ -284,26 +294,25 @@ func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, 
 		if g.UsesAuthorizedUser() {
 			updated, err := credentials.ReplaceAuthorizedUserRefreshToken(s.Data[key], rotated)
 			if err != nil {
-				return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
+				return fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
 			}
 			s.Data[key] = updated
 		} else {
 			s.Data[key] = []byte(rotated)
 		}
-		err := r.Update(ctx, s)
-		if err == nil {
-			// Record the Secret's new version, or the write-back would count as a change of input.
-			in.refreshSecret, in.versions[s.Name] = s, &s.ObjectMeta
-			return nil, nil
+		if err := r.Update(ctx, s); err != nil {
+			name := s.Name
+			s = nil // read it again (a conflict is retried)
+			return fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", name, err)
 		}
-		if !apierrors.IsConflict(err) {
-			return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", s.Name, err)
-		}
-		if s, err = r.liveSecret(ctx, g.Namespace, in.refreshSecret.Name); err != nil || s == nil {
-			return nil, fmt.Errorf("re-reading Secret %q to store the rotated refresh token: %v", in.refreshSecret.Name, err)
-		}
+		// Record the Secret's new version, or the write-back would count as a change of input.
+		in.refreshSecret, in.versions[s.Name] = s, &s.ObjectMeta
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("writing the rotated refresh token back to Secret %q: too many conflicting updates", in.refreshSecret.Name)
+	return events, nil
 }
 
 // fingerprint is a short, non-reversible identifier of a secret value, for logs.

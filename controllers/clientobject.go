@@ -51,18 +51,14 @@ func getClientObject(ctx context.Context, r client.Reader, kind string, key type
 		if err := r.Get(ctx, key, o); err != nil {
 			return nil, client.IgnoreNotFound(err)
 		}
-		ns := o.Spec.SecretRef.Namespace
-		if ns == "" {
-			ns = managerNamespace
-		}
-		c.secret = types.NamespacedName{Namespace: ns, Name: o.Spec.SecretRef.Name}
+		c.secret = o.SecretKey(managerNamespace)
 	default:
 		o := &oauthv1alpha1.GoogleOAuthClient{}
 		c = &clientObject{obj: o, kind: oauthv1alpha1.KindGoogleOAuthClient, status: &o.Status}
 		if err := r.Get(ctx, key, o); err != nil {
 			return nil, client.IgnoreNotFound(err)
 		}
-		c.secret = types.NamespacedName{Namespace: o.Namespace, Name: o.Spec.SecretRef.Name}
+		c.secret = o.SecretKey()
 	}
 	return c, nil
 }

@@ -53,7 +53,7 @@ func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.
 		// An orphaned Secret (owner reference removed by hand) is rewritten, which restores it.
 		obs.Token, obs.HaveToken = tok, ok && derivedsecret.OwnedBy(target, string(g.UID))
 		if derivedsecret.OwnedBy(target, string(g.UID)) {
-			obs.WithdrawnReason, obs.WithdrawnAt = withdrawn(target)
+			obs.Withdrawal = derivedsecret.Withdrawn(target)
 		}
 	}
 
@@ -66,6 +66,7 @@ func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.
 		metas[name] = m
 	}
 	obs.Fingerprint = fingerprintInputs(g, metas)
+	obs.RefreshTokenAbsent = g.Spec.RefreshTokenSecretRef != nil && metas[g.RefreshTokenSecretName()] == nil
 	if g.Spec.ClientRef != nil {
 		state, co, secretMeta, wait, err := r.loadClient(ctx, g)
 		if err != nil || wait {

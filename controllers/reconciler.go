@@ -138,15 +138,15 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 	p := plan.Decide(obs.Observation)
 	report := p.Report
 	if p.Refresh {
-		var extra []plan.Event
-		if report, extra, err = r.act(ctx, obs, p.Why); err != nil {
+		out, err := r.act(ctx, obs, p.Why)
+		if err != nil {
 			if apierrors.IsConflict(err) {
 				// A Secret changed under us: look again with the newer version.
 				return ctrl.Result{RequeueAfter: time.Second}, nil
 			}
 			return ctrl.Result{}, err
 		}
-		report.Events = append(report.Events, extra...)
+		report = plan.Record(obs.Observation, out)
 	}
 	return r.report(ctx, g, r.ensureConsent(ctx, g, report, obs.Now))
 }

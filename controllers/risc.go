@@ -2,13 +2,11 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +24,6 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
-	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/risc"
 )
 
@@ -40,7 +37,7 @@ const DefaultFillFloor = 30 * time.Second
 
 // SecurityEvents applies Cross-Account Protection events (internal/risc) to grants. Every
 // replica serves the receiver: effects are API writes guarded by resourceVersion, and the
-// leader's reconciler honours them (plan.SecurityReasons).
+// leader's reconciler honours them (oauthv1alpha1.SecurityReasons).
 type SecurityEvents struct {
 	Client    client.Client // the manager's cached client
 	APIReader client.Reader
@@ -272,115 +269,29 @@ func (s *SecurityEvents) now() time.Time {
 	return s.Clock.Now()
 }
 
-// revoke withdraws the access token, then records Revoked=True and Ready=False. The Secret
-// goes first: its write wakes the leader's reconciler, which must not mistake a grant without
-// a token for one to refresh, and a withdrawn token says so by itself (plan's
-// Observation.WithdrawnReason) while the status write may not be in its cache yet. Both steps are
-// idempotent, so a redelivery finishes a half-done one. The refresh-token Secret is the
-// user's data and is left as it is.
+// revoke records a revoking event in the grant's derived Secret (derivedsecret.Withdraw: the
+// access token withdrawn, the reason and Google's words beside it; a grant without a derived
+// Secret gets one in that shape). That is all the receiver writes: the Secret's watch wakes
+// the leader's reconciler, which derives Revoked=True and Ready=False from it (plan) and is
+// the grant status's only writer. Idempotent, so a redelivery or another replica changes
+// nothing. The refresh-token Secret is the user's data and is left as it is.
 func (s *SecurityEvents) revoke(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, eff risc.Effect, at time.Time) error {
-	if err := s.withdrawToken(ctx, g, at, eff.Reason); err != nil {
-		return err
-	}
-	changed, err := s.patchStatus(ctx, g, func(g *oauthv1alpha1.GoogleOAuthGrant) (oauthv1alpha1.GoogleOAuthGrantStatus, bool) {
-		return plan.SecurityRevoke(g, s.now(), at, eff.Reason, eff.Message)
-	})
-	if err == nil && changed {
-		s.Recorder.Eventf(g, nil, corev1.EventTypeWarning, eff.Reason, "SecurityEvent", "%s The access token was withdrawn; a new consent is needed.", eff.Message)
+	wrote, err := derivedsecret.Withdraw(ctx, s.Client, s.APIReader, g, at, s.now(), eff.Reason, eff.Message)
+	if err == nil && wrote {
 		logf.FromContext(ctx).Info("grant revoked by a security event", "grant", client.ObjectKeyFromObject(g).String(), "reason", eff.Reason)
 	}
 	return err
 }
 
-// enable lifts AccountDisabled and wakes the leader's reconciler (a status write does not)
-// with the manual-refresh annotation, so the grant tries a refresh.
+// enable records account-enabled in a derived Secret withdrawn for AccountDisabled
+// (derivedsecret.Enable); the reconciler, woken by the Secret's watch, lifts the revocation
+// and requests a token.
 func (s *SecurityEvents) enable(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, eff risc.Effect) error {
-	changed, err := s.patchStatus(ctx, g, func(g *oauthv1alpha1.GoogleOAuthGrant) (oauthv1alpha1.GoogleOAuthGrantStatus, bool) {
-		return plan.SecurityEnable(g, s.now(), eff.Message)
-	})
-	if err != nil || !changed {
-		return err
+	wrote, err := derivedsecret.Enable(ctx, s.Client, s.APIReader, g, s.now(), eff.Message)
+	if err == nil && wrote {
+		logf.FromContext(ctx).Info("account re-enabled by a security event", "grant", client.ObjectKeyFromObject(g).String())
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-		oauthv1alpha1.RefreshRequestedAtAnnotation: s.now().UTC().Format(time.RFC3339Nano)}}})
-	if err := s.Client.Patch(ctx, g, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return err
-	}
-	s.Recorder.Eventf(g, nil, corev1.EventTypeNormal, eff.Reason, "SecurityEvent", "%s", eff.Message)
-	return nil
-}
-
-// patchStatus writes next(g)'s status, guarded by resourceVersion, re-reading g live on a conflict.
-func (s *SecurityEvents) patchStatus(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, next func(*oauthv1alpha1.GoogleOAuthGrant) (oauthv1alpha1.GoogleOAuthGrantStatus, bool)) (bool, error) {
-	for range 5 {
-		st, changed := next(g)
-		if !changed {
-			return false, nil
-		}
-		before := g.DeepCopy()
-		g.Status = st
-		err := s.Client.Status().Patch(ctx, g, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-		if err == nil {
-			return true, nil
-		}
-		if !apierrors.IsConflict(err) {
-			return false, err
-		}
-		fresh := &oauthv1alpha1.GoogleOAuthGrant{}
-		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(g), fresh); err != nil {
-			return false, client.IgnoreNotFound(err)
-		}
-		*g = *fresh
-	}
-	return false, fmt.Errorf("grant %s/%s: too many conflicting writes", g.Namespace, g.Name)
-}
-
-// withdrawToken replaces the derived Secret's access token with an empty one expiring at the
-// event's time, marked with the reason: pods reading it fail clearly instead of using a token
-// Google may accept for minutes more, and the reconciler knows why (and restores the status
-// if a racing write lost it).
-func (s *SecurityEvents) withdrawToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, at time.Time, reason string) error {
-	key := types.NamespacedName{Namespace: g.Namespace, Name: g.TargetSecretName()}
-	sec := &corev1.Secret{}
-	if err := s.Client.Get(ctx, key, sec); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	for range 5 {
-		if !derivedsecret.OwnedBy(sec, string(g.UID)) {
-			return nil // never write into someone else's Secret
-		}
-		if reason, _ := withdrawn(sec); reason != "" {
-			return nil
-		}
-		refreshed := at.Add(-time.Second)
-		if t, ok := derivedsecret.Read(sec, g.Name); ok && t.RefreshedAt.Before(at) {
-			refreshed = t.RefreshedAt
-		}
-		w := sec.DeepCopy()
-		derivedsecret.Apply(w, g.Name, derivedsecret.Token{AccessToken: "", Expiry: at, RefreshedAt: refreshed})
-		w.Annotations[derivedsecret.WithdrawnReasonAnnotation] = reason + " " + s.now().UTC().Format(time.RFC3339)
-		err := s.Client.Update(ctx, w)
-		if err == nil || !apierrors.IsConflict(err) {
-			return err
-		}
-		if err := s.APIReader.Get(ctx, key, sec); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-	}
-	return fmt.Errorf("Secret %s: too many conflicting writes", key)
-}
-
-// withdrawn is why and when a security event withdrew a derived Secret's access token
-// (annotation "REASON TIME"), "" when it holds one. A cached Secret holding a token is a
-// summary without the token (derivedsecret.Summarize), so the key's absence means "not
-// withdrawn".
-func withdrawn(sec *corev1.Secret) (reason string, at time.Time) {
-	if v, ok := sec.Data[oauthv1alpha1.AccessTokenKey]; !ok || len(v) != 0 {
-		return "", time.Time{}
-	}
-	reason, when, _ := strings.Cut(sec.Annotations[derivedsecret.WithdrawnReasonAnnotation], " ")
-	at, _ = time.Parse(time.RFC3339, when)
-	return reason, at
+	return err
 }
 
 // fill reads every grant's refresh-token (and client) Secret into the index, at most once per

@@ -202,7 +202,7 @@ func boundAnnotations(s *corev1.Secret) {
 		return
 	}
 	kept := map[string]string{}
-	for _, k := range []string{derivedsecret.RefreshedAtAnnotation, derivedsecret.WithdrawnReasonAnnotation} {
+	for _, k := range derivedsecret.ReadAnnotations {
 		if v, ok := s.Annotations[k]; ok {
 			kept[k] = v
 		}
@@ -500,13 +500,9 @@ func clientKindOf(o client.Object) string {
 func clientSecretKey(o client.Object, managerNamespace string) types.NamespacedName {
 	switch c := o.(type) {
 	case *oauthv1alpha1.ClusterGoogleOAuthClient:
-		ns := c.Spec.SecretRef.Namespace
-		if ns == "" {
-			ns = managerNamespace
-		}
-		return types.NamespacedName{Namespace: ns, Name: c.Spec.SecretRef.Name}
+		return c.SecretKey(managerNamespace)
 	case *oauthv1alpha1.GoogleOAuthClient:
-		return types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretRef.Name}
+		return c.SecretKey()
 	}
 	return types.NamespacedName{}
 }

@@ -2,25 +2,13 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Kinds a grant's spec.clientRef can name (a contract).
 const (
 	KindGoogleOAuthClient        = "GoogleOAuthClient"
 	KindClusterGoogleOAuthClient = "ClusterGoogleOAuthClient"
-)
-
-// Reasons of the OAuth client kinds' Ready condition and the grant reasons about its clientRef
-// (a contract). The client kinds also use SecretNotFound, SecretKeyMissing and InvalidClientSecret.
-const (
-	// ReasonClientValid: the client's Secret holds a well-formed OAuth client.
-	ReasonClientValid = "ClientValid"
-	// ReasonClientNotFound: the grant's clientRef names no existing client object.
-	ReasonClientNotFound = "ClientNotFound"
-	// ReasonClientNotReady: the client object exists but is not Ready.
-	ReasonClientNotReady = "ClientNotReady"
-	// ReasonClientNotAllowed: a cluster client that does not admit the grant's namespace.
-	ReasonClientNotAllowed = "ClientNotAllowed"
 )
 
 // ClientObjectSecretReference names a Secret in the client object's namespace.
@@ -171,4 +159,19 @@ func (g *GoogleOAuthGrant) ClientRefKind() string {
 		return KindGoogleOAuthClient
 	}
 	return g.Spec.ClientRef.Kind
+}
+
+// SecretKey is where the client's Secret is: spec.secretRef's namespace, or the manager's
+// own (managerNamespace) when it names none. The one place that default is applied.
+func (c *ClusterGoogleOAuthClient) SecretKey(managerNamespace string) types.NamespacedName {
+	ns := c.Spec.SecretRef.Namespace
+	if ns == "" {
+		ns = managerNamespace
+	}
+	return types.NamespacedName{Namespace: ns, Name: c.Spec.SecretRef.Name}
+}
+
+// SecretKey is where the client's Secret is: in the client's namespace.
+func (c *GoogleOAuthClient) SecretKey() types.NamespacedName {
+	return types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretRef.Name}
 }

@@ -15,49 +15,6 @@ const (
 	DeletionPolicyRevoke DeletionPolicy = "Revoke"
 )
 
-// Condition types (a contract: tools and `kubectl wait` rely on them).
-const (
-	// ConditionReady is True while the derived Secret holds an access token that has not expired.
-	ConditionReady = "Ready"
-	// ConditionRevoked is True when Google rejected the refresh token (invalid_grant).
-	ConditionRevoked = "Revoked"
-	// ConditionScopesGranted is set only when spec.scopes is set.
-	ConditionScopesGranted = "ScopesGranted"
-	// ConditionSecretsWritable is False (reason SecretNotOwned) when grantkeeper would have to
-	// write a Secret that is not its own for this grant (a consent link's, or the refresh
-	// token's) and wrote nothing; absent otherwise.
-	ConditionSecretsWritable = "SecretsWritable"
-)
-
-// Condition reasons (a contract).
-const (
-	ReasonTokenValid           = "TokenValid"
-	ReasonInvalidGrant         = "InvalidGrant"
-	ReasonInvalidClient        = "InvalidClient"
-	ReasonSecretNotFound       = "SecretNotFound"
-	ReasonSecretKeyMissing     = "SecretKeyMissing"
-	ReasonInvalidClientSecret  = "InvalidClientSecret"
-	ReasonTargetSecretConflict = "TargetSecretConflict"
-	ReasonTokenEndpointError   = "TokenEndpointError"
-	ReasonRefreshSucceeded     = "RefreshSucceeded"
-	ReasonMissingScopes        = "MissingScopes"
-	ReasonAllScopesGranted     = "AllScopesGranted"
-	// ReasonTokenRequestRejected: the token endpoint refused the request for a reason
-	// that retrying will not fix (invalid_scope, admin_policy_enforced, invalid_request...).
-	ReasonTokenRequestRejected = "TokenRequestRejected"
-	// ReasonPending: no token has been obtained yet.
-	ReasonPending = "Pending"
-	// ReasonInvalidServiceAccountKey: the service-account key JSON cannot be used.
-	ReasonInvalidServiceAccountKey = "InvalidServiceAccountKey"
-	// ReasonDelegationDenied: Google refused domain-wide delegation (unauthorized_client).
-	ReasonDelegationDenied = "DelegationDenied"
-	// ReasonExcessScopes: Google's answer carried scopes outside spec.scopes (other than
-	// openid and the e-mail scope); the token was not published (issue 28).
-	ReasonExcessScopes = "ExcessScopes"
-	// ReasonSecretNotOwned: SecretsWritable=False.
-	ReasonSecretNotOwned = "SecretNotOwned"
-)
-
 // ConsentStatus is status.consent.
 // +kubebuilder:validation:Enum=Required
 type ConsentStatus string

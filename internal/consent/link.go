@@ -38,8 +38,8 @@ type Record struct {
 	// UsedStateHash is the hash of the state that claimed the link, so that state (and only
 	// it) answers "used" afterwards.
 	UsedStateHash string `json:"usedStateHash,omitempty"`
-	// UsedFingerprint is the grant's status.inputsFingerprint when the link was used: until
-	// the status moves past it, a need it shows is the one the consent answered.
+	// UsedFingerprint was written by versions whose controller waited for a used link's
+	// token (issue 33 removed that wait); kept so their records still parse, never set.
 	UsedFingerprint string `json:"usedFingerprint,omitempty"`
 	// Replaced are hashes of earlier links (newest last), so they answer 410, not 404.
 	Replaced []string `json:"replaced,omitempty"`

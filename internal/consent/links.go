@@ -12,10 +12,6 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
 
-// UsedGrace is how long after a link was used the controller waits for its cache to show
-// the stored refresh token before it would mint another link for the same need.
-const UsedGrace = 30 * time.Second
-
 // DefaultTTL is --consent-link-ttl's default.
 const DefaultTTL = 168 * time.Hour
 
@@ -53,9 +49,6 @@ func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, n
 	if rec != nil && rec.Keeps(st.Consent == oauthv1alpha1.ConsentRequired, uid, need.Scopes, false, now) {
 		return rec.ExpiresAt.Sub(now) + time.Second, nil, nil
 	}
-	if wait := rec.settling(uid, need, st.InputsFingerprint, now); wait > 0 {
-		return wait, nil, nil
-	}
 	if rec == nil {
 		rec = &Record{}
 	}
@@ -71,29 +64,5 @@ func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, n
 	st.Consent = oauthv1alpha1.ConsentRequired
 	note := fmt.Sprintf("A person must authorize this grant (%s): the Google account's owner opens the consent link (valid until %s; `kubectl grantkeeper consent-link %s -n %s` prints it for someone who may read Secrets here) and consents to %s",
 		need.Why, rec.ExpiresAt.Format(time.RFC3339), g.Name, g.Namespace, strings.Join(need.Scopes, " "))
-	return ttl + time.Second, []plan.Event{{Type: "Normal", Reason: plan.ReasonConsentRequired, Action: "Consent", Note: note}}, nil
-}
-
-// settling is how long to wait before minting, when the status the need was read from
-// probably lags behind a link that was just minted (by the callback, for the rest of a
-// partial consent) or used (the stored token is on its way through the cache); 0 to mint.
-// Both waits are bounded by UsedGrace.
-func (r *Record) settling(uid string, need *plan.ConsentNeed, fingerprint string, now time.Time) time.Duration {
-	if r == nil || r.GrantUID != uid {
-		return 0
-	}
-	if r.UsedAt.IsZero() {
-		// A follow-up link (incremental) exists only once a token was stored: a need for a
-		// first token seen right after it is the cache lagging behind that token.
-		stale := sameScopes(r.Scopes, need.Scopes) || (r.Incremental && need.Why == plan.NeedNoRefreshToken)
-		if now.Before(r.ExpiresAt) && stale && now.Sub(r.MintedAt) < UsedGrace {
-			return UsedGrace - now.Sub(r.MintedAt)
-		}
-		return 0
-	}
-	// The status has not answered new inputs since the consent: it is the old need.
-	if fingerprint == r.UsedFingerprint && now.Sub(r.UsedAt) < UsedGrace {
-		return UsedGrace - now.Sub(r.UsedAt)
-	}
-	return 0
+	return ttl + time.Second, []plan.Event{{Type: "Normal", Reason: oauthv1alpha1.ReasonConsentRequired, Action: "Consent", Note: note}}, nil
 }

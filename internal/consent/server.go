@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -290,7 +291,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 var errorCodePattern = regexp.MustCompile(`^[a-z_]{1,64}$`)
 
 // callback completes a sign-in: check the state, claim the link, exchange the code, check
-// the account, store the refresh token, update the grant's status.
+// the account, store the refresh token (nothing in the grant: its status is the controller's).
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -348,7 +349,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	// Claim the link before using the code: of two callbacks with this state, one wins.
 	verifier := rec.Attempt.Verifier
 	claimed := *rec
-	claimed.Attempt, claimed.UsedAt, claimed.UsedFingerprint, claimed.UsedStateHash = nil, now.UTC(), g.Status.InputsFingerprint, Hash(nonce)
+	claimed.Attempt, claimed.UsedAt, claimed.UsedFingerprint, claimed.UsedStateHash = nil, now.UTC(), "", Hash(nonce)
 	if err := s.Links.Store.Save(ctx, g, sec, &claimed); err != nil {
 		if apierrors.IsConflict(err) {
 			base.Kind = PageUsed
@@ -416,31 +417,30 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	next := ""
 	if kind == PagePartial {
 		// A follow-up link right away, for all of spec.scopes (without include_granted_scopes
-		// a consent must ask for them all; the controller keeps it: same scopes).
-		sec, rec, err := s.Links.Store.Load(ctx, ns, name)
-		if err == nil && rec != nil {
+		// a consent must ask for them all; the controller keeps it: same scopes). The
+		// controller may be minting in the same moment (it saw the used link): retry on
+		// the record's conflict.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			sec, rec, err := s.Links.Store.Load(ctx, ns, name)
+			if err != nil || rec == nil {
+				return err
+			}
 			id := rec.Mint(string(g.UID), g.Spec.Scopes, false, "scopes are missing", now, s.Links.TTL)
 			rec.URL = s.Links.URL(ns, name, id)
-			if err = s.Links.Store.Save(ctx, g, sec, rec); err == nil {
-				next = s.Links.URL(ns, name, id)
+			if err := s.Links.Store.Save(ctx, g, sec, rec); err != nil {
+				return err
 			}
-		}
+			next = rec.URL
+			return nil
+		})
 		if err != nil {
 			log.Error(err, "minting the follow-up link")
 		}
 		base.NextLink = next
 	}
-	// The status first (account, and the follow-up link or none), then the token: the
-	// Secret's watch event is what makes the controller look, and it should see both.
-	before := g.DeepCopy()
-	g.Status.Account = &oauthv1alpha1.AccountStatus{Email: account.Email, Sub: account.Sub}
-	g.Status.Consent = ""
-	if next != "" {
-		g.Status.Consent = oauthv1alpha1.ConsentRequired
-	}
-	if err := s.Client.Status().Patch(ctx, g, client.MergeFrom(before)); err != nil {
-		log.Error(err, "recording the account in the grant's status")
-	}
+	// The refresh token is the callback's one fact: it writes nothing in the grant. The
+	// Secret's watch wakes the controller, whose token request reports the account (from
+	// the ID token) and status.consent.
 	if err := StoreRefreshToken(ctx, s.Reader, s.Client, g, tok.RefreshToken); err != nil {
 		release()
 		var werr *writable.Error

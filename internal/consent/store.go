@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -127,7 +128,7 @@ func ClientFor(ctx context.Context, r client.Reader, g *oauthv1alpha1.GoogleOAut
 		if err := r.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ClientRef.Name}, o); err != nil {
 			return credentials.Client{}, fmt.Errorf("reading GoogleOAuthClient %q: %w", g.Spec.ClientRef.Name, err)
 		}
-		key.Name = o.Spec.SecretRef.Name
+		key = o.SecretKey()
 	case oauthv1alpha1.KindClusterGoogleOAuthClient:
 		o := &oauthv1alpha1.ClusterGoogleOAuthClient{}
 		if err := r.Get(ctx, types.NamespacedName{Name: g.Spec.ClientRef.Name}, o); err != nil {
@@ -144,10 +145,7 @@ func ClientFor(ctx context.Context, r client.Reader, g *oauthv1alpha1.GoogleOAut
 		if !plan.NamespaceAllowed(o.Spec, g.Namespace, nsLabels) {
 			return credentials.Client{}, fmt.Errorf("ClusterGoogleOAuthClient %q: %w", o.Name, ErrClientNotAllowed)
 		}
-		key = types.NamespacedName{Namespace: o.Spec.SecretRef.Namespace, Name: o.Spec.SecretRef.Name}
-		if key.Namespace == "" {
-			key.Namespace = managerNamespace
-		}
+		key = o.SecretKey(managerNamespace)
 	}
 	sec := &corev1.Secret{}
 	if err := r.Get(ctx, key, sec); err != nil {
@@ -180,7 +178,7 @@ func RefreshTokenWritable(ctx context.Context, r client.Reader, g *oauthv1alpha1
 // Secret this grant may write (writable.RefreshToken; else a *writable.Error, nothing written).
 func StoreRefreshToken(ctx context.Context, r client.Reader, w client.Writer, g *oauthv1alpha1.GoogleOAuthGrant, token string) error {
 	key := types.NamespacedName{Namespace: g.Namespace, Name: g.RefreshTokenSecretName()}
-	for range 5 {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		sec := &corev1.Secret{}
 		err := r.Get(ctx, key, sec)
 		switch {
@@ -192,27 +190,27 @@ func StoreRefreshToken(ctx context.Context, r client.Reader, w client.Writer, g 
 				Type: corev1.SecretTypeOpaque,
 				Data: map[string][]byte{g.RefreshTokenKey(): []byte(token)},
 			}
-			err = w.Create(ctx, sec)
+			err := w.Create(ctx, sec)
 			if apierrors.IsAlreadyExists(err) {
-				continue
+				// Created meanwhile: read it and update it instead.
+				return apierrors.NewConflict(corev1.Resource("secrets"), key.Name, err)
 			}
-		case err == nil:
-			if err := writable.RefreshToken(sec, g); err != nil {
-				return err
-			}
-			if sec.Data == nil {
-				sec.Data = map[string][]byte{}
-			}
-			sec.Data[g.RefreshTokenKey()] = []byte(token)
-			err = w.Update(ctx, sec)
-			if apierrors.IsConflict(err) {
-				continue
-			}
+			return err
+		case err != nil:
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("storing the refresh token in Secret %q: %w", key.Name, err)
+		if err := writable.RefreshToken(sec, g); err != nil {
+			return err
 		}
-		return nil
+		if sec.Data == nil {
+			sec.Data = map[string][]byte{}
+		}
+		sec.Data[g.RefreshTokenKey()] = []byte(token)
+		return w.Update(ctx, sec)
+	})
+	var werr *writable.Error
+	if err != nil && !errors.As(err, &werr) {
+		return fmt.Errorf("storing the refresh token in Secret %q: %w", key.Name, err)
 	}
-	return fmt.Errorf("storing the refresh token in Secret %q: too many conflicting updates", key.Name)
+	return err
 }

@@ -72,6 +72,7 @@ func Apply(s *corev1.Secret, grant string, t Token) bool {
 		s.GenerateName = ""
 	}
 	delete(s.Annotations, WithdrawnReasonAnnotation)
+	delete(s.Annotations, WithdrawnMessageAnnotation)
 	s.Annotations[RefreshedAtAnnotation] = t.RefreshedAt.UTC().Truncate(time.Second).Format(time.RFC3339)
 	if s.Type == "" {
 		s.Type = corev1.SecretTypeOpaque

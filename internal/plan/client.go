@@ -108,7 +108,6 @@ func JoinFingerprint(own, client string) string {
 
 // inputsChanged compares the observed fingerprint with the one the status recorded.
 func inputsChanged(observed, recorded string) (own, client bool) {
-	recorded = strings.TrimSuffix(recorded, consentMark)
 	oOwn, oClient, _ := strings.Cut(observed, fingerprintSep)
 	rOwn, rClient, _ := strings.Cut(recorded, fingerprintSep)
 	return oOwn != rOwn, oClient != rClient

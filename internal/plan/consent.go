@@ -2,17 +2,12 @@ package plan
 
 import (
 	"slices"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 )
-
-// ReasonConsentRequired: consent links are enabled and the grant has no refresh token yet;
-// the account owner opens the consent link (instead of SecretNotFound/SecretKeyMissing).
-const ReasonConsentRequired = "ConsentRequired"
 
 // Consent needs, for messages and events.
 const (
@@ -52,7 +47,7 @@ func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GoogleOAu
 		return nil
 	}
 	switch {
-	case ready != nil && ready.Reason == ReasonConsentRequired:
+	case ready != nil && ready.Reason == oauthv1alpha1.ReasonConsentRequired:
 		return &ConsentNeed{Why: NeedNoRefreshToken, Scopes: slices.Clone(g.Spec.Scopes)}
 	case meta.IsStatusConditionTrue(st.Conditions, oauthv1alpha1.ConditionRevoked):
 		return &ConsentNeed{Why: NeedRevoked, Scopes: slices.Clone(g.Spec.Scopes)}
@@ -66,23 +61,23 @@ func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GoogleOAu
 	return &ConsentNeed{Why: NeedMissingScopes, Scopes: slices.Clone(g.Spec.Scopes)}
 }
 
-// consentMark ends a recorded fingerprint when the inputs were found missing while consent
-// links were on (Record), so consentSwitched looks again once, not in a loop. inputsChanged
-// ignores it.
-const consentMark = "+consent"
-
 // consentSwitched: the grant reported a missing Secret before consent links were turned on
 // (or ConsentRequired before they were turned off). Reading the inputs again gives it the
 // reason, and the link, that fit now, without a token request while the refresh token is
-// still missing. A missing Secret recorded with links on carries consentMark, so a grant whose
-// client Secret is missing (which a consent cannot fix) is read again only once.
+// still missing. With links on, a missing refresh-token Secret is reported as
+// ConsentRequired, so SecretNotFound with the refresh-token Secret absent from the caches
+// was recorded with links off; a grant whose client Secret is missing (which a consent
+// cannot fix) is not read again.
 func consentSwitched(o Observation, ready *metav1.Condition) bool {
-	g := o.Grant
 	switch ready.Reason {
-	case ReasonConsentRequired:
+	case oauthv1alpha1.ReasonConsentRequired:
 		return !o.ConsentEnabled
-	case oauthv1alpha1.ReasonSecretNotFound, oauthv1alpha1.ReasonSecretKeyMissing:
-		return o.ConsentEnabled && ConsentEligible(g) && !strings.HasSuffix(g.Status.InputsFingerprint, consentMark)
+	case oauthv1alpha1.ReasonSecretNotFound:
+		return o.ConsentEnabled && ConsentEligible(o.Grant) && o.RefreshTokenAbsent
+	case oauthv1alpha1.ReasonSecretKeyMissing:
+		// Which Secret lacks its key the caches cannot tell (they hold metadata): read again
+		// on each wake while links are on (a stalled grant is woken only by changes).
+		return o.ConsentEnabled && ConsentEligible(o.Grant)
 	}
 	return false
 }

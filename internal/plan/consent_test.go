@@ -37,7 +37,7 @@ func TestNeedsConsent(t *testing.T) {
 		scopes  []string
 		needNil bool
 	}{
-		{name: "no refresh token", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", ReasonConsentRequired)}}, why: NeedNoRefreshToken, scopes: []string{"a", "b"}},
+		{name: "no refresh token", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", oauthv1alpha1.ReasonConsentRequired)}}, why: NeedNoRefreshToken, scopes: []string{"a", "b"}},
 		{name: "revoked, any reason", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "TokenRevokedByGoogle"), cond("Revoked", "True", "TokenRevokedByGoogle")}}, why: NeedRevoked, scopes: []string{"a", "b"}},
 		// Without include_granted_scopes a consent must ask for all of spec.scopes (issue 28).
 		{name: "missing scopes: all of spec.scopes", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{GrantedScopes: []string{"a"}, Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"a", "b"}},
@@ -81,7 +81,7 @@ func TestRecordConsentRequired(t *testing.T) {
 		g          *oauthv1alpha1.GoogleOAuthGrant
 		wantReason string
 	}{
-		{"enabled, refresh token missing", true, true, consentGrant(), ReasonConsentRequired},
+		{"enabled, refresh token missing", true, true, consentGrant(), oauthv1alpha1.ReasonConsentRequired},
 		{"disabled", false, true, consentGrant(), oauthv1alpha1.ReasonSecretNotFound},
 		{"client Secret missing", true, false, consentGrant(), oauthv1alpha1.ReasonSecretNotFound},
 		{"not eligible: no scopes", true, true, consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), oauthv1alpha1.ReasonSecretNotFound},
@@ -101,7 +101,7 @@ func TestRecordConsentRequired(t *testing.T) {
 			if !PermanentReason(ready.Reason) {
 				t.Errorf("%s is not permanent: a grant without a token would retry in a loop", ready.Reason)
 			}
-			if keep := tc.wantReason == ReasonConsentRequired; (rep.Status.Consent != "") != keep {
+			if keep := tc.wantReason == oauthv1alpha1.ReasonConsentRequired; (rep.Status.Consent != "") != keep {
 				t.Errorf("consent = %q", rep.Status.Consent)
 			}
 		})
@@ -137,31 +137,33 @@ func TestConsentSwitched(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		enabled     bool
+		absent      bool // the caches show no refresh-token Secret
 		g           *oauthv1alpha1.GoogleOAuthGrant
 		wantRefresh bool
 	}{
-		{"turned on: SecretNotFound from before", true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp")), true},
-		{"turned on: SecretKeyMissing from before", true, consentGrant(missing(oauthv1alpha1.ReasonSecretKeyMissing, "fp")), true},
-		{"on: missing Secret recorded with links on", true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp"+consentMark)), false},
-		{"on: ConsentRequired", true, consentGrant(missing(ReasonConsentRequired, "fp"+consentMark)), false},
-		{"turned off: ConsentRequired", false, consentGrant(missing(ReasonConsentRequired, "fp"+consentMark)), true},
-		{"off: SecretNotFound", false, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp")), false},
-		{"on: not eligible (no scopes)", true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp"), func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), false},
-		{"on: other permanent reason", true, consentGrant(missing(oauthv1alpha1.ReasonInvalidClientSecret, "fp")), false},
+		{"turned on: SecretNotFound from before, no refresh-token Secret", true, true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp")), true},
+		{"turned on: SecretKeyMissing from before", true, false, consentGrant(missing(oauthv1alpha1.ReasonSecretKeyMissing, "fp")), true},
+		{"on: SecretNotFound with the refresh-token Secret there (the client's is missing)", true, false, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp")), false},
+		{"on: ConsentRequired", true, true, consentGrant(missing(oauthv1alpha1.ReasonConsentRequired, "fp")), false},
+		{"turned off: ConsentRequired", false, true, consentGrant(missing(oauthv1alpha1.ReasonConsentRequired, "fp")), true},
+		{"off: SecretNotFound", false, true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp")), false},
+		{"on: not eligible (no scopes)", true, true, consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp"), func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), false},
+		{"on: other permanent reason", true, true, consentGrant(missing(oauthv1alpha1.ReasonInvalidClientSecret, "fp")), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := Decide(Observation{Grant: tc.g, ConsentEnabled: tc.enabled, Fingerprint: "fp"})
+			p := Decide(Observation{Grant: tc.g, ConsentEnabled: tc.enabled, RefreshTokenAbsent: tc.absent, Fingerprint: "fp"})
 			if p.Refresh != tc.wantRefresh {
 				t.Fatalf("Refresh = %v (%s), want %v", p.Refresh, p.Why, tc.wantRefresh)
 			}
 		})
 	}
-	// What Record writes with links on stops the next Decide from reading again.
+	// What Record writes with links on and the refresh token missing (ConsentRequired)
+	// stops the next Decide from reading again.
 	g := consentGrant(missing(oauthv1alpha1.ReasonSecretNotFound, "fp"))
-	rep := Record(Observation{Grant: g, ConsentEnabled: true}, Outcome{Fingerprint: "fp",
-		Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound, Message: `Secret "c" not found`}})
+	rep := Record(Observation{Grant: g, ConsentEnabled: true}, Outcome{Fingerprint: "fp", RefreshTokenMissing: true,
+		Problem: &credentials.Problem{Reason: oauthv1alpha1.ReasonSecretNotFound, Message: `Secret "r" not found`}})
 	g.Status = rep.Status
-	if p := Decide(Observation{Grant: g, ConsentEnabled: true, Fingerprint: "fp"}); p.Refresh {
+	if p := Decide(Observation{Grant: g, ConsentEnabled: true, RefreshTokenAbsent: true, Fingerprint: "fp"}); p.Refresh {
 		t.Fatalf("read again after recording with links on: %s", p.Why)
 	}
 }

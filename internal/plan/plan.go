@@ -21,7 +21,6 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/scopes"
-	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
 )
 
@@ -46,10 +45,12 @@ type Observation struct {
 	// ConsentEnabled: consent links are served (--consent-bind-address), so a grant that
 	// needs a person says ConsentRequired and keeps status.consent.
 	ConsentEnabled bool
-	// WithdrawnReason: the derived Secret is ours and a security event withdrew its access
-	// token (security.go) at WithdrawnAt, for this reason; "" when not.
-	WithdrawnReason string
-	WithdrawnAt     time.Time
+	// RefreshTokenAbsent: the caches show no refresh-token Secret (grants with
+	// refreshTokenSecretRef only).
+	RefreshTokenAbsent bool
+	// Withdrawal is what a security event recorded in the derived Secret (ours), nil when
+	// nothing (security.go).
+	Withdrawal *derivedsecret.Withdrawal
 }
 
 // Event is an event to record on the grant.
@@ -72,9 +73,22 @@ type Plan struct {
 	Report  Report
 }
 
-// Outcome is what a token request led to: exactly one of Token, Failure or Problem.
+// Issued is what Record needs of an access token the token endpoint issued (never the
+// token itself).
+type Issued struct {
+	Expiry time.Time
+	// Scopes the token carries.
+	Scopes []string
+	// RefreshTokenExpiresIn is set when the endpoint reported one (time-based access).
+	RefreshTokenExpiresIn time.Duration
+	// Rotated: the endpoint rotated the refresh token and act stored the new one.
+	Rotated bool
+}
+
+// Outcome is what act's token request led to: exactly one of Token, Failure or Problem.
+// The reconciler makes it a Report with Record, once per reconcile.
 type Outcome struct {
-	Token   *tokenclient.Token
+	Token   *Issued
 	Failure *tokenerr.Failure
 	// Problem is bad input found while reading the Secrets; no request was made.
 	Problem *credentials.Problem
@@ -96,6 +110,9 @@ type Outcome struct {
 	// ExcessScopes, with Token: the scopes Token carries outside spec.scopes (identity
 	// scopes excepted); the token was not published.
 	ExcessScopes []string
+	// Events are act's own (a rotated refresh token it could not store), recorded with
+	// Record's.
+	Events []Event
 }
 
 // Decide applies the rules in order of precedence.
@@ -106,7 +123,7 @@ func Decide(o Observation) Plan {
 	refreshAt := r.refreshAt()
 	valid := o.HaveToken && o.Now.Before(o.Token.Expiry)
 	ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
-	permanent := ready != nil && ready.Status != metav1.ConditionTrue && PermanentReason(ready.Reason)
+	permanent := Stalled(g.Status)
 
 	ownChanged, clientChanged := inputsChanged(o.Fingerprint, g.Status.InputsFingerprint)
 	clientReason, clientMsg, clientWait := clientProblem(g, o.Client)
@@ -131,18 +148,13 @@ func Decide(o Observation) Plan {
 	case clientWait:
 		// The client controller has not checked the client's current spec; its status write wakes us.
 		return Plan{Report: r.finish(0)}
-	case (securityRevoked(ready) || o.WithdrawnReason != "" && !securityLifted(g)) && !ownChanged:
+	case securityWithdrawn(o) != "" && !ownChanged:
 		// Google revoked the token or disabled the account (security.go): not even a manual
-		// refresh may use the token again; a changed Secret or spec may. The withdrawn token
-		// alone is enough: the event's status write may not be in the cache yet, or may have
-		// been lost to a refresh's status write that raced it (then it is restored here).
-		if !securityRevoked(ready) && slices.Contains(SecurityReasons, o.WithdrawnReason) {
-			if wait := o.WithdrawnAt.Add(SecurityStatusGrace).Sub(o.Now); wait > 0 {
-				return Plan{Report: r.finish(wait)} // the receiver's status write is on its way
-			}
-			r.securityRevoke(o.WithdrawnReason, "Google revoked this grant (Cross-Account Protection security event, reason "+o.WithdrawnReason+").")
-		}
+		// refresh may use the token again; a changed Secret or spec may.
+		r.securityRevoke(securityWithdrawn(o))
 		return Plan{Report: r.finish(0)}
+	case accountEnabled(o, ready):
+		return refresh("Google re-enabled the account")
 	case PendingManualRequest(g) != "":
 		return refresh("manual refresh requested")
 	case ownChanged && !keyReplacedWhileHealthy(o, valid):
@@ -197,16 +209,14 @@ func keyReplacedWhileHealthy(o Observation, valid bool) bool {
 func Record(o Observation, out Outcome) Report {
 	g := o.Grant
 	st := g.Status.DeepCopy()
-	r := &reporter{o: o, st: st}
+	r := &reporter{o: o, st: st, events: slices.Clone(out.Events)}
 	// Whatever happened answers these inputs and this manual request: a failure is not
 	// retried until they change (permanent) or the backoff ends (transient).
 	st.InputsFingerprint = out.Fingerprint
-	if out.Problem != nil && o.ConsentEnabled && ConsentEligible(g) {
-		st.InputsFingerprint += consentMark // see consentSwitched
-	}
 	if m := PendingManualRequest(g); m != "" {
 		st.LastHandledRefreshRequest = m
 	}
+	r.securityEnabled()
 	if out.Account != "" && (st.Account == nil || st.Account.Email != out.Account) {
 		st.Account = &oauthv1alpha1.AccountStatus{Email: out.Account}
 	}
@@ -220,7 +230,7 @@ func Record(o Observation, out Outcome) Report {
 	case out.Problem != nil && out.RefreshTokenMissing && o.ConsentEnabled && ConsentEligible(g):
 		// A person authorizes through the consent link; the controller's link event says so.
 		st.RefreshTime = nil
-		r.setReady(metav1.ConditionFalse, ReasonConsentRequired, fmt.Sprintf("No refresh token yet (%s). The Google account's owner authorizes in a browser at the consent link (kubectl grantkeeper consent-link %s -n %s prints it for someone who may read Secrets here); the token is stored in Secret %q key %q.",
+		r.setReady(metav1.ConditionFalse, oauthv1alpha1.ReasonConsentRequired, fmt.Sprintf("No refresh token yet (%s). The Google account's owner authorizes in a browser at the consent link (kubectl grantkeeper consent-link %s -n %s prints it for someone who may read Secrets here); the token is stored in Secret %q key %q.",
 			out.Problem.Message, g.Name, g.Namespace, g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 		return r.finish(0)
 	case out.Problem != nil:
@@ -233,6 +243,10 @@ func Record(o Observation, out Outcome) Report {
 		return r.failed(*out.Failure)
 	case len(out.ExcessScopes) > 0:
 		return r.excess(out.ExcessScopes)
+	}
+	if out.Token.Rotated {
+		// The rotated refresh token was stored: the Secret is writable.
+		meta.RemoveStatusCondition(&st.Conditions, oauthv1alpha1.ConditionSecretsWritable)
 	}
 	return r.succeeded(out.Token)
 }
@@ -259,7 +273,7 @@ func (r *reporter) wait(at time.Time, valid bool) time.Duration {
 	return schedule.Delay(r.o.Now, at)
 }
 
-func (r *reporter) succeeded(tok *tokenclient.Token) Report {
+func (r *reporter) succeeded(tok *Issued) Report {
 	g, st, now := r.o.Grant, r.st, r.o.Now
 	before := r.o.Grant.Status
 	issued := now.Truncate(time.Second)
@@ -390,11 +404,34 @@ func (r *reporter) finish(requeue time.Duration) Report {
 	if meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady) == nil {
 		r.setCondition(oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonPending, "No access token has been obtained yet.")
 	}
+	r.setStalled()
 	if !r.o.ConsentEnabled || NeedsConsent(g, st) == nil {
 		// The controller mints a link only while a person is needed (controllers/consent.go).
 		st.Consent = ""
 	}
 	return Report{Status: *st, Events: r.events, RequeueAfter: requeue}
+}
+
+// setStalled derives Stalled from Ready (kstatus): True, with Ready's reason, when Ready
+// records a failure that no retry fixes (PermanentReason), so nothing happens until a person
+// changes something; False otherwise.
+func (r *reporter) setStalled() {
+	ready := meta.FindStatusCondition(r.st.Conditions, oauthv1alpha1.ConditionReady)
+	if ready.Status != metav1.ConditionTrue && PermanentReason(ready.Reason) {
+		r.setCondition(oauthv1alpha1.ConditionStalled, metav1.ConditionTrue, ready.Reason, "No progress until a person changes something: see the Ready condition.")
+		return
+	}
+	r.setCondition(oauthv1alpha1.ConditionStalled, metav1.ConditionFalse, oauthv1alpha1.ReasonProgressing, "Refreshes or retries on its own.")
+}
+
+// Stalled reports whether a grant's status says it is stalled (the Stalled condition; for
+// a status written before Stalled existed, derived from Ready as setStalled does).
+func Stalled(st oauthv1alpha1.GoogleOAuthGrantStatus) bool {
+	if c := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionStalled); c != nil {
+		return c.Status == metav1.ConditionTrue
+	}
+	ready := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady)
+	return ready != nil && ready.Status != metav1.ConditionTrue && PermanentReason(ready.Reason)
 }
 
 // setScopesCondition reports spec.scopes missing from the granted scopes; it is absent
@@ -478,8 +515,8 @@ func PermanentReason(reason string) bool {
 			return k.Permanent()
 		}
 	}
-	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason) || slices.Contains(SecurityReasons, reason) ||
-		reason == ReasonConsentRequired || reason == oauthv1alpha1.ReasonExcessScopes
+	return slices.Contains(credentials.ProblemReasons, reason) || slices.Contains(ClientReasons, reason) || slices.Contains(oauthv1alpha1.SecurityReasons, reason) ||
+		reason == oauthv1alpha1.ReasonConsentRequired || reason == oauthv1alpha1.ReasonExcessScopes
 }
 
 // PendingManualRequest returns the refresh-requested-at annotation when it asks for a

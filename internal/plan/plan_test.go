@@ -12,7 +12,6 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
-	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/internal/tokenerr"
 )
 
@@ -126,25 +125,14 @@ func TestDecide(t *testing.T) {
 		{name: "manual request beats a permanent failure", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant), func(o *Observation) {
 			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
 		}), refresh: true},
-		{name: "revoked by a security event: no request, not even a manual one", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonTokenRevokedByGoogle), func(o *Observation) {
+		{name: "revoked by a security event: no request, not even a manual one", obs: observe(issued, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonTokenRevokedByGoogle), withdrawn(oauthv1alpha1.ReasonTokenRevokedByGoogle, "x", issued), func(o *Observation) {
 			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
-		}), readyReason: ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
-		{name: "account disabled by a security event: no request", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonAccountDisabled)),
-			readyReason: ReasonAccountDisabled, readyStatus: metav1.ConditionFalse},
-		{name: "token withdrawn by a security event, its status not seen yet: no request, wait for it", obs: observe(issued, noToken, healthy, func(o *Observation) {
-			o.WithdrawnReason, o.WithdrawnAt = ReasonTokenRevokedByGoogle, issued.Add(-2*time.Second)
-		}), readyReason: oauthv1alpha1.ReasonTokenValid, readyStatus: metav1.ConditionTrue, requeueMin: 7 * time.Second, max: 9 * time.Second},
-		{name: "token withdrawn by a security event, its status lost: no request, the status restored", obs: observe(issued, noToken, healthy, func(o *Observation) {
-			o.WithdrawnReason, o.WithdrawnAt = ReasonTokenRevokedByGoogle, issued.Add(-time.Minute)
-		}), readyReason: ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
-		{name: "token withdrawn, then account-enabled: refresh", obs: observe(issued, noToken, func(o *Observation) {
-			o.WithdrawnReason = ReasonAccountDisabled
-			o.Grant.Status, _ = SecurityRevoke(o.Grant, issued, issued, ReasonAccountDisabled, "x")
-			o.Grant.Status, _ = SecurityEnable(o.Grant, issued, "y")
-		}), refresh: true},
-		{name: "token withdrawn, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, func(o *Observation) { o.WithdrawnReason, o.Fingerprint = ReasonTokenRevokedByGoogle, "other" }),
+		}), readyReason: oauthv1alpha1.ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
+		{name: "token withdrawn by a security event, the status not written yet: no request, the status derived from the Secret", obs: observe(issued, healthy, withdrawn(oauthv1alpha1.ReasonTokenRevokedByGoogle, "x", issued.Add(-2*time.Second))),
+			readyReason: oauthv1alpha1.ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
+		{name: "token withdrawn, refresh-token Secret replaced: refresh", obs: observe(issued, withdrawn(oauthv1alpha1.ReasonTokenRevokedByGoogle, "x", issued), func(o *Observation) { o.Fingerprint = "other" }),
 			refresh: true},
-		{name: "revoked by a security event, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, ReasonTokensRevokedByGoogle), func(o *Observation) { o.Fingerprint = "other" }),
+		{name: "revoked by a security event whose Secret was deleted, refresh-token Secret replaced: refresh", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonTokensRevokedByGoogle), func(o *Observation) { o.Fingerprint = "other" }),
 			refresh: true},
 		{name: "permanent failure (InvalidGrant), no token: wait for a watch event only", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant)),
 			readyStatus: metav1.ConditionFalse, readyReason: oauthv1alpha1.ReasonInvalidGrant},
@@ -224,8 +212,8 @@ func TestDecideStatusFollowsTheSecret(t *testing.T) {
 	}
 }
 
-func token(scopes ...string) *tokenclient.Token {
-	return &tokenclient.Token{AccessToken: "ya29.new", TokenType: "Bearer", Expiry: issued.Add(2 * time.Hour), Scopes: scopes}
+func token(scopes ...string) *Issued {
+	return &Issued{Expiry: issued.Add(2 * time.Hour), Scopes: scopes}
 }
 
 // TestRecord covers every row of the README's conditions table that an outcome produces.

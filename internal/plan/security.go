@@ -3,7 +3,6 @@ package plan
 import (
 	"fmt"
 	"slices"
-	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,61 +10,46 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 )
 
-// Reasons of Google's Cross-Account Protection security events (a contract): the Ready and
-// Revoked reasons of a grant an event revoked, and the reasons of the events it records.
-const (
-	ReasonTokenRevokedByGoogle  = "TokenRevokedByGoogle"
-	ReasonTokensRevokedByGoogle = "TokensRevokedByGoogle"
-	ReasonAccountDisabled       = "AccountDisabled"
-	// ReasonAccountEnabled is the Revoked=False reason once account-enabled lifted AccountDisabled.
-	ReasonAccountEnabled = "AccountEnabled"
-	// Warning events only: Google does not revoke OAuth tokens for these.
-	ReasonSessionsRevoked                 = "SessionsRevokedByGoogle"
-	ReasonAccountCredentialChangeRequired = "AccountCredentialChangeRequired"
-)
+// A Cross-Account Protection event's only record is the grant's derived Secret
+// (internal/derivedsecret.Withdraw: the token withdrawn, the reason and Google's words
+// beside it); the rules here derive the grant's status from it, so the reconciler alone
+// writes that status. Security reasons are permanent, and stricter than a rejected refresh
+// token: not even a manual refresh makes a token request until the grant's Secrets or spec
+// change (Google asked us to stop using the token).
 
-// SecurityReasons are the Ready reasons a revoking security event sets. Like a rejected
-// refresh token they are permanent, and stricter: not even a manual refresh makes a token
-// request until the grant's Secrets or spec change (Google asked us to stop using the token).
-var SecurityReasons = []string{ReasonTokenRevokedByGoogle, ReasonTokensRevokedByGoogle, ReasonAccountDisabled}
-
-// SecurityStatusGrace is how long after a token was withdrawn the reconciler waits for the
-// receiver's status write before writing the revocation itself (a refresh's status write that
-// raced the event's can lose it).
-const SecurityStatusGrace = 10 * time.Second
-
-// securityRevoked reports whether the grant's Ready condition records a revoking security event.
-func securityRevoked(ready *metav1.Condition) bool {
-	return ready != nil && ready.Status == metav1.ConditionFalse && slices.Contains(SecurityReasons, ready.Reason)
-}
-
-// securityLifted: account-enabled lifted the grant's AccountDisabled (Revoked=False/AccountEnabled).
-func securityLifted(g *oauthv1alpha1.GoogleOAuthGrant) bool {
-	c := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionRevoked)
-	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == ReasonAccountEnabled
-}
-
-// SecurityRevoke is g's status after a revoking security event at time at (reason one of
-// SecurityReasons): Revoked=True, Ready=False, the token expired at the event, no refresh
-// scheduled. changed is false when the status already records this revocation (a redelivery,
-// or another replica was first), so nothing needs writing and no event is due.
-func SecurityRevoke(g *oauthv1alpha1.GoogleOAuthGrant, now, at time.Time, reason, why string) (st oauthv1alpha1.GoogleOAuthGrantStatus, changed bool) {
-	ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
-	if ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == reason &&
-		meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionRevoked) {
-		return g.Status, false
+// securityWithdrawn is the security reason the derived Secret records, "" when none or when a
+// token request with changed inputs answered after the withdrawal (its failure is the
+// grant's state then; a success rewrites the Secret).
+func securityWithdrawn(o Observation) string {
+	w := o.Withdrawal
+	if w == nil || !slices.Contains(oauthv1alpha1.SecurityReasons, w.Reason) {
+		return ""
 	}
-	r := &reporter{o: Observation{Now: now, Grant: g}, st: g.Status.DeepCopy()}
-	r.st.ExpiresAt = metaTime(at)
-	r.securityRevoke(reason, why)
-	return r.finish(0).Status, true
+	if f := o.Grant.Status.LastFailureTime; f != nil && f.After(w.Recorded) {
+		return ""
+	}
+	return w.Reason
 }
 
-// securityRevoke sets the conditions of a grant a security event revoked, with a Warning
-// event when Ready changes.
-func (r *reporter) securityRevoke(reason, why string) {
-	g := r.o.Grant
+// accountEnabled: account-enabled lifted an AccountDisabled withdrawal the status still shows.
+func accountEnabled(o Observation, ready *metav1.Condition) bool {
+	return o.Withdrawal != nil && o.Withdrawal.Reason == oauthv1alpha1.ReasonAccountEnabled &&
+		ready != nil && ready.Reason == oauthv1alpha1.ReasonAccountDisabled
+}
+
+// securityRevoke sets the status of a grant a security event revoked: Revoked=True,
+// Ready=False with the event's reason, the token expired at the event, no refresh scheduled,
+// and a Warning event when Ready changes (once per occurrence, from the leader only).
+func (r *reporter) securityRevoke(reason string) {
+	g, w := r.o.Grant, r.o.Withdrawal
+	why := w.Message
+	if why == "" {
+		why = fmt.Sprintf("Google revoked this grant (Cross-Account Protection security event, reason %s).", reason)
+	}
 	r.st.RefreshTime = nil
+	if !w.At.IsZero() {
+		r.st.ExpiresAt = metaTime(w.At)
+	}
 	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, why)
 	fix := fmt.Sprintf("Obtain a new refresh token with a new consent: %s (it stores it in Secret %q key %q).", ReauthorizeCommand(g), g.RefreshTokenSecretName(), g.RefreshTokenKey())
 	msg := fmt.Sprintf("%s The access token in Secret %q was withdrawn (expiry set to the event's time). No token requests are made until the grant's Secrets or spec change. %s",
@@ -75,16 +59,17 @@ func (r *reporter) securityRevoke(reason, why string) {
 	}
 }
 
-// SecurityEnable is g's status after account-enabled: an AccountDisabled revocation is lifted
-// and the grant, no longer Ready, requests a token at its next reconcile. changed is false
-// when the grant was not disabled by an event.
-func SecurityEnable(g *oauthv1alpha1.GoogleOAuthGrant, now time.Time, why string) (st oauthv1alpha1.GoogleOAuthGrantStatus, changed bool) {
-	ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
-	if ready == nil || ready.Reason != ReasonAccountDisabled {
-		return g.Status, false
+// securityEnabled records, before the outcome of the token request account-enabled led to,
+// that the AccountDisabled revocation was lifted.
+func (r *reporter) securityEnabled() {
+	c := meta.FindStatusCondition(r.st.Conditions, oauthv1alpha1.ConditionRevoked)
+	if r.o.Withdrawal == nil || r.o.Withdrawal.Reason != oauthv1alpha1.ReasonAccountEnabled || c == nil || c.Reason != oauthv1alpha1.ReasonAccountDisabled {
+		return
 	}
-	r := &reporter{o: Observation{Now: now, Grant: g}, st: g.Status.DeepCopy()}
-	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, ReasonAccountEnabled, why)
-	r.setReady(metav1.ConditionFalse, oauthv1alpha1.ReasonPending, why)
-	return r.finish(0).Status, true
+	why := r.o.Withdrawal.Message
+	if why == "" {
+		why = "Google re-enabled the account (Cross-Account Protection account-enabled event)."
+	}
+	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonAccountEnabled, why)
+	r.event("Normal", oauthv1alpha1.ReasonAccountEnabled, "SecurityEvent", why)
 }

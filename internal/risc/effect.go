@@ -3,7 +3,7 @@ package risc
 import (
 	"fmt"
 
-	"github.com/grantkeeper/grantkeeper/internal/plan"
+	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 )
 
 // Action is what an event does to the grants it concerns.
@@ -19,16 +19,6 @@ const (
 	Warn
 	// Enable: lift an AccountDisabled revocation; the grant tries a refresh.
 	Enable
-)
-
-// The reasons are plan's (a contract).
-const (
-	ReasonTokenRevokedByGoogle            = plan.ReasonTokenRevokedByGoogle
-	ReasonTokensRevokedByGoogle           = plan.ReasonTokensRevokedByGoogle
-	ReasonAccountDisabled                 = plan.ReasonAccountDisabled
-	ReasonAccountEnabled                  = plan.ReasonAccountEnabled
-	ReasonSessionsRevoked                 = plan.ReasonSessionsRevoked
-	ReasonAccountCredentialChangeRequired = plan.ReasonAccountCredentialChangeRequired
 )
 
 // Target is how an event finds its grants.
@@ -63,26 +53,26 @@ func EffectOf(ev Event) Effect {
 		if key == "" {
 			return Effect{}
 		}
-		return Effect{Action: Revoke, Target: Target{TokenKey: key, Clients: ev.Audience}, Reason: ReasonTokenRevokedByGoogle,
+		return Effect{Action: Revoke, Target: Target{TokenKey: key, Clients: ev.Audience}, Reason: oauthv1alpha1.ReasonTokenRevokedByGoogle,
 			Message: "Google revoked this grant's refresh token (Cross-Account Protection token-revoked event)."}
 	case TokensRevoked:
-		return Effect{Action: Revoke, Target: Target{Sub: ev.Subject.Sub, Clients: ev.Audience}, Reason: ReasonTokensRevokedByGoogle,
+		return Effect{Action: Revoke, Target: Target{Sub: ev.Subject.Sub, Clients: ev.Audience}, Reason: oauthv1alpha1.ReasonTokensRevokedByGoogle,
 			Message: "Google revoked every OAuth token of this account (Cross-Account Protection tokens-revoked event)."}
 	case AccountDisabled:
 		why := ev.Reason
 		if why == "" {
 			why = "unspecified"
 		}
-		return Effect{Action: Revoke, Target: account, Reason: ReasonAccountDisabled,
+		return Effect{Action: Revoke, Target: account, Reason: oauthv1alpha1.ReasonAccountDisabled,
 			Message: fmt.Sprintf("Google disabled the account (reason: %s; Cross-Account Protection account-disabled event).", sanitize(why))}
 	case AccountEnabled:
-		return Effect{Action: Enable, Target: account, Reason: ReasonAccountEnabled,
+		return Effect{Action: Enable, Target: account, Reason: oauthv1alpha1.ReasonAccountEnabled,
 			Message: "Google re-enabled the account (Cross-Account Protection account-enabled event); requesting a new access token."}
 	case SessionsRevoked:
-		return Effect{Action: Warn, Target: account, Reason: ReasonSessionsRevoked,
+		return Effect{Action: Warn, Target: account, Reason: oauthv1alpha1.ReasonSessionsRevoked,
 			Message: "Google ended the account's sessions (Cross-Account Protection sessions-revoked event); OAuth tokens stay valid."}
 	case AccountCredentialChangeRequired:
-		return Effect{Action: Warn, Target: account, Reason: ReasonAccountCredentialChangeRequired,
+		return Effect{Action: Warn, Target: account, Reason: oauthv1alpha1.ReasonAccountCredentialChangeRequired,
 			Message: "Google asks the account's owner to change their password (Cross-Account Protection account-credential-change-required event); OAuth tokens stay valid."}
 	}
 	return Effect{}

@@ -17,7 +17,6 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
-	"github.com/grantkeeper/grantkeeper/internal/plan"
 )
 
 // chromium finds Debian's chromium, installing it with apt-get when root (as make test
@@ -154,7 +153,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("new grant to Ready", func(t *testing.T) {
 		h.grant("b-new", []string{analytics})
-		h.waitCondition("b-new", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, plan.ReasonConsentRequired)
+		h.waitCondition("b-new", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonConsentRequired)
 		link := h.waitLink("b-new", "")
 		ctx, cancel := b.tab(t)
 		defer cancel()

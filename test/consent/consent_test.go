@@ -22,7 +22,6 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
-	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
 
@@ -32,9 +31,9 @@ import (
 func TestNewGrantConsentOverHTTP(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	h.grant("ga", []string{analytics}, func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.LoginHint = "ben@example.com" })
-	g := h.waitCondition("ga", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, plan.ReasonConsentRequired)
+	g := h.waitCondition("ga", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonConsentRequired)
 	link := h.waitLink("ga", "")
-	h.waitEvent("ga", plan.ReasonConsentRequired)
+	h.waitEvent("ga", oauthv1alpha1.ReasonConsentRequired)
 	if len(consent.LinkID(link)) != 26 {
 		t.Fatalf("link id of %q is not 130 random bits", link)
 	}

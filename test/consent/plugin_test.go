@@ -19,7 +19,6 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
-	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 )
 
@@ -68,7 +67,7 @@ func TestPluginConsentLink(t *testing.T) {
 	if want := h.linkInSecret("gk"); link != want {
 		t.Fatalf("plugin printed %q, status has %q", link, want)
 	}
-	h.waitCondition("gk", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, plan.ReasonConsentRequired)
+	h.waitCondition("gk", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonConsentRequired)
 	h.consentOverHTTP(link)
 	if err := cmd.Wait(); err != nil { // stdout is drained: the plugin prints one line
 		t.Fatalf("consent-link --wait: %v\n%s", err, stderr.String())

@@ -45,7 +45,7 @@ func TestTokenEventsConcernOnlyTheirAudience(t *testing.T) {
 	// A later event for our client goes through, so the ones before were applied by now.
 	h.send(202, risctransmitter.Options{}, h.tx.AccountEvent(risc.SessionsRevoked, alice.Sub, nil))
 	h.Eventually(10*time.Second, "sessions-revoked warned ours", func() (bool, string) {
-		return h.countEvents("ours", "Warning/"+risc.ReasonSessionsRevoked) == 1, fmt.Sprint(h.events("ours"))
+		return h.countEvents("ours", "Warning/"+oauthv1alpha1.ReasonSessionsRevoked) == 1, fmt.Sprint(h.events("ours"))
 	})
 	if c := condition(h.GetGrant("ours"), oauthv1alpha1.ConditionReady); c != "True/TokenValid" {
 		t.Errorf("our grant's Ready is %s after token events for another client: want True/TokenValid", c)

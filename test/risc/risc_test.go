@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/risc"
@@ -245,5 +248,47 @@ func TestReplayedJTI(t *testing.T) {
 	})
 	if n := h.countEvents("g", "Warning/SessionsRevokedByGoogle"); n != 1 {
 		t.Errorf("a jti delivered three times made %d warnings (counting an Event's series), want 1", n)
+	}
+}
+
+// A grant that has no derived Secret (its token was never published: Google's answer
+// carried scopes outside spec.scopes) still records a revoking event: the receiver creates
+// the derived Secret in its withdrawn shape, controlled by the grant, and the reconciler
+// derives Revoked=True and Ready=False from it within moments, without a token request.
+func TestRevokedGrantWithoutDerivedSecret(t *testing.T) {
+	h := newHarness(t)
+	const drive = "https://www.googleapis.com/auth/drive"
+	h.google.IgnoreRefreshScope(true)
+	rt := h.grant("ex", &alice, "openid", "email", drive)
+	g := h.GetGrant("ex")
+	g.Spec.Scopes = []string{analytics}
+	if err := h.C.Update(h.Ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	h.waitCondition("ex", oauthv1alpha1.ConditionReady, "False/"+oauthv1alpha1.ReasonExcessScopes)
+	h.waitAccount("ex")
+	if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "ex-access-token"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the grant has a derived Secret (%v): the test needs one without", err)
+	}
+	requests := h.google.Requests(rt)
+
+	start := time.Now()
+	h.send(202, risctransmitter.Options{}, h.tx.AccountEvent(risc.TokensRevoked, alice.Sub, nil))
+	g = h.waitCondition("ex", oauthv1alpha1.ConditionRevoked, "True/"+oauthv1alpha1.ReasonTokensRevokedByGoogle)
+	t.Logf("tokens-revoked for a grant without a derived Secret: event to Revoked=True in %s", time.Since(start).Round(time.Millisecond))
+	for typ, want := range map[string]string{oauthv1alpha1.ConditionReady: "False/" + oauthv1alpha1.ReasonTokensRevokedByGoogle, oauthv1alpha1.ConditionStalled: "True/" + oauthv1alpha1.ReasonTokensRevokedByGoogle} {
+		if c := condition(g, typ); c != want {
+			t.Errorf("%s = %s, want %s", typ, c, want)
+		}
+	}
+	s := h.GetSecret("ex-access-token")
+	if len(s.Data["access_token"]) != 0 || len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != g.UID || s.Annotations["oauth.grantkeeper.dev/withdrawn-reason"] == "" {
+		t.Errorf("the record of the event: data %v owners %v annotations %v; want a withdrawn Secret controlled by the grant", s.Data, s.OwnerReferences, s.Annotations)
+	}
+	if h.countEvents("ex", "Warning/"+oauthv1alpha1.ReasonTokensRevokedByGoogle) != 1 {
+		t.Errorf("events %v, want one Warning/TokensRevokedByGoogle", h.events("ex"))
+	}
+	if got := h.google.Requests(rt); got != requests {
+		t.Errorf("token requests after the event: %d, want none", got-requests)
 	}
 }
