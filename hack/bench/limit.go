@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,10 +38,15 @@ const (
 	callGet   = "get"   // a live GET of the refresh-token Secret
 	callPut   = "put"   // a PUT of the derived Secret with the new token
 	callPatch = "patch" // a merge PATCH of the grant's status
+	// callStatus is a PUT of the grant's status subresource (the whole grant, without
+	// managedFields, as a cache holds it).
+	callStatus = "status"
 )
 
-// refreshCalls are the calls one refresh of a user grant makes today, in order.
-var refreshCalls = []string{callGet, callPut, callPatch}
+// refreshCalls are the calls one refresh of a user grant makes today, in order: the refresh
+// token comes from the record of its Secret's version (no live GET), the status is a PUT
+// (BENCH_LIMIT_CALLS=get,put,patch is what b571b35 and earlier made).
+var refreshCalls = []string{callPut, callStatus}
 
 // limitConfig is what the limit loop does: which calls per refresh, with how many workers,
 // for how long, over how many grant-shaped object sets.
@@ -49,6 +55,8 @@ type limitConfig struct {
 	Workers  int           `json:"workers"`
 	Duration time.Duration `json:"duration_ns"`
 	Objects  int           `json:"objects"`
+	// Namespace holds the loop's objects (limitNamespace unless comparing call sets).
+	Namespace string `json:"namespace"`
 }
 
 // limitFigures is what the limit loop measured.
@@ -56,6 +64,7 @@ type limitFigures struct {
 	Config             limitConfig `json:"config"`
 	Refreshes          int64       `json:"refreshes"`
 	Errors             int64       `json:"errors"`
+	FirstError         string      `json:"first_error,omitempty"`
 	Seconds            float64     `json:"seconds"`
 	PerSecond          float64     `json:"refreshes_per_second"`
 	APIServerCPUMillis float64     `json:"kube_apiserver_cpu_ms_per_refresh"`
@@ -63,8 +72,8 @@ type limitFigures struct {
 	APIServerProfile   string      `json:"kube_apiserver_cpu_profile,omitempty"`
 }
 
-// parseCalls reads BENCH_LIMIT_CALLS: a comma-separated subset of get, put and patch, in any
-// order, each at most once. Empty means the calls today's refresh makes.
+// parseCalls reads BENCH_LIMIT_CALLS: a comma-separated subset of get, put, patch and
+// status, in any order, each at most once. Empty means the calls today's refresh makes.
 func parseCalls(s string, def []string) ([]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return def, nil
@@ -73,9 +82,9 @@ func parseCalls(s string, def []string) ([]string, error) {
 	for _, c := range strings.Split(s, ",") {
 		c = strings.ToLower(strings.TrimSpace(c))
 		switch c {
-		case callGet, callPut, callPatch:
+		case callGet, callPut, callPatch, callStatus:
 		default:
-			return nil, fmt.Errorf("BENCH_LIMIT_CALLS: %q is not one of get, put, patch", c)
+			return nil, fmt.Errorf("BENCH_LIMIT_CALLS: %q is not one of get, put, patch, status", c)
 		}
 		if slices.Contains(calls, c) {
 			return nil, fmt.Errorf("BENCH_LIMIT_CALLS: %q given twice", c)
@@ -155,7 +164,8 @@ type limitObjects struct {
 	derived      *corev1.Secret
 	grant        string
 	status       oauthv1alpha1.GoogleOAuthGrantStatus
-	mu           sync.Mutex // one refresh at a time per set
+	obj          *unstructured.Unstructured // the grant as last written, for a status PUT
+	mu           sync.Mutex                 // one refresh at a time per set
 }
 
 // measureLimit runs, before any grant exists, a plain client-go loop at the manager's
@@ -165,7 +175,7 @@ type limitObjects struct {
 // own kubeconfig (its ServiceAccount, so RBAC is evaluated as for the manager).
 func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.Client, scheme *runtime.Scheme, lc limitConfig, dir string) (limitFigures, error) {
 	out := limitFigures{Config: lc}
-	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: limitNamespace}}); err != nil {
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: lc.Namespace}}); err != nil {
 		return out, err
 	}
 	sets := make([]*limitObjects, lc.Objects)
@@ -173,7 +183,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	var setErr error
 	var errMu sync.Mutex
 	parallel(lc.Objects, 16, func(i int) error {
-		o, err := createLimitObjects(ctx, admin, scheme, i, now)
+		o, err := createLimitObjects(ctx, admin, scheme, lc.Namespace, i, now)
 		if err != nil {
 			errMu.Lock()
 			setErr = err
@@ -192,7 +202,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	sel := labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})
-	informers, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{limitNamespace: {}},
+	informers, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{lc.Namespace: {}},
 		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: sel}}})
 	if err != nil {
 		return out, err
@@ -221,8 +231,8 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	if err != nil {
 		return out, err
 	}
-	grants := dyn.Resource(oauthv1alpha1.GroupVersion.WithResource("googleoauthgrants")).Namespace(limitNamespace)
-	secrets := cs.CoreV1().Secrets(limitNamespace)
+	grants := dyn.Resource(oauthv1alpha1.GroupVersion.WithResource("googleoauthgrants")).Namespace(lc.Namespace)
+	secrets := cs.CoreV1().Secrets(lc.Namespace)
 
 	refresh := func(o *limitObjects, n int64) error {
 		o.mu.Lock()
@@ -252,6 +262,20 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 					return err
 				}
 				o.status = next
+			case callStatus:
+				next := refreshedStatus(o.status, o.grant, at)
+				st, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&next)
+				if err != nil {
+					return err
+				}
+				u := o.obj.DeepCopy()
+				u.Object["status"] = st
+				u.SetManagedFields(nil)
+				w, err := grants.UpdateStatus(ctx, u, metav1.UpdateOptions{})
+				if err != nil {
+					return err
+				}
+				o.obj, o.status = w, next
 			}
 		}
 		return nil
@@ -260,6 +284,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	procs := stackProcs()
 	cpu0 := cpuOf(procs, nil)
 	var done, failed atomic.Int64
+	var firstErr atomic.Value
 	runCtx, stop := context.WithTimeout(ctx, lc.Duration)
 	defer stop()
 	profile := make(chan string, 1)
@@ -267,7 +292,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 		// The middle third, as the window's profile.
 		select {
 		case <-time.After(lc.Duration / 3):
-			profile <- saveAPIServerProfileAs(ctx, adminCfg, lc.Duration/3, dir, "kube-apiserver-cpu-limit.pprof")
+			profile <- saveAPIServerProfileAs(ctx, adminCfg, lc.Duration/3, dir, "kube-apiserver-cpu-"+lc.Namespace+".pprof")
 		case <-runCtx.Done():
 			profile <- ""
 		}
@@ -282,6 +307,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 				if err := refresh(sets[int(n)%len(sets)], n); err != nil {
 					if runCtx.Err() == nil {
 						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
 					}
 					continue
 				}
@@ -294,6 +320,9 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	cpu := cpuOf(procs, nil).since(cpu0)
 	out.APIServerProfile = <-profile
 	out.Refreshes, out.Errors, out.Seconds = done.Load(), failed.Load(), elapsed.Seconds()
+	if e, ok := firstErr.Load().(string); ok {
+		out.FirstError = e
+	}
 	if out.Refreshes > 0 {
 		out.PerSecond = float64(out.Refreshes) / elapsed.Seconds()
 		out.APIServerCPUMillis = cpu["kube-apiserver"] * 1000 / float64(out.Refreshes)
@@ -302,22 +331,22 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	stopWatch()
 
 	// Leave nothing behind for the manager to find.
-	if err := admin.DeleteAllOf(ctx, &oauthv1alpha1.GoogleOAuthGrant{}, client.InNamespace(limitNamespace)); err != nil {
+	if err := admin.DeleteAllOf(ctx, &oauthv1alpha1.GoogleOAuthGrant{}, client.InNamespace(lc.Namespace)); err != nil {
 		return out, err
 	}
-	return out, admin.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(limitNamespace))
+	return out, admin.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(lc.Namespace))
 }
 
 // createLimitObjects creates set i: a refresh-token Secret, a grant with the status of a
 // grant just refreshed, and its derived Secret owned by the grant.
-func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Scheme, i int, now time.Time) (*limitObjects, error) {
+func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Scheme, ns string, i int, now time.Time) (*limitObjects, error) {
 	name := fmt.Sprintf("l%05d", i)
-	rt := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-rt", Namespace: limitNamespace},
+	rt := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-rt", Namespace: ns},
 		StringData: map[string]string{"refresh_token": fmt.Sprintf("1//limit-%05d-%064d", i, i)}}
 	if err := c.Create(ctx, rt); err != nil {
 		return nil, err
 	}
-	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: limitNamespace},
+	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
 			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "client"},
 			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-rt"},
@@ -329,7 +358,7 @@ func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Sc
 	if err := c.Status().Update(ctx, g); err != nil {
 		return nil, err
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: g.TargetSecretName(), Namespace: limitNamespace}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: g.TargetSecretName(), Namespace: ns}}
 	derivedsecret.Apply(s, name, derivedsecret.Token{AccessToken: "ya29.limit-initial", Expiry: now.Add(time.Hour), RefreshedAt: now})
 	if err := controllerutil.SetControllerReference(g, s, scheme); err != nil {
 		return nil, err
@@ -337,7 +366,14 @@ func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Sc
 	if err := c.Create(ctx, s); err != nil {
 		return nil, err
 	}
-	return &limitObjects{refreshToken: rt.Name, derived: s, grant: name, status: g.Status}, nil
+	g.ManagedFields = nil
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(g)
+	if err != nil {
+		return nil, err
+	}
+	obj := &unstructured.Unstructured{Object: u}
+	obj.SetGroupVersionKind(oauthv1alpha1.GroupVersion.WithKind("GoogleOAuthGrant"))
+	return &limitObjects{refreshToken: rt.Name, derived: s, grant: name, status: g.Status, obj: obj}, nil
 }
 
 // refreshedStatus is the status the manager records after refreshing a user grant's token at
@@ -371,6 +407,10 @@ func statusMergePatch(before, after oauthv1alpha1.GoogleOAuthGrantStatus) ([]byt
 // reportLimit prints the limit's figures.
 func reportLimit(l limitFigures) string {
 	b, _ := json.Marshal(l.Config.Calls)
-	return fmt.Sprintf("limit: %.0f refreshes a second (%d in %.1fs, %d errors; calls %s, %d workers, %d object sets), kube-apiserver %.2f ms and etcd %.2f ms of CPU per refresh",
+	msg := fmt.Sprintf("limit: %.0f refreshes a second (%d in %.1fs, %d errors; calls %s, %d workers, %d object sets), kube-apiserver %.2f ms and etcd %.2f ms of CPU per refresh",
 		l.PerSecond, l.Refreshes, l.Seconds, l.Errors, b, l.Config.Workers, l.Config.Objects, l.APIServerCPUMillis, l.EtcdCPUMillis)
+	if l.FirstError != "" {
+		msg += "; first error: " + l.FirstError
+	}
+	return msg
 }

@@ -304,7 +304,21 @@ func main() {
 	calls, err := parseCalls(os.Getenv("BENCH_LIMIT_CALLS"), refreshCalls)
 	must(err)
 	lc := limitConfig{Calls: calls, Workers: managerWorkers(strings.Fields(os.Getenv("BENCH_MANAGER_ARGS")), 32),
-		Duration: envDuration("BENCH_LIMIT_DURATION", 30*time.Second), Objects: min(max(cfg.Grants, 1), 1000)}
+		Duration: envDuration("BENCH_LIMIT_DURATION", 30*time.Second), Objects: min(max(cfg.Grants, 1), 1000), Namespace: limitNamespace}
+	if sets := os.Getenv("BENCH_LIMIT_COMPARE"); sets != "" {
+		// Only the limit, for each call set given (;-separated), one after another.
+		for i, set := range strings.Split(sets, ";") {
+			calls, err := parseCalls(set, refreshCalls)
+			must(err)
+			l := lc
+			l.Calls, l.Namespace = calls, fmt.Sprintf("%s-%d", limitNamespace, i)
+			lim, err := measureLimit(ctx, mgrCfg, restCfg, c, scheme, l, dir)
+			must(err)
+			say("%s", reportLimit(lim))
+		}
+		cleanup()
+		return
+	}
 	say("measuring the limit: %d workers making %v per refresh for %s", lc.Workers, lc.Calls, lc.Duration)
 	lim, err := measureLimit(ctx, mgrCfg, restCfg, c, scheme, lc, dir)
 	must(err)
