@@ -94,7 +94,7 @@ func waitEscalations(t *testing.T, inner *recordingQueue, n int) {
 // already waiting and ahead of later ones.
 func TestRefreshesGoBeforeNewWork(t *testing.T) {
 	q, inner, c := newTestQueue(t)
-	q.Add("new-1")                                                                   // an event
+	q.Add("new-1")                                                                     // an event
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(knownPriority)}, "refresh-1") // a requeue
 	if got := get(t, q); got != "refresh-1" {
 		t.Fatalf("first out: %s, want refresh-1 (a refresh before new work queued earlier)", got)

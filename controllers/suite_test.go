@@ -212,7 +212,7 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 	r := &controllers.GoogleOAuthGrantReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: m.liveReads,
-		Recorder: mgr.GetEventRecorder("grantkeeper"),
+		Recorder:  mgr.GetEventRecorder("grantkeeper"),
 		Tokens: countingEndpoint{n: m.requests, TokenEndpoint: &tokenclient.Endpoint{
 			TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(),
 			HTTP: tokenclient.NewHTTPClient(2 * time.Second),
