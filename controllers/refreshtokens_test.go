@@ -37,7 +37,7 @@ func TestRoutineRefreshReadsNoSecret(t *testing.T) {
 	changed := time.Now()
 	h.google.RevokeRefreshToken(first)
 	h.Eventually(30*time.Second, "a token from the new refresh token", func() (bool, string) {
-		s := h.derived("rec")
+		s := h.derived("rec-access-token")
 		at := string(s.Data[oauthv1alpha1.AccessTokenKey])
 		return len(h.google.RequestTimes(second)) > 0 && h.google.AccessTokenValid(at), "not yet"
 	})
