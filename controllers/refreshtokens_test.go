@@ -64,9 +64,10 @@ func TestRoutineRefreshReadsNoSecret(t *testing.T) {
 // anyway, the user's edit kept.
 func TestStatusWriteAfterUserEdit(t *testing.T) {
 	h := newHarness(t)
-	h.stopManager()
 	h.credentials("edit")
 	h.grant("edit")
+	h.waitReady("edit")
+	h.stopManager()
 	stale := h.GetGrant("edit")
 	h.annotate("edit", "example.com/note", "kept")
 	r := &controllers.GoogleOAuthGrantReconciler{Client: env.Client, Clock: clock.RealClock{}}
