@@ -143,7 +143,7 @@ func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, in *inputs, sp
 type inputs struct {
 	client        credentials.Client
 	refreshToken  string
-	refreshSecret *corev1.Secret // read live
+	refreshSecret *corev1.Secret // when read live (nil when the token came from the record)
 	// serviceAccount is set instead of client and refreshToken for a service-account grant.
 	serviceAccount *credentials.ServiceAccountKey
 	// versions are the metadata of the grant's namespace's Secrets as used (nil: absent),
@@ -174,9 +174,9 @@ func (in *inputs) fingerprint(obs observation) string {
 	return plan.JoinFingerprint(own, clientFingerprint(obs.client, in.clientVersion))
 }
 
-// readInputs reads the refresh token from the API server (never from a cache, so a request
-// never uses a stale one) and the client from the client record or, when the client Secret
-// changed, from the API server; or says what is wrong with them.
+// readInputs reads the refresh token and the client from their records when the metadata
+// watch shows their Secrets at the versions recorded (refreshtokens.go, clients.go), else
+// from the API server (never from a cache of Secrets' data); or says what is wrong with them.
 func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, obs observation) (*inputs, *credentials.Problem, error) {
 	g := obs.Grant
 	in := &inputs{versions: map[string]*metav1.ObjectMeta{}}
@@ -235,12 +235,11 @@ func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, obs observa
 		}
 		setVersion(&clientSecret.ObjectMeta)
 	}
-	rs, err := r.liveSecret(ctx, g.Namespace, rname)
-	if err != nil || rs == nil {
+	rt, rp, absent, err := r.readRefreshToken(ctx, g, in)
+	if err != nil || absent {
 		in.refreshTokenMissing = err == nil
 		return in, notFound(rname, "spec.refreshTokenSecretRef"), err
 	}
-	in.versions[rname], in.refreshSecret = &rs.ObjectMeta, rs
 	if !recorded {
 		var p *credentials.Problem
 		if c, p = credentials.ParseClient(clientSecret.Name, clientSecret.Data); p != nil {
@@ -248,10 +247,9 @@ func (r *GoogleOAuthGrantReconciler) readInputs(ctx context.Context, obs observa
 		}
 		r.clients.put(clientSecret, c)
 	}
-	rt, p := credentials.RefreshToken(rs.Name, rs.Data, g.RefreshTokenKey())
 	in.client, in.refreshToken = c, rt
-	in.refreshTokenMissing = p != nil && p.Reason == oauthv1alpha1.ReasonSecretKeyMissing
-	return in, p, nil
+	in.refreshTokenMissing = rp != nil && rp.Reason == oauthv1alpha1.ReasonSecretKeyMissing
+	return in, rp, nil
 }
 
 // liveSecret reads a Secret from the API server; nil when it does not exist.
@@ -271,14 +269,16 @@ func (r *GoogleOAuthGrantReconciler) liveSecret(ctx context.Context, ns, name st
 // theirs wins and ours is dropped (it would be the older grant).
 func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, in *inputs, rotated string) ([]plan.Event, error) {
 	key := g.RefreshTokenKey()
+	name := g.RefreshTokenSecretName()
+	// When the token came from the record (refreshtokens.go) there is no Secret at hand yet:
+	// read it to write it, as after a conflict.
 	s := in.refreshSecret.DeepCopy()
 	var events []plan.Event
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if s == nil {
-			// Re-read after a conflict.
 			var err error
-			if s, err = r.liveSecret(ctx, g.Namespace, in.refreshSecret.Name); err != nil || s == nil {
-				return fmt.Errorf("re-reading Secret %q to store the rotated refresh token: %v", in.refreshSecret.Name, err)
+			if s, err = r.liveSecret(ctx, g.Namespace, name); err != nil || s == nil {
+				return fmt.Errorf("reading Secret %q to store the rotated refresh token: %v", name, err)
 			}
 		}
 		if credentials.StoredRefreshToken(g, s.Name, s.Data) != in.refreshToken {
@@ -301,12 +301,14 @@ func (r *GoogleOAuthGrantReconciler) writeBackRefreshToken(ctx context.Context, 
 			s.Data[key] = []byte(rotated)
 		}
 		if err := r.Update(ctx, s); err != nil {
-			name := s.Name
 			s = nil // read it again (a conflict is retried)
 			return fmt.Errorf("writing the rotated refresh token back to Secret %q: %w", name, err)
 		}
 		// Record the Secret's new version, or the write-back would count as a change of input.
 		in.refreshSecret, in.versions[s.Name] = s, &s.ObjectMeta
+		if !g.UsesAuthorizedUser() {
+			r.refreshTokens.put(types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, s.ResourceVersion, rotated)
+		}
 		return nil
 	})
 	if err != nil {

@@ -124,10 +124,11 @@ func (w *clockWorld) run(steps []step) {
 		if got := string(ready.Status) + "/" + ready.Reason; got != s.ready {
 			w.t.Errorf("%s: Ready %s (%s), want %s", where, got, ready.Message, s.ready)
 		}
-		// Every result says its priority, the normal one, so none keeps the low one of the
-		// grants listed at start (which let every grant created since go first).
-		if res.RequeueAfter > 0 && (res.Priority == nil || *res.Priority != 0) {
-			w.t.Errorf("%s: priority %v, want 0", where, res.Priority)
+		// Every result says its priority, that of grants already looked after, so none keeps
+		// the low one of the grants listed at start or the default one of new work (either
+		// would let every grant created since go first).
+		if res.RequeueAfter > 0 && (res.Priority == nil || *res.Priority != controllers.KnownPriority) {
+			w.t.Errorf("%s: priority %v, want %d", where, res.Priority, controllers.KnownPriority)
 		}
 	}
 }

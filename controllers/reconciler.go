@@ -81,6 +81,8 @@ type GoogleOAuthGrantReconciler struct {
 
 	// clients remembers parsed OAuth clients by Secret version (clients.go).
 	clients clientRecord
+	// refreshTokens remembers refresh tokens by Secret version (refreshtokens.go).
+	refreshTokens refreshTokenRecord
 	// namespacesOnly: the manager reads only some namespaces, so no cluster-scoped clients.
 	namespacesOnly bool
 
@@ -93,7 +95,7 @@ type GoogleOAuthGrantReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/status,verbs=get;patch
+// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -160,6 +162,7 @@ func (r *GoogleOAuthGrantReconciler) releaseSecretWatch(ctx context.Context, ns 
 	if len(grants.Items) == 0 && !r.clientSecretsIn(ctx, ns) {
 		r.SecretMeta.Release(ns)
 		r.clients.forgetNamespace(ns)
+		r.refreshTokens.forgetNamespace(ns)
 	}
 	return nil
 }

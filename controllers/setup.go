@@ -424,7 +424,8 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 		b = b.Watches(&oauthv1alpha1.ClusterGoogleOAuthClient{}, handler.EnqueueRequestsFromMapFunc(mapClient)).
 			WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(mapNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	}
-	if err := b.WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1), SkipNameValidation: &opts.SkipNameValidation}).
+	if err := b.WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1), SkipNameValidation: &opts.SkipNameValidation,
+		NewQueue: newGrantQueue}).
 		Complete(r); err != nil {
 		return err
 	}

@@ -36,19 +36,14 @@ func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		logf.FromContext(ctx).Info("reconcile interrupted by the manager's shutdown; the next leader will redo it", "reason", err.Error())
 		return ctrl.Result{}, nil
 	}
-	res.Priority = ptr.To(normalPriority)
+	res.Priority = ptr.To(knownPriority)
 	return res, err
 }
 
-// normalPriority is every requeue's work-queue priority, set here for every result (retries
-// after errors and cache waits included). controller-runtime's priority queue keeps a
-// request's priority on requeue unless told otherwise, and hands out higher priorities
-// first: grants listed when the manager starts come with its low priority, and kept it, so
-// under load every grant created since went ahead of their refreshes. A valid token's
-// refresh is not given a higher one either: when the manager is saturated (10,000 grants
-// with 60-second tokens on two cores, docs/benchmarks.md) that starved new grants of their
-// first token for good, where one queue in order of due time delays everyone alike.
-const normalPriority = 0
+// Every result's work-queue priority is knownPriority (queue.go), retries after errors and
+// cache waits included: controller-runtime's priority queue keeps a request's priority on
+// requeue unless told otherwise, and a grant listed at start (its low priority) or created
+// (the default) must, once looked at, have its refreshes go before new work.
 
 // drain returns a context with ctx's values (logger, reconcile ID) that is not cancelled with
 // ctx but grace later, with errShutdownGraceOver as its cause. Call cancel when done.

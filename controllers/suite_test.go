@@ -54,6 +54,8 @@ type harness struct {
 	stop        func()
 	// cached is the running manager's (cached) client.
 	cached client.Client
+	// liveReads counts the running manager's reads from the API server.
+	liveReads *liveReads
 	// decided records, per grant, when the newest decision about it began (any manager).
 	decided decisions
 	// userSecrets holds the data of every Secret the test created or changed, for the leak check.
@@ -123,7 +125,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) startManager() {
 	h.T.Helper()
 	m := h.newManager(managerOptions{})
-	h.cached, h.stop = m.cached, m.stop
+	h.cached, h.stop, h.liveReads = m.cached, m.stop, m.liveReads
 }
 
 // managerOptions vary a test manager.
@@ -138,6 +140,8 @@ type runningManager struct {
 	cached   client.Client
 	stop     func()
 	requests *atomic.Int64 // token requests this manager made
+	// liveReads counts the reads this manager made from the API server, by object name.
+	liveReads *liveReads
 	// firstDecision is when this manager's first decision about any grant began.
 	mu            sync.Mutex
 	firstDecision time.Time
@@ -147,6 +151,29 @@ func (m *runningManager) decidedAt() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.firstDecision
+}
+
+// liveReads is the reconciler's API reader, counting the reads of each object by name.
+type liveReads struct {
+	client.Reader
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (l *liveReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	l.mu.Lock()
+	if l.n == nil {
+		l.n = map[string]int{}
+	}
+	l.n[key.Name]++
+	l.mu.Unlock()
+	return l.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (l *liveReads) of(name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[name]
 }
 
 // countingEndpoint counts the token requests one manager makes.
@@ -181,10 +208,11 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	m := &runningManager{cached: mgr.GetClient(), requests: &atomic.Int64{}}
+	m := &runningManager{cached: mgr.GetClient(), requests: &atomic.Int64{}, liveReads: &liveReads{Reader: mgr.GetAPIReader()}}
 	r := &controllers.GoogleOAuthGrantReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("grantkeeper"),
+		Client:    mgr.GetClient(),
+		APIReader: m.liveReads,
+		Recorder:  mgr.GetEventRecorder("grantkeeper"),
 		Tokens: countingEndpoint{n: m.requests, TokenEndpoint: &tokenclient.Endpoint{
 			TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(),
 			HTTP: tokenclient.NewHTTPClient(2 * time.Second),

@@ -113,6 +113,13 @@ type results struct {
 	PeakSampleRSSMiB    float64 `json:"manager_peak_sample_rss_mib,omitempty"`
 	PeakSampleBreakdown string  `json:"manager_peak_sample_breakdown,omitempty"`
 	APIServerProfile    string  `json:"apiserver_cpu_profile,omitempty"`
+	// The limit (phase 0) and this run against it.
+	Limit              limitFigures `json:"limit"`
+	DemandPerSecond    float64      `json:"refreshes_per_second_due"`
+	LimitVerdict       string       `json:"limit_verdict"`
+	SustainedPerSecond float64      `json:"refreshes_per_second_sustained"`
+	FractionOfLimit    float64      `json:"fraction_of_limit"`
+	APIServerCPUMillis float64      `json:"kube_apiserver_cpu_ms_per_refresh"`
 }
 
 func envInt(name string, def int) int {
@@ -280,6 +287,7 @@ func main() {
 	must(google.Start())
 	defer google.Close()
 
+	ctx := context.Background()
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cluster.AdminKubeconfig)
 	must(err)
 	restCfg.QPS, restCfg.Burst = 1000, 2000
@@ -288,6 +296,37 @@ func main() {
 	utilruntime.Must(oauthv1alpha1.AddToScheme(scheme))
 	c, err := client.New(restCfg, client.Options{Scheme: scheme})
 	must(err)
+
+	// Phase 0: the limit, before any grant exists: what the API server sustains for exactly
+	// the calls a refresh makes, so the figures below are read against this host's ceiling.
+	mgrCfg, err := clientcmd.BuildConfigFromFlags("", cluster.ManagerKubeconfig)
+	must(err)
+	calls, err := parseCalls(os.Getenv("BENCH_LIMIT_CALLS"), refreshCalls)
+	must(err)
+	lc := limitConfig{Calls: calls, Workers: managerWorkers(strings.Fields(os.Getenv("BENCH_MANAGER_ARGS")), 32),
+		Duration: envDuration("BENCH_LIMIT_DURATION", 30*time.Second), Objects: min(max(cfg.Grants, 1), 1000), Namespace: limitNamespace}
+	if sets := os.Getenv("BENCH_LIMIT_COMPARE"); sets != "" {
+		// Only the limit, for each call set given (;-separated), one after another.
+		for i, set := range strings.Split(sets, ";") {
+			calls, err := parseCalls(set, refreshCalls)
+			must(err)
+			l := lc
+			l.Calls, l.Namespace = calls, fmt.Sprintf("%s-%d", limitNamespace, i)
+			lim, err := measureLimit(ctx, mgrCfg, restCfg, c, scheme, l, dir)
+			must(err)
+			say("%s", reportLimit(lim))
+		}
+		cleanup()
+		return
+	}
+	say("measuring the limit: %d workers making %v per refresh for %s", lc.Workers, lc.Calls, lc.Duration)
+	lim, err := measureLimit(ctx, mgrCfg, restCfg, c, scheme, lc, dir)
+	must(err)
+	res.Limit = lim
+	res.DemandPerSecond = demandPerSecond(cfg.Grants, cfg.TokenLifetime)
+	res.LimitVerdict = limitVerdict(res.DemandPerSecond, lim.PerSecond)
+	say("%s", reportLimit(lim))
+	say("%s", res.LimitVerdict)
 	trackerCtx, stopTracker := context.WithCancel(context.Background())
 	tr := startTracker(trackerCtx, restCfg, scheme, func(at string) (time.Time, bool) {
 		_, expiry, ok := google.AccessTokenValidity(at)
@@ -298,7 +337,6 @@ func main() {
 	mgr = startManager(root, dir, cluster, google)
 
 	// Phase 1: create the grants, each with its own refresh-token Secret.
-	ctx := context.Background()
 	must(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: ns},
 		StringData: map[string]string{"client_id": clientID, "client_secret": clientSecret}}))
 	rts := make([]string, cfg.Grants)
@@ -408,6 +446,13 @@ func main() {
 	}
 	_, res.PeakRSSMiB = mgr.rssMiB()
 	res.CPUSeconds = mgr.cpuSeconds()
+	if res.TokenRequests > 0 {
+		res.SustainedPerSecond = float64(res.TokenRequests) / res.WindowSeconds
+		res.APIServerCPUMillis = res.WindowCPUSeconds["kube-apiserver"] * 1000 / float64(res.TokenRequests)
+	}
+	if res.Limit.PerSecond > 0 {
+		res.FractionOfLimit = res.SustainedPerSecond / res.Limit.PerSecond
+	}
 
 	// Phase 3: restart with every token fresh.
 	say("restarting the manager")
@@ -784,6 +829,10 @@ func machine() string {
 func report(r *results, dir string) {
 	c := r.Config
 	rows := [][2]string{
+		{"limit on this host (refreshes a second the API server sustains for a refresh's calls)", r.LimitVerdict},
+		{"refreshes a second: sustained / due / limit (fraction of the limit)", fmt.Sprintf("%.1f / %.1f / %.1f (%.2f)", r.SustainedPerSecond, r.DemandPerSecond, r.Limit.PerSecond, r.FractionOfLimit)},
+		{"kube-apiserver CPU per refresh: grantkeeper / the limit loop", fmt.Sprintf("%.2f ms / %.2f ms", r.APIServerCPUMillis, r.Limit.APIServerCPUMillis)},
+		{"the limit loop", reportLimit(r.Limit)},
 		{"grants / token lifetime / fake Google latency", fmt.Sprintf("%d / %s / %s", c.Grants, c.TokenLifetime, c.Latency)},
 		{"machine", r.Machine},
 		{"creation to Ready p50 / p99 / max", fmt.Sprintf("%.2fs / %.2fs / %.2fs", r.ReadySeconds[0], r.ReadySeconds[1], r.ReadySeconds[2])},

@@ -47,7 +47,10 @@ func stackProcs() map[string]int {
 }
 
 func cpuOf(pids map[string]int, mgr *managerProc) procCPU {
-	out := procCPU{"manager": mgr.cpuSeconds()}
+	out := procCPU{}
+	if mgr != nil {
+		out["manager"] = mgr.cpuSeconds()
+	}
 	for name, pid := range pids {
 		p, err := procfs.NewProc(pid)
 		if err != nil {
@@ -240,6 +243,11 @@ func formatSorted(m map[string]float64, format string) string {
 // refresh's cost goes on the API server's side (decoding, validation, managedFields,
 // storage, watch fan-out).
 func saveAPIServerProfile(ctx context.Context, cfg *rest.Config, d time.Duration, dir string) string {
+	return saveAPIServerProfileAs(ctx, cfg, d, dir, "kube-apiserver-cpu.pprof")
+}
+
+// saveAPIServerProfileAs is saveAPIServerProfile into the file name.
+func saveAPIServerProfileAs(ctx context.Context, cfg *rest.Config, d time.Duration, dir, name string) string {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return ""
@@ -249,7 +257,7 @@ func saveAPIServerProfile(ctx context.Context, cfg *rest.Config, d time.Duration
 	if err != nil {
 		return ""
 	}
-	path := filepath.Join(dir, "kube-apiserver-cpu.pprof")
+	path := filepath.Join(dir, name)
 	if os.WriteFile(path, body, 0o600) != nil {
 		return ""
 	}
