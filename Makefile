@@ -100,13 +100,14 @@ test: vet verify-generated lint-workflows k8s-binaries hydra $(GOTESTSUM) $(HELM
 # here in a clean-clone CI run).
 FUZZTIME ?= 20000x
 .PHONY: fuzz
-fuzz: ## Fuzz token-response handling, credential parsing, security-event deliveries and metadata-server answers for FUZZTIME each (the seeds are the f.Add calls in each fuzz test).
+fuzz: ## Fuzz token-response handling, credential parsing, security-event deliveries, metadata-server answers and providers' metadata documents for FUZZTIME each (the seeds are the f.Add calls in each fuzz test).
 	go test -run '^$$' -fuzz '^FuzzRefreshResponse$$' -fuzztime $(FUZZTIME) ./internal/tokenclient
 	go test -run '^$$' -fuzz '^FuzzParseClient$$' -fuzztime $(FUZZTIME) ./internal/credentials
 	go test -run '^$$' -fuzz '^FuzzParseAuthorizedUser$$' -fuzztime $(FUZZTIME) ./internal/credentials
 	go test -run '^$$' -fuzz '^FuzzParseServiceAccountKey$$' -fuzztime $(FUZZTIME) ./internal/credentials
 	go test -run '^$$' -fuzz '^FuzzReceiver$$' -fuzztime $(FUZZTIME) ./internal/risc
 	go test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./internal/metadataserver
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/oauthdiscovery
 
 .PHONY: lint-workflows
 lint-workflows: $(ACTIONLINT) ## Check .github/workflows with actionlint (its shellcheck and pyflakes passes off: the same result whatever is installed).

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -83,7 +82,7 @@ func (e *Endpoint) Refresh(ctx context.Context, c Client, refreshToken string, p
 	// x/oauth2's refresh takes no extra parameters (scope, resource, audience, the client
 	// assertion): a transport adds them to its form; the request, its authentication
 	// header and the parsing of the answer stay x/oauth2's.
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, withForm(e.HTTP, extra))
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, tokenclient.WithFormParams(e.HTTP, extra))
 	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, err
@@ -140,7 +139,7 @@ func (e *Endpoint) Exchange(ctx context.Context, c Client, code, redirectURI, ve
 	if err != nil {
 		return nil, err
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, withForm(e.HTTP, extra))
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, tokenclient.WithFormParams(e.HTTP, extra))
 	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, err
@@ -203,53 +202,6 @@ func (e *Endpoint) extraParams(c Client, p Params, now time.Time) (url.Values, e
 		v.Set("client_assertion", a)
 	}
 	return v, nil
-}
-
-// withForm is hc with a transport that sets extra's parameters in every form-encoded POST
-// body (tokenclient does the same for Google's scope with one parameter).
-func withForm(hc *http.Client, extra url.Values) *http.Client {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	if len(extra) == 0 {
-		return hc
-	}
-	c := *hc
-	base := c.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	c.Transport = formParams{base: base, extra: extra}
-	return &c
-}
-
-type formParams struct {
-	base  http.RoundTripper
-	extra url.Values
-}
-
-func (f formParams) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodPost || req.Body == nil || req.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
-		return f.base.RoundTrip(req)
-	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, 64<<10))
-	req.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, err
-	}
-	for k, vs := range f.extra {
-		form[k] = vs
-	}
-	enc := form.Encode()
-	r := req.Clone(req.Context())
-	r.Body = io.NopCloser(strings.NewReader(enc))
-	r.ContentLength = int64(len(enc))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(enc)), nil }
-	return f.base.RoundTrip(r)
 }
 
 // expiresIn reads a raw expires_in: a JSON number, or a string of digits (PayPal's, which

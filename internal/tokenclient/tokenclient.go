@@ -222,41 +222,5 @@ func oauthErrorCode(body []byte) string {
 // x/oauth2's refresh sends no scope and has no option to (a long-standing open request
 // upstream); everything else about the request and its answer stays x/oauth2's.
 func withFormParam(hc *http.Client, key, value string) *http.Client {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	c := *hc
-	base := c.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	c.Transport = formParam{base: base, key: key, value: value}
-	return &c
-}
-
-type formParam struct {
-	base       http.RoundTripper
-	key, value string
-}
-
-func (f formParam) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodPost || req.Body == nil || req.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
-		return f.base.RoundTrip(req)
-	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, 64<<10))
-	req.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, err
-	}
-	form.Set(f.key, f.value)
-	enc := form.Encode()
-	r := req.Clone(req.Context())
-	r.Body = io.NopCloser(strings.NewReader(enc))
-	r.ContentLength = int64(len(enc))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(enc)), nil }
-	return f.base.RoundTrip(r)
+	return WithFormParams(hc, url.Values{key: {value}})
 }
