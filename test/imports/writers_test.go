@@ -53,7 +53,9 @@ func TestOneWriterPerGrantStatusAndDerivedSecret(t *testing.T) {
 	for _, w := range writes {
 		switch {
 		case w.status && strings.HasSuffix(w.obj, "v1alpha1.GoogleOAuthGrant"):
-			status = append(status, w.fn)
+			if !slices.Contains(status, w.fn) { // one function may write in two ways (an update, a patch on conflict)
+				status = append(status, w.fn)
+			}
 		case !w.status && strings.HasSuffix(w.obj, "k8s.io/api/core/v1.Secret") && !strings.HasPrefix(w.fn, "derivedsecret."):
 			secrets = append(secrets, w.fn)
 		}
