@@ -142,8 +142,9 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 	if p.Refresh {
 		out, err := r.act(ctx, obs, p.Why)
 		if err != nil {
-			if apierrors.IsConflict(err) {
-				// A Secret changed under us: look again with the newer version.
+			if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+				// A Secret changed (or the derived Secret was created: a security event's
+				// record) under us: look again with the newer version.
 				return ctrl.Result{RequeueAfter: time.Second}, nil
 			}
 			return ctrl.Result{}, err

@@ -38,8 +38,9 @@ type Record struct {
 	// UsedStateHash is the hash of the state that claimed the link, so that state (and only
 	// it) answers "used" afterwards.
 	UsedStateHash string `json:"usedStateHash,omitempty"`
-	// UsedFingerprint was written by versions whose controller waited for a used link's
-	// token (issue 33 removed that wait); kept so their records still parse, never set.
+	// UsedFingerprint is the grant's status.inputsFingerprint when the link was claimed:
+	// while the status still answers those inputs, the consent's outcome is not in it yet
+	// (Pending).
 	UsedFingerprint string `json:"usedFingerprint,omitempty"`
 	// Replaced are hashes of earlier links (newest last), so they answer 410, not 404.
 	Replaced []string `json:"replaced,omitempty"`
@@ -154,6 +155,18 @@ func (r *Record) Keeps(offered bool, uid string, scopes []string, incremental bo
 		return false
 	}
 	return sameScopes(r.Scopes, scopes)
+}
+
+// Pending reports whether a callback claimed the record's link for the inputs the grant's
+// status still answers (fingerprint): its refresh token is on its way (the Secret's watch
+// brings the controller a token request, whose status answers newer inputs) or the callback
+// releases the link (a failed exchange, another account). Either is a fact the controller
+// sees; until then it does not replace the link. No timer: a callback cut short between
+// claim and store (the process stopped) leaves the link pending until it expires, a change
+// of the grant's inputs, or the link Secret is deleted (a new link is then minted).
+func (r *Record) Pending(uid, fingerprint string, now time.Time) bool {
+	return r != nil && r.GrantUID == uid && !r.UsedAt.IsZero() && r.UsedFingerprint != "" &&
+		r.UsedFingerprint == fingerprint && now.Before(r.ExpiresAt)
 }
 
 func sameScopes(a, b []string) bool {

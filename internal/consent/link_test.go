@@ -225,3 +225,33 @@ func TestSecretNameCannotCollide(t *testing.T) {
 		t.Error("two long names share a link Secret")
 	}
 }
+
+// A claimed link is pending while the grant's status answers the inputs it was claimed for:
+// the controller does not replace it (its token is on its way, or the callback releases it).
+func TestPending(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	claimed := &Record{}
+	claimed.Mint("u", []string{"a"}, false, "", now, time.Hour)
+	claimed.UsedAt, claimed.UsedFingerprint = now, "fp"
+	released := *claimed
+	released.UsedAt, released.UsedFingerprint = time.Time{}, ""
+	for _, tc := range []struct {
+		name string
+		rec  *Record
+		uid  string
+		fp   string
+		at   time.Time
+		want bool
+	}{
+		{"claimed, status still answers the same inputs", claimed, "u", "fp", now.Add(time.Minute), true},
+		{"the status answers newer inputs (the token arrived)", claimed, "u", "fp2", now.Add(time.Minute), false},
+		{"released", &released, "u", "fp", now, false},
+		{"another grant (recreated)", claimed, "v", "fp", now, false},
+		{"expired", claimed, "u", "fp", now.Add(2 * time.Hour), false},
+		{"no record", nil, "u", "fp", now, false},
+	} {
+		if got := tc.rec.Pending(tc.uid, tc.fp, tc.at); got != tc.want {
+			t.Errorf("%s: Pending = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -46,7 +46,7 @@ func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, n
 		return 0, nil, err
 	}
 	uid := string(g.UID)
-	if rec != nil && rec.Keeps(st.Consent == oauthv1alpha1.ConsentRequired, uid, need.Scopes, false, now) {
+	if rec != nil && (rec.Keeps(st.Consent == oauthv1alpha1.ConsentRequired, uid, need.Scopes, false, now) || rec.Pending(uid, st.InputsFingerprint, now)) {
 		return rec.ExpiresAt.Sub(now) + time.Second, nil, nil
 	}
 	if rec == nil {

@@ -349,7 +349,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	// Claim the link before using the code: of two callbacks with this state, one wins.
 	verifier := rec.Attempt.Verifier
 	claimed := *rec
-	claimed.Attempt, claimed.UsedAt, claimed.UsedFingerprint, claimed.UsedStateHash = nil, now.UTC(), "", Hash(nonce)
+	claimed.Attempt, claimed.UsedAt, claimed.UsedFingerprint, claimed.UsedStateHash = nil, now.UTC(), g.Status.InputsFingerprint, Hash(nonce)
 	if err := s.Links.Store.Save(ctx, g, sec, &claimed); err != nil {
 		if apierrors.IsConflict(err) {
 			base.Kind = PageUsed

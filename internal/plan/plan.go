@@ -163,6 +163,10 @@ func Decide(o Observation) Plan {
 		return refresh("OAuth client changed")
 	case ready != nil && slices.Contains(ClientReasons, ready.Reason):
 		return refresh("OAuth client usable again")
+	case ready != nil && ready.Reason == oauthv1alpha1.ReasonTargetSecretConflict:
+		// Stalled while the name was taken (a person had to free it); the conflict case
+		// above no longer holds.
+		return refresh("the derived Secret's name is usable again")
 	case permanent && consentSwitched(o, ready):
 		return refresh("consent links turned on or off")
 	case permanent:
@@ -413,11 +417,11 @@ func (r *reporter) finish(requeue time.Duration) Report {
 }
 
 // setStalled derives Stalled from Ready (kstatus): True, with Ready's reason, when Ready
-// records a failure that no retry fixes (PermanentReason), so nothing happens until a person
-// changes something; False otherwise.
+// records a failure that no retry fixes (PermanentReason) or a derived Secret's name taken by
+// another Secret, so nothing happens until a person changes something; False otherwise.
 func (r *reporter) setStalled() {
 	ready := meta.FindStatusCondition(r.st.Conditions, oauthv1alpha1.ConditionReady)
-	if ready.Status != metav1.ConditionTrue && PermanentReason(ready.Reason) {
+	if ready.Status != metav1.ConditionTrue && (PermanentReason(ready.Reason) || ready.Reason == oauthv1alpha1.ReasonTargetSecretConflict) {
 		r.setCondition(oauthv1alpha1.ConditionStalled, metav1.ConditionTrue, ready.Reason, "No progress until a person changes something: see the Ready condition.")
 		return
 	}

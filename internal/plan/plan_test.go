@@ -149,6 +149,16 @@ func TestDecide(t *testing.T) {
 		{name: "in backoff without a token: no request before the retry time", obs: observe(issued, noToken, backingOff(1, issued.Add(8*time.Second))), requeueMin: 8 * time.Second, max: 8 * time.Second,
 			readyStatus: metav1.ConditionFalse, readyReason: oauthv1alpha1.ReasonPending},
 		{name: "backoff over: refresh", obs: observe(issued.Add(45*time.Minute), backingOff(2, issued.Add(44*time.Minute))), refresh: true},
+		{name: "target conflict recorded (Stalled), the name free again: refresh", obs: observe(issued, noToken, func(o *Observation) {
+			c := o.Grant.DeepCopy()
+			c.Status = Decide(observe(issued, noToken, func(o *Observation) {
+				o.Conflict = &derivedsecret.ConflictError{Name: "g-access-token", Owner: "no controller"}
+			})).Report.Status
+			if !Stalled(c.Status) {
+				panic("a target conflict is not Stalled")
+			}
+			o.Grant = c
+		}), refresh: true},
 		{name: "target conflict: nothing, even without a token, with inputs changed and a manual request", obs: observe(issued, noToken, func(o *Observation) {
 			o.Conflict = &derivedsecret.ConflictError{Name: "g-access-token", Owner: "no controller"}
 			o.Fingerprint = "new"
@@ -178,6 +188,17 @@ func TestDecide(t *testing.T) {
 				if ready == nil || ready.Status != tc.readyStatus || ready.Reason != tc.readyReason {
 					t.Errorf("Ready = %+v, want %s/%s", ready, tc.readyStatus, tc.readyReason)
 				}
+			}
+			if !p.Refresh {
+				// Stalled is always reported, True exactly when Ready records something a
+				// person must change (kubectl wait --for=condition=Stalled=false needs it).
+				st := p.Report.Status
+				ready := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady)
+				want := "False/" + oauthv1alpha1.ReasonProgressing
+				if ready.Status == metav1.ConditionFalse && (PermanentReason(ready.Reason) || ready.Reason == oauthv1alpha1.ReasonTargetSecretConflict) {
+					want = "True/" + ready.Reason
+				}
+				checkCondition(t, st.Conditions, oauthv1alpha1.ConditionStalled, want)
 			}
 		})
 	}
@@ -455,5 +476,26 @@ func TestRecordClientID(t *testing.T) {
 		if got := Record(observe(now, withID), tc.out).Status.ClientID; got != tc.want {
 			t.Errorf("%s: status.clientID %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Record carries act's own events and, after a refresh whose rotated refresh token act
+// stored, drops SecretsWritable=False (the Secret was writable after all).
+func TestRecordRotatedAndActEvents(t *testing.T) {
+	o := observe(issued.Add(41*time.Minute), healthy, func(o *Observation) {
+		o.Grant.Status.Conditions = append(o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionSecretsWritable, Status: metav1.ConditionFalse, Reason: oauthv1alpha1.ReasonSecretNotOwned})
+	})
+	act := Event{Type: "Warning", Reason: "RefreshTokenChanged", Action: "WriteBack"}
+	for _, rotated := range []bool{false, true} {
+		tok := token(analytics)
+		tok.Rotated = rotated
+		rep := Record(o, Outcome{Token: tok, Fingerprint: "fp", Events: []Event{act}})
+		if got := meta.FindStatusCondition(rep.Status.Conditions, oauthv1alpha1.ConditionSecretsWritable) != nil; got == rotated {
+			t.Errorf("rotated %v: SecretsWritable present = %v", rotated, got)
+		}
+		if len(rep.Events) == 0 || rep.Events[0] != act {
+			t.Errorf("rotated %v: events %v, want act's first", rotated, rep.Events)
+		}
+		checkCondition(t, rep.Status.Conditions, oauthv1alpha1.ConditionStalled, "False/"+oauthv1alpha1.ReasonProgressing)
 	}
 }
