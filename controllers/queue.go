@@ -29,24 +29,22 @@ const (
 )
 
 // escalatingQueue is controller-runtime's priority queue, raising an item added below
-// knownPriority (an event's) to knownPriority once it has waited after in the queue.
+// knownPriority (an event's) to knownPriority once it has waited after in the queue. One
+// ticker scans the waiting items: a timer each would, when thousands are listed at start,
+// fire thousands of goroutines at once, whose descriptors the Go runtime keeps for good.
 type escalatingQueue[T comparable] struct {
 	priorityqueue.PriorityQueue[T]
-	clock clock.WithDelayedExecution
+	clock clock.WithTicker
 	after time.Duration
 
-	mu     sync.Mutex
-	timers map[T]waitTimer
+	mu    sync.Mutex
+	since map[T]time.Time // new work waiting, since when
+	start sync.Once
+	done  chan struct{}
 }
 
-// waitTimer is an item's escalation; id tells a timer from its item's later ones.
-type waitTimer struct {
-	timer clock.Timer
-	id    *struct{ _ byte }
-}
-
-func newEscalatingQueue[T comparable](q priorityqueue.PriorityQueue[T], c clock.WithDelayedExecution, after time.Duration) *escalatingQueue[T] {
-	return &escalatingQueue[T]{PriorityQueue: q, clock: c, after: after, timers: map[T]waitTimer{}}
+func newEscalatingQueue[T comparable](q priorityqueue.PriorityQueue[T], c clock.WithTicker, after time.Duration) *escalatingQueue[T] {
+	return &escalatingQueue[T]{PriorityQueue: q, clock: c, after: after, since: map[T]time.Time{}, done: make(chan struct{})}
 }
 
 // newGrantQueue is the grant controller's work queue (controller.Options.NewQueue).
@@ -60,30 +58,55 @@ func (q *escalatingQueue[T]) AddWithOpts(o priorityqueue.AddOpts, items ...T) {
 	if ptr.Deref(o.Priority, 0) >= knownPriority || o.After > 0 || o.RateLimited {
 		return
 	}
+	q.start.Do(func() { go q.escalateLoop() })
+	now := q.clock.Now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, item := range items {
-		if _, waiting := q.timers[item]; waiting {
-			continue // the first add's wait counts
+		if _, waiting := q.since[item]; !waiting {
+			q.since[item] = now // the first add's wait counts
 		}
-		id := &struct{ _ byte }{}
-		q.timers[item] = waitTimer{timer: q.clock.AfterFunc(q.after, func() { q.escalate(item, id) }), id: id}
 	}
 }
 
 func (q *escalatingQueue[T]) Add(item T) { q.AddWithOpts(priorityqueue.AddOpts{}, item) }
 
-// escalate raises item, still waiting since the timer id was set, to knownPriority.
-func (q *escalatingQueue[T]) escalate(item T, id *struct{ _ byte }) {
-	q.mu.Lock()
-	w, ok := q.timers[item]
-	still := ok && w.id == id
-	if still {
-		delete(q.timers, item)
+// escalateLoop raises, a few times per after, the new work that has waited after.
+func (q *escalatingQueue[T]) escalateLoop() {
+	t := q.clock.NewTicker(q.after / 5)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.done:
+			return
+		case <-t.C():
+			if due := q.due(q.clock.Now()); len(due) > 0 {
+				q.PriorityQueue.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(knownPriority)}, due...)
+			}
+		}
 	}
-	q.mu.Unlock()
-	if still {
-		q.PriorityQueue.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(knownPriority)}, item)
+}
+
+// due takes out the items that have waited after at now.
+func (q *escalatingQueue[T]) due(now time.Time) []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var due []T
+	for item, since := range q.since {
+		if now.Sub(since) >= q.after {
+			due = append(due, item)
+			delete(q.since, item)
+		}
+	}
+	q.shrinkLocked()
+	return due
+}
+
+// shrinkLocked replaces an emptied map: a Go map keeps the size of its largest burst (every
+// grant, listed at start).
+func (q *escalatingQueue[T]) shrinkLocked() {
+	if len(q.since) == 0 {
+		q.since = map[T]time.Time{}
 	}
 }
 
@@ -91,9 +114,9 @@ func (q *escalatingQueue[T]) escalate(item T, id *struct{ _ byte }) {
 func (q *escalatingQueue[T]) taken(item T) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if w, ok := q.timers[item]; ok {
-		w.timer.Stop()
-		delete(q.timers, item)
+	if _, ok := q.since[item]; ok {
+		delete(q.since, item)
+		q.shrinkLocked()
 	}
 }
 
@@ -111,4 +134,24 @@ func (q *escalatingQueue[T]) Get() (T, bool) {
 		q.taken(item)
 	}
 	return item, shutdown
+}
+
+func (q *escalatingQueue[T]) ShutDown() {
+	q.stop()
+	q.PriorityQueue.ShutDown()
+}
+
+func (q *escalatingQueue[T]) ShutDownWithDrain() {
+	q.stop()
+	q.PriorityQueue.ShutDownWithDrain()
+}
+
+func (q *escalatingQueue[T]) stop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	select {
+	case <-q.done:
+	default:
+		close(q.done)
+	}
 }

@@ -76,6 +76,18 @@ func get(t *testing.T, q *escalatingQueue[string]) string {
 	}
 }
 
+// waitTicker waits until the escalation loop has its ticker (steps before it are lost).
+func waitTicker(t *testing.T, c *clocktesting.FakeClock) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.HasWaiters() {
+		if time.Now().After(deadline) {
+			t.Fatal("the escalation loop has no ticker")
+		}
+		time.Sleep(time.Millisecond) // polling, with a deadline
+	}
+}
+
 // waitEscalations waits until n escalations reached the inner queue (the fake clock runs
 // timers in goroutines of their own).
 func waitEscalations(t *testing.T, inner *recordingQueue, n int) {
@@ -100,11 +112,15 @@ func TestRefreshesGoBeforeNewWork(t *testing.T) {
 		t.Fatalf("first out: %s, want refresh-1 (a refresh before new work queued earlier)", got)
 	}
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(knownPriority)}, "refresh-2")
-	c.Step(newWorkWait - time.Millisecond)
+	waitTicker(t, c)
+	for range 4 { // the ticks before newWorkWait
+		c.Step(newWorkWait / 5)
+	}
+	time.Sleep(20 * time.Millisecond) // let the loop handle the ticks
 	if n := inner.escalations(); n != 0 {
 		t.Fatalf("escalated before newWorkWait: %d", n)
 	}
-	c.Step(time.Millisecond)
+	c.Step(newWorkWait / 5)
 	waitEscalations(t, inner, 1)
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(knownPriority)}, "refresh-3")
 	for _, want := range []string{"refresh-2", "new-1", "refresh-3"} {
@@ -141,10 +157,15 @@ func TestEscalationOnlyForWaitingNewWork(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			q, inner, c := newTestQueue(t)
 			tc.add(q)
+			if tc.want > 0 || tc.take && tc.name == "taken in time" {
+				waitTicker(t, c) // new work started the loop
+			}
 			if tc.take {
 				get(t, q)
 			}
-			c.Step(2 * newWorkWait)
+			for range 10 {
+				c.Step(newWorkWait / 5)
+			}
 			if tc.want > 0 {
 				waitEscalations(t, inner, tc.want)
 			}
@@ -154,13 +175,13 @@ func TestEscalationOnlyForWaitingNewWork(t *testing.T) {
 				t.Errorf("escalations: %d, want %d", n, tc.want)
 			}
 			q.mu.Lock()
-			left := len(q.timers)
+			left := len(q.since)
 			q.mu.Unlock()
 			if left != 0 {
-				t.Errorf("%d timers left", left)
+				t.Errorf("%d items still waiting", left)
 			}
 		})
 	}
 }
 
-var _ clock.WithDelayedExecution = clocktesting.NewFakeClock(time.Time{})
+var _ clock.WithTicker = clocktesting.NewFakeClock(time.Time{})
