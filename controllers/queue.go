@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
@@ -41,6 +42,9 @@ type escalatingQueue[T comparable] struct {
 	since map[T]time.Time // new work waiting, since when
 	start sync.Once
 	done  chan struct{}
+	// ticks counts the ticks the loop has handled, so a test on a fake clock can wait for
+	// one instead of sleeping.
+	ticks atomic.Int64
 }
 
 func newEscalatingQueue[T comparable](q priorityqueue.PriorityQueue[T], c clock.WithTicker, after time.Duration) *escalatingQueue[T] {
@@ -83,6 +87,7 @@ func (q *escalatingQueue[T]) escalateLoop() {
 			if due := q.due(q.clock.Now()); len(due) > 0 {
 				q.PriorityQueue.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(knownPriority)}, due...)
 			}
+			q.ticks.Add(1)
 		}
 	}
 }

@@ -1,11 +1,13 @@
 package controllers
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -79,12 +81,26 @@ func get(t *testing.T, q *escalatingQueue[string]) string {
 // waitTicker waits until the escalation loop has its ticker (steps before it are lost).
 func waitTicker(t *testing.T, c *clocktesting.FakeClock) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !c.HasWaiters() {
-		if time.Now().After(deadline) {
-			t.Fatal("the escalation loop has no ticker")
-		}
-		time.Sleep(time.Millisecond) // polling, with a deadline
+	if !pollFor(func() bool { return c.HasWaiters() }) {
+		t.Fatal("the escalation loop has no ticker")
+	}
+}
+
+// pollFor polls cond every millisecond for up to 5 s; false when it never held.
+func pollFor(cond func() bool) bool {
+	return wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 5*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil }) == nil
+}
+
+// step advances the fake clock by d and waits until the escalation loop has handled the tick
+// (the fake ticker's channel holds one tick: a second step before the loop read the first
+// would be lost).
+func step[T comparable](t *testing.T, q *escalatingQueue[T], c *clocktesting.FakeClock, d time.Duration) {
+	t.Helper()
+	before := q.ticks.Load()
+	c.Step(d)
+	if !pollFor(func() bool { return q.ticks.Load() > before }) {
+		t.Fatalf("the escalation loop did not handle the tick at %s", c.Now())
 	}
 }
 
@@ -92,12 +108,8 @@ func waitTicker(t *testing.T, c *clocktesting.FakeClock) {
 // timers in goroutines of their own).
 func waitEscalations(t *testing.T, inner *recordingQueue, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for inner.escalations() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("escalations: %d, want %d", inner.escalations(), n)
-		}
-		time.Sleep(time.Millisecond) // polling a counter, with a deadline
+	if !pollFor(func() bool { return inner.escalations() >= n }) {
+		t.Fatalf("escalations: %d, want %d", inner.escalations(), n)
 	}
 }
 
@@ -113,10 +125,9 @@ func TestRefreshesGoBeforeNewWork(t *testing.T) {
 	}
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(knownPriority)}, "refresh-2")
 	waitTicker(t, c)
-	for range 4 { // the ticks before newWorkWait
-		c.Step(newWorkWait / 5)
+	for range 4 { // the ticks before newWorkWait, each handled
+		step(t, q, c, newWorkWait/5)
 	}
-	time.Sleep(20 * time.Millisecond) // let the loop handle the ticks
 	if n := inner.escalations(); n != 0 {
 		t.Fatalf("escalated before newWorkWait: %d", n)
 	}
@@ -164,13 +175,15 @@ func TestEscalationOnlyForWaitingNewWork(t *testing.T) {
 				get(t, q)
 			}
 			for range 10 {
-				c.Step(newWorkWait / 5)
+				if c.HasWaiters() { // the loop runs (new work started it): wait for each tick
+					step(t, q, c, newWorkWait/5)
+				} else {
+					c.Step(newWorkWait / 5)
+				}
 			}
 			if tc.want > 0 {
 				waitEscalations(t, inner, tc.want)
 			}
-			// Let any stray timer goroutine run before counting.
-			time.Sleep(20 * time.Millisecond)
 			if n := inner.escalations(); n != tc.want {
 				t.Errorf("escalations: %d, want %d", n, tc.want)
 			}
