@@ -57,6 +57,13 @@ func (r *refreshTokenRecord) get(secret types.NamespacedName, meta *metav1.Objec
 	return e.token, true
 }
 
+// maxRecordedToken bounds what the record keeps per Secret. The Secret's content is the
+// tenant's: without a bound, grants naming Secrets that hold megabytes as a "refresh token"
+// would grow the manager's memory by their size (issue 28 item 4). Real refresh tokens are
+// well under it (Google's about 100 bytes, JWT-shaped ones a few KiB); a larger one is read
+// live at each refresh, as before the record.
+const maxRecordedToken = 8 << 10
+
 // put records that the Secret held token at version (just read or written).
 func (r *refreshTokenRecord) put(secret types.NamespacedName, version, token string) {
 	if version == "" || token == "" {
@@ -64,6 +71,10 @@ func (r *refreshTokenRecord) put(secret types.NamespacedName, version, token str
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(token) > maxRecordedToken {
+		delete(r.m, secret)
+		return
+	}
 	if r.m == nil {
 		r.m = map[types.NamespacedName]recordedToken{}
 	}
