@@ -25,6 +25,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/controllers/provider"
+	"github.com/grantkeeper/grantkeeper/internal/egress"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/httplimit"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
@@ -58,6 +59,7 @@ func run() error {
 		qps                    float64
 		burst                  int
 		showVersion            bool
+		providerEgress         egress.Policy
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to clients whose Kubernetes token may get /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone.")
@@ -84,6 +86,8 @@ func run() error {
 	riscOpts.bind(flag.CommandLine)
 	var endpoints endpointFlags
 	endpoints.bind(flag.CommandLine)
+	flag.BoolVar(&providerEgress.AllowPrivate, "allow-private-network-providers", false, "Let OAuthClients' issuerURL and endpoints reach private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): a provider inside the cluster or the company network. Off, any tenant allowed to create an OAuthClient could make the manager send requests to services inside the cluster. Link-local addresses (the cloud metadata server) are never allowed.")
+	flag.BoolVar(&providerEgress.AllowLoopback, "allow-loopback-providers", false, "Let OAuthClients' issuerURL and endpoints reach loopback addresses, the manager Pod's own network namespace (its metrics, health and pprof ports). For tests and local development only.")
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	flag.Parse()
 	if showVersion {
@@ -175,7 +179,7 @@ func run() error {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
 	// OAuthClient and ClusterOAuthClient (any OAuth 2.0 provider, issue 30).
-	if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Recorder: recorder, Clock: clock.RealClock{}, ManagerNamespace: managerNamespace},
+	if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Recorder: recorder, Clock: clock.RealClock{}, ManagerNamespace: managerNamespace, Egress: providerEgress},
 		provider.Options{NamespacesOnly: namespaces != ""}); err != nil {
 		return fmt.Errorf("setting up the OAuth client controllers: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/egress"
 	"github.com/grantkeeper/grantkeeper/internal/oauthdiscovery"
 	"github.com/grantkeeper/grantkeeper/internal/oauthtoken"
 )
@@ -47,8 +48,11 @@ type ClientReconciler struct {
 	// Secrets are not cached).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Discovery reads issuers' metadata; nil is a Fetcher with Egress.
 	Discovery *oauthdiscovery.Fetcher
-	Clock     clock.PassiveClock
+	// Egress is where a tenant's issuerURL may lead (the zero Policy: public addresses only).
+	Egress egress.Policy
+	Clock  clock.PassiveClock
 	// ManagerNamespace is where a ClusterOAuthClient's Secrets are when they name none.
 	ManagerNamespace string
 	// DiscoveryInterval: zero is DefaultDiscoveryInterval.
@@ -239,7 +243,7 @@ func (r *ClientReconciler) fetcher() *oauthdiscovery.Fetcher {
 	if r.Discovery != nil {
 		return r.Discovery
 	}
-	return &oauthdiscovery.Fetcher{}
+	return &oauthdiscovery.Fetcher{Egress: r.Egress}
 }
 
 func discoveryMessage(err error) string {

@@ -27,6 +27,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers/provider"
+	"github.com/grantkeeper/grantkeeper/internal/egress"
 	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
 	"github.com/grantkeeper/grantkeeper/test/framework/hydra"
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
@@ -49,7 +50,7 @@ func startManager(t *testing.T, ns, mgrNS string, interval time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Clock: clock.RealClock{}, ManagerNamespace: mgrNS, DiscoveryInterval: interval},
+	if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Clock: clock.RealClock{}, ManagerNamespace: mgrNS, DiscoveryInterval: interval, Egress: egress.Policy{AllowLoopback: true}},
 		provider.Options{SkipNameValidation: true}); err != nil {
 		t.Fatal(err)
 	}

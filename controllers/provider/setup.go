@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/oauthdiscovery"
 	"github.com/grantkeeper/grantkeeper/internal/secretwatch"
 )
 
@@ -47,6 +48,10 @@ func SetupWithManager(mgr ctrl.Manager, r ClientReconciler, opts Options) error 
 	}
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.Discovery == nil {
+		// One Fetcher, so its connections are reused across reconciles.
+		r.Discovery = &oauthdiscovery.Fetcher{Egress: r.Egress}
 	}
 	kinds := []client.Object{&oauthv1alpha1.OAuthClient{}}
 	if !opts.NamespacesOnly {

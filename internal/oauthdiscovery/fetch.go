@@ -7,7 +7,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/grantkeeper/grantkeeper/internal/egress"
 )
 
 // Defaults of Fetcher.
@@ -19,13 +22,20 @@ const (
 	DefaultTimeout = 10 * time.Second
 )
 
-// Fetcher reads metadata documents over HTTP with a size and time limit.
+// Fetcher reads metadata documents over HTTP with a size and time limit. Use it by pointer.
 type Fetcher struct {
-	// HTTP is the client; nil uses a client that follows no redirect to another origin.
+	// HTTP is the client; nil uses a client that dials only what Egress allows and follows
+	// no redirect to another origin.
 	HTTP *http.Client
+	// Egress is where an issuer may be (the issuer URL is a tenant's choice); the zero
+	// Policy is public addresses only.
+	Egress egress.Policy
 	// MaxBody and Timeout: zero values are DefaultMaxBody and DefaultTimeout.
 	MaxBody int64
 	Timeout time.Duration
+
+	once   sync.Once
+	client *http.Client
 }
 
 // Error is a failed discovery. Transient failures (network, timeouts, 408, 429, 5xx) may heal
@@ -54,7 +64,8 @@ func (f *Fetcher) Discover(ctx context.Context, issuer string) (Metadata, error)
 	for _, u := range urls {
 		body, status, err := f.get(ctx, u)
 		switch {
-		case errors.Is(err, errTooLarge):
+		case errors.Is(err, errTooLarge), errors.Is(err, egress.ErrRefused):
+			// Neither heals by itself: the same document, the same address next time.
 			return Metadata{}, &Error{Issuer: issuer, Attempts: append(e.Attempts, fmt.Sprintf("%s: %v", u, err))}
 		case err != nil:
 			e.Transient = true
@@ -96,11 +107,7 @@ func (f *Fetcher) get(ctx context.Context, u string) ([]byte, int, error) {
 		return nil, 0, err
 	}
 	req.Header.Set("Accept", "application/json")
-	hc := f.HTTP
-	if hc == nil {
-		hc = defaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := f.httpClient().Do(req)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -120,16 +127,17 @@ func (f *Fetcher) get(ctx context.Context, u string) ([]byte, int, error) {
 	return body, resp.StatusCode, nil
 }
 
-// defaultClient follows at most 3 redirects, and only within the metadata URL's origin: a
-// document fetched from elsewhere could name any token endpoint.
-var defaultClient = &http.Client{
-	CheckRedirect: SameOriginRedirects(3),
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: DefaultTimeout,
-		IdleConnTimeout:       90 * time.Second,
-	},
+// httpClient is HTTP, else one client made once that dials only what Egress allows and
+// follows at most 3 redirects, only within the metadata URL's origin: a document fetched
+// from elsewhere could name any token endpoint.
+func (f *Fetcher) httpClient() *http.Client {
+	if f.HTTP != nil {
+		return f.HTTP
+	}
+	f.once.Do(func() {
+		f.client = &http.Client{CheckRedirect: SameOriginRedirects(3), Transport: f.Egress.Transport(DefaultTimeout)}
+	})
+	return f.client
 }
 
 // SameOriginRedirects is a CheckRedirect that follows up to max redirects within the

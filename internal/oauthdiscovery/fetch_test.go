@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grantkeeper/grantkeeper/internal/egress"
 	"github.com/grantkeeper/grantkeeper/test/framework/hydra"
 )
 
@@ -20,7 +21,7 @@ func TestDiscoverHydra(t *testing.T) {
 	s := hydra.New(t, hydra.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m, err := (&Fetcher{}).Discover(ctx, s.Issuer)
+	m, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, s.Issuer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,13 +39,13 @@ func TestDiscoverHydra(t *testing.T) {
 
 	// The same server reached by another name serves a document for another issuer.
 	alias := strings.Replace(s.Issuer, "127.0.0.1", "localhost", 1)
-	if _, err := (&Fetcher{}).Discover(ctx, alias); err == nil || !strings.Contains(err.Error(), "is the metadata of issuer") {
+	if _, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, alias); err == nil || !strings.Contains(err.Error(), "is the metadata of issuer") {
 		t.Fatalf("discovery of %s at Hydra (issuer %s): %v; want the issuer mismatch", alias, s.Issuer, err)
 	}
 
 	// An issuer that is not Hydra's (another path) finds no document, or one naming
 	// another issuer: either way no endpoints.
-	if _, err := (&Fetcher{}).Discover(ctx, s.Issuer+"/tenant"); err == nil {
+	if _, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, s.Issuer+"/tenant"); err == nil {
 		t.Fatal("discovery of another issuer at Hydra's host succeeded")
 	} else {
 		t.Logf("another issuer: %v", err)
@@ -85,7 +86,7 @@ func TestDiscoverFaults(t *testing.T) {
 				fmt.Fprintf(w, `{"issuer":%q,"token_endpoint":%q}`, issuer, issuer+"/oidc-token")
 			}
 		})
-		m, err := (&Fetcher{}).Discover(ctx, issuer)
+		m, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, issuer)
 		if err != nil || m.TokenEndpoint != issuer+"/8414-token" {
 			t.Fatalf("%+v, %v: want the RFC 8414 document", m, err)
 		}
@@ -100,7 +101,7 @@ func TestDiscoverFaults(t *testing.T) {
 			}
 			http.NotFound(w, r)
 		})
-		m, err := (&Fetcher{}).Discover(ctx, issuer+"/realms/a")
+		m, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, issuer+"/realms/a")
 		if err != nil || m.Source != issuer+"/realms/a/.well-known/openid-configuration" {
 			t.Fatalf("%+v, %v", m, err)
 		}
@@ -108,7 +109,7 @@ func TestDiscoverFaults(t *testing.T) {
 
 	t.Run("neither document", func(t *testing.T) {
 		issuer := server(t, http.NotFound)
-		_, err := (&Fetcher{}).Discover(ctx, issuer)
+		_, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, issuer)
 		var de *Error
 		if !errors.As(err, &de) || de.Transient || len(de.Attempts) != 2 || !strings.Contains(err.Error(), "HTTP 404") {
 			t.Fatalf("error %v: want a permanent error naming both 404s", err)
@@ -117,7 +118,7 @@ func TestDiscoverFaults(t *testing.T) {
 
 	t.Run("5xx is transient", func(t *testing.T) {
 		issuer := server(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) })
-		_, err := (&Fetcher{}).Discover(ctx, issuer)
+		_, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, issuer)
 		var de *Error
 		if !errors.As(err, &de) || !de.Transient {
 			t.Fatalf("error %v: want a transient error", err)
@@ -130,7 +131,7 @@ func TestDiscoverFaults(t *testing.T) {
 			w.WriteHeader(http.StatusTooManyRequests)
 		})
 		var de *Error
-		if _, err := (&Fetcher{}).Discover(ctx, issuer); !errors.As(err, &de) || !de.Transient {
+		if _, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, issuer); !errors.As(err, &de) || !de.Transient {
 			t.Fatalf("error %v: want a transient error", err)
 		}
 	})
@@ -141,7 +142,7 @@ func TestDiscoverFaults(t *testing.T) {
 			calls.Add(1)
 			fmt.Fprint(w, doc("https://evil.example.com"))
 		})
-		_, err := (&Fetcher{}).Discover(ctx, issuer)
+		_, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, issuer)
 		var de *Error
 		if !errors.As(err, &de) || de.Transient || !strings.Contains(err.Error(), "evil.example.com") || calls.Load() != 1 {
 			t.Fatalf("error %v after %d requests: want a permanent error after the first", err, calls.Load())
@@ -153,7 +154,7 @@ func TestDiscoverFaults(t *testing.T) {
 		issuer = server(t, func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, `{"issuer":%q,"token_endpoint":%q,"pad":"%s"}`, issuer, issuer+"/token", strings.Repeat("x", 2<<20))
 		})
-		f := &Fetcher{MaxBody: 64 << 10}
+		f := &Fetcher{Egress: loopbackOnly, MaxBody: 64 << 10}
 		_, err := f.Discover(ctx, issuer)
 		var de *Error
 		if !errors.As(err, &de) || de.Transient || !strings.Contains(err.Error(), "too large") {
@@ -171,7 +172,7 @@ func TestDiscoverFaults(t *testing.T) {
 		})
 		defer close(release)
 		start := time.Now()
-		_, err := (&Fetcher{Timeout: 200 * time.Millisecond}).Discover(ctx, issuer)
+		_, err := (&Fetcher{Egress: loopbackOnly, Timeout: 200 * time.Millisecond}).Discover(ctx, issuer)
 		var de *Error
 		if !errors.As(err, &de) || !de.Transient {
 			t.Fatalf("error %v: want a transient error", err)
@@ -187,7 +188,7 @@ func TestDiscoverFaults(t *testing.T) {
 		issuer := server(t, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, other+r.URL.Path, http.StatusFound)
 		})
-		if _, err := (&Fetcher{}).Discover(ctx, issuer); err == nil {
+		if _, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, issuer); err == nil {
 			t.Fatal("discovery followed a redirect to another origin")
 		}
 		if otherHits.Load() != 0 {
@@ -208,8 +209,38 @@ func TestDiscoverFaults(t *testing.T) {
 			}
 			http.NotFound(w, r)
 		})
-		if m, err := (&Fetcher{}).Discover(ctx, issuer); err != nil || m.TokenEndpoint != issuer+"/token" {
+		if m, err := (&Fetcher{Egress: loopbackOnly}).Discover(ctx, issuer); err != nil || m.TokenEndpoint != issuer+"/token" {
 			t.Fatalf("%+v, %v", m, err)
 		}
 	})
+}
+
+// loopbackOnly admits the tests' httptest servers and Hydra, all on 127.0.0.1.
+var loopbackOnly = egress.Policy{AllowLoopback: true}
+
+// TestIssuerOnRefusedAddress: a tenant's issuerURL naming the manager's own loopback (its
+// metrics, health or pprof ports) is never requested under the default policy; the failure
+// says so, is permanent, and names the flag an administrator would use.
+func TestIssuerOnRefusedAddress(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, issuer := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
+		_, err := (&Fetcher{}).Discover(ctx, issuer)
+		var de *Error
+		if !errors.As(err, &de) || de.Transient || !errors.Is(err, egress.ErrRefused) && !strings.Contains(err.Error(), "egress policy") {
+			t.Fatalf("issuer %s: %v; want a permanent egress refusal", issuer, err)
+		}
+		if !strings.Contains(err.Error(), "--allow-private-network-providers") {
+			t.Errorf("issuer %s: %v; want the flag named", issuer, err)
+		}
+		if len(de.Attempts) != 1 {
+			t.Errorf("issuer %s: %d attempts after a refusal, want 1 (the second URL is on the same address)", issuer, len(de.Attempts))
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the refused server was requested %d times", n)
+	}
 }
