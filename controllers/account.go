@@ -7,6 +7,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 	"github.com/grantkeeper/grantkeeper/internal/idtoken"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
@@ -22,8 +23,8 @@ const (
 // grant has openid; else, with the email scope, from one tokeninfo call per new set of inputs
 // (a new refresh token changes the inputs fingerprint), not per refresh; else nil (keep).
 // The email is personal data: it is logged only at debug level.
-func (r *GoogleOAuthGrantReconciler) identity(ctx context.Context, obs observation, in *inputs, tok *tokenclient.Token) *oauthv1alpha1.AccountStatus {
-	if in.serviceAccount != nil {
+func (r *GoogleOAuthGrantReconciler) identity(ctx context.Context, obs observation, in *grantinputs.Credential, tok *tokenclient.Token) *oauthv1alpha1.AccountStatus {
+	if in.ServiceAccount != nil {
 		return nil
 	}
 	log := logf.FromContext(ctx)
@@ -39,7 +40,7 @@ func (r *GoogleOAuthGrantReconciler) identity(ctx context.Context, obs observati
 	if !slices.Contains(tok.Scopes, scopeEmail) && !slices.Contains(tok.Scopes, scopeEmailLong) {
 		return nil
 	}
-	if known := g.Status.Account; known != nil && known.Sub != "" && g.Status.InputsFingerprint == in.fingerprint(obs) {
+	if known := g.Status.Account; known != nil && known.Sub != "" && g.Status.InputsFingerprint == in.Fingerprint(g, &obs.inputs) {
 		return nil
 	}
 	a, err := r.Tokens.Tokeninfo(ctx, tok.AccessToken)

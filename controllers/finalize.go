@@ -7,15 +7,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
@@ -31,17 +29,15 @@ func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g *oauthv1alp
 	if !controllerutil.ContainsFinalizer(g, oauthv1alpha1.RevokeFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	name := g.RefreshTokenSecretName()
-	s := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: name}, s)
-	if apierrors.IsNotFound(err) {
-		r.eventf(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q is gone, so there is no refresh token to revoke; if it was still valid, revoke it at https://myaccount.google.com/permissions", name)
-		return ctrl.Result{}, r.removeFinalizer(ctx, g)
-	}
+	live, err := grantinputs.ReadLive(ctx, r.APIReader, g)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	rt := credentials.StoredRefreshToken(g, s.Name, s.Data)
+	name, rt := live.Secret, live.RefreshToken
+	if !live.Found {
+		r.eventf(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q is gone, so there is no refresh token to revoke; if it was still valid, revoke it at https://myaccount.google.com/permissions", name)
+		return ctrl.Result{}, r.removeFinalizer(ctx, g)
+	}
 	if rt == "" {
 		r.eventf(g, corev1.EventTypeWarning, "RevokeSkipped", "Revoke", "Secret %q holds no usable refresh token under key %q; nothing to revoke", name, g.RefreshTokenKey())
 		return ctrl.Result{}, r.removeFinalizer(ctx, g)

@@ -8,6 +8,7 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +23,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 	"github.com/grantkeeper/grantkeeper/internal/idtoken"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
@@ -79,10 +81,10 @@ type GoogleOAuthGrantReconciler struct {
 	// spec.secretRef names no namespace (the manager's own).
 	ManagerNamespace string
 
-	// clients remembers parsed OAuth clients by Secret version (clients.go).
-	clients clientRecord
-	// refreshTokens remembers refresh tokens by Secret version (refreshtokens.go).
-	refreshTokens refreshTokenRecord
+	// inputs reads credentials at act time, with its records of refresh tokens and clients
+	// by Secret version (grantinputs.Reader); set up on first use (credentials).
+	inputs     grantinputs.Reader
+	inputsOnce sync.Once
 	// namespacesOnly: the manager reads only some namespaces, so no cluster-scoped clients.
 	namespacesOnly bool
 
@@ -162,8 +164,7 @@ func (r *GoogleOAuthGrantReconciler) releaseSecretWatch(ctx context.Context, ns 
 	}
 	if len(grants.Items) == 0 && !r.clientSecretsIn(ctx, ns) {
 		r.SecretMeta.Release(ns)
-		r.clients.forgetNamespace(ns)
-		r.refreshTokens.forgetNamespace(ns)
+		r.credentials().ForgetNamespace(ns)
 	}
 	return nil
 }
@@ -182,6 +183,14 @@ func (r *GoogleOAuthGrantReconciler) clientSecretsIn(ctx context.Context, ns str
 		}
 	}
 	return false
+}
+
+// credentials is the reconciler's grantinputs.Reader.
+func (r *GoogleOAuthGrantReconciler) credentials() *grantinputs.Reader {
+	r.inputsOnce.Do(func() {
+		r.inputs.Meta, r.inputs.Live, r.inputs.Writer = r.cachedSecretMeta, r.APIReader, r.Client
+	})
+	return &r.inputs
 }
 
 // syncFinalizer adds the revoke finalizer for deletionPolicy Revoke and removes it otherwise.

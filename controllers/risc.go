@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
+	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 	"github.com/grantkeeper/grantkeeper/internal/risc"
 )
 
@@ -223,17 +223,13 @@ func (s *SecurityEvents) clientOf(ctx context.Context, g *oauthv1alpha1.GoogleOA
 	if id := s.Index.ClientOf(client.ObjectKeyFromObject(g)); id != "" {
 		return id
 	}
-	switch g.ClientRefKind() {
-	case oauthv1alpha1.KindGoogleOAuthClient:
-		o := &oauthv1alpha1.GoogleOAuthClient{}
-		if s.Client.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ClientRef.Name}, o) == nil {
-			return o.Status.ClientID
-		}
-	case oauthv1alpha1.KindClusterGoogleOAuthClient:
-		o := &oauthv1alpha1.ClusterGoogleOAuthClient{}
-		if !s.NamespacesOnly && s.Client.Get(ctx, types.NamespacedName{Name: g.Spec.ClientRef.Name}, o) == nil {
-			return o.Status.ClientID
-		}
+	ref := grantinputs.Of(g).ClientRef()
+	if ref == nil || (ref.Kind == oauthv1alpha1.KindClusterGoogleOAuthClient && s.NamespacesOnly) {
+		return ""
+	}
+	// Its status only: the Secret's namespace does not matter here.
+	if co, err := grantinputs.GetClient(ctx, s.Client, ref.Kind, types.NamespacedName{Namespace: g.Namespace, Name: ref.Name}, ""); err == nil && co != nil {
+		return co.Status.ClientID
 	}
 	return ""
 }
@@ -322,35 +318,11 @@ func (s *SecurityEvents) fill(ctx context.Context) bool {
 // readRefreshToken reads a grant's refresh token and client ID live ("" when it has none or
 // they cannot be read).
 func (s *SecurityEvents) readRefreshToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) (refreshToken, clientID string) {
-	read := func(name string) map[string][]byte {
-		sec := &corev1.Secret{}
-		if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: name}, sec); err != nil {
-			return nil
-		}
-		return sec.Data
-	}
-	switch {
-	case g.UsesServiceAccount():
-		return "", ""
-	case g.UsesAuthorizedUser():
-		name := g.Spec.AuthorizedUserSecretRef.Name
-		c, rt, p := credentials.ParseAuthorizedUser(name, read(name), g.RefreshTokenKey())
-		if p != nil {
-			return "", ""
-		}
-		return rt, c.ID
-	}
-	name := g.RefreshTokenSecretName()
-	rt, p := credentials.RefreshToken(name, read(name), g.RefreshTokenKey())
-	if p != nil {
+	l, err := grantinputs.ReadLive(ctx, s.APIReader, g)
+	if err != nil || l.RefreshToken == "" {
 		return "", ""
 	}
-	if g.Spec.ClientRef == nil {
-		if c, p := credentials.ParseClient(g.ClientSecretName(), read(g.ClientSecretName())); p == nil {
-			clientID = c.ID
-		}
-	}
-	return rt, clientID
+	return l.RefreshToken, l.ClientID
 }
 
 var _ manager.LeaderElectionRunnable = receiverRunnable{}

@@ -29,6 +29,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
+	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 	"github.com/grantkeeper/grantkeeper/internal/secretwatch"
 )
 
@@ -54,9 +55,10 @@ var defaultTargetSuffix = (&oauthv1alpha1.GoogleOAuthGrant{}).TargetSecretName()
 // secretIndexValues are a grant's secretNameIndex values.
 func secretIndexValues(g *oauthv1alpha1.GoogleOAuthGrant) []string {
 	var out []string
+	shared := grantinputs.Of(g).Shared()
 	for _, name := range readSecretNames(g) {
 		v := bucketValue(name)
-		if g.Spec.ClientSecretRef != nil && name == g.Spec.ClientSecretRef.Name {
+		if shared != "" && name == shared {
 			v = nameValue(name)
 		}
 		if !slices.Contains(out, v) {
@@ -68,7 +70,7 @@ func secretIndexValues(g *oauthv1alpha1.GoogleOAuthGrant) []string {
 
 // readSecretNames are the Secrets a grant reads or writes by a name it gives.
 func readSecretNames(g *oauthv1alpha1.GoogleOAuthGrant) []string {
-	names := userSecretNames(g)
+	names := grantinputs.Of(g).Secrets()
 	if g.Spec.AccessTokenSecretName != "" {
 		names = append(names, g.Spec.AccessTokenSecretName)
 	}
@@ -315,14 +317,14 @@ const clientRefIndex = "grantkeeper.clientRef"
 const clientSecretIndex = "grantkeeper.clientSecret"
 
 func clientRefKeys(g *oauthv1alpha1.GoogleOAuthGrant) []string {
-	kind := g.ClientRefKind()
-	switch kind {
-	case "":
+	ref := grantinputs.Of(g).ClientRef()
+	switch {
+	case ref == nil:
 		return nil
-	case oauthv1alpha1.KindClusterGoogleOAuthClient:
-		return []string{kind + "/" + g.Spec.ClientRef.Name, kind}
+	case ref.Kind == oauthv1alpha1.KindClusterGoogleOAuthClient:
+		return []string{ref.Kind + "/" + ref.Name, ref.Kind}
 	}
-	return []string{kind + "/" + g.Spec.ClientRef.Name}
+	return []string{ref.Kind + "/" + ref.Name}
 }
 
 // SetupWithManager registers the controller. Besides the manager's cache (grants, and the
@@ -378,7 +380,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 	}
 	for _, kind := range clientKinds {
 		if err := indexer.IndexField(ctx, kind, clientSecretIndex, func(o client.Object) []string {
-			key := clientSecretKey(o, r.ManagerNamespace)
+			key := grantinputs.SecretOf(o, r.ManagerNamespace)
 			return []string{key.String(), key.Namespace}
 		}); err != nil {
 			return err
@@ -433,11 +435,11 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 	// The client objects' own controllers: their Ready condition and client id.
 	for _, kind := range clientKinds {
 		cr := &clientReconciler{Client: c, APIReader: r.APIReader, SecretMeta: r.SecretMeta, Recorder: r.Recorder,
-			kind: clientKindOf(kind), managerNamespace: r.ManagerNamespace}
+			kind: grantinputs.KindOf(kind), managerNamespace: r.ManagerNamespace}
 		mapSecretToClients := func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
 			var reqs []reconcile.Request
 			for _, co := range clientsOfSecret(ctx, c, types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, opts.NamespacesOnly) {
-				if clientKindOf(co) == cr.kind {
+				if grantinputs.KindOf(co) == cr.kind {
 					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(co)})
 				}
 			}
@@ -490,24 +492,6 @@ func grantRequests(grants []oauthv1alpha1.GoogleOAuthGrant) []reconcile.Request 
 	return reqs
 }
 
-func clientKindOf(o client.Object) string {
-	if _, ok := o.(*oauthv1alpha1.ClusterGoogleOAuthClient); ok {
-		return oauthv1alpha1.KindClusterGoogleOAuthClient
-	}
-	return oauthv1alpha1.KindGoogleOAuthClient
-}
-
-// clientSecretKey is where a client object's Secret is.
-func clientSecretKey(o client.Object, managerNamespace string) types.NamespacedName {
-	switch c := o.(type) {
-	case *oauthv1alpha1.ClusterGoogleOAuthClient:
-		return c.SecretKey(managerNamespace)
-	case *oauthv1alpha1.GoogleOAuthClient:
-		return c.SecretKey()
-	}
-	return types.NamespacedName{}
-}
-
 // clientsOfSecret lists the client objects whose Secret is key.
 func clientsOfSecret(ctx context.Context, c client.Reader, key types.NamespacedName, namespacesOnly bool) []client.Object {
 	var out []client.Object
@@ -533,7 +517,7 @@ func clientsOfSecret(ctx context.Context, c client.Reader, key types.NamespacedN
 
 // grantsOfClient lists the grants naming a client object.
 func grantsOfClient(ctx context.Context, c client.Reader, o client.Object) []reconcile.Request {
-	kind := clientKindOf(o)
+	kind := grantinputs.KindOf(o)
 	opts := []client.ListOption{client.MatchingFields{clientRefIndex: kind + "/" + o.GetName()}}
 	if kind == oauthv1alpha1.KindGoogleOAuthClient {
 		opts = append(opts, client.InNamespace(o.GetNamespace()))

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/credentials"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
+	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 )
 
@@ -215,13 +214,16 @@ func newRevokeCommand(k *kube, streams genericiooptions.IOStreams) *cobra.Comman
 					return fmt.Errorf("not revoked")
 				}
 			}
-			s := &corev1.Secret{}
-			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: g.RefreshTokenSecretName()}, s); err != nil {
+			live, err := grantinputs.ReadLive(ctx, c, g)
+			switch {
+			case err != nil:
 				return fmt.Errorf("reading the refresh token: %w", err)
+			case !live.Found:
+				return fmt.Errorf("reading the refresh token: Secret %q not found", live.Secret)
 			}
-			rt := credentials.StoredRefreshToken(g, s.Name, s.Data)
+			rt := live.RefreshToken
 			if rt == "" {
-				return fmt.Errorf("Secret %q holds no refresh token under key %q", s.Name, g.RefreshTokenKey())
+				return fmt.Errorf("Secret %q holds no refresh token under key %q", live.Secret, g.RefreshTokenKey())
 			}
 			ep := &tokenclient.Endpoint{RevokeURL: revokeURL, HTTP: tokenclient.NewHTTPClient(30 * time.Second)}
 			if err := ep.Revoke(ctx, rt); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/writable"
 )
@@ -121,31 +122,29 @@ var ErrClientNotAllowed = errors.New("the ClusterGoogleOAuthClient does not admi
 // Secret of the client object its clientRef names. A ClusterGoogleOAuthClient is used only
 // for namespaces it admits (ErrClientNotAllowed), as the controller does.
 func ClientFor(ctx context.Context, r client.Reader, g *oauthv1alpha1.GoogleOAuthGrant, managerNamespace string) (credentials.Client, error) {
-	key := types.NamespacedName{Namespace: g.Namespace, Name: g.ClientSecretName()}
-	switch g.ClientRefKind() {
-	case oauthv1alpha1.KindGoogleOAuthClient:
-		o := &oauthv1alpha1.GoogleOAuthClient{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ClientRef.Name}, o); err != nil {
-			return credentials.Client{}, fmt.Errorf("reading GoogleOAuthClient %q: %w", g.Spec.ClientRef.Name, err)
+	key := types.NamespacedName{Namespace: g.Namespace, Name: grantinputs.Of(g).Shared()}
+	if ref := grantinputs.Of(g).ClientRef(); ref != nil {
+		co, err := grantinputs.GetClient(ctx, r, ref.Kind, types.NamespacedName{Namespace: g.Namespace, Name: ref.Name}, managerNamespace)
+		switch {
+		case err != nil:
+			return credentials.Client{}, fmt.Errorf("reading %s %q: %w", ref.Kind, ref.Name, err)
+		case co == nil:
+			return credentials.Client{}, fmt.Errorf("%s %q not found", ref.Kind, ref.Name)
 		}
-		key = o.SecretKey()
-	case oauthv1alpha1.KindClusterGoogleOAuthClient:
-		o := &oauthv1alpha1.ClusterGoogleOAuthClient{}
-		if err := r.Get(ctx, types.NamespacedName{Name: g.Spec.ClientRef.Name}, o); err != nil {
-			return credentials.Client{}, fmt.Errorf("reading ClusterGoogleOAuthClient %q: %w", g.Spec.ClientRef.Name, err)
-		}
-		var nsLabels map[string]string
-		if sel := o.Spec.NamespaceSelector; sel != nil && (len(sel.MatchLabels) > 0 || len(sel.MatchExpressions) > 0) {
-			ns := &corev1.Namespace{}
-			if err := r.Get(ctx, types.NamespacedName{Name: g.Namespace}, ns); err != nil {
-				return credentials.Client{}, fmt.Errorf("reading namespace %q for ClusterGoogleOAuthClient %q's namespaceSelector: %w", g.Namespace, o.Name, err)
+		if co.Cluster != nil {
+			var nsLabels map[string]string
+			if sel := co.Cluster.NamespaceSelector; sel != nil && (len(sel.MatchLabels) > 0 || len(sel.MatchExpressions) > 0) {
+				ns := &corev1.Namespace{}
+				if err := r.Get(ctx, types.NamespacedName{Name: g.Namespace}, ns); err != nil {
+					return credentials.Client{}, fmt.Errorf("reading namespace %q for ClusterGoogleOAuthClient %q's namespaceSelector: %w", g.Namespace, ref.Name, err)
+				}
+				nsLabels = ns.Labels
 			}
-			nsLabels = ns.Labels
+			if !plan.NamespaceAllowed(*co.Cluster, g.Namespace, nsLabels) {
+				return credentials.Client{}, fmt.Errorf("ClusterGoogleOAuthClient %q: %w", ref.Name, ErrClientNotAllowed)
+			}
 		}
-		if !plan.NamespaceAllowed(o.Spec, g.Namespace, nsLabels) {
-			return credentials.Client{}, fmt.Errorf("ClusterGoogleOAuthClient %q: %w", o.Name, ErrClientNotAllowed)
-		}
-		key = o.SecretKey(managerNamespace)
+		key = co.Secret
 	}
 	sec := &corev1.Secret{}
 	if err := r.Get(ctx, key, sec); err != nil {

@@ -181,14 +181,3 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
-
-// StoredRefreshToken is the refresh token a grant's refresh-token Secret (data of the Secret
-// named secret) holds, in either credential form; "" when there is none.
-func StoredRefreshToken(g *oauthv1alpha1.GoogleOAuthGrant, secret string, data map[string][]byte) string {
-	if g.UsesAuthorizedUser() {
-		_, rt, _ := ParseAuthorizedUser(secret, data, g.RefreshTokenKey())
-		return rt
-	}
-	rt, _ := RefreshToken(secret, data, g.RefreshTokenKey())
-	return rt
-}

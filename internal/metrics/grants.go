@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 )
 
 // Per-grant series are written here in the text exposition format rather than collected
@@ -123,13 +124,7 @@ func boolValue(b bool) float64 {
 
 // grantClient is where a grant's OAuth client comes from, for grantkeeper_grant_client_info.
 func grantClient(g *oauthv1alpha1.GoogleOAuthGrant) (kind, name string) {
-	switch {
-	case g.Spec.ClientRef != nil:
-		return g.ClientRefKind(), g.Spec.ClientRef.Name
-	case g.UsesAuthorizedUser():
-		return "AuthorizedUser", g.Spec.AuthorizedUserSecretRef.Name
-	}
-	return "Secret", g.ClientSecretName()
+	return grantinputs.Of(g).ClientLabel()
 }
 
 // writeGrants writes every family of the grants' series, each family's lines together as the

@@ -29,10 +29,10 @@ var grantStatusWriters = []string{"controllers.(*GoogleOAuthGrantReconciler).wri
 // otherSecretWriters are the functions outside internal/derivedsecret that write Secrets,
 // each of them one that is never a grant's derived Secret.
 var otherSecretWriters = []string{
-	"controllers.(*GoogleOAuthGrantReconciler).writeBackRefreshToken", // the user's refresh-token Secret
-	"consent.(*Store).Save",       // the consent-link record (create and update)
-	"consent.StoreRefreshToken",   // the refresh-token Secret a consent fills
-	"webhookcert.(*Rotator).pass", // the webhook's serving certificate
+	"grantinputs.(*Reader).WriteBack", // the user's refresh-token Secret (a rotated token)
+	"consent.(*Store).Save",           // the consent-link record (create and update)
+	"consent.StoreRefreshToken",       // the refresh-token Secret a consent fills
+	"webhookcert.(*Rotator).pass",     // the webhook's serving certificate
 }
 
 // shipped are the packages whose writes count: what the binaries link of this module.

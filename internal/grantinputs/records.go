@@ -1,14 +1,10 @@
-package controllers
+package grantinputs
 
 import (
-	"context"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/credentials"
 )
 
 // refreshTokenRecord remembers, per refresh-token Secret, the refresh token read from it and
@@ -97,33 +93,4 @@ func (r *refreshTokenRecord) forgetNamespace(ns string) {
 			delete(r.m, k)
 		}
 	}
-}
-
-// readRefreshToken is the refresh token of a grant with spec.refreshTokenSecretRef: from the
-// record when the metadata watch shows the Secret at the recorded version, else read live
-// (and recorded). absent: the Secret does not exist. It sets in.versions (the version used,
-// for the fingerprint) and, when read live, in.refreshSecret.
-func (r *GoogleOAuthGrantReconciler) readRefreshToken(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, in *inputs) (token string, p *credentials.Problem, absent bool, err error) {
-	name := g.RefreshTokenSecretName()
-	key := types.NamespacedName{Namespace: g.Namespace, Name: name}
-	meta, err := r.cachedSecretMeta(ctx, g.Namespace, name)
-	if err != nil {
-		return "", nil, false, err
-	}
-	if t, ok := r.refreshTokens.get(key, meta); ok {
-		in.versions[name] = meta
-		return t, nil, false, nil
-	}
-	s, err := r.liveSecret(ctx, g.Namespace, name)
-	if err != nil || s == nil {
-		return "", nil, s == nil && err == nil, err
-	}
-	in.versions[name], in.refreshSecret = &s.ObjectMeta, s
-	t, p := credentials.RefreshToken(s.Name, s.Data, g.RefreshTokenKey())
-	if p == nil {
-		r.refreshTokens.put(key, s.ResourceVersion, t)
-	} else {
-		r.refreshTokens.forget(key)
-	}
-	return t, p, false, nil
 }
