@@ -417,8 +417,9 @@ func TestForgedLinksAndStates(t *testing.T) {
 	}
 }
 
+// consentState is a well-formed state for the grant, signed with a key not the server's.
 func consentState(ns, name string) string {
-	s, _ := consent.NewState(ns, name)
+	s, _ := consent.NewKey().NewState(ns, name, "", time.Now())
 	return s
 }
 
