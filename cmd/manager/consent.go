@@ -21,7 +21,7 @@ type consentFlags struct {
 }
 
 func (f *consentFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&f.bindAddress, "consent-bind-address", "0", "Address the consent-link server binds to (for example :8082); 0 disables consent links. Every replica serves them.")
+	fs.StringVar(&f.bindAddress, "consent-bind-address", "0", "Address the consent-link server binds to (for example :8082), with --components=all or endpoints; 0: no consent server. Every replica serves links. With --components=manager, --consent-base-url alone turns minting links on (the endpoints process serves them).")
 	fs.StringVar(&f.baseURL, "consent-base-url", "", "External URL people open consent links under (https; http only for loopback). The OAuth redirect URI <base>/callback must be registered on the Web client in the Google Cloud console.")
 	fs.StringVar(&f.authURL, "auth-url", googleapi.AuthURL, "OAuth 2.0 authorization endpoint consent links redirect to. Must be https unless the host is loopback.")
 	fs.DurationVar(&f.ttl, "consent-link-ttl", consent.DefaultTTL, "How long a consent link stays usable.")

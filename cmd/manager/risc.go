@@ -19,7 +19,7 @@ type riscFlags struct {
 }
 
 func (f *riscFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&f.bindAddress, "risc-bind-address", "0", "Address the Cross-Account Protection (RISC) security-event receiver binds to (path /risc, plain HTTP: terminate TLS at the Ingress); 0 disables it. Every replica serves it.")
+	fs.StringVar(&f.bindAddress, "risc-bind-address", "0", "Address the Cross-Account Protection (RISC) security-event receiver binds to (path /risc, plain HTTP: terminate TLS at the Ingress); 0 disables it. With --components=all or endpoints (the manager, --components=manager, does not serve it). Every replica serves it.")
 	fs.StringVar(&f.configurationURL, "risc-configuration-url", risc.DefaultConfigurationURL, "Google's RISC configuration document (issuer and jwks_uri). Must be https unless the host is loopback.")
 }
 

@@ -179,6 +179,7 @@ func TestEndpointsIdentityIsEnough(t *testing.T) {
 	if !strings.Contains(f.page.body, "Access granted") {
 		t.Fatalf("the consent through the endpoints' identity: HTTP %d %s\nlogs:\n%s", f.page.status, f.page.body, logs.String())
 	}
+	h.waitEvent("ep", "ConsentGranted") // recorded as the endpoints
 	gr := h.waitCondition("ep", oauthv1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	if gr.Status.Account == nil || gr.Status.Account.Sub == "" {
 		t.Fatalf("no account in the grant's status: %+v", gr.Status.Account)
