@@ -185,10 +185,17 @@ func TestEndpointsIdentityIsEnough(t *testing.T) {
 		t.Fatalf("no account in the grant's status: %+v", gr.Status.Account)
 	}
 
-	// A security event for the account, applied by the receiver's sink as the endpoints.
-	eff, err := sink.Apply(ctx, risc.Event{Type: risc.TokensRevoked, Subject: risc.Subject{Type: "iss_sub", Sub: gr.Status.Account.Sub}, Audience: []string{clientID}}, time.Now())
-	if err != nil || eff != risc.ResultApplied {
-		t.Fatalf("applying tokens-revoked as the endpoints: %q %v", eff, err)
+	// A security event naming the grant's refresh token, applied by the receiver's sink as
+	// the endpoints: its index is empty (no reconciler in this process), so it reads the
+	// grants' Secrets by name (fill), then withdraws the derived Secret's token.
+	rt := string(h.refreshTokenSecret("ep").Data[oauthv1alpha1.DefaultRefreshTokenKey])
+	if rt == "" {
+		t.Fatal("no refresh token stored")
 	}
-	h.waitCondition("ep", oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, oauthv1alpha1.ReasonTokensRevokedByGoogle)
+	ev := risc.Event{Type: risc.TokenRevoked, Audience: []string{clientID},
+		Subject: risc.Subject{Type: "oauth_token", TokenType: "refresh_token", TokenAlg: risc.AlgPrefix, Token: rt[:risc.PrefixLen]}}
+	if res, err := sink.Apply(ctx, ev, time.Now()); err != nil || res != risc.ResultApplied {
+		t.Fatalf("applying token-revoked as the endpoints: %q %v", res, err)
+	}
+	h.waitCondition("ep", oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, oauthv1alpha1.ReasonTokenRevokedByGoogle)
 }
