@@ -12,5 +12,7 @@ done
 for f in role leader_election_role googleoauthgrant_viewer_role googleoauthgrant_editor_role clustergoogleoauthclient_admin_role metrics_auth_role metrics_reader_role; do
   cp "config/rbac/$f.yaml" "$files/rbac/$f.yaml"
 done
+# The endpoints identity (config/endpoints, issue 28 item 6).
+cp config/endpoints/role.yaml "$files/rbac/endpoints_role.yaml"
 cp config/prometheus/rules.yaml "$files/prometheus/rules.yaml"
 cp config/grafana/grantkeeper.json "$files/grafana/grantkeeper.json"

@@ -4,8 +4,10 @@ import (
 	"flag"
 	"net/http"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/grantkeeper/grantkeeper/internal/httplimit"
@@ -36,16 +38,35 @@ func (f *endpointFlags) config(cfg *rest.Config) *rest.Config {
 }
 
 // clients are the endpoints' API clients: live reads and writes on the low-QPS config, and
-// one that reads from the manager's cache and writes on that config.
-func (f *endpointFlags) clients(mgr ctrl.Manager) (live client.Client, cached client.Client, err error) {
+// one that reads from the manager's cache and writes on that config. With secretsLive
+// (--components=endpoints) the second reads Secrets live too, by name: that process has no
+// Secret cache and its identity may not list or watch Secrets.
+func (f *endpointFlags) clients(mgr ctrl.Manager, secretsLive bool) (live client.Client, cached client.Client, err error) {
 	cfg := f.config(mgr.GetConfig())
 	opts := client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}
 	if live, err = client.New(cfg, opts); err != nil {
 		return nil, nil, err
 	}
 	opts.Cache = &client.CacheOptions{Reader: mgr.GetCache()}
+	if secretsLive {
+		opts.Cache.DisableFor = []client.Object{&corev1.Secret{}}
+	}
 	cached, err = client.New(cfg, opts)
 	return live, cached, err
+}
+
+// endpointsCacheOptions is the cache of --components=endpoints: grants and OAuth client
+// objects (what the consent server and receiver read from a cache), in the managed
+// namespaces; Secrets are never cached (client DisableFor), so no list or watch of them.
+func endpointsCacheOptions(namespaces []string) cache.Options {
+	o := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	if len(namespaces) > 0 {
+		o.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			o.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return o
 }
 
 // The limits of each endpoint, per client (address) and in flight.

@@ -10,12 +10,14 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -25,8 +27,8 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/controllers/provider"
-	"github.com/grantkeeper/grantkeeper/internal/egress"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
+	"github.com/grantkeeper/grantkeeper/internal/egress"
 	"github.com/grantkeeper/grantkeeper/internal/httplimit"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
@@ -59,8 +61,10 @@ func run() error {
 		qps                    float64
 		burst                  int
 		showVersion            bool
+		componentsFlag         string
 		providerEgress         egress.Policy
 	)
+	flag.StringVar(&componentsFlag, "components", string(componentsAll), componentsHelp)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to clients whose Kubernetes token may get /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone.")
 	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate made at start).")
@@ -94,6 +98,14 @@ func run() error {
 		fmt.Println(version.Line("manager"))
 		return nil
 	}
+	comps, err := parseComponents(componentsFlag)
+	if err != nil {
+		return err
+	}
+	if err := comps.check(consentOpts.bindAddress, riscOpts.bindAddress, webhookOpts.enabled); err != nil {
+		return err
+	}
+	namespaceList := strings.FieldsFunc(namespaces, func(r rune) bool { return r == ',' })
 	// Stopping (SIGTERM) cancels work under way on purpose; that is not an error to log.
 	stopping := ctrl.SetupSignalHandler()
 	ctrl.SetLogger(shutdownlog.New(zap.New(zap.UseFlagOptions(&zapOpts)), stopping))
@@ -120,9 +132,18 @@ func run() error {
 
 	// Its cache is set once the manager exists; read only when scraped.
 	grantSeries := &metrics.GrantSeries{}
+	cacheOpts, clientOpts := controllers.CacheOptions(namespaceList...), client.Options{}
+	if !comps.controllers() {
+		// The endpoints alone: no Secret cache (their identity may not list or watch
+		// Secrets), so every Secret read is a GET by name; no leader (every replica serves).
+		cacheOpts = endpointsCacheOptions(namespaceList)
+		clientOpts.Cache = &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}
+		leaderElect = false
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
-		Cache:  controllers.CacheOptions(strings.FieldsFunc(namespaces, func(r rune) bool { return r == ',' })...),
+		Cache:  cacheOpts,
+		Client: clientOpts,
 		Metrics: metricsserver.Options{
 			BindAddress:   metricsAddr,
 			SecureServing: metricsSecure,
@@ -151,41 +172,52 @@ func run() error {
 		RevokeURL: revokeURL,
 		HTTP:      tokenclient.NewHTTPClient(requestTimeout),
 	}
-	endpointLive, endpointCached, err := endpoints.clients(mgr)
+	endpointLive, endpointCached, err := endpoints.clients(mgr, !comps.controllers())
 	if err != nil {
 		return fmt.Errorf("the endpoints' API client: %w", err)
 	}
-	consentLinks, err := consentOpts.setup(mgr, tokens, managerNamespace, strings.FieldsFunc(namespaces, func(r rune) bool { return r == ',' }), endpointServing{live: endpointLive, limit: endpoints.limit(consentLimits, true)})
+	consentLinks, err := consentOpts.setup(mgr, comps, tokens, managerNamespace, namespaceList, endpointServing{live: endpointLive, limit: endpoints.limit(consentLimits, true)})
 	if err != nil {
 		return err
 	}
-	recorder, err := grantEvents(mgr, "grantkeeper", ctrl.Log.WithName("events"))
-	if err != nil {
-		return err
-	}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client:           mgr.GetClient(),
-		Recorder:         recorder,
-		Tokens:           tokens,
-		Consent:          consentLinks,
-		Clock:            clock.RealClock{},
-		Backoff:          schedule.DefaultBackoff,
-		ManagerNamespace: managerNamespace,
-	}
-	if err := riscOpts.setup(mgr, r, namespaces != "", endpointServing{live: endpointLive, cached: endpointCached, limit: endpoints.limit(riscLimits, true)}); err != nil {
-		return fmt.Errorf("setting up the security-event receiver: %w", err)
-	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
-		return fmt.Errorf("setting up controller: %w", err)
-	}
-	// OAuthClient and ClusterOAuthClient (any OAuth 2.0 provider, issue 30).
-	if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Recorder: recorder, Clock: clock.RealClock{}, ManagerNamespace: managerNamespace, Egress: providerEgress},
-		provider.Options{NamespacesOnly: namespaces != ""}); err != nil {
-		return fmt.Errorf("setting up the OAuth client controllers: %w", err)
+	var tokenIndex *controllers.TokenIndex
+	if comps.endpoints() {
+		if tokenIndex, err = riscOpts.setup(mgr, clock.RealClock{}, namespaces != "", endpointServing{live: endpointLive, cached: endpointCached, limit: endpoints.limit(riscLimits, true)}); err != nil {
+			return fmt.Errorf("setting up the security-event receiver: %w", err)
+		}
 	}
 	grantSeries.Cache = mgr.GetClient()
-	if err := webhookOpts.setup(stopping, mgr, managerNamespace, httplimit.New(webhookLimits)); err != nil {
-		return err
+	if !comps.controllers() {
+		// The grants' series are the manager's: the endpoints' metrics (when served) carry
+		// only their own counters, so a scrape of both never doubles a grant.
+		grantSeries.Cache = noGrants{mgr.GetClient()}
+	}
+	if comps.controllers() {
+		recorder, err := grantEvents(mgr, "grantkeeper", ctrl.Log.WithName("events"))
+		if err != nil {
+			return err
+		}
+		r := &controllers.GoogleOAuthGrantReconciler{
+			Client:           mgr.GetClient(),
+			Recorder:         recorder,
+			Tokens:           tokens,
+			Consent:          consentLinks,
+			Clock:            clock.RealClock{},
+			Backoff:          schedule.DefaultBackoff,
+			ManagerNamespace: managerNamespace,
+			TokenIndex:       tokenIndex,
+		}
+		if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
+			return fmt.Errorf("setting up controller: %w", err)
+		}
+		// OAuthClient and ClusterOAuthClient (any OAuth 2.0 provider, issue 30).
+		if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Recorder: recorder, Clock: clock.RealClock{}, ManagerNamespace: managerNamespace, Egress: providerEgress},
+			provider.Options{NamespacesOnly: namespaces != ""}); err != nil {
+			return fmt.Errorf("setting up the OAuth client controllers: %w", err)
+		}
+		if err := webhookOpts.setup(stopping, mgr, managerNamespace, httplimit.New(webhookLimits)); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -193,7 +225,7 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting manager", "tokenURL", tokenURL, "revokeURL", revokeURL, "leaderElect", leaderElect, "metricsSecure", metricsSecure)
+	log.Info("starting manager", "components", comps, "tokenURL", tokenURL, "revokeURL", revokeURL, "leaderElect", leaderElect, "metricsSecure", metricsSecure)
 	return mgr.Start(stopping)
 }
 

@@ -1,10 +1,7 @@
 package consent
 
 import (
-	"context"
-
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 )
@@ -35,15 +32,4 @@ func IsLinkSecret(s *corev1.Secret) bool {
 	}
 	o := s.OwnerReferences[0]
 	return o.APIVersion == oauthv1alpha1.GroupVersion.String() && o.Kind == "GoogleOAuthGrant" && o.Name == grant
-}
-
-// LoadCached is Load from cache (the manager's informer cache, where IsLinkSecret records
-// keep their data) when one is set, else Load. Requests from outside decide from it; a
-// write that follows is preconditioned on the version read, so a stale cache makes it
-// conflict, never overwrite.
-func (s *Store) LoadCached(ctx context.Context, cache client.Reader, namespace, grant string) (*corev1.Secret, *Record, error) {
-	if cache == nil {
-		return s.Load(ctx, namespace, grant)
-	}
-	return (&Store{Reader: cache, Writer: s.Writer}).Load(ctx, namespace, grant)
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"regexp"
 	"slices"
@@ -176,60 +175,40 @@ func sameScopes(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// LinkPath is a link's path under the base URL.
-func LinkPath(namespace, name, id string) string {
-	return "/c/" + namespace + "/" + name + "/" + id
+// LinkPath is a link's path under the base URL; token is Key.LinkToken's.
+func LinkPath(namespace, name, token string) string {
+	return "/c/" + namespace + "/" + name + "/" + token
 }
 
-// ParseLinkPath splits a link path into namespace, name and id; ok is false for anything
-// that is not the shape of a link.
-func ParseLinkPath(p string) (namespace, name, id string, ok bool) {
+// ParseLinkPath splits a link path into namespace, name and link token (Key.OpenLink checks
+// it); ok is false for anything that is not the shape of a link.
+func ParseLinkPath(p string) (namespace, name, token string, ok bool) {
 	rest, found := strings.CutPrefix(p, "/c/")
 	if !found {
 		return "", "", "", false
 	}
 	parts := strings.Split(rest, "/")
-	if len(parts) != 3 || !namePattern.MatchString(parts[0]) || len(parts[0]) > 63 || !namePattern.MatchString(parts[1]) || !ValidID(parts[2]) {
+	if len(parts) != 3 || !namePattern.MatchString(parts[0]) || len(parts[0]) > 63 || !namePattern.MatchString(parts[1]) {
+		return "", "", "", false
+	}
+	if _, _, _, ok := splitLinkToken(parts[2]); !ok {
 		return "", "", "", false
 	}
 	return parts[0], parts[1], parts[2], true
 }
 
-// LinkID is the id at the end of a consent URL ("" when there is none).
+// LinkID is the id of the link at the end of a consent URL, whose hash the record keeps
+// ("" when there is none, or it is not a signed link's).
 func LinkID(consentURL string) string {
 	i := strings.LastIndexByte(consentURL, '/')
-	if i < 0 || !ValidID(consentURL[i+1:]) {
+	if i < 0 {
 		return ""
 	}
-	return consentURL[i+1:]
-}
-
-// NewState returns a state for the grant namespace/name and its nonce (whose hash the
-// record keeps). The grant part lets the callback find the record; the nonce binds the
-// callback to the opening of the link (CSRF).
-func NewState(namespace, name string) (state, nonce string) {
-	nonce = NewID()
-	return base64.RawURLEncoding.EncodeToString([]byte(namespace+"/"+name)) + "." + nonce, nonce
-}
-
-// ParseState splits a state into the grant it names and its nonce.
-func ParseState(state string) (namespace, name, nonce string, ok bool) {
-	if len(state) > 512 {
-		return "", "", "", false
+	id, _, _, ok := splitLinkToken(consentURL[i+1:])
+	if !ok {
+		return ""
 	}
-	enc, nonce, found := strings.Cut(state, ".")
-	if !found || !ValidID(nonce) {
-		return "", "", "", false
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil {
-		return "", "", "", false
-	}
-	namespace, name, found = strings.Cut(string(raw), "/")
-	if !found || !namePattern.MatchString(namespace) || len(namespace) > 63 || !namePattern.MatchString(name) {
-		return "", "", "", false
-	}
-	return namespace, name, nonce, true
+	return id
 }
 
 // StateState is what a returning state is for a record.

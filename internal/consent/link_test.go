@@ -47,7 +47,7 @@ func TestKeeps(t *testing.T) {
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	rec := &Record{}
 	id := rec.Mint("u", []string{"b", "a"}, true, "", now, time.Hour)
-	rec.URL = "http://127.0.0.1:1" + LinkPath("ns", "g", id)
+	rec.URL = "http://127.0.0.1:1" + LinkPath("ns", "g", NewKey().LinkToken("ns", "g", "u", id, rec.ExpiresAt))
 	noURL := *rec
 	noURL.URL = ""
 	for _, tc := range []struct {
@@ -75,7 +75,7 @@ func TestKeeps(t *testing.T) {
 
 func TestStates(t *testing.T) {
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	state, nonce := NewState("team-a", "analytics.grant")
+	state, nonce := NewKey().NewState("team-a", "analytics.grant", "u", now)
 	ns, name, n, ok := ParseState(state)
 	if !ok || ns != "team-a" || name != "analytics.grant" || n != nonce {
 		t.Fatalf("ParseState(NewState) = %q %q %v", ns, name, ok)
@@ -125,11 +125,11 @@ func TestStates(t *testing.T) {
 }
 
 func TestParseLinkPath(t *testing.T) {
-	id := NewID()
+	id := NewKey().LinkToken("ns", "g.x", "u", NewID(), time.Now().Add(time.Hour))
 	if ns, name, got, ok := ParseLinkPath(LinkPath("ns", "g.x", id)); !ok || ns != "ns" || name != "g.x" || got != id {
 		t.Fatalf("round trip failed")
 	}
-	for _, bad := range []string{"/c/ns/g", "/c/ns/g/" + id + "/x", "/c/NS/g/" + id, "/c/ns/../" + id, "/x/ns/g/" + id, "/c/ns/g/" + strings.ToLower(id)} {
+	for _, bad := range []string{"/c/ns/g", "/c/ns/g/" + id + "/x", "/c/NS/g/" + id, "/c/ns/../" + id, "/x/ns/g/" + id, "/c/ns/g/" + strings.ToLower(id), "/c/ns/g/" + NewID(), "/c/ns/g/" + strings.Replace(id, ".", ".0", 1)} {
 		if _, _, _, ok := ParseLinkPath(bad); ok {
 			t.Errorf("ParseLinkPath(%q) accepted", bad)
 		}

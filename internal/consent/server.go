@@ -34,14 +34,17 @@ type Exchanger interface {
 }
 
 // Server serves consent links and the OAuth callback. Every replica runs one: all state is
-// in the API server, read live.
+// in the API server. Links and states are signed (Key): a request whose link or state is not
+// grantkeeper's is answered from the grant cache alone; a signed one reads the link record
+// live right before the preconditioned write that uses it. It needs no Secret cache, so its
+// identity needs no list or watch on Secrets (issue 28 item 6).
 type Server struct {
 	// Addr is --consent-bind-address.
 	Addr string
 	// Reader reads live from the API server; Client writes.
 	Reader client.Reader
-	// Cache, when set, answers requests from outside: the grant and its link record are read
-	// from it, so a forged link or state costs no API request (issue 28).
+	// Cache, when set, answers requests from outside: the grant is read from it, so a forged
+	// link or state costs no API request (issue 28).
 	Cache client.Reader
 	// Limit, when set, wraps every handler but /healthz (internal/httplimit).
 	Limit  func(http.Handler) http.Handler
@@ -199,32 +202,48 @@ func (s *Server) grant(ctx context.Context, namespace, name string) (*oauthv1alp
 	return g, nil
 }
 
-// load reads the grant and its consent-link record for a request, answering it (absent
-// grant: the page of kind missing; a read failure: errorPage) when it cannot go on.
-func (s *Server) load(ctx context.Context, w http.ResponseWriter, log logr.Logger, ns, name string, missing Kind) (*oauthv1alpha1.GoogleOAuthGrant, *corev1.Secret, *Record, bool) {
+// key is the key links and states are signed with (Links.Keys).
+func (s *Server) key(ctx context.Context) (Key, error) { return s.Links.KeySource().Key(ctx) }
+
+// cachedGrant reads the grant for a request (from Cache), answering it (absent grant: the
+// page of kind missing; a read failure: errorPage) when it cannot go on.
+func (s *Server) cachedGrant(ctx context.Context, w http.ResponseWriter, log logr.Logger, ns, name string, missing Kind) (*oauthv1alpha1.GoogleOAuthGrant, Key, bool) {
 	g, err := s.grant(ctx, ns, name)
 	if err != nil {
 		log.Error(err, "reading the grant")
 		s.page(w, errorPage)
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
 	if g == nil {
 		s.page(w, Page{Kind: missing})
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	sec, rec, err := s.Links.Store.LoadCached(ctx, s.Cache, ns, name)
+	key, err := s.key(ctx)
+	if err != nil {
+		log.Error(err, "reading the consent-link signing key")
+		s.page(w, errorPage)
+		return nil, nil, false
+	}
+	return g, key, true
+}
+
+// record reads the grant's link record live, for a request whose link or state is signed
+// (so it comes from someone grantkeeper gave the link to) and which writes the record next:
+// the write is preconditioned on the version read here.
+func (s *Server) record(ctx context.Context, w http.ResponseWriter, log logr.Logger, ns, name string, missing Kind) (*corev1.Secret, *Record, bool) {
+	sec, rec, err := s.Links.Store.Load(ctx, ns, name)
 	var werr *writable.Error
 	if errors.As(err, &werr) {
 		// A Secret of the link's name that is not the grant's: no link of ours.
 		s.page(w, Page{Kind: missing})
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
 	if err != nil {
 		log.Error(err, "reading the consent link")
 		s.page(w, errorPage)
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	return g, sec, rec, true
+	return sec, rec, true
 }
 
 // serves reports whether the grant's namespace is one the manager manages (--namespaces).
@@ -243,17 +262,31 @@ var errorPage = Page{Kind: PageError, Detail: "The consent service could not com
 // open answers a consent link: a redirect to Google's consent screen for a live link.
 func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ns, name, id, ok := ParseLinkPath(r.URL.Path)
+	ns, name, token, ok := ParseLinkPath(r.URL.Path)
 	if !ok || !s.serves(ns) {
 		s.page(w, Page{Kind: PageUnknown})
 		return
 	}
 	log := s.Log.WithValues("grant", ns+"/"+name)
-	g, sec, rec, ok := s.load(ctx, w, log, ns, name, PageUnknown)
+	g, key, ok := s.cachedGrant(ctx, w, log, ns, name, PageUnknown)
 	if !ok {
 		return
 	}
+	// A forged or altered link, or one of a deleted grant, ends here, unread.
+	id, expires, ok := key.OpenLink(ns, name, string(g.UID), token)
+	if !ok {
+		s.page(w, Page{Kind: PageUnknown})
+		return
+	}
 	now := s.Clock.Now()
+	if !now.Before(expires) {
+		s.page(w, Page{Kind: PageExpired, Namespace: ns, Grant: name})
+		return
+	}
+	sec, rec, ok := s.record(ctx, w, log, ns, name, PageUnknown)
+	if !ok {
+		return
+	}
 	switch rec.Check(id, string(g.UID), offered(g), now) {
 	case LinkUnknown:
 		s.page(w, Page{Kind: PageUnknown})
@@ -271,7 +304,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) {
 		s.page(w, Page{Kind: PageError, Namespace: ns, Grant: name, Detail: "The grant's OAuth client cannot be used; its owner sees why in the grant's status."})
 		return
 	}
-	state, nonce := NewState(ns, name)
+	state, nonce := key.NewState(ns, name, string(g.UID), now)
 	verifier := oauth2.GenerateVerifier()
 	rec.Attempt = &Attempt{StateHash: Hash(nonce), Verifier: verifier, Started: now.UTC().Truncate(time.Second), LinkHash: rec.LinkHash}
 	if err := s.Links.Store.Save(ctx, g, sec, rec); err != nil {
@@ -295,18 +328,33 @@ var errorCodePattern = regexp.MustCompile(`^[a-z_]{1,64}$`)
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	ns, name, nonce, ok := ParseState(q.Get("state"))
+	st, ok := ParseSignedState(q.Get("state"))
+	ns, name, nonce := st.Namespace, st.Name, st.Nonce
 	if !ok || !s.serves(ns) {
 		s.page(w, Page{Kind: PageBadState})
 		return
 	}
 	log := s.Log.WithValues("grant", ns+"/"+name)
-	g, sec, rec, ok := s.load(ctx, w, log, ns, name, PageBadState)
+	g, key, ok := s.cachedGrant(ctx, w, log, ns, name, PageBadState)
 	if !ok {
+		return
+	}
+	// Every state grantkeeper did not sign for this grant gets the same 400, unread (finding 9).
+	if !key.Signed(st, string(g.UID)) {
+		s.page(w, Page{Kind: PageBadState})
 		return
 	}
 	now := s.Clock.Now()
 	base := Page{Namespace: ns, Grant: name}
+	if now.Sub(st.Started) >= AttemptTTL {
+		base.Kind = PageExpired
+		s.page(w, base)
+		return
+	}
+	sec, rec, ok := s.record(ctx, w, log, ns, name, PageBadState)
+	if !ok {
+		return
+	}
 	switch rec.CheckState(nonce, string(g.UID), offered(g), now) {
 	case StateUnknown:
 		s.page(w, Page{Kind: PageBadState})
@@ -425,8 +473,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 			if err != nil || rec == nil {
 				return err
 			}
-			id := rec.Mint(string(g.UID), g.Spec.Scopes, false, "scopes are missing", now, s.Links.TTL)
-			rec.URL = s.Links.URL(ns, name, id)
+			s.Links.Mint(key, g, rec, g.Spec.Scopes, "scopes are missing", now)
 			if err := s.Links.Store.Save(ctx, g, sec, rec); err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -313,7 +314,7 @@ func TestForgedLinksAndStates(t *testing.T) {
 	h.grant("gf", []string{analytics})
 	link := h.waitLink("gf", "")
 	lu, _ := url.Parse(link)
-	id := consent.LinkID(link)
+	token := path.Base(lu.Path) // the link's id, expiry and signature
 	// A live attempt, so states have something to be checked against.
 	open := h.get(link)
 	au, _ := url.Parse(open.location)
@@ -354,28 +355,29 @@ func TestForgedLinksAndStates(t *testing.T) {
 		case 0:
 			urls = append(urls, h.base+consent.LinkPath(h.Name, "gf", consent.NewID()))
 		case 1:
-			urls = append(urls, h.base+consent.LinkPath(h.Name, "gf", mutate(id)))
+			urls = append(urls, h.base+consent.LinkPath(h.Name, "gf", mutate(token)))
 		case 2:
-			urls = append(urls, h.base+consent.LinkPath(h.Name, "other", id))
+			urls = append(urls, h.base+consent.LinkPath(h.Name, "other", token))
 		case 3:
-			urls = append(urls, h.base+consent.LinkPath("default", "gf", id))
+			urls = append(urls, h.base+consent.LinkPath("default", "gf", token))
 		default:
 			urls = append(urls, h.base+lu.Path+[]string{"/x", "/..", "%00", "/../../callback", "/"}[rng.IntN(5)])
 		}
 	}
-	encGrant := strings.SplitN(state, ".", 2)[0]
+	encGrant, signed, _ := strings.Cut(state, ".") // signed: nonce, start time, signature
+	afterNonce := strings.TrimPrefix(signed, nonce)
 	otherGrant := strings.SplitN(consentState(h.Name, "other"), ".", 2)[0]
 	for i := range 500 {
 		var st string
 		switch i % 5 {
 		case 0:
-			st = encGrant + "." + consent.NewID()
+			st = encGrant + "." + consent.NewID() + afterNonce
 		case 1:
-			st = encGrant + "." + mutate(nonce)
+			st = encGrant + "." + mutate(signed)
 		case 2:
-			st = otherGrant + "." + nonce
+			st = otherGrant + "." + signed
 		case 3:
-			st = mutate(encGrant) + "." + nonce
+			st = mutate(encGrant) + "." + signed
 		default:
 			st = []string{"", ".", nonce, state + state, strings.Repeat("A", 600)}[rng.IntN(5)]
 		}
@@ -417,8 +419,9 @@ func TestForgedLinksAndStates(t *testing.T) {
 	}
 }
 
+// consentState is a well-formed state for the grant, signed with a key not the server's.
 func consentState(ns, name string) string {
-	s, _ := consent.NewState(ns, name)
+	s, _ := consent.NewKey().NewState(ns, name, "", time.Now())
 	return s
 }
 

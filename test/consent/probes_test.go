@@ -195,7 +195,7 @@ func TestCallbackProbesCostNoAPIRequests(t *testing.T) {
 				if i%2 == 1 {
 					grant = fmt.Sprintf("no-such-grant-%d", i)
 				}
-				state, _ := consent.NewState(ns.Name, grant)
+				state, _ := consent.NewKey().NewState(ns.Name, grant, "", time.Now()) // signed with a key not the server's
 				req, _ := http.NewRequest(http.MethodGet, base+"/callback?code=4/0AbCdEf&state="+url.QueryEscape(state), nil)
 				req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.%d.%d", i/250, i%250))
 				resp, err := hc.Do(req)

@@ -13,13 +13,27 @@ func TestConsentValues(t *testing.T) {
 		t.Fatal("consent links are on by default")
 	}
 	h := template(t, "--set", "consent.enabled=true,consent.baseURL=https://consent.example.com,consent.linkTTL=24h,consent.authURL=https://accounts.example.com/auth")
-	d := h["Deployment/grantkeeper-system/grantkeeper-controller-manager"]
+	// The consent server runs in the endpoints Deployment; the manager mints links (issue 28 item 6).
+	d := h["Deployment/grantkeeper-system/grantkeeper-endpoints"]
+	if d == nil {
+		t.Fatal("no endpoints Deployment with consent links on")
+	}
 	c := field(t, d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
 	args := fmt.Sprint(c["args"])
-	for _, want := range []string{"--consent-bind-address=:8082", "--consent-base-url=https://consent.example.com", "--consent-link-ttl=24h", "--auth-url=https://accounts.example.com/auth"} {
+	for _, want := range []string{"--components=endpoints", "--consent-bind-address=:8082", "--consent-base-url=https://consent.example.com", "--consent-link-ttl=24h", "--auth-url=https://accounts.example.com/auth"} {
 		if !strings.Contains(args, want) {
-			t.Errorf("args %s lack %s", args, want)
+			t.Errorf("endpoints args %s lack %s", args, want)
 		}
+	}
+	m := field(t, h["Deployment/grantkeeper-system/grantkeeper-controller-manager"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	margs := fmt.Sprint(m["args"])
+	for _, want := range []string{"--components=manager", "--consent-base-url=https://consent.example.com", "--consent-link-ttl=24h"} {
+		if !strings.Contains(margs, want) {
+			t.Errorf("manager args %s lack %s", margs, want)
+		}
+	}
+	if strings.Contains(margs, "--consent-bind-address") || strings.Contains(fmt.Sprint(m["ports"]), "consent") {
+		t.Errorf("the manager serves consent links: args %s, ports %v", margs, m["ports"])
 	}
 	if !strings.Contains(fmt.Sprint(c["ports"]), "consent") {
 		t.Errorf("no consent port: %v", c["ports"])

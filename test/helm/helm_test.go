@@ -140,7 +140,11 @@ func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 		t.Fatalf("only %d role files in the chart", len(rbac))
 	}
 	for _, f := range rbac {
-		same(t, filepath.Join("charts/grantkeeper/files/rbac", filepath.Base(f)), filepath.Join("config/rbac", filepath.Base(f)))
+		src := filepath.Join("config/rbac", filepath.Base(f))
+		if filepath.Base(f) == "endpoints_role.yaml" {
+			src = "config/endpoints/role.yaml" // a component's, for the endpoints Deployment
+		}
+		same(t, filepath.Join("charts/grantkeeper/files/rbac", filepath.Base(f)), src)
 	}
 }
 
@@ -179,6 +183,51 @@ func equalJSON(a, b any) bool {
 func TestChartMatchesKustomize(t *testing.T) {
 	k := objects(t, run(t, kubectl, "kustomize", "config/default"))
 	h := template(t)
+	if compared := sameObjects(t, k, h); compared < 10 {
+		t.Fatalf("compared only %d objects", compared)
+	}
+	if crd := h["CustomResourceDefinition//googleoauthgrants.oauth.grantkeeper.dev"]; crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+		t.Errorf("the CRD is not kept on uninstall by default")
+	}
+}
+
+// TestChartMatchesKustomizeWithConsent: with consent links on (config/default with
+// ../consent uncommented; consent.enabled in the chart), both ship the same endpoints
+// Deployment, ServiceAccount, roles and key Secret, and the same manager (issue 28 item 6).
+func TestChartMatchesKustomizeWithConsent(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "config"), os.DirFS(filepath.Join(root, "config"))); err != nil {
+		t.Fatal(err)
+	}
+	kf := filepath.Join(dir, "config", "default", "kustomization.yaml")
+	b, err := os.ReadFile(kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := strings.Replace(string(b), "# components:\n# - ../consent", "components:\n- ../consent", 1)
+	if on == string(b) {
+		t.Fatal("config/default has no commented ../consent component to turn on")
+	}
+	if err := os.WriteFile(kf, []byte(on), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := objects(t, run(t, kubectl, "kustomize", filepath.Join(dir, "config", "default")))
+	h := template(t, "--set", "consent.enabled=true,consent.baseURL=https://consent.example.com")
+	for _, want := range []string{"Deployment/grantkeeper-system/grantkeeper-endpoints", "ServiceAccount/grantkeeper-system/grantkeeper-endpoints",
+		"ClusterRole//grantkeeper-endpoints-role", "Secret/grantkeeper-system/grantkeeper-consent-key"} {
+		if k[want] == nil {
+			t.Errorf("kustomize with consent renders no %s", want)
+		}
+	}
+	if compared := sameObjects(t, k, h); compared < 15 {
+		t.Fatalf("compared only %d objects", compared)
+	}
+}
+
+// sameObjects compares what kustomize (k) and the chart (h) render, both ways, and returns
+// how many objects it compared.
+func sameObjects(t *testing.T, k, h map[string]*unstructured.Unstructured) int {
+	t.Helper()
 	compared := 0
 	for key, ko := range k {
 		kind := ko.GetKind()
@@ -242,12 +291,7 @@ func TestChartMatchesKustomize(t *testing.T) {
 			t.Errorf("the chart renders %s; kustomize does not", key)
 		}
 	}
-	if compared < 10 {
-		t.Fatalf("compared only %d objects", compared)
-	}
-	if crd := h["CustomResourceDefinition//googleoauthgrants.oauth.grantkeeper.dev"]; crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
-		t.Errorf("the CRD is not kept on uninstall by default")
-	}
+	return compared
 }
 
 // TestValues: the values a user tunes reach the Deployment and RBAC.

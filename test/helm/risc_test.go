@@ -13,7 +13,14 @@ func TestRISCValues(t *testing.T) {
 		t.Error("the receiver is exposed by default")
 	}
 	h := template(t, "--set", "risc.enabled=true,risc.ingress.enabled=true,risc.ingress.host=gk.example.com,risc.ingress.tls.secretName=gk-tls,risc.ingress.className=nginx")
-	d := h["Deployment/grantkeeper-system/grantkeeper-controller-manager"]
+	// The receiver runs in the endpoints Deployment (issue 28 item 6).
+	d := h["Deployment/grantkeeper-system/grantkeeper-endpoints"]
+	if d == nil {
+		t.Fatal("no endpoints Deployment with the receiver on")
+	}
+	if m := fmt.Sprint(field(t, h["Deployment/grantkeeper-system/grantkeeper-controller-manager"], "spec", "template", "spec", "containers")); strings.Contains(m, "--risc-bind-address") || !strings.Contains(m, "--components=manager") {
+		t.Errorf("the manager's container %s serves the receiver", m)
+	}
 	c := field(t, d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
 	if args := fmt.Sprint(c["args"]); !strings.Contains(args, "--risc-bind-address=:8083") || strings.Contains(args, "--risc-configuration-url") {
 		t.Errorf("args %s: want --risc-bind-address=:8083 and the default configuration URL", args)
@@ -41,22 +48,26 @@ func TestRISCValues(t *testing.T) {
 	}
 }
 
-// Every endpoint the manager can serve, on at once, gets its own container port: a clash
-// would crash the manager at start with "address already in use".
+// Every endpoint, on at once, gets its own container port in its Deployment: a clash would
+// crash the process at start with "address already in use". The manager serves metrics and
+// the webhook; the endpoints Deployment the consent server and the receiver.
 func TestEndpointsHaveDistinctPorts(t *testing.T) {
 	h := template(t, "--set", "risc.enabled=true,consent.enabled=true,consent.baseURL=https://consent.example.com,injection.enabled=true,metrics.enabled=true")
-	d := h["Deployment/grantkeeper-system/grantkeeper-controller-manager"]
-	c := field(t, d, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
-	seen := map[string]string{}
-	for _, p := range c["ports"].([]any) {
-		port := p.(map[string]any)
-		n, name := fmt.Sprint(port["containerPort"]), fmt.Sprint(port["name"])
-		if other, dup := seen[n]; dup {
-			t.Errorf("ports %s and %s are both %s", other, name, n)
+	for d, want := range map[string]string{"controller-manager": "[https webhook]", "endpoints": "[consent risc]"} {
+		c := field(t, h["Deployment/grantkeeper-system/grantkeeper-"+d], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+		seen := map[string]string{}
+		var names []string
+		for _, p := range c["ports"].([]any) {
+			port := p.(map[string]any)
+			n, name := fmt.Sprint(port["containerPort"]), fmt.Sprint(port["name"])
+			if other, dup := seen[n]; dup {
+				t.Errorf("%s: ports %s and %s are both %s", d, other, name, n)
+			}
+			seen[n] = name
+			names = append(names, name)
 		}
-		seen[n] = name
-	}
-	if len(seen) != 4 {
-		t.Errorf("ports %v: want metrics, consent, risc and webhook", seen)
+		if got := fmt.Sprint(names); got != want {
+			t.Errorf("%s ports %s, want %s", d, got, want)
+		}
 	}
 }

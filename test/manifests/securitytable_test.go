@@ -25,7 +25,8 @@ func shippedRBAC(t *testing.T) map[string]grant {
 	t.Helper()
 	var roles []rbacv1.ClusterRole // a Role's fields are a ClusterRole's, but for aggregation
 	bound := map[string]string{}   // "Kind name" -> the ServiceAccount it is bound to
-	// Every file config/rbac's kustomization ships, and the webhook's roles.
+	// Every file config/rbac's kustomization ships, the webhook's roles, and the endpoints
+	// identity's (config/endpoints: the consent server and receiver, issue 28 item 6).
 	var k struct {
 		Resources []string `json:"resources"`
 	}
@@ -33,6 +34,15 @@ func shippedRBAC(t *testing.T) map[string]grant {
 	files := []string{"config/webhook/role.yaml"}
 	for _, r := range k.Resources {
 		files = append(files, "config/rbac/"+r)
+	}
+	var e struct {
+		Resources []string `json:"resources"`
+	}
+	read(t, "config/endpoints/kustomization.yaml", &e)
+	for _, r := range e.Resources {
+		if r != "deployment.yaml" && r != "key.yaml" {
+			files = append(files, "config/endpoints/"+r)
+		}
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join("..", "..", f))
@@ -58,10 +68,12 @@ func shippedRBAC(t *testing.T) map[string]grant {
 				r.Kind = meta.Kind
 				roles = append(roles, r)
 			case "RoleBinding", "ClusterRoleBinding":
-				if len(meta.Subject) != 1 || meta.Subject[0].Kind != "ServiceAccount" || meta.Subject[0].Name != "controller-manager" {
-					t.Errorf("%s: %s binds %+v; the table knows only the manager's ServiceAccount", f, meta.Kind, meta.Subject)
+				holders := map[string]string{"controller-manager": "manager", "endpoints": "endpoints"}
+				if len(meta.Subject) != 1 || meta.Subject[0].Kind != "ServiceAccount" || holders[meta.Subject[0].Name] == "" {
+					t.Errorf("%s: %s binds %+v; the table knows only the manager's and the endpoints' ServiceAccounts", f, meta.Kind, meta.Subject)
+					continue
 				}
-				bound[meta.RoleRef.Kind+" "+meta.RoleRef.Name] = "manager"
+				bound[meta.RoleRef.Kind+" "+meta.RoleRef.Name] = holders[meta.Subject[0].Name]
 			case "ServiceAccount", "":
 			default:
 				t.Errorf("%s: unexpected %s", f, meta.Kind)
@@ -118,7 +130,7 @@ func documentedRBAC(t *testing.T) map[string]grant {
 	}
 	out := map[string]grant{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, "| manager |") && !strings.HasPrefix(line, "| people |") {
+		if !strings.HasPrefix(line, "| manager |") && !strings.HasPrefix(line, "| endpoints |") && !strings.HasPrefix(line, "| people |") {
 			continue
 		}
 		cells := strings.Split(strings.Trim(line, "|"), "|")

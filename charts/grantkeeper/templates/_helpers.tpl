@@ -19,6 +19,16 @@ app.kubernetes.io/name: grantkeeper
 control-plane: controller-manager
 {{- end -}}
 
+{{/* the endpoints Deployment's Pods (the consent server and receiver, issue 28 item 6) */}}
+{{- define "grantkeeper.endpointsSelectorLabels" -}}
+app.kubernetes.io/name: grantkeeper
+control-plane: endpoints
+{{- end -}}
+
+{{- define "grantkeeper.consentKeySecret" -}}
+{{ include "grantkeeper.fullname" . }}-consent-key
+{{- end -}}
+
 {{- define "grantkeeper.serviceAccountName" -}}
 {{ include "grantkeeper.fullname" . }}-controller-manager
 {{- end -}}
