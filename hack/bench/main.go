@@ -45,7 +45,6 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
-	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 	"github.com/grantkeeper/grantkeeper/test/framework/listencheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
@@ -158,7 +157,6 @@ type tracker struct {
 	created     map[string]time.Time
 	ready       map[string]time.Time
 	refreshTime map[string]time.Time
-	uid         map[string]string
 	// expiry is when the token each derived Secret holds stops working, by the fake's own
 	// record (validity), never the operator's expiry field.
 	expiry       map[string]time.Time
@@ -187,7 +185,6 @@ func (t *tracker) onGrant(obj any) {
 	if g.Status.RefreshTime != nil {
 		t.refreshTime[g.Name] = g.Status.RefreshTime.Time
 	}
-	t.uid[g.Name] = string(g.UID)
 	if !t.decidedSince.IsZero() && g.Status.ObservedGeneration == g.Generation {
 		if _, seen := t.decided[g.Name]; !seen {
 			t.decided[g.Name] = time.Now()
@@ -428,8 +425,8 @@ func main() {
 	for i, rt := range rts {
 		name := fmt.Sprintf("g%05d", i)
 		toks, reqs := google.AccessTokensFor(rt), google.RequestTimes(rt)
-		cycles.add(grantCycles(toks, reqs, tr.uid[name], cfg.TokenLifetime, start, end))
-		late = append(late, lateReplacements(name, toks, reqs, tr.uid[name], start, end)...)
+		cycles.add(grantCycles(toks, reqs, cfg.TokenLifetime, start, end))
+		late = append(late, lateReplacements(name, toks, reqs, start, end)...)
 	}
 	tr.mu.Unlock()
 	res.LateReplacements = describeLate(late, start)
@@ -512,7 +509,7 @@ func main() {
 
 func startTracker(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, validity func(string) (time.Time, bool)) *tracker {
 	tr := &tracker{created: map[string]time.Time{}, ready: map[string]time.Time{}, refreshTime: map[string]time.Time{},
-		uid: map[string]string{}, expiry: map[string]time.Time{}, token: map[string]string{}, validity: validity}
+		expiry: map[string]time.Time{}, token: map[string]string{}, validity: validity}
 	sel := labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})
 	informers, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{ns: {}},
 		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: sel}}})
@@ -873,18 +870,8 @@ func report(r *results, dir string) {
 	fmt.Printf("\nJSON: %s\n", out)
 }
 
-// earliestDue is the earliest a token the fake issued may be replaced: its refresh window
-// (the default, a third of its lifetime: the bench's grants set no refreshBefore) before
-// its expiry, less the largest jitter (a tenth of the window) and a second of truncation.
-// A zero token (none issued) is due at once.
+// earliestDue is the earliest a token the fake issued may be replaced (documentedRefresh).
 func earliestDue(t fakegoogle.IssuedToken) time.Time {
-	if t.Expiry.IsZero() {
-		return time.Time{}
-	}
-	before := schedule.RefreshBefore(t.Issued, t.Expiry, 0)
-	at := t.Expiry.Add(-before - before/10)
-	if floor := t.Issued.Add(t.Expiry.Sub(t.Issued) / 10); at.Before(floor) {
-		at = floor
-	}
-	return at.Add(-time.Second)
+	earliest, _ := documentedRefresh(t)
+	return earliest
 }
