@@ -72,6 +72,7 @@ type results struct {
 	WindowSeconds         float64    `json:"window_seconds"`
 	TokenRequests         int        `json:"token_requests_in_window"`
 	DueRefreshes          int        `json:"due_refreshes_in_window"`
+	ChargedRequests       int        `json:"token_requests_charged_to_the_window"`
 	RequestsPerDue        float64    `json:"token_requests_per_due_refresh"`
 	MissedRefreshes       int        `json:"due_refreshes_missed"`
 	GrantsMissingRefresh  int        `json:"grants_with_a_missed_refresh"`
@@ -430,7 +431,7 @@ func main() {
 	}
 	tr.mu.Unlock()
 	res.LateReplacements = describeLate(late, start)
-	res.DueRefreshes, res.MissedRefreshes = cycles.due, cycles.missed
+	res.DueRefreshes, res.MissedRefreshes, res.ChargedRequests = cycles.due, cycles.missed, cycles.requests
 	res.GrantsMissingRefresh, res.GrantsWithoutRequest = cycles.grantsMissing, cycles.grantsSilent
 	if cycles.due > 0 {
 		res.RequestsPerDue = float64(cycles.requests) / float64(cycles.due)
@@ -835,7 +836,7 @@ func report(r *results, dir string) {
 		{"creation to Ready p50 / p99 / max", fmt.Sprintf("%.2fs / %.2fs / %.2fs", r.ReadySeconds[0], r.ReadySeconds[1], r.ReadySeconds[2])},
 		{"measured window", fmt.Sprintf("%.0fs (%d token lifetimes)", r.WindowSeconds, c.Cycles)},
 		{"token requests in window", fmt.Sprintf("%d (%.0f per minute)", r.TokenRequests, float64(r.TokenRequests)/r.WindowSeconds*60)},
-		{"token requests per due refresh (ideal 1.00)", fmt.Sprintf("%.3f (%d due in the window)", r.RequestsPerDue, r.DueRefreshes)},
+		{"token requests per due refresh (ideal 1.00)", fmt.Sprintf("%.3f (%d requests / %d due in the window)", r.RequestsPerDue, r.ChargedRequests, r.DueRefreshes)},
 		{"due refreshes missed / grants with one (ideal 0)", fmt.Sprintf("%d / %d", r.MissedRefreshes, r.GrantsMissingRefresh)},
 		{"grants without a token request for a whole token lifetime (ideal 0)", fmt.Sprintf("%d", r.GrantsWithoutRequest)},
 		{"expired-token-seconds, by the fake's record of each token (ideal 0)", fmt.Sprintf("%.1f", r.ExpiredTokenSeconds)},
