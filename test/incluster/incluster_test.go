@@ -31,6 +31,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/hack/image/imagebuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/helmbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 	"github.com/grantkeeper/grantkeeper/test/framework/localcluster"
@@ -82,12 +83,7 @@ func run(m *testing.M) int {
 	}
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "incluster:", err); return 1 }
 	began := time.Now()
-	unlock, err := localnode.Lock() // one local node at a time on this machine
-	if err != nil {
-		return fail(err)
-	}
-	defer unlock()
-	locked := time.Now()
+	var err error
 	if root, err = k8sbin.RepoRoot(); err != nil {
 		return fail(err)
 	}
@@ -102,7 +98,7 @@ func run(m *testing.M) int {
 
 	// The manager image exactly as `make image` builds it; the pause image the same way.
 	managerBin := filepath.Join(work, "manager")
-	if err := imagebuild.GoBuild(root, "./cmd/manager", managerBin); err != nil {
+	if err := gobuild.Image(root, "./cmd/manager", managerBin); err != nil {
 		return fail(err)
 	}
 	managerTar := filepath.Join(work, "manager.tar")
@@ -121,6 +117,13 @@ func run(m *testing.M) int {
 	}
 	tarballs = append(tarballs, managerTar, managerV2)
 	built := time.Now()
+	// The images are built before the lock, while another suite may still hold the node.
+	unlock, err := localnode.Lock() // one local node at a time on this machine
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
+	locked := time.Now()
 
 	if err := localnode.CreateBridge(); err != nil {
 		return fail(err)
@@ -153,8 +156,8 @@ func run(m *testing.M) int {
 	if err != nil {
 		return fail(err)
 	}
-	figures = append(figures, fmt.Sprintf("set-up: waiting for the node lock %s, images %s, control plane and node %s",
-		locked.Sub(began).Round(100*time.Millisecond), built.Sub(locked).Round(100*time.Millisecond), time.Since(built).Round(100*time.Millisecond)))
+	figures = append(figures, fmt.Sprintf("set-up: images %s, waiting for the node lock %s, control plane and node %s",
+		built.Sub(began).Round(100*time.Millisecond), locked.Sub(built).Round(100*time.Millisecond), time.Since(locked).Round(100*time.Millisecond)))
 	code := m.Run()
 	if len(figures) > 0 {
 		fmt.Printf("incluster: %s\n", strings.Join(figures, "; "))
