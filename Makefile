@@ -33,25 +33,32 @@ HYDRA          ?= $(LOCALBIN)/hydra-$(HYDRA_VERSION)
 IMG ?= grantkeeper:latest
 # The metadata-server sidecar the injection webhook adds to annotated Pods.
 METADATA_IMG ?= grantkeeper-metadata-server:latest
-# Test packages share one control plane each; -p 2 matches our two cores. -count=1: most
-# suites depend on what go's test cache cannot see (the Kubernetes binaries, apt packages,
-# the kubelet), so a cached "ok" would not mean the suite passed now.
+# Test packages share one control plane each. -p 4 on our two cores: the long suites spend
+# most of their time waiting on real time (token lifetimes, rollouts, a kubelet), and with
+# -p 2 two of them held both lanes while the CPU idled and every other package queued
+# behind them (docs/development.md). -count=1: most suites depend on what go's test cache
+# cannot see (the Kubernetes binaries, apt packages, the kubelet), so a cached "ok" would not
+# mean the suite passed now.
 # -race on every package, in one go test: the suites that only drive processes (test/e2e,
 # incluster, pods, prometheus, libraries, helm; the manager they run is built without -race)
 # pay for it only in their test binary's link and in the fake Google they serve, a few
 # seconds each, while -race off for them means a second go test whose packages cannot share
-# the two lanes with the first (measured in docs/development.md).
-TEST_FLAGS ?= -race -p 2 -timeout 20m -count=1
+# the lanes with the first (measured in docs/development.md).
+TEST_FLAGS ?= -race -p 4 -timeout 20m -count=1
 # The order go test starts packages in (Go starts them in the order given): the longest
-# first, so the run does not end on one long package while the other lane idles. The two
+# first, so the run does not end on one long package while the other lanes idle. The two
 # kubelet suites take a machine-wide lock, and one waiting for it holds a lane: test/pods
-# comes after test/incluster, controllers and test/e2e, by when test/incluster is over.
-TEST_ORDER := ./test/incluster ./controllers ./test/e2e ./test/pods ./test/consent ./test/prometheus \
+# comes after test/incluster, controllers, test/e2e and test/consent, so it starts when one
+# of them ends and waits less.
+TEST_ORDER := ./test/incluster ./controllers ./test/e2e ./test/consent ./test/pods ./test/prometheus \
 	./test/libraries ./test/helm ./test/risc ./test/rules ./test/metricsauth
-# The commands the suites run as processes, built once for all of them (test/framework/gobuild).
+# The commands the suites run as processes or pack into images, built once for all of them
+# (test/framework/gobuild), the way images are built (hack/image/imagebuild: BuildEnv,
+# BuildFlags), so test/incluster and test/pods pack these instead of building their own.
 TEST_BINS := $(LOCALBIN)/test
 MODULE = $(shell go list -m)
-TEST_BIN_PKGS := ./cmd/manager ./cmd/kubectl-grantkeeper ./cmd/metadata-server ./examples/adc
+TEST_BIN_PKGS := ./cmd/manager ./cmd/kubectl-grantkeeper ./cmd/metadata-server ./examples/adc ./examples/pause ./examples/consumer
+TEST_BINS_BUILD := CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w'
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 # test/helm runs this helm; test/release these tools; test/framework/hydra this Hydra.
@@ -62,15 +69,26 @@ all: build
 
 ##@ Development
 
+# controller-gen's generators: the CRD, RBAC and webhook manifests; the DeepCopy methods.
+GEN_MANIFESTS := rbac:roleName=manager-role crd webhook output:crd:artifacts:config=config/crd/bases
+GEN_OBJECT    := object:headerFile=hack/boilerplate.go.txt
+GEN_PATHS     := paths="./..."
+
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from controller-gen markers, and the API reference docs/reference/api.md from the Go types.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) $(GEN_MANIFESTS) $(GEN_PATHS)
 	@bash hack/helm-sync.sh
 	go run ./hack/apidocs -api api/v1alpha1 -o docs/reference/api.md
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
-	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./..."
+	$(CONTROLLER_GEN) $(GEN_OBJECT) $(GEN_PATHS)
+
+.PHONY: generated
+generated: $(CONTROLLER_GEN) ## manifests and generate in one controller-gen run (one load of every package instead of two; what verify-generated runs).
+	$(CONTROLLER_GEN) $(GEN_OBJECT) $(GEN_MANIFESTS) $(GEN_PATHS)
+	@bash hack/helm-sync.sh
+	go run ./hack/apidocs -api api/v1alpha1 -o docs/reference/api.md
 
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail if the committed generated files are stale.
@@ -88,10 +106,25 @@ vet: ## go vet, and gofmt must have nothing to change.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
-test: vet verify-generated lint-workflows k8s-binaries hydra $(GOTESTSUM) $(HELM) ## Vet, check generated files and workflows, run every unit, envtest and e2e test with -race (the fuzz seeds included; fuzzing proper is make fuzz).
-	go build -o $(TEST_BINS)/ $(TEST_BIN_PKGS)
+test: ## Vet, check generated files and workflows, run every unit, envtest and e2e test with -race (the fuzz seeds included; fuzzing proper is make fuzz).
+	@$(MAKE) --no-print-directory -j4 test-prepare
 	GRANTKEEPER_TEST_BINS=$(TEST_BINS) $(GOTESTSUM) --format testname -- $(TEST_FLAGS) \
 		$(TEST_ORDER) $(filter-out $(patsubst ./%,$(MODULE)/%,$(TEST_ORDER)),$(shell go list ./...))
+
+# What make test's go test needs, in two kinds side by side: the checks, one after another,
+# then bin/test (it compiles files verify-generated may rewrite, and vet reads them); and
+# the Kubernetes binaries, Hydra and the tools (other modules: they neither read nor write
+# this tree's files). On a warm cache that hides the links of the Kubernetes binaries and the
+# tools behind the checks; on a cold one, Hydra's module downloads and single-threaded links
+# behind the compiles.
+.PHONY: test-prepare
+test-prepare: test-checks k8s-binaries hydra $(GOTESTSUM) $(HELM)
+.PHONY: test-checks
+test-checks: $(CONTROLLER_GEN) $(ACTIONLINT)
+	@$(MAKE) --no-print-directory vet
+	@$(MAKE) --no-print-directory verify-generated
+	@$(MAKE) --no-print-directory lint-workflows
+	$(TEST_BINS_BUILD) -o $(TEST_BINS)/ $(TEST_BIN_PKGS)
 
 # Not part of make test: each target builds a coverage-instrumented binary (about a minute
 # each on an empty build cache). .ci/run runs it after make test.

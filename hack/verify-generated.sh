@@ -10,7 +10,7 @@ snapshot() {
 }
 sums() { snapshot | sort | xargs sha256sum; }
 before=$(sums)
-make --no-print-directory manifests generate >/dev/null
+make --no-print-directory generated >/dev/null
 after=$(sums)
 if [ "$before" != "$after" ]; then
   echo "Generated files were stale and have been regenerated; review and commit them:" >&2

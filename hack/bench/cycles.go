@@ -3,16 +3,36 @@ package main
 import (
 	"time"
 
-	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 )
+
+// documentedRefresh is when a token the fake issued falls due by the documented schedule
+// (docs/grants.md; the bench's grants set no refreshBefore): a third of its lifetime before
+// its expiry (latest), and at most a tenth of that third earlier (the per-grant jitter),
+// never before a tenth of the lifetime after issue, less 2 s for the operator's whole-second
+// view of issue and expiry and its truncated schedule (earliest). It is computed here from
+// the fake's record alone, not by internal/schedule: a schedule that went wrong there would
+// agree with itself. A zero token (none issued) is due at once.
+func documentedRefresh(t fakegoogle.IssuedToken) (earliest, latest time.Time) {
+	if t.Expiry.IsZero() {
+		return time.Time{}, time.Time{}
+	}
+	lifetime := t.Expiry.Sub(t.Issued)
+	before := lifetime / 3
+	latest = t.Expiry.Add(-before)
+	earliest = latest.Add(-before / 10)
+	if floor := t.Issued.Add(lifetime / 10); earliest.Before(floor) {
+		earliest = floor
+	}
+	return earliest.Add(-2 * time.Second), latest
+}
 
 // cycleFigures are the refresh-cycle figures of the measured window, from the fake's record
 // of the tokens it issued and the requests it answered, never from the operator's status.
 type cycleFigures struct {
 	requests int // token requests in the window
 	// due counts refreshes that fell due in the window: each access token the fake issued,
-	// still the grant's newest when its documented refresh time (schedule.RefreshTime of its
+	// still the grant's newest when its documented refresh time (documentedRefresh, from its
 	// issue and expiry) came. missed counts those with no request before the token expired.
 	due, missed int
 	// grantsMissing have a missed refresh; grantsSilent made no request for a whole token
@@ -31,8 +51,7 @@ func (c *cycleFigures) add(g cycleFigures) {
 
 // grantCycles computes one grant's figures for the window [start, end): tokens are the
 // access tokens issued for its refresh token in issue order, requests the arrival times of
-// its token requests (all of them, to when the figures are read), uid the grant's UID (the
-// schedule's jitter seed).
+// its token requests (all of them, to when the figures are read).
 //
 // A request is charged to the token that was the grant's newest when it came: it answers
 // that token's refresh, duplicates an answer, or replaces the token before it was due. It
@@ -41,7 +60,7 @@ func (c *cycleFigures) add(g cycleFigures) {
 // window instead would charge it with a backlog draining as it opens (answers to refreshes
 // due before it) and not with one building as it closes, reading above 1 when the operator
 // catches up and below when it falls behind.
-func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid string, lifetime time.Duration, start, end time.Time) cycleFigures {
+func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, lifetime time.Duration, start, end time.Time) cycleFigures {
 	var f cycleFigures
 	in := func(t time.Time) bool { return !t.Before(start) && t.Before(end) }
 	prev := start
@@ -57,16 +76,14 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 	if end.Sub(prev) > lifetime {
 		f.grantsSilent = 1
 	}
-	// dueOf is token k's documented refresh time, and the tolerance around it: the operator
-	// computes the schedule from its own (whole-second) view of issue and expiry, so allow
-	// the jitter's range and a second either way.
-	dueOf := func(k int) (time.Time, time.Duration) {
-		tok := tokens[k]
-		due := schedule.RefreshTime(tok.Issued, tok.Expiry, 0, uid)
+	// dueOf is token k's documented refresh time (the latest, without jitter) and the
+	// earliest a request may replace it (documentedRefresh).
+	dueOf := func(k int) (due, earliest time.Time) {
+		earliest, due = documentedRefresh(tokens[k])
 		if k == len(tokens)-1 && due.Before(start) {
 			due = start // never replaced: overdue when the window opens
 		}
-		return due, tok.Expiry.Sub(tok.Issued)/30 + time.Second
+		return due, earliest
 	}
 	charged := make([]int, len(tokens)) // requests charged to each token's due refresh
 	k := -1
@@ -77,8 +94,8 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 		if k < 0 {
 			continue // the first token's request: the grant's creation
 		}
-		due, tol := dueOf(k)
-		if r.Before(due.Add(-tol)) {
+		_, earliest := dueOf(k)
+		if r.Before(earliest) {
 			if in(r) {
 				f.requests++ // early: nothing was due
 			}
@@ -87,8 +104,8 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 		charged[k]++
 	}
 	for k, tok := range tokens {
-		due, tol := dueOf(k)
-		if !in(due) || (k+1 < len(tokens) && tokens[k+1].Issued.Before(due.Add(-tol))) {
+		due, earliest := dueOf(k)
+		if !in(due) || (k+1 < len(tokens) && tokens[k+1].Issued.Before(earliest)) {
 			continue // not due in the window, or replaced early (counted above)
 		}
 		f.requests += charged[k]
@@ -106,7 +123,7 @@ func grantCycles(tokens []fakegoogle.IssuedToken, requests []time.Time, uid stri
 		}
 		answered := false
 		for _, r := range requests {
-			if !r.Before(due.Add(-tol)) && r.Before(tok.Expiry) {
+			if !r.Before(earliest) && r.Before(tok.Expiry) {
 				answered = true
 				break
 			}
@@ -129,14 +146,14 @@ type lateReplacement struct {
 // lateReplacements lists one grant's tokens replaced after they expired, the replacement
 // issued in [from, to). They show where expired-token-seconds came from: a request that came
 // late (the work queue) or one in time answered late (the API server, Google).
-func lateReplacements(grant string, tokens []fakegoogle.IssuedToken, requests []time.Time, uid string, from, to time.Time) []lateReplacement {
+func lateReplacements(grant string, tokens []fakegoogle.IssuedToken, requests []time.Time, from, to time.Time) []lateReplacement {
 	var out []lateReplacement
 	for k := 0; k+1 < len(tokens); k++ {
 		tok, next := tokens[k], tokens[k+1]
 		if !next.Issued.After(tok.Expiry) || next.Issued.Before(from) || !next.Issued.Before(to) {
 			continue
 		}
-		due := schedule.RefreshTime(tok.Issued, tok.Expiry, 0, uid)
+		_, due := documentedRefresh(tok)
 		l := lateReplacement{grant: grant, due: due, expiry: tok.Expiry, replaced: next.Issued}
 		for _, r := range requests {
 			if r.After(tok.Issued) && r.Before(next.Issued) {

@@ -80,7 +80,7 @@ func TestGrantCycles(t *testing.T) {
 			for i, uid := range []string{"a", "b", "c", "d"} {
 				// Created 10 seconds apart, so that refreshes fall due all through the window.
 				toks, reqs := simulate(uid, L, t0.Add(time.Duration(i)*10*time.Second), end.Add(L), tc.b)
-				sum.add(grantCycles(toks, reqs, uid, L, start, end))
+				sum.add(grantCycles(toks, reqs, L, start, end))
 			}
 			if got := float64(sum.requests) / float64(sum.due); tc.moreThan > 0 && !(got > tc.moreThan) {
 				t.Errorf("requests per due refresh = %.3f (%d/%d), want more than %.1f", got, sum.requests, sum.due, tc.moreThan)
@@ -110,21 +110,21 @@ func TestLateReplacements(t *testing.T) {
 		{Issued: t0.Add(105 * time.Second), Expiry: t0.Add(105*time.Second + L)}, // 5 s after the second expired
 	}
 	reqs := []time.Time{t0.Add(-time.Second), t0.Add(40*time.Second - 20*time.Millisecond), t0.Add(105*time.Second - 20*time.Millisecond)}
-	late := lateReplacements("g", toks, reqs, "uid", t0, t0.Add(3*L))
+	late := lateReplacements("g", toks, reqs, t0, t0.Add(3*L))
 	if len(late) != 1 || !late[0].expiry.Equal(toks[1].Expiry) || !late[0].replaced.Equal(toks[2].Issued) || !late[0].request.Equal(reqs[2]) {
 		t.Fatalf("late replacements = %+v, want the third token's, answering the request at +104.98s", late)
 	}
-	if got := lateReplacements("g", toks, reqs, "uid", t0.Add(2*L), t0.Add(3*L)); len(got) != 0 {
+	if got := lateReplacements("g", toks, reqs, t0.Add(2*L), t0.Add(3*L)); len(got) != 0 {
 		t.Errorf("a replacement before the window was listed: %+v", got)
 	}
 }
 
 // earliestDue reads only the token the fake issued: 30 s tokens (window 10 s, jitter up to
-// 1 s) may be replaced from 19 s after issue, less a second of truncation.
+// 1 s) may be replaced from 19 s after issue, less 2 s for the operator's whole seconds.
 func TestEarliestDue(t *testing.T) {
 	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	got := earliestDue(fakegoogle.IssuedToken{Issued: issued, Expiry: issued.Add(30 * time.Second)})
-	if want := issued.Add(18 * time.Second); !got.Equal(want) {
+	if want := issued.Add(17 * time.Second); !got.Equal(want) {
 		t.Errorf("earliestDue = %s, want %s", got, want)
 	}
 	if got := earliestDue(fakegoogle.IssuedToken{}); !got.IsZero() {

@@ -65,12 +65,6 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(work)
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "pods:", err); return 1 }
-	unlock, err := localnode.Lock() // one local node at a time on this machine
-	if err != nil {
-		return fail(err)
-	}
-	defer unlock()
-
 	managerBin := filepath.Join(work, "manager")
 	if err := gobuild.Build(root, "./cmd/manager", managerBin); err != nil {
 		return fail(err)
@@ -82,6 +76,12 @@ func run(m *testing.M) int {
 	if err != nil {
 		return fail(err)
 	}
+	// The binaries are built before the lock, while another suite may still hold the node.
+	unlock, err := localnode.Lock() // one local node at a time on this machine
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
 
 	if stack, err = devstack.Up(devstack.Options{Root: root, Dir: filepath.Join(work, "stack"), BinDir: binDir,
 		ManagerBin: managerBin, TokenLifetime: 30 * time.Second}); err != nil {

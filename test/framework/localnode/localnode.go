@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/grantkeeper/grantkeeper/hack/image/imagebuild"
+	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/listencheck"
 )
 
@@ -428,13 +429,13 @@ func waitFor(timeout time.Duration, ok func() bool) error {
 }
 
 // BuildImages builds each Go package (pkg -> image reference) in the module at root as a
-// static binary and packs it the way `make image` packs the manager (hack/image/imagebuild:
+// static binary (or takes make test's prebuilt one: gobuild.Image) and packs it the way `make image` packs the manager (hack/image/imagebuild:
 // empty base, UID 65532, CA roots), writing docker-archive tarballs into dir for Start.
 func BuildImages(root, dir string, images map[string]string) ([]string, error) {
 	var tarballs []string
 	for pkg, ref := range images {
 		bin := filepath.Join(dir, filepath.Base(pkg))
-		if err := imagebuild.GoBuild(root, pkg, bin); err != nil {
+		if err := gobuild.Image(root, pkg, bin); err != nil {
 			return nil, err
 		}
 		tb := bin + ".tar"
