@@ -19,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -209,20 +208,7 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		h.T.Fatal(err)
 	}
 	m := &runningManager{cached: mgr.GetClient(), requests: &atomic.Int64{}, liveReads: &liveReads{Reader: mgr.GetAPIReader()}}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: m.liveReads,
-		Recorder:  mgr.GetEventRecorder("grantkeeper"),
-		Tokens: countingEndpoint{n: m.requests, TokenEndpoint: &tokenclient.Endpoint{
-			TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(),
-			HTTP: tokenclient.NewHTTPClient(2 * time.Second),
-		}},
-		Clock:             clock.RealClock{},
-		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
-		MaxRevokeAttempts: 3,
-		ManagerNamespace:  h.Name,
-	}
-	r.Decided = func(g types.NamespacedName, began time.Time) {
+	decided := func(g types.NamespacedName, began time.Time) {
 		if g.Namespace != h.Name {
 			return
 		}
@@ -233,7 +219,19 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		}
 		m.mu.Unlock()
 	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
+	if _, err := controllers.Setup(mgr, controllers.Config{
+		Options:   controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true},
+		APIReader: m.liveReads,
+		Recorder:  mgr.GetEventRecorder("grantkeeper"),
+		Tokens: countingEndpoint{n: m.requests, TokenEndpoint: &tokenclient.Endpoint{
+			TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(),
+			HTTP: tokenclient.NewHTTPClient(2 * time.Second),
+		}},
+		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
+		MaxRevokeAttempts: 3,
+		ManagerNamespace:  h.Name,
+		Decided:           decided,
+	}); err != nil {
 		h.T.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -24,7 +24,6 @@ import (
 	"github.com/go-logr/logr"
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
-	"github.com/grantkeeper/grantkeeper/controllers/provider"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/httplimit"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
@@ -159,25 +158,17 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client:           mgr.GetClient(),
-		Recorder:         recorder,
-		Tokens:           tokens,
-		Consent:          consentLinks,
-		Clock:            clock.RealClock{},
-		Backoff:          schedule.DefaultBackoff,
-		ManagerNamespace: managerNamespace,
+	r, err := controllers.Setup(mgr, controllers.Config{
+		Options:  controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""},
+		Recorder: recorder, Tokens: tokens, Consent: consentLinks,
+		Clock: clock.RealClock{}, Backoff: schedule.DefaultBackoff, ManagerNamespace: managerNamespace,
+	})
+	if err != nil {
+		return err
 	}
+	// The receiver sets r.TokenIndex, which the reconciler reads once the manager runs.
 	if err := riscOpts.setup(mgr, r, namespaces != "", endpointServing{live: endpointLive, cached: endpointCached, limit: endpoints.limit(riscLimits, true)}); err != nil {
 		return fmt.Errorf("setting up the security-event receiver: %w", err)
-	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
-		return fmt.Errorf("setting up controller: %w", err)
-	}
-	// OAuthClient and ClusterOAuthClient (any OAuth 2.0 provider, issue 30).
-	if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Recorder: recorder, Clock: clock.RealClock{}, ManagerNamespace: managerNamespace},
-		provider.Options{NamespacesOnly: namespaces != ""}); err != nil {
-		return fmt.Errorf("setting up the OAuth client controllers: %w", err)
 	}
 	grantSeries.Cache = mgr.GetClient()
 	if err := webhookOpts.setup(stopping, mgr, managerNamespace, httplimit.New(webhookLimits)); err != nil {

@@ -124,12 +124,12 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		ttl = time.Hour
 	}
 	links := &consent.Links{Store: consent.Store{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}, BaseURL: h.base, TTL: ttl}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Tokens: tokens,
-		Clock: clock.RealClock{}, Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
+	if _, err := controllers.Setup(mgr, controllers.Config{
+		Options:  controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true},
+		Recorder: mgr.GetEventRecorder("grantkeeper"), Tokens: tokens,
+		Backoff:          schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		ManagerNamespace: h.Name, Consent: links,
-	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 	rt := o.readTimeout

@@ -88,12 +88,15 @@ func (h *harness) startManager() {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"),
-		Tokens:  &tokenclient.Endpoint{TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(2 * time.Second)},
-		Clock:   clock.RealClock{},
-		Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, MaxRevokeAttempts: 3, ManagerNamespace: h.Name,
+	r, err := controllers.Setup(mgr, controllers.Config{
+		Options:  controllers.Options{MaxConcurrentReconciles: 4, SkipNameValidation: true, NamespacesOnly: true},
+		Recorder: mgr.GetEventRecorder("grantkeeper"),
+		Tokens:   &tokenclient.Endpoint{TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(2 * time.Second)},
+		Backoff:  schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, MaxRevokeAttempts: 3, ManagerNamespace: h.Name,
 		TokenIndex: controllers.NewTokenIndex(),
+	})
+	if err != nil {
+		h.T.Fatal(err)
 	}
 	sink := &controllers.SecurityEvents{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Index: r.TokenIndex, Clock: clock.RealClock{}, NamespacesOnly: true}
 	if err := sink.SetupWithManager(mgr); err != nil {
@@ -106,9 +109,6 @@ func (h *harness) startManager() {
 	h.url = "http://" + ln.Addr().String() + risc.Path
 	handler := &risc.Handler{Verifier: &risc.Verifier{ConfigurationURL: h.tx.ConfigurationURL(), RefetchFloor: 100 * time.Millisecond}, Sink: sink, Log: logger.WithName("risc")}
 	if err := controllers.AddReceiverListener(mgr, ln, handler); err != nil {
-		h.T.Fatal(err)
-	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, SkipNameValidation: true, NamespacesOnly: true}); err != nil {
 		h.T.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
