@@ -19,11 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
@@ -31,8 +28,8 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/grantharness"
 	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
-	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
 )
 
@@ -46,37 +43,23 @@ const (
 	analytics    = "https://www.googleapis.com/auth/analytics.readonly"
 )
 
-// harness is one test's world: its own namespace, fake Google and manager.
+// harness is one test's world: its own namespace, fake Google and manager
+// (grantharness.World, shared with test/consent and test/risc), and this suite's helpers.
 type harness struct {
-	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
-	google      *fakegoogle.Server
-	logs        *grantns.SyncBuffer
-	stop        func()
+	*grantharness.World // the test's namespace: Get, GetGrant, GetSecret, Eventually
+	google              *fakegoogle.Server
+	logs                *grantns.SyncBuffer
+	stop                func()
 	// cached is the running manager's (cached) client.
 	cached client.Client
 	// liveReads counts the running manager's reads from the API server.
 	liveReads *liveReads
 	// decided records, per grant, when the newest decision about it began (any manager).
 	decided decisions
-	// userSecrets holds the data of every Secret the test created or changed, for the leak check.
-	userSecretsMu sync.Mutex
-	userSecrets   []map[string][]byte
 }
 
 // recordUserSecret keeps a Secret's data for the leak check.
-func (h *harness) recordUserSecret(data map[string][]byte) {
-	h.userSecretsMu.Lock()
-	defer h.userSecretsMu.Unlock()
-	h.userSecrets = append(h.userSecrets, data)
-}
-
-func bytesData(data map[string]string) map[string][]byte {
-	out := make(map[string][]byte, len(data))
-	for k, v := range data {
-		out[k] = []byte(v)
-	}
-	return out
-}
+func (h *harness) recordUserSecret(data map[string][]byte) { h.RecordSecretValues(data) }
 
 // decisions is what the reconcilers' Decided hooks report.
 type decisions struct {
@@ -106,17 +89,12 @@ func (d *decisions) after(name string, t time.Time) bool {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
-	if err := h.google.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h.google.AddClient(clientID, clientSecret)
-	h.NS = grantns.New(t, env.Client, "t")
+	w := grantharness.New(t, env, grantharness.Options{Prefix: "t", ClientID: clientID, ClientSecret: clientSecret})
+	h := &harness{World: w, google: w.Google, logs: w.Logs}
 	h.startManager()
 	t.Cleanup(func() {
 		h.stopManager()
-		h.checkNoSecretsLeaked()
-		h.google.Close()
+		h.CheckNoLeaks(grantharness.Leaks{})
 	})
 	return h
 }
@@ -189,40 +167,8 @@ func (c countingEndpoint) Refresh(ctx context.Context, cl credentials.Client, rt
 
 func (h *harness) newManager(o managerOptions) *runningManager {
 	h.T.Helper()
-	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
-	opts := ctrl.Options{
-		Scheme:                 env.Scheme,
-		Logger:                 logger,
-		Cache:                  controllers.CacheOptions(h.Name),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	}
-	if o.leaderElection {
-		lease, renew, retry := 4*time.Second, 3*time.Second, 500*time.Millisecond
-		opts.LeaderElection = true
-		opts.LeaderElectionID = "grantkeeper-test"
-		opts.LeaderElectionNamespace = h.Name
-		opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = &lease, &renew, &retry
-	}
-	mgr, err := ctrl.NewManager(env.Config, opts)
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	m := &runningManager{cached: mgr.GetClient(), requests: &atomic.Int64{}, liveReads: &liveReads{Reader: mgr.GetAPIReader()}}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: m.liveReads,
-		Recorder:  mgr.GetEventRecorder("grantkeeper"),
-		Tokens: countingEndpoint{n: m.requests, TokenEndpoint: &tokenclient.Endpoint{
-			TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(),
-			HTTP: tokenclient.NewHTTPClient(2 * time.Second),
-		}},
-		Clock:             clock.RealClock{},
-		Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
-		MaxRevokeAttempts: 3,
-		ManagerNamespace:  h.Name,
-	}
-	r.Decided = func(g types.NamespacedName, began time.Time) {
+	m := &runningManager{requests: &atomic.Int64{}, liveReads: &liveReads{}}
+	decided := func(g types.NamespacedName, began time.Time) {
 		if g.Namespace != h.Name {
 			return
 		}
@@ -233,24 +179,21 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 		}
 		m.mu.Unlock()
 	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
-		h.T.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	stopped := false
-	m.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			h.T.Errorf("manager: %v", err)
-		}
-	}
-	h.T.Cleanup(m.stop)
+	started := h.StartManager(grantharness.ManagerOptions{
+		LogLevel: zapcore.DebugLevel, LeaderElection: o.leaderElection,
+		Config: controllers.Config{
+			Options:           controllers.Options{MaxConcurrentReconciles: 2},
+			Tokens:            countingEndpoint{n: m.requests, TokenEndpoint: h.TokenEndpoint(2 * time.Second)},
+			Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
+			MaxRevokeAttempts: 3,
+			Decided:           decided,
+		},
+		Configure: func(mgr ctrl.Manager, cfg *controllers.Config) {
+			m.liveReads.Reader = mgr.GetAPIReader()
+			cfg.APIReader = m.liveReads
+		},
+	})
+	m.cached, m.stop = started.GetClient(), started.Stop
 	return m
 }
 
@@ -264,12 +207,7 @@ func (h *harness) stopManager() {
 // secret creates a Secret in the test namespace.
 func (h *harness) secret(name string, data map[string]string) *corev1.Secret {
 	h.T.Helper()
-	h.recordUserSecret(bytesData(data))
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name}, StringData: data}
-	if err := h.C.Create(h.Ctx, s); err != nil {
-		h.T.Fatal(err)
-	}
-	return s
+	return h.Secret(name, data)
 }
 
 // allowWriteBack annotates a user's Secret so that grant may write rotated tokens into it.
@@ -422,81 +360,12 @@ func (h *harness) requestRefresh(name string) string {
 	return v
 }
 
-// secretValues are the values in the test's Secrets that must never leak: client secrets and
-// refresh tokens, also inside the JSON forms (client_id is not secret). Values of a few
-// characters are left out: they occur in any text by chance.
-func (h *harness) secretValues() []string {
-	h.userSecretsMu.Lock()
-	defer h.userSecretsMu.Unlock()
-	var out []string
-	add := func(v string) {
-		if v = strings.TrimSpace(v); len(v) >= 6 {
-			out = append(out, v)
-		}
-	}
-	for _, data := range h.userSecrets {
-		for k, v := range data {
-			if k == "client_id" {
-				continue
-			}
-			var doc map[string]any
-			if json.Unmarshal(v, &doc) != nil {
-				add(string(v))
-				continue
-			}
-			for _, obj := range []any{doc, doc["web"], doc["installed"]} {
-				if m, ok := obj.(map[string]any); ok {
-					for _, field := range []string{"client_secret", "refresh_token", "private_key"} {
-						if s, ok := m[field].(string); ok {
-							add(s)
-						}
-					}
-				}
-			}
-		}
+func bytesData(data map[string]string) map[string][]byte {
+	out := make(map[string][]byte, len(data))
+	for k, v := range data {
+		out[k] = []byte(v)
 	}
 	return out
-}
-
-// checkNoSecretsLeaked: no refresh token, access token, client secret or private key (the fake's, and
-// every one in a Secret the test created) in the controller's log output, in events, or in
-// any grant's or OAuth client object's status.
-func (h *harness) checkNoSecretsLeaked() {
-	h.T.Helper()
-	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
-	secrets = append(secrets, h.google.ClientSecrets()...)
-	secrets = append(secrets, h.google.PrivateKeys()...)
-	secrets = append(secrets, h.secretValues()...)
-	var grants oauthv1alpha1.GoogleOAuthGrantList
-	if err := h.C.List(h.Ctx, &grants, client.InNamespace(h.Name)); err != nil {
-		h.T.Fatal(err)
-	}
-	var clients oauthv1alpha1.GoogleOAuthClientList
-	if err := h.C.List(h.Ctx, &clients, client.InNamespace(h.Name)); err != nil {
-		h.T.Fatal(err)
-	}
-	var clusterClients oauthv1alpha1.ClusterGoogleOAuthClientList
-	if err := h.C.List(h.Ctx, &clusterClients); err != nil {
-		h.T.Fatal(err)
-	}
-	statusJSON, _ := json.Marshal([]any{grants, clients, clusterClients})
-	var evs eventsv1.EventList
-	if err := h.C.List(h.Ctx, &evs, client.InNamespace(h.Name)); err != nil {
-		h.T.Fatal(err)
-	}
-	eventsJSON, _ := json.Marshal(evs)
-	logs := h.logs.String()
-	if !strings.Contains(logs, "Starting Controller") {
-		h.T.Error("captured no controller logs: the leak check would prove nothing")
-	}
-	for where, text := range map[string]string{"logs": logs, "grants and clients": string(statusJSON), "events": string(eventsJSON)} {
-		if leakcheck.HasPEMBlock(text) {
-			h.T.Errorf("a PEM block (a private key) appears in the %s", where)
-		}
-		if found := leakcheck.Find(text, secrets); len(found) > 0 {
-			h.T.Errorf("tokens or client secrets (whole or a %d-character slice) appear in the %s: %v", leakcheck.SliceLen, where, found)
-		}
-	}
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

@@ -26,7 +26,6 @@ import (
 	"github.com/go-logr/logr"
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
-	"github.com/grantkeeper/grantkeeper/controllers/provider"
 	"github.com/grantkeeper/grantkeeper/internal/egress"
 	"github.com/grantkeeper/grantkeeper/internal/googleapi"
 	"github.com/grantkeeper/grantkeeper/internal/httplimit"
@@ -197,23 +196,13 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		r := &controllers.GoogleOAuthGrantReconciler{
-			Client:           mgr.GetClient(),
-			Recorder:         recorder,
-			Tokens:           tokens,
-			Consent:          consentLinks,
-			Clock:            clock.RealClock{},
-			Backoff:          schedule.DefaultBackoff,
-			ManagerNamespace: managerNamespace,
-			TokenIndex:       tokenIndex,
-		}
-		if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""}); err != nil {
-			return fmt.Errorf("setting up controller: %w", err)
-		}
-		// OAuthClient and ClusterOAuthClient (any OAuth 2.0 provider, issue 30).
-		if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Recorder: recorder, Clock: clock.RealClock{}, ManagerNamespace: managerNamespace, Egress: providerEgress},
-			provider.Options{NamespacesOnly: namespaces != ""}); err != nil {
-			return fmt.Errorf("setting up the OAuth client controllers: %w", err)
+		if _, err := controllers.Setup(mgr, controllers.Config{
+			Options:  controllers.Options{MaxConcurrentReconciles: maxConcurrent, NamespacesOnly: namespaces != ""},
+			Recorder: recorder, Tokens: tokens, Consent: consentLinks,
+			Clock: clock.RealClock{}, Backoff: schedule.DefaultBackoff, ManagerNamespace: managerNamespace,
+			TokenIndex: tokenIndex, Egress: providerEgress,
+		}); err != nil {
+			return err
 		}
 		if err := webhookOpts.setup(stopping, mgr, managerNamespace, httplimit.New(webhookLimits)); err != nil {
 			return err

@@ -25,16 +25,15 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
-	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/grantharness"
 	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
-	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
 )
 
@@ -55,12 +54,11 @@ const (
 )
 
 // harness is one test's world: a namespace, a fake Google, and a manager running the
-// controller and the consent server.
+// controllers (grantharness.World), and the consent servers.
 type harness struct {
-	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
-	google      *fakegoogle.Server
-	logs        *grantns.SyncBuffer
-	base        string // the consent server's base URL
+	*grantharness.World // the test's namespace: Get, GetGrant, GetSecret, Eventually
+	google              *fakegoogle.Server
+	base                string // the consent server's base URL
 	// replica is a second consent server (another replica), reached directly.
 	replica string
 	http    *http.Client
@@ -86,13 +84,8 @@ type harnessOptions struct {
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	h := &harness{google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
-	if err := h.google.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.google.Close)
-	h.google.AddClient(clientID, clientSecret)
-	h.NS = grantns.New(t, env.Client, "c")
+	w := grantharness.New(t, env, grantharness.Options{Prefix: "c", ClientID: clientID, ClientSecret: clientSecret})
+	h := &harness{World: w, google: w.Google}
 	served := []string{h.Name}
 	for range o.otherNamespaces {
 		n := grantns.New(t, env.Client, "c")
@@ -110,36 +103,14 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 
-	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.DebugLevel))
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(served...),
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := &tokenclient.Endpoint{TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(5 * time.Second)}
+	tokens := h.TokenEndpoint(5 * time.Second)
 	ttl := o.ttl
 	if ttl == 0 {
 		ttl = time.Hour
 	}
-	links := &consent.Links{Store: consent.Store{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}, BaseURL: h.base, TTL: ttl}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Tokens: tokens,
-		Clock: clock.RealClock{}, Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
-		ManagerNamespace: h.Name, Consent: links,
-	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
-		t.Fatal(err)
-	}
 	rt := o.readTimeout
 	if rt == 0 {
 		rt = 2 * time.Second
-	}
-	srv := &consent.Server{
-		Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper-consent"),
-		Tokens: tokens, AuthURL: h.google.AuthURL(), Links: links, ManagerNamespace: h.Name, Namespaces: o.serverNamespaces,
-		Clock: clock.RealClock{}, Log: logger.WithName("consent"), ReadTimeout: rt, WriteTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
 	}
 	// A second replica's consent server: another process would have its own clients; it
 	// shares only the API server (and the external base URL, behind one Service).
@@ -148,21 +119,39 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.replica = "http://" + l2.Addr().String()
-	srv2 := *srv
-	srv2.Reader, srv2.Client = env.Client, env.Client
-	srv2.Links = &consent.Links{Store: consent.Store{Reader: env.Client, Writer: env.Client}, BaseURL: h.base, TTL: ttl}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 3)
-	go func() { done <- mgr.Start(ctx) }()
-	go func() { done <- srv.Serve(ctx, l) }()
-	go func() { done <- srv2.Serve(ctx, l2) }()
-	t.Cleanup(func() {
-		cancel()
-		for range 3 {
-			if err := <-done; err != nil {
-				t.Errorf("manager or consent server: %v", err)
+	var links *consent.Links
+	m := h.StartManager(grantharness.ManagerOptions{
+		Namespaces: served, LogLevel: zapcore.DebugLevel,
+		Config: controllers.Config{
+			Options: controllers.Options{MaxConcurrentReconciles: 2},
+			Tokens:  tokens, Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
+		},
+		Configure: func(mgr ctrl.Manager, cfg *controllers.Config) {
+			links = &consent.Links{Store: consent.Store{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}, BaseURL: h.base, TTL: ttl}
+			cfg.Consent = links
+		},
+		Wire: func(mgr ctrl.Manager, _ *controllers.GoogleOAuthGrantReconciler) error {
+			srv := &consent.Server{
+				Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper-consent"),
+				Tokens: tokens, AuthURL: h.google.AuthURL(), Links: links, ManagerNamespace: h.Name, Namespaces: o.serverNamespaces,
+				Clock: clock.RealClock{}, Log: mgr.GetLogger().WithName("consent"), ReadTimeout: rt, WriteTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
 			}
-		}
+			srv2 := *srv
+			srv2.Reader, srv2.Client = env.Client, env.Client
+			srv2.Links = &consent.Links{Store: consent.Store{Reader: env.Client, Writer: env.Client}, BaseURL: h.base, TTL: ttl}
+			for _, run := range []manager.RunnableFunc{
+				func(ctx context.Context) error { return srv.Serve(ctx, l) },
+				func(ctx context.Context) error { return srv2.Serve(ctx, l2) },
+			} {
+				if err := mgr.Add(run); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	})
+	t.Cleanup(func() {
+		m.Stop()
 		h.checkNoLeaks()
 	})
 	return h
@@ -441,31 +430,12 @@ func (h *harness) waitEvent(name, reason string) eventsv1.Event {
 // every page the consent server answered.
 func (h *harness) checkNoLeaks() {
 	h.T.Helper()
-	secrets := append([]string{clientSecret}, h.secrets...)
-	secrets = append(secrets, h.google.RefreshTokens()...)
-	secrets = append(secrets, h.google.IssuedAccessTokens()...)
 	// Every flow's verifier and code, the browser's included (they are not read from the
 	// records or the redirects).
-	secrets = append(secrets, h.google.CodeVerifiers()...)
-	secrets = append(secrets, h.google.IssuedCodes()...)
-	logs := h.logs.String()
-	if !strings.Contains(logs, "serving consent links") {
-		h.T.Error("captured no consent-server logs: the leak check would prove nothing")
-	}
-	var l eventsv1.EventList
-	if err := h.C.List(h.Ctx, &l, client.InNamespace(h.Name)); err != nil {
-		h.T.Fatal(err)
-	}
-	var events strings.Builder
-	for _, e := range l.Items {
-		events.WriteString(e.Note + "\n")
-	}
+	secrets := append(h.google.CodeVerifiers(), h.google.IssuedCodes()...)
 	h.seenMu.Lock()
+	secrets = append(secrets, h.secrets...)
 	pages := strings.Join(h.seen, "\n")
 	h.seenMu.Unlock()
-	for what, text := range map[string]string{"manager logs": logs, "events": events.String(), "pages": pages} {
-		if found := leakcheck.Find(text, secrets); len(found) > 0 {
-			h.T.Errorf("%s contain secrets: %v", what, found)
-		}
-	}
+	h.CheckNoLeaks(grantharness.Leaks{Secrets: secrets, Texts: map[string]string{"pages": pages}, LogsMustContain: "serving consent links"})
 }

@@ -79,12 +79,12 @@ func TestCallbackProbesCostNoAPIRequests(t *testing.T) {
 	}
 	tokens := &tokenclient.Endpoint{TokenURL: google.TokenURL(), RevokeURL: google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(5 * time.Second)}
 	links := &consent.Links{Store: consent.Store{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}, BaseURL: base, TTL: time.Hour}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Tokens: tokens,
-		Clock: clock.RealClock{}, Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
+	if _, err := controllers.Setup(mgr, controllers.Config{
+		Options:  controllers.Options{MaxConcurrentReconciles: 16, SkipNameValidation: true},
+		Recorder: mgr.GetEventRecorder("grantkeeper"), Tokens: tokens,
+		Backoff:          schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 		ManagerNamespace: ns.Name, Consent: links,
-	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 16, SkipNameValidation: true}); err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 	// The consent server as cmd/manager wires it: the cache for requests from outside, a

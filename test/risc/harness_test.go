@@ -1,7 +1,6 @@
 package risc_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,17 +16,13 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/internal/risc"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
-	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
-	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
-	"github.com/grantkeeper/grantkeeper/test/framework/leakcheck"
+	"github.com/grantkeeper/grantkeeper/test/framework/grantharness"
 	"github.com/grantkeeper/grantkeeper/test/framework/risctransmitter"
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
 )
@@ -43,36 +37,30 @@ const (
 	analytics    = "https://www.googleapis.com/auth/analytics.readonly"
 )
 
-// harness: a namespace, fake Google, a fake transmitter, and a manager with the receiver.
+// harness: a namespace, fake Google and a manager (grantharness.World), a fake
+// transmitter, and the manager's receiver.
 type harness struct {
-	*grantns.NS // the test's namespace: Get, GetGrant, GetSecret, Eventually
-	google      *fakegoogle.Server
-	tx          *risctransmitter.Transmitter
-	logs        *grantns.SyncBuffer
-	url         string
-	stop        func()
-	secrets     []string // user Secret values, for the leak check
+	*grantharness.World // the test's namespace: Get, GetGrant, GetSecret, Eventually
+	google              *fakegoogle.Server
+	tx                  *risctransmitter.Transmitter
+	url                 string
+	stop                func()
 }
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{google: fakegoogle.New(), logs: &grantns.SyncBuffer{}}
-	if err := h.google.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h.google.AddClient(clientID, clientSecret)
+	w := grantharness.New(t, env, grantharness.Options{Prefix: "r", ClientID: clientID, ClientSecret: clientSecret})
+	h := &harness{World: w, google: w.Google}
 	tx, err := risctransmitter.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.tx = tx
-	h.NS = grantns.New(t, env.Client, "r")
 	h.startManager()
 	t.Cleanup(func() {
 		h.stopManager()
 		h.checkNoLeaks()
 		h.tx.Close()
-		h.google.Close()
 	})
 	return h
 }
@@ -80,46 +68,27 @@ func newHarness(t testing.TB) *harness {
 // startManager runs a manager (logging at the default, info, level) whose receiver is at h.url.
 func (h *harness) startManager() {
 	h.T.Helper()
-	logger := zap.New(zap.WriteTo(h.logs), zap.UseDevMode(true), zap.Level(zapcore.InfoLevel))
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Logger: logger, Cache: controllers.CacheOptions(h.Name),
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	m := h.StartManager(grantharness.ManagerOptions{
+		Config: controllers.Config{
+			Options: controllers.Options{MaxConcurrentReconciles: 4, NamespacesOnly: true},
+			Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, MaxRevokeAttempts: 3,
+			TokenIndex: controllers.NewTokenIndex(),
+		},
+		Wire: func(mgr ctrl.Manager, r *controllers.GoogleOAuthGrantReconciler) error {
+			sink := &controllers.SecurityEvents{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Index: r.TokenIndex, Clock: clock.RealClock{}, NamespacesOnly: true}
+			if err := sink.SetupWithManager(mgr); err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			h.url = "http://" + ln.Addr().String() + risc.Path
+			handler := &risc.Handler{Verifier: &risc.Verifier{ConfigurationURL: h.tx.ConfigurationURL(), RefetchFloor: 100 * time.Millisecond}, Sink: sink, Log: mgr.GetLogger().WithName("risc")}
+			return controllers.AddReceiverListener(mgr, ln, handler)
+		},
 	})
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	r := &controllers.GoogleOAuthGrantReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"),
-		Tokens:  &tokenclient.Endpoint{TokenURL: h.google.TokenURL(), RevokeURL: h.google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(2 * time.Second)},
-		Clock:   clock.RealClock{},
-		Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, MaxRevokeAttempts: 3, ManagerNamespace: h.Name,
-		TokenIndex: controllers.NewTokenIndex(),
-	}
-	sink := &controllers.SecurityEvents{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Index: r.TokenIndex, Clock: clock.RealClock{}, NamespacesOnly: true}
-	if err := sink.SetupWithManager(mgr); err != nil {
-		h.T.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	h.url = "http://" + ln.Addr().String() + risc.Path
-	handler := &risc.Handler{Verifier: &risc.Verifier{ConfigurationURL: h.tx.ConfigurationURL(), RefetchFloor: 100 * time.Millisecond}, Sink: sink, Log: logger.WithName("risc")}
-	if err := controllers.AddReceiverListener(mgr, ln, handler); err != nil {
-		h.T.Fatal(err)
-	}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 4, SkipNameValidation: true, NamespacesOnly: true}); err != nil {
-		h.T.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	h.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			h.T.Errorf("manager: %v", err)
-		}
-	}
+	h.stop = m.Stop
 }
 
 func (h *harness) stopManager() {
@@ -131,15 +100,7 @@ func (h *harness) stopManager() {
 
 func (h *harness) secret(name string, data map[string]string) {
 	h.T.Helper()
-	for k, v := range data {
-		if k != "client_id" {
-			h.secrets = append(h.secrets, strings.TrimSpace(v))
-		}
-	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.Name}, StringData: data}
-	if err := h.C.Create(h.Ctx, s); err != nil {
-		h.T.Fatal(err)
-	}
+	h.Secret(name, data)
 }
 
 // grant creates a grant with its own client Secret and a new refresh token with scopes; when
@@ -285,17 +246,11 @@ func (h *harness) snapshot() map[string]string {
 // account email in the logs (they run at the default level).
 func (h *harness) checkNoLeaks() {
 	h.T.Helper()
-	secrets := append(h.google.RefreshTokens(), h.google.IssuedAccessTokens()...)
-	secrets = append(secrets, h.google.ClientSecrets()...)
-	secrets = append(secrets, h.secrets...)
+	var ids []string
 	for _, rt := range h.google.RefreshTokens() {
-		secrets = append(secrets, risc.HashIdentifier(rt))
+		ids = append(ids, risc.HashIdentifier(rt))
 	}
-	// A failed List would leave nothing to search: the check would pass on nothing.
-	var evs eventsv1.EventList
-	if err := h.C.List(h.Ctx, &evs, client.InNamespace(h.Name)); err != nil {
-		h.T.Fatalf("leak check: listing the Events: %v", err)
-	}
+	h.CheckNoLeaks(grantharness.Leaks{Secrets: ids, LogsMustContain: "security-event receiver listening"})
 	var grants oauthv1alpha1.GoogleOAuthGrantList
 	if err := h.C.List(h.Ctx, &grants, client.InNamespace(h.Name)); err != nil {
 		h.T.Fatalf("leak check: listing the grants: %v", err)
@@ -303,15 +258,7 @@ func (h *harness) checkNoLeaks() {
 	if len(grants.Items) == 0 {
 		h.T.Error("leak check: no grants listed: it would prove nothing")
 	}
-	logs := h.logs.String()
-	if !strings.Contains(logs, "security-event receiver listening") {
-		h.T.Error("captured no receiver logs: the leak check would prove nothing")
-	}
-	for where, text := range map[string]string{"logs": logs, "events": fmt.Sprint(evs.Items), "grants": fmt.Sprint(grants.Items)} {
-		if found := leakcheck.Find(text, secrets); len(found) > 0 {
-			h.T.Errorf("tokens, identifiers or client secrets appear in the %s: %v", where, found)
-		}
-	}
+	logs := h.Logs.String()
 	for _, g := range grants.Items {
 		if a := g.Status.Account; a != nil && a.Email != "" && strings.Contains(logs, a.Email) {
 			h.T.Errorf("the account email of grant %s appears in the default-level logs", g.Name)

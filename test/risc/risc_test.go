@@ -148,7 +148,7 @@ func TestTokenRevoked(t *testing.T) {
 	s := h.GetSecret("p-refresh-token")
 	s.Data = nil
 	s.StringData = map[string]string{"refresh_token": fresh}
-	h.secrets = append(h.secrets, fresh)
+	h.RecordSecretValues(map[string][]byte{"refresh_token": []byte(fresh)})
 	if err := h.C.Update(h.Ctx, s); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 // the record of the Secret's version, not from a live read (two API requests per refresh, not
 // three); a token the user replaces is read live and used at once, and the old one never again.
 func TestRoutineRefreshReadsNoSecret(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetLifetime(6 * time.Second)
 	first := h.credentials("rec")
@@ -63,6 +64,7 @@ func TestRoutineRefreshReadsNoSecret(t *testing.T) {
 // a grant a user edited since (an annotation) makes that conflict, and the status is written
 // anyway, the user's edit kept.
 func TestStatusWriteAfterUserEdit(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.credentials("edit")
 	h.grant("edit")

@@ -18,6 +18,7 @@ import (
 // last good token while it is valid, never publishes a bad one, says precisely what is
 // wrong, backs off (a bounded number of requests), and recovers by itself.
 func TestTokenEndpointFaults(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	fail := func(n int, f fakegoogle.Failure) func(*fakegoogle.Server) (func(), error) {
 		return func(g *fakegoogle.Server) (func(), error) { g.FailNext(n, f); return func() {}, nil }
 	}

@@ -13,6 +13,7 @@ import (
 // The email never reaches the logs at the default level (the harness logs at debug, so the
 // check is on the non-debug lines).
 func TestAccountIdentity(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rtOpenID := h.credentials("openid", analytics, fakegoogle.ScopeOpenID, fakegoogle.ScopeEmail)
 	rtEmail := h.credentials("email", analytics, fakegoogle.ScopeEmail)

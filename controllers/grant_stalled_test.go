@@ -18,6 +18,7 @@ import (
 // `wait --for=condition=Stalled=false` works on it. A healthy grant and one failing
 // transiently are not stalled; a missing Secret stalls a grant until the Secret appears.
 func TestStalledCondition(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.startManager()
 	h.credentials("ok")

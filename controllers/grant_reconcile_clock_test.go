@@ -155,6 +155,7 @@ func (w *clockWorld) annotate(k, v string) {
 // TestReconcileOnAFakeClock drives Reconcile through time without waiting: Google's
 // one-hour tokens, refreshed at two thirds of their life minus up to a tenth of the window.
 func TestReconcileOnAFakeClock(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	const (
 		ready    = "True/TokenValid"
 		endpoint = "False/TokenEndpointError"

@@ -54,6 +54,7 @@ func readyMessage(g *oauthv1alpha1.GoogleOAuthGrant) string {
 // TestServiceAccountOwnToken: a service account's own token lands in the same derived
 // Secret, with the same status, as a user's.
 func TestServiceAccountOwnToken(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.saKeySecret("own-sa-key")
 	h.saGrant("own", "")
@@ -88,6 +89,7 @@ func TestServiceAccountOwnToken(t *testing.T) {
 // service account may not act as is DelegationDenied, not retried, and recovers once an
 // admin grants delegation and a refresh is requested.
 func TestServiceAccountDelegation(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.AddUser(analyst)
 	h.saKeySecret("deleg-sa-key")
@@ -125,6 +127,7 @@ func TestServiceAccountDelegation(t *testing.T) {
 // TestServiceAccountBadInput: each bad input has its reason, names the Secret and key,
 // makes no request, and heals when the Secret or spec is fixed.
 func TestServiceAccountBadInput(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.saGrant("bad", "")
 	h.waitCondition("bad", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonSecretNotFound)
@@ -174,6 +177,7 @@ func TestServiceAccountBadInput(t *testing.T) {
 // grants may share it) and is used at the next scheduled refresh; a deleted key is
 // InvalidGrant "Invalid JWT Signature." and a new key heals it.
 func TestServiceAccountKeyRotation(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	// Tokens refreshed 12 s after they are issued: the key replacement and the reconcile it
 	// causes must both happen before that to judge that the replacement requested nothing.
@@ -221,6 +225,7 @@ func TestServiceAccountKeyRotation(t *testing.T) {
 // TestServiceAccountRefreshCycles: five refreshes of six-second tokens, the derived Secret
 // never holding an expired or rejected token.
 func TestServiceAccountRefreshCycles(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetLifetime(6 * time.Second)
 	h.saKeySecret("cyc-sa-key")
@@ -258,6 +263,7 @@ func TestServiceAccountRefreshCycles(t *testing.T) {
 // reconciler's clock. Two hours behind Google's, the assertion has expired on arrival and
 // Google's time-window complaint is reported as InvalidGrant; on time, the same key works.
 func TestServiceAccountAssertionUsesInjectedClock(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	ctx := context.Background()
 	c := env.Client
 	ns := "c-" + rand.String(8)

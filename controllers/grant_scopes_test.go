@@ -22,6 +22,7 @@ const gmail = "https://www.googleapis.com/auth/gmail.readonly"
 // include_granted_scopes, or another namespace's consent on a shared client) yields tokens
 // narrowed to spec.scopes: the refresh sends them as scope.
 func TestRefreshNarrowsToSpecScopes(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.credentials("wide", analytics, gmail, fakegoogle.ScopeOpenID, fakegoogle.ScopeEmail)
 	h.grant("wide", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.Scopes = []string{analytics} })
@@ -60,6 +61,7 @@ func TestRefreshNarrowsToSpecScopes(t *testing.T) {
 // narrow) is not published: Ready=False/ExcessScopes naming them, an event, no derived
 // Secret, and no further requests until something changes.
 func TestExcessScopesNotPublished(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.IgnoreRefreshScope(true)
 	rt := h.credentials("leaky", analytics, gmail, fakegoogle.ScopeOpenID)

@@ -18,6 +18,7 @@ import (
 )
 
 func TestFirstTokenAndReady(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.credentials("analytics")
 	h.grant("analytics", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.Scopes = []string{analytics} })
@@ -77,6 +78,7 @@ func TestFirstTokenAndReady(t *testing.T) {
 // TestRefreshCycles: with 6-second tokens the derived Secret is refreshed before expiry,
 // cycle after cycle, and never holds an expired or rejected token.
 func TestRefreshCycles(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetLifetime(6 * time.Second)
 	h.credentials("short")
@@ -120,6 +122,7 @@ func TestRefreshCycles(t *testing.T) {
 // TestRestartWithFreshTokenMakesNoRequest: a new manager (restart, leader change) finds the
 // token fresh and only schedules itself.
 func TestRestartWithFreshTokenMakesNoRequest(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.credentials("restart")
 	h.grant("restart")
@@ -144,6 +147,7 @@ func TestRestartWithFreshTokenMakesNoRequest(t *testing.T) {
 // keeps the last token in the derived Secret, stops requesting, and recovers when the
 // refresh token is replaced.
 func TestInvalidGrant(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.credentials("revoked")
 	h.grant("revoked")
@@ -195,6 +199,7 @@ func TestInvalidGrant(t *testing.T) {
 // TestMissingSecretsRecover: missing Secrets and keys are reported precisely and fixed by
 // creating or correcting them, without touching the grant.
 func TestMissingSecretsRecover(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.grant("later")
 	g := h.waitCondition("later", oauthv1alpha1.ConditionReady, metav1.ConditionFalse, oauthv1alpha1.ReasonSecretNotFound)
@@ -221,6 +226,7 @@ func TestMissingSecretsRecover(t *testing.T) {
 }
 
 func TestClientJSONForm(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.google.NewRefreshToken(clientID, analytics)
 	h.secret("json-client", map[string]string{"client_secret.json": fmt.Sprintf(
@@ -236,6 +242,7 @@ func TestClientJSONForm(t *testing.T) {
 }
 
 func TestInvalidClient(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.google.NewRefreshToken(clientID, analytics)
 	h.secret("bad-client", map[string]string{"client_id": clientID, "client_secret": "GOCSPX-Wr0ngS3cr3tZq9Hy4"})
@@ -258,6 +265,7 @@ func TestInvalidClient(t *testing.T) {
 // TestTransientFailuresBackOff: 503s and a 429 with Retry-After are retried with growing
 // delays, Ready stays True while the token is valid, and the grant recovers by itself.
 func TestTransientFailuresBackOff(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetLifetime(20 * time.Second)
 	rt := h.credentials("flaky")
@@ -318,6 +326,7 @@ func TestTransientFailuresBackOff(t *testing.T) {
 // TestExpiredWhileFailing: when the endpoint keeps failing past expiry, Ready turns False
 // with TokenEndpointError, and the grant recovers when the endpoint does.
 func TestExpiredWhileFailing(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetLifetime(4 * time.Second)
 	h.credentials("down")
@@ -330,6 +339,7 @@ func TestExpiredWhileFailing(t *testing.T) {
 }
 
 func TestMissingScopes(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.credentials("scopes", analytics)
 	h.grant("scopes", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) {
@@ -351,6 +361,7 @@ func TestMissingScopes(t *testing.T) {
 // TestTargetConflict: a Secret of the derived name that the grant does not own is never
 // changed; the grant says why; removing the Secret lets the grant proceed.
 func TestTargetConflict(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	foreign := h.secret("mine", map[string]string{"access_token": "someone else's", "other": "data"})
 	h.Get("mine", foreign)
@@ -378,6 +389,7 @@ func TestTargetConflict(t *testing.T) {
 }
 
 func TestManualRefresh(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.credentials("manual")
 	h.grant("manual")
@@ -408,6 +420,7 @@ func TestManualRefresh(t *testing.T) {
 // TestRotatedRefreshTokenWrittenBack: a provider that rotates refresh tokens never makes
 // the grant lose its only valid refresh token, and the write-back does not loop.
 func TestRotatedRefreshTokenWrittenBack(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetRotate(true)
 	rt := h.credentials("rotate")
@@ -444,6 +457,7 @@ func TestRotatedRefreshTokenWrittenBack(t *testing.T) {
 // not write there): it replaces the token it was traded for, and dropping it would lose the
 // grant. The Secret's other keys are untouched and no SecretsWritable condition appears.
 func TestRotatedTokenReplacesWhatItRead(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetRotate(true)
 	first := h.credentials("users")
@@ -465,6 +479,7 @@ func TestRotatedTokenReplacesWhatItRead(t *testing.T) {
 }
 
 func TestDeletionPolicyRevoke(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.credentials("bye")
 	g := h.grant("bye", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke })
@@ -490,6 +505,7 @@ func TestDeletionPolicyRevoke(t *testing.T) {
 // TestRevokeGivesUp: a revocation endpoint that keeps failing delays deletion only for a
 // bounded number of attempts, then the grant goes with a Warning event.
 func TestRevokeGivesUp(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	rt := h.credentials("stuck")
 	g := h.grant("stuck", func(s *oauthv1alpha1.GoogleOAuthGrantSpec) { s.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke })
@@ -513,6 +529,7 @@ func TestRevokeGivesUp(t *testing.T) {
 
 // TestDerivedSecretRepaired: a derived Secret deleted or edited by hand is put right.
 func TestDerivedSecretRepaired(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.credentials("repair")
 	h.grant("repair")
@@ -557,6 +574,7 @@ func TestDerivedSecretRepaired(t *testing.T) {
 // TestAuthorizedUserForm: gcloud's application-default credentials JSON works as the only
 // input, and a rotated refresh token is written back into it with every other field kept.
 func TestAuthorizedUserForm(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetRotate(true)
 	rt := h.google.NewRefreshToken(clientID, analytics)
@@ -597,6 +615,7 @@ func TestAuthorizedUserForm(t *testing.T) {
 // TestRefreshTokenExpiry: when Google reports refresh_token_expires_in (time-based access),
 // the status says when the refresh token itself stops working.
 func TestRefreshTokenExpiry(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	h.google.SetRefreshTokenExpiresIn(7 * 24 * time.Hour)
 	h.credentials("timed")

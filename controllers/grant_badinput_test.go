@@ -27,6 +27,7 @@ func (h *harness) rawSecret(name string, data map[string][]byte) {
 // TestBadInput: every malformed input gets a precise reason and a message naming what is
 // wrong, and no Secret anywhere is changed or lost.
 func TestBadInput(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	goodClient := map[string][]byte{"client_id": []byte(clientID), "client_secret": []byte(clientSecret)}
 	rt := func() []byte { return []byte(h.google.NewRefreshToken(clientID, analytics)) }

@@ -17,6 +17,7 @@ import (
 // retried on a timer, so only the Secret's deletion event can wake the grant: each must
 // then become Ready.
 func TestConflictClearsWhenForeignSecretGoes(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	for _, c := range []struct {
 		grant, target string
@@ -46,6 +47,7 @@ func TestConflictClearsWhenForeignSecretGoes(t *testing.T) {
 // whether the index files the Secret by bucket (a refresh token, here one sharing its bucket
 // with another grant's) or by name (a client Secret two grants share).
 func TestSecretEventsReachTheirGrants(t *testing.T) {
+	t.Parallel() // its own namespace and fake Google: nothing shared with other tests
 	h := newHarness(t)
 	// Two grants whose refresh-token Secrets fall in one bucket.
 	names := map[string]string{}
