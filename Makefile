@@ -205,6 +205,7 @@ install: manifests $(KUSTOMIZE) ## Install the CRDs into the current kubeconfig'
 .PHONY: deploy
 deploy: manifests $(KUSTOMIZE) ## Deploy the controller (images $(IMG), $(METADATA_IMG)) to the current kubeconfig's cluster.
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	cd config/endpoints && $(KUSTOMIZE) edit set image controller=$(IMG)
 	cd config/default && $(KUSTOMIZE) edit set image grantkeeper-metadata-server=$(METADATA_IMG)
 	$(KUSTOMIZE) build config/default | kubectl apply -f -
 

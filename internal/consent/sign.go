@@ -182,7 +182,14 @@ type SecretKey struct {
 	mu   sync.Mutex
 	key  Key
 	read time.Time
+	// tried and failed: the last failed read, so that while there is no key yet requests
+	// cost at most one read per keyRetry.
+	tried  time.Time
+	failed error
 }
+
+// keyRetry bounds the reads of a key Secret that holds no key yet.
+const keyRetry = 5 * time.Second
 
 // Key returns the key, read again at most every keyReread; a failed read keeps the last.
 func (s *SecretKey) Key(ctx context.Context) (Key, error) {
@@ -195,11 +202,16 @@ func (s *SecretKey) Key(ctx context.Context) (Key, error) {
 	if s.key != nil && now.Sub(s.read) < keyReread {
 		return s.key, nil
 	}
+	if s.key == nil && s.failed != nil && now.Sub(s.tried) < keyRetry {
+		return nil, s.failed
+	}
 	k, err := s.load(ctx)
 	if err != nil {
 		if s.key != nil {
+			s.read = now // keep the last key a while longer
 			return s.key, nil
 		}
+		s.tried, s.failed = now, err
 		return nil, err
 	}
 	s.key, s.read = k, now

@@ -31,6 +31,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
+	"github.com/grantkeeper/grantkeeper/test/framework/grantharness"
 	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
 )
 
@@ -129,9 +130,9 @@ func TestEndpointsIdentityIsEnough(t *testing.T) {
 	}
 	links := &consent.Links{Store: consent.Store{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}, BaseURL: base, TTL: time.Hour,
 		Keys: &consent.SecretKey{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Namespace: sys.Name, Name: consent.KeySecretName}}
-	r := &controllers.GoogleOAuthGrantReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Tokens: tokens,
-		Clock: clock.RealClock{}, Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, ManagerNamespace: sys.Name, Consent: links}
-	if err := r.SetupWithManager(mgr, controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true}); err != nil {
+	if _, err := controllers.Setup(mgr, controllers.Config{Options: controllers.Options{MaxConcurrentReconciles: 2, SkipNameValidation: true},
+		Recorder: mgr.GetEventRecorder("grantkeeper"), Tokens: tokens, Clock: clock.RealClock{},
+		Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, ManagerNamespace: sys.Name, Consent: links}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -167,7 +168,7 @@ func TestEndpointsIdentityIsEnough(t *testing.T) {
 		}
 	})
 
-	h := &harness{NS: ns, google: g, logs: logs, base: base, replica: base,
+	h := &harness{World: &grantharness.World{NS: ns, Env: env, Google: g, Logs: logs}, google: g, base: base, replica: base,
 		http: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	h.grant("ep", []string{analytics})
 	link := h.waitLink("ep", "")

@@ -114,7 +114,7 @@ func TestDemoTwice(t *testing.T) {
 	}
 }
 
-var consentLinkPattern = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/c/default/drive/[A-Z2-7]{26}`)
+var consentLinkPattern = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/c/default/drive/[A-Z2-7]{26}\.[0-9]+\.[A-Z2-7]{26}`) // id.expiry.signature (issue 28 item 6)
 
 // checkConsentLink: the link the demo prints redirects to the fake Google's consent page.
 func checkConsentLink(link string) error {

@@ -32,6 +32,7 @@ var otherSecretWriters = []string{
 	"grantinputs.(*Reader).WriteBack", // the user's refresh-token Secret (a rotated token)
 	"consent.(*Store).Save",           // the consent-link record (create and update)
 	"consent.StoreRefreshToken",       // the refresh-token Secret a consent fills
+	"consent.(*SecretKey).load",       // the consent-link signing key Secret (grantkeeper-consent-key)
 	"webhookcert.(*Rotator).pass",     // the webhook's serving certificate
 }
 
