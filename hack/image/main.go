@@ -18,20 +18,23 @@ func main() {
 	out := flag.String("o", "bin/image/grantkeeper.tar", "Archive to write.")
 	ref := flag.String("tag", "grantkeeper:latest", "Image reference recorded in the archive.")
 	pkg := flag.String("pkg", "./cmd/manager", "Go package of the entrypoint.")
+	bin := flag.String("bin", "", "A static linux binary to pack instead of building -pkg (its file name becomes the entrypoint; the test suites pack make test's prebuilt ones).")
 	flag.Parse()
-	if err := run(*out, *ref, *pkg); err != nil {
+	if err := run(*out, *ref, *pkg, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, ref, pkg string) error {
+func run(out, ref, pkg, bin string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	bin := filepath.Join(filepath.Dir(out), filepath.Base(pkg)) // ./cmd/manager -> /manager in the image
-	if err := imagebuild.GoBuild(".", pkg, bin); err != nil {
-		return err
+	if bin == "" {
+		bin = filepath.Join(filepath.Dir(out), filepath.Base(pkg)) // ./cmd/manager -> /manager in the image
+		if err := imagebuild.GoBuild(".", pkg, bin); err != nil {
+			return err
+		}
 	}
 	if err := imagebuild.Write(out, imagebuild.Options{Binary: bin, Ref: ref}); err != nil {
 		return err

@@ -28,7 +28,6 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/grantkeeper/grantkeeper/hack/image/imagebuild"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
 	"github.com/grantkeeper/grantkeeper/test/framework/fixtures"
 	"github.com/grantkeeper/grantkeeper/test/framework/gobuild"
@@ -102,7 +101,7 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	managerTar := filepath.Join(work, "manager.tar")
-	if err := imagebuild.Write(managerTar, imagebuild.Options{Binary: managerBin, Ref: managerImage}); err != nil {
+	if err := localnode.PackImage(root, managerBin, managerImage, managerTar); err != nil {
 		return fail(err)
 	}
 	tarballs, err := localnode.BuildImages(root, work, map[string]string{"./examples/pause": pauseImage,
@@ -112,7 +111,7 @@ func run(m *testing.M) int {
 	}
 	// The same image under a second tag, for the Helm upgrade.
 	managerV2 := filepath.Join(work, "manager-v2.tar")
-	if err := imagebuild.Write(managerV2, imagebuild.Options{Binary: managerBin, Ref: "grantkeeper.local/manager:v2"}); err != nil {
+	if err := localnode.PackImage(root, managerBin, "grantkeeper.local/manager:v2", managerV2); err != nil {
 		return fail(err)
 	}
 	tarballs = append(tarballs, managerTar, managerV2)

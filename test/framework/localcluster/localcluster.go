@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/procfs"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -95,7 +96,9 @@ func StartWith(binDir, dir string, o Options) (*Cluster, error) {
 	// server's bind).
 	var err error
 	for attempt := 1; ; attempt++ {
-		c.env = &envtest.Environment{BinaryAssetsDirectory: binDir}
+		// A start may take 2 minutes (envtest's default is 20 s): make test starts several
+		// control planes at once on two cores, and at load 20 test/pods' did not start in time.
+		c.env = &envtest.Environment{BinaryAssetsDirectory: binDir, ControlPlaneStartTimeout: 2 * time.Minute}
 		if o.InCluster {
 			api := c.env.ControlPlane.GetAPIServer()
 			api.SecureServing.Address = o.BindAddress

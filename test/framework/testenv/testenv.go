@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/grantkeeper/grantkeeper/test/framework/k8sbin"
 
@@ -71,6 +72,10 @@ func Start() (*Env, func(), error) {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
+		// envtest's default is 20 s, retried 5 times; make test starts up to four control
+		// planes at once on two cores, and beside other work a start took longer (seen at
+		// load 29): a slow start is the machine, not a failure of what the suites test.
+		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	cfg, err := te.Start()
 	if err != nil {
