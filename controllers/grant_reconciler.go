@@ -1,9 +1,13 @@
-// Package controllers holds the GoogleOAuthGrant controller: it keeps a derived Secret with a
-// fresh access token for each grant and reports the grant's health in its status.
+// Package controllers holds the manager's controllers, one room (file prefix) each:
+// grant_* the GoogleOAuthGrant controller, which keeps a derived Secret with a fresh access
+// token for each grant and reports the grant's health in its status; client_* the Google
+// OAuth client kinds'; securityevents_* the security-event receiver's side; cache_* what the
+// caches keep; manager.go wires them all (Setup). The provider client kinds are in
+// controllers/provider.
 //
-// A reconcile reads top-down: load (load.go: one Observation from the caches), decide
-// (internal/plan: pure), act (act.go: the token request and the Secret writes, only when the
-// plan says so), report (report.go: events and one status write).
+// A grant's reconcile reads top-down: load (grant_load.go: one Observation from the caches),
+// decide (internal/plan: pure), act (grant_act.go: the token request and the Secret writes,
+// only when the plan says so), report (grant_report.go: events and one status write).
 package controllers
 
 import (
@@ -16,9 +20,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/consent"
@@ -75,7 +81,7 @@ type GoogleOAuthGrantReconciler struct {
 	// began. Tests use it as a barrier: "this grant was decided after time T".
 	Decided func(grant types.NamespacedName, began time.Time)
 
-	// writes remembers our last writes until the cache shows them (lastwrite.go).
+	// writes remembers our last writes until the cache shows them (grant_lastwrite.go).
 	writes lastWrites
 	// ManagerNamespace is where a ClusterGoogleOAuthClient's Secret is when its
 	// spec.secretRef names no namespace (the manager's own).
@@ -92,7 +98,7 @@ type GoogleOAuthGrantReconciler struct {
 	// are off (--consent-bind-address 0).
 	Consent *consent.Links
 	// TokenIndex, when set, learns the refresh tokens token requests use, for security
-	// events (risc.go); nil when the receiver is off.
+	// events (securityevents.go); nil when the receiver is off.
 	TokenIndex *TokenIndex
 }
 
@@ -105,8 +111,27 @@ type GoogleOAuthGrantReconciler struct {
 // cacheLagRetry is how soon to look again when the cache does not yet show our own last write.
 const cacheLagRetry = 100 * time.Millisecond
 
+// Reconcile runs one reconcile so that a manager shutdown is quiet: work in flight finishes
+// (within ShutdownGrace), no new work starts once the manager is stopping, and what the
+// shutdown still interrupts is logged at info level, not as a "Reconciler error": nothing is
+// wrong, and the next leader picks the grant up again from its status and Secrets.
+func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if ctx.Err() != nil {
+		return ctrl.Result{}, nil
+	}
+	dctx, cancel := drain(ctx, ShutdownGrace)
+	defer cancel()
+	res, err := r.reconcile(dctx, req)
+	if err != nil && ctx.Err() != nil {
+		logf.FromContext(ctx).Info("reconcile interrupted by the manager's shutdown; the next leader will redo it", "reason", err.Error())
+		return ctrl.Result{}, nil
+	}
+	res.Priority = ptr.To(knownPriority)
+	return res, err
+}
+
 // reconcile brings one grant's derived Secret and status up to date: load, decide, act, report
-// (Reconcile, in shutdown.go, runs it so that a manager shutdown is quiet).
+// (Reconcile runs it so that a manager shutdown is quiet: grant_shutdown.go).
 func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	g := &oauthv1alpha1.GoogleOAuthGrant{}
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // ShutdownGrace is how long a reconcile in flight when the manager stops (SIGTERM in a
@@ -21,26 +17,7 @@ const ShutdownGrace = 10 * time.Second
 // errShutdownGraceOver is the cause of a reconcile's context ending after ShutdownGrace.
 var errShutdownGraceOver = errors.New("the manager is shutting down and the shutdown grace period is over")
 
-// Reconcile runs one reconcile so that a manager shutdown is quiet: work in flight finishes
-// (within ShutdownGrace), no new work starts once the manager is stopping, and what the
-// shutdown still interrupts is logged at info level, not as a "Reconciler error": nothing is
-// wrong, and the next leader picks the grant up again from its status and Secrets.
-func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	if ctx.Err() != nil {
-		return ctrl.Result{}, nil
-	}
-	dctx, cancel := drain(ctx, ShutdownGrace)
-	defer cancel()
-	res, err := r.reconcile(dctx, req)
-	if err != nil && ctx.Err() != nil {
-		logf.FromContext(ctx).Info("reconcile interrupted by the manager's shutdown; the next leader will redo it", "reason", err.Error())
-		return ctrl.Result{}, nil
-	}
-	res.Priority = ptr.To(knownPriority)
-	return res, err
-}
-
-// Every result's work-queue priority is knownPriority (queue.go), retries after errors and
+// Every result's work-queue priority is knownPriority (grant_queue.go), retries after errors and
 // cache waits included: controller-runtime's priority queue keeps a request's priority on
 // requeue unless told otherwise, and a grant listed at start (its low priority) or created
 // (the default) must, once looked at, have its refreshes go before new work.

@@ -36,7 +36,7 @@ type Options struct {
 //
 // The Secrets are watched by a secretwatch.Watcher of its own, metadata only and only in
 // the namespaces client Secrets are in. (The grant controller's watcher is in
-// controllers/setup.go, which others are changing now: sharing one watcher is for the
+// controllers/grant_setup.go, which others are changing now: sharing one watcher is for the
 // OAuthGrant reconciler's change, issue 33's credential home.)
 func SetupWithManager(mgr ctrl.Manager, r ClientReconciler, opts Options) error {
 	md, err := metadata.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())

@@ -410,7 +410,7 @@ func (r *reporter) finish(requeue time.Duration) Report {
 	}
 	r.setStalled()
 	if !r.o.ConsentEnabled || NeedsConsent(g, st) == nil {
-		// The controller mints a link only while a person is needed (controllers/consent.go).
+		// The controller mints a link only while a person is needed (controllers/grant_consent.go).
 		st.Consent = ""
 	}
 	return Report{Status: *st, Events: r.events, RequeueAfter: requeue}

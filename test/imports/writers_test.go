@@ -18,7 +18,7 @@ import (
 )
 
 // Issue 33: one writer per object. A grant's status is written in exactly one place
-// (controllers/report.go writeStatus: the reconciler's; the receiver and the consent callback
+// (controllers/grant_report.go writeStatus: the reconciler's; the receiver and the consent callback
 // record facts in Secrets instead), and a grant's derived Secret is written only by
 // internal/derivedsecret. The shipped packages are type-checked (export data from `go list
 // -export`), so a call is found whatever the variable is named.
