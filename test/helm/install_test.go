@@ -258,7 +258,11 @@ func TestInstallRuns(t *testing.T) {
 					if strings.Contains(strings.ToLower(line), "forbidden") {
 						t.Errorf("forbidden: %s", line)
 					}
-					if strings.Contains(line, `"level":"error"`) || regexp.MustCompile(`^E\d{4} `).MatchString(line) {
+					// Two replicas starting together both try to create the Lease; client-go
+					// logs the loser's "already exists" at error level and then follows the
+					// winner, which is leader election working, not a fault.
+					benign := strings.Contains(line, "Error initially creating lease lock") && strings.Contains(line, "already exists")
+					if !benign && (strings.Contains(line, `"level":"error"`) || regexp.MustCompile(`^E\d{4} `).MatchString(line)) {
 						t.Errorf("error-level line: %s", line)
 					}
 				}
