@@ -44,6 +44,7 @@ type harness struct {
 	google              *fakegoogle.Server
 	tx                  *risctransmitter.Transmitter
 	url                 string
+	cache               client.Reader // the running manager's cache, which the receiver reads
 	stop                func()
 }
 
@@ -75,6 +76,7 @@ func (h *harness) startManager() {
 			TokenIndex: controllers.NewTokenIndex(),
 		},
 		Wire: func(mgr ctrl.Manager, r *controllers.GoogleOAuthGrantReconciler) error {
+			h.cache = mgr.GetClient()
 			sink := &controllers.SecurityEvents{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Index: r.TokenIndex, Clock: clock.RealClock{}, NamespacesOnly: true}
 			if err := sink.SetupWithManager(mgr); err != nil {
 				return err
@@ -148,11 +150,17 @@ func (h *harness) waitReady(name string) *oauthv1alpha1.GoogleOAuthGrant {
 	return h.waitCondition(name, oauthv1alpha1.ConditionReady, "True/TokenValid")
 }
 
-// waitAccount waits until the grant's status.account.sub is known.
+// waitAccount waits until the grant's status.account.sub is known to the receiver: it
+// matches an account's events to grants in the manager's cache (indexed by sub), which can
+// lag the API server, so waiting on the API server alone lets a first delivery match nothing.
 func (h *harness) waitAccount(name string) {
 	h.T.Helper()
-	h.Eventually(30*time.Second, name+" status.account", func() (bool, string) {
-		a := h.GetGrant(name).Status.Account
+	h.Eventually(30*time.Second, name+" status.account in the receiver's cache", func() (bool, string) {
+		var g oauthv1alpha1.GoogleOAuthGrant
+		if err := h.cache.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: name}, &g); err != nil {
+			return false, err.Error()
+		}
+		a := g.Status.Account
 		return a != nil && a.Sub != "", fmt.Sprint(a)
 	})
 }
