@@ -20,7 +20,7 @@ func TestInternGrantSharesRepeatedStrings(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "a", Finalizers: []string{"oauth.grantkeeper.dev/revoke"}, Labels: map[string]string{"app": "x"}},
 		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "client"},
 			Scopes: []string{"https://www.googleapis.com/auth/analytics.readonly"}},
-		Status: oauthv1alpha1.GoogleOAuthGrantStatus{ClientID: "123-x.apps.googleusercontent.com", Conditions: []metav1.Condition{
+		Status: oauthv1alpha1.GrantStatus{ClientID: "123-x.apps.googleusercontent.com", Conditions: []metav1.Condition{
 			{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "TokenValid", Message: "valid until 10:00"},
 			{Type: "Revoked", Status: metav1.ConditionFalse, Reason: "RefreshTokenAccepted", Message: "Google accepted the refresh token"},
 		}},

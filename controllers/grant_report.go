@@ -36,7 +36,7 @@ func (r *GoogleOAuthGrantReconciler) report(ctx context.Context, g *oauthv1alpha
 // filled (a user's annotation or spec edit) the update conflicts, and the status goes as a
 // merge patch, which does not: a finished refresh's record never fails for such an edit
 // (that change is reconciled next anyway).
-func (r *GoogleOAuthGrantReconciler) writeStatus(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, st oauthv1alpha1.GoogleOAuthGrantStatus) error {
+func (r *GoogleOAuthGrantReconciler) writeStatus(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, st oauthv1alpha1.GrantStatus) error {
 	if equality.Semantic.DeepEqual(g.Status, st) {
 		return nil
 	}

@@ -217,8 +217,9 @@ type GoogleOAuthGrantSpec struct {
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
 
-// GoogleOAuthGrantStatus is the observed state of a grant. Times are whole seconds.
-type GoogleOAuthGrantStatus struct {
+// GrantStatus is the observed state of a grant, of every kind (GoogleOAuthGrant, OAuthGrant):
+// the controller's steps are shared, and so is what they report. Times are whole seconds.
+type GrantStatus struct {
 	// ObservedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -322,7 +323,7 @@ type GoogleOAuthGrant struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec   GoogleOAuthGrantSpec   `json:"spec,omitempty"`
-	Status GoogleOAuthGrantStatus `json:"status,omitempty"`
+	Status GrantStatus `json:"status,omitempty"`
 }
 
 // GoogleOAuthGrantList contains a list of GoogleOAuthGrant.

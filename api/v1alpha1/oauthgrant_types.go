@@ -113,85 +113,6 @@ type OAuthGrantSpec struct {
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
 
-// OAuthGrantStatus is the observed state of an OAuthGrant. Its fields are those of
-// GoogleOAuthGrantStatus, in the same order, so that the code both kinds share converts one
-// into the other (GoogleOAuthGrantStatus(s)) instead of keeping a copy per kind.
-type OAuthGrantStatus struct {
-	// ObservedGeneration is the spec generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// AccessTokenSecretName is the Secret holding the current access token.
-	// +optional
-	AccessTokenSecretName string `json:"accessTokenSecretName,omitempty"`
-
-	// ExpiresAt is when the access token now in the derived Secret expires.
-	// +optional
-	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
-
-	// RefreshTime is when the next refresh is due (after a failure: the next retry).
-	// +optional
-	RefreshTime *metav1.Time `json:"refreshTime,omitempty"`
-
-	// LastRefreshTime is when the access token now in the derived Secret was obtained.
-	// +optional
-	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
-
-	// GrantedScopes are the scopes the provider says the current access token carries.
-	// +listType=atomic
-	// +optional
-	GrantedScopes []string `json:"grantedScopes,omitempty"`
-
-	// RefreshTokenExpiresAt is when the refresh token itself stops working, when the
-	// provider reported it (refresh_token_expires_in).
-	// +optional
-	RefreshTokenExpiresAt *metav1.Time `json:"refreshTokenExpiresAt,omitempty"`
-
-	// FailedRefreshAttempts counts refresh failures since the last success.
-	// +optional
-	FailedRefreshAttempts int32 `json:"failedRefreshAttempts,omitempty"`
-
-	// LastFailureTime is when the last refresh failed.
-	// +optional
-	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
-
-	// LastHandledRefreshRequest is the value of the oauth.grantkeeper.dev/refresh-requested-at
-	// annotation that was last acted on, so a manual request is honoured exactly once.
-	// +optional
-	LastHandledRefreshRequest string `json:"lastHandledRefreshRequest,omitempty"`
-
-	// InputsFingerprint identifies the spec generation and the versions of the referenced
-	// Secrets and client used by the last token request (no secret material). After a
-	// permanent failure the controller makes no new request until it changes.
-	// +optional
-	InputsFingerprint string `json:"inputsFingerprint,omitempty"`
-
-	// Consent is Required while a person must authorize (or re-authorize) this grant and a
-	// consent link is offered (kubectl grantkeeper consent-link NAME).
-	// +optional
-	Consent ConsentStatus `json:"consent,omitempty"`
-
-	// Account is the account the tokens act for, from the ID token when the provider
-	// issues one (scope openid).
-	// +optional
-	Account *AccountStatus `json:"account,omitempty"`
-
-	// ClientID is the id of the OAuth client the last token request used.
-	// +optional
-	ClientID string `json:"clientID,omitempty"`
-
-	// RevokeAttempts counts failed attempts to revoke the refresh token on deletion.
-	// +optional
-	RevokeAttempts int32 `json:"revokeAttempts,omitempty"`
-
-	// Conditions: Ready, Revoked and (when spec.scopes is set) ScopesGranted, with the
-	// reasons of GoogleOAuthGrant.
-	// +listType=map
-	// +listMapKey=type
-	// +optional
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
-}
-
 // OAuthGrant keeps a fresh OAuth 2.0 access token from any standards-following provider,
 // obtained with a refresh token (rotated tokens written back) or the client credentials
 // grant, in a Secret that pods can mount.
@@ -210,7 +131,7 @@ type OAuthGrant struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec   OAuthGrantSpec   `json:"spec"`
-	Status OAuthGrantStatus `json:"status,omitempty"`
+	Status GrantStatus `json:"status,omitempty"`
 }
 
 // OAuthGrantList contains a list of OAuthGrant.
@@ -257,5 +178,3 @@ func (g *OAuthGrant) RefreshTokenKey() string {
 	return DefaultRefreshTokenKey
 }
 
-// The two status types stay convertible: a field added to one must be added to the other.
-var _ = GoogleOAuthGrantStatus(OAuthGrantStatus{})

@@ -163,7 +163,7 @@ type limitObjects struct {
 	refreshToken string
 	derived      *corev1.Secret
 	grant        string
-	status       oauthv1alpha1.GoogleOAuthGrantStatus
+	status       oauthv1alpha1.GrantStatus
 	obj          *unstructured.Unstructured // the grant as last written, for a status PUT
 	mu           sync.Mutex                 // one refresh at a time per set
 }
@@ -354,7 +354,7 @@ func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Sc
 	if err := c.Create(ctx, g); err != nil {
 		return nil, err
 	}
-	g.Status = refreshedStatus(oauthv1alpha1.GoogleOAuthGrantStatus{}, name, now)
+	g.Status = refreshedStatus(oauthv1alpha1.GrantStatus{}, name, now)
 	if err := c.Status().Update(ctx, g); err != nil {
 		return nil, err
 	}
@@ -379,7 +379,7 @@ func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Sc
 // refreshedStatus is the status the manager records after refreshing a user grant's token at
 // at (the shape of plan.Record's: Ready and Revoked conditions, the token's times, the
 // granted scopes, the inputs' fingerprint).
-func refreshedStatus(prev oauthv1alpha1.GoogleOAuthGrantStatus, grant string, at time.Time) oauthv1alpha1.GoogleOAuthGrantStatus {
+func refreshedStatus(prev oauthv1alpha1.GrantStatus, grant string, at time.Time) oauthv1alpha1.GrantStatus {
 	st := *prev.DeepCopy()
 	expiry, refresh := at.Add(time.Hour), at.Add(40*time.Minute)
 	st.ObservedGeneration = 1
@@ -398,7 +398,7 @@ func refreshedStatus(prev oauthv1alpha1.GoogleOAuthGrantStatus, grant string, at
 
 // statusMergePatch is the JSON merge patch from one status to the next, as controller-runtime's
 // client.MergeFrom computes it for the manager.
-func statusMergePatch(before, after oauthv1alpha1.GoogleOAuthGrantStatus) ([]byte, error) {
+func statusMergePatch(before, after oauthv1alpha1.GrantStatus) ([]byte, error) {
 	b := &oauthv1alpha1.GoogleOAuthGrant{Status: before}
 	a := &oauthv1alpha1.GoogleOAuthGrant{Status: after}
 	return client.MergeFrom(b).Data(a)

@@ -107,7 +107,7 @@ func TestLimitVerdict(t *testing.T) {
 // token's times and the Ready condition whose message names them, nothing else.
 func TestStatusMergePatch(t *testing.T) {
 	at := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)
-	first := refreshedStatus(oauthv1alpha1.GoogleOAuthGrantStatus{}, "g1", at)
+	first := refreshedStatus(oauthv1alpha1.GrantStatus{}, "g1", at)
 	next := refreshedStatus(first, "g1", at.Add(40*time.Minute))
 	patch, err := statusMergePatch(first, next)
 	if err != nil {

@@ -65,7 +65,7 @@ func signed(key Key, g *oauthv1alpha1.GoogleOAuthGrant, rec *Record) bool {
 // returns when to look again (the link's expiry, to mint a fresh one) and the events to
 // record. When a Secret the consent would write is not the grant's (a *writable.Error) it
 // offers no link and writes nothing.
-func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, need *plan.ConsentNeed, st *oauthv1alpha1.GoogleOAuthGrantStatus, now time.Time) (time.Duration, []plan.Event, error) {
+func (l *Links) Ensure(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, need *plan.ConsentNeed, st *oauthv1alpha1.GrantStatus, now time.Time) (time.Duration, []plan.Event, error) {
 	sec, rec, err := l.Store.Load(ctx, g.Namespace, g.Name)
 	if err == nil {
 		err = RefreshTokenWritable(ctx, l.Store.Reader, g)

@@ -91,19 +91,19 @@ var grantFamilies = []grantFamily{{
 }, {
 	name:   "grantkeeper_access_token_expiration_timestamp_seconds",
 	help:   "Unix time at which the access token in the grant's derived Secret expires.",
-	sample: timestamp(func(s *oauthv1alpha1.GoogleOAuthGrantStatus) *metav1.Time { return s.ExpiresAt }),
+	sample: timestamp(func(s *oauthv1alpha1.GrantStatus) *metav1.Time { return s.ExpiresAt }),
 }, {
 	name:   "grantkeeper_next_refresh_timestamp_seconds",
 	help:   "Unix time at which the grant's next refresh (or retry) is due.",
-	sample: timestamp(func(s *oauthv1alpha1.GoogleOAuthGrantStatus) *metav1.Time { return s.RefreshTime }),
+	sample: timestamp(func(s *oauthv1alpha1.GrantStatus) *metav1.Time { return s.RefreshTime }),
 }, {
 	name:   "grantkeeper_refresh_token_expiration_timestamp_seconds",
 	help:   "Unix time at which the grant's refresh token itself stops working (status.refreshTokenExpiresAt: time-based access, Testing-status apps); absent when Google did not say.",
-	sample: timestamp(func(s *oauthv1alpha1.GoogleOAuthGrantStatus) *metav1.Time { return s.RefreshTokenExpiresAt }),
+	sample: timestamp(func(s *oauthv1alpha1.GrantStatus) *metav1.Time { return s.RefreshTokenExpiresAt }),
 }}
 
 // timestamp is the sample of a status time, absent while the time is not known.
-func timestamp(field func(*oauthv1alpha1.GoogleOAuthGrantStatus) *metav1.Time) func(*line, *oauthv1alpha1.GoogleOAuthGrant) bool {
+func timestamp(field func(*oauthv1alpha1.GrantStatus) *metav1.Time) func(*line, *oauthv1alpha1.GoogleOAuthGrant) bool {
 	return func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
 		t := field(&g.Status)
 		if t == nil {

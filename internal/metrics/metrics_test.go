@@ -73,7 +73,7 @@ func TestGrantSeries(t *testing.T) {
 		name: "time-based access, failing: refresh token expiry, account, failures",
 		grant: oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "g"},
 			Spec: oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "c"}},
-			Status: oauthv1alpha1.GoogleOAuthGrantStatus{
+			Status: oauthv1alpha1.GrantStatus{
 				ExpiresAt: at(1000), RefreshTime: at(900), RefreshTokenExpiresAt: at(90000),
 				FailedRefreshAttempts: 3, Account: &oauthv1alpha1.AccountStatus{Email: "ana@example.com", Sub: "42"},
 				Conditions: []metav1.Condition{{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "TokenValid"}},
@@ -93,7 +93,7 @@ func TestGrantSeries(t *testing.T) {
 		name: "account known without an email (sub only): account stays empty",
 		grant: oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "g"},
 			Spec: oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "c"}},
-			Status: oauthv1alpha1.GoogleOAuthGrantStatus{Account: &oauthv1alpha1.AccountStatus{Sub: "42"},
+			Status: oauthv1alpha1.GrantStatus{Account: &oauthv1alpha1.AccountStatus{Sub: "42"},
 				Conditions: []metav1.Condition{
 					{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "InvalidGrant"},
 					{Type: oauthv1alpha1.ConditionRevoked, Status: metav1.ConditionTrue, Reason: "InvalidGrant"},
@@ -139,7 +139,7 @@ func TestGrantSeriesOfManyGrants(t *testing.T) {
 	exp := metav1.Unix(1000, 0)
 	grants := []oauthv1alpha1.GoogleOAuthGrant{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "new"}},
-		{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "fresh"}, Status: oauthv1alpha1.GoogleOAuthGrantStatus{ExpiresAt: &exp}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "fresh"}, Status: oauthv1alpha1.GrantStatus{ExpiresAt: &exp}},
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "new"}},
 	}
 	text := grantText(t, "", grants...)
@@ -166,7 +166,7 @@ func TestHostileLabelValues(t *testing.T) {
 		"",
 	} {
 		g := oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "g"},
-			Status: oauthv1alpha1.GoogleOAuthGrantStatus{Account: &oauthv1alpha1.AccountStatus{Email: v}}}
+			Status: oauthv1alpha1.GrantStatus{Account: &oauthv1alpha1.AccountStatus{Email: v}}}
 		p := expfmt.NewTextParser(model.LegacyValidation)
 		mfs, err := p.TextToMetricFamilies(strings.NewReader(grantText(t, v, g)))
 		if err != nil {
@@ -296,7 +296,7 @@ func BenchmarkWriteGrants(b *testing.B) {
 		grants[i] = oauthv1alpha1.GoogleOAuthGrant{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: "grant-" + strconv.Itoa(i)},
 			Spec:       oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "client"}},
-			Status: oauthv1alpha1.GoogleOAuthGrantStatus{ExpiresAt: &exp, RefreshTime: &exp, ClientID: "123-x.apps.googleusercontent.com",
+			Status: oauthv1alpha1.GrantStatus{ExpiresAt: &exp, RefreshTime: &exp, ClientID: "123-x.apps.googleusercontent.com",
 				Account:    &oauthv1alpha1.AccountStatus{Email: "ana@example.com"},
 				Conditions: []metav1.Condition{{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "TokenValid"}}},
 		}

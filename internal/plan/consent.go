@@ -37,7 +37,7 @@ func ConsentEligible(g *oauthv1alpha1.GoogleOAuthGrant) bool {
 // no refresh token (Ready reason ConsentRequired), revoked (any Revoked=True), tokens with
 // scopes outside spec.scopes (Ready reason ExcessScopes), missing scopes (ScopesGranted=False
 // with MissingScopes). The link asks for all of spec.scopes. nil: no person is needed.
-func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GoogleOAuthGrantStatus) *ConsentNeed {
+func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GrantStatus) *ConsentNeed {
 	if !ConsentEligible(g) {
 		return nil
 	}

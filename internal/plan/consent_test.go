@@ -32,27 +32,27 @@ func TestNeedsConsent(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		g       *oauthv1alpha1.GoogleOAuthGrant
-		st      oauthv1alpha1.GoogleOAuthGrantStatus
+		st      oauthv1alpha1.GrantStatus
 		why     string
 		scopes  []string
 		needNil bool
 	}{
-		{name: "no refresh token", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", oauthv1alpha1.ReasonConsentRequired)}}, why: NeedNoRefreshToken, scopes: []string{"a", "b"}},
-		{name: "revoked, any reason", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "TokenRevokedByGoogle"), cond("Revoked", "True", "TokenRevokedByGoogle")}}, why: NeedRevoked, scopes: []string{"a", "b"}},
+		{name: "no refresh token", g: consentGrant(), st: oauthv1alpha1.GrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", oauthv1alpha1.ReasonConsentRequired)}}, why: NeedNoRefreshToken, scopes: []string{"a", "b"}},
+		{name: "revoked, any reason", g: consentGrant(), st: oauthv1alpha1.GrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "TokenRevokedByGoogle"), cond("Revoked", "True", "TokenRevokedByGoogle")}}, why: NeedRevoked, scopes: []string{"a", "b"}},
 		// Without include_granted_scopes a consent must ask for all of spec.scopes (issue 28).
-		{name: "missing scopes: all of spec.scopes", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{GrantedScopes: []string{"a"}, Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"a", "b"}},
-		{name: "Google refused spec.scopes (invalid_scope)", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "TokenRequestRejected"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"a", "b"}},
-		{name: "excess scopes", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{GrantedScopes: []string{"a", "b"}, Conditions: []metav1.Condition{cond("Ready", "False", "ExcessScopes"), cond("ScopesGranted", "True", "AllScopesGranted")}}, why: NeedExcessScopes, scopes: []string{"a", "b"}},
-		{name: "healthy", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "True", "AllScopesGranted")}}, needNil: true},
-		{name: "client unusable", g: consentGrant(), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "InvalidClient"), cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
-		{name: "no scopes", g: consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
+		{name: "missing scopes: all of spec.scopes", g: consentGrant(), st: oauthv1alpha1.GrantStatus{GrantedScopes: []string{"a"}, Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"a", "b"}},
+		{name: "Google refused spec.scopes (invalid_scope)", g: consentGrant(), st: oauthv1alpha1.GrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "TokenRequestRejected"), cond("ScopesGranted", "False", "MissingScopes")}}, why: NeedMissingScopes, scopes: []string{"a", "b"}},
+		{name: "excess scopes", g: consentGrant(), st: oauthv1alpha1.GrantStatus{GrantedScopes: []string{"a", "b"}, Conditions: []metav1.Condition{cond("Ready", "False", "ExcessScopes"), cond("ScopesGranted", "True", "AllScopesGranted")}}, why: NeedExcessScopes, scopes: []string{"a", "b"}},
+		{name: "healthy", g: consentGrant(), st: oauthv1alpha1.GrantStatus{Conditions: []metav1.Condition{cond("Ready", "True", "TokenValid"), cond("ScopesGranted", "True", "AllScopesGranted")}}, needNil: true},
+		{name: "client unusable", g: consentGrant(), st: oauthv1alpha1.GrantStatus{Conditions: []metav1.Condition{cond("Ready", "False", "InvalidClient"), cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
+		{name: "no scopes", g: consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) { g.Spec.Scopes = nil }), st: oauthv1alpha1.GrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
 		{name: "ADC form", g: consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) {
 			g.Spec.ClientSecretRef, g.Spec.RefreshTokenSecretRef = nil, nil
 			g.Spec.AuthorizedUserSecretRef = &oauthv1alpha1.AuthorizedUserSecretReference{Name: "adc"}
-		}), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
+		}), st: oauthv1alpha1.GrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, needNil: true},
 		{name: "clientRef is eligible", g: consentGrant(func(g *oauthv1alpha1.GoogleOAuthGrant) {
 			g.Spec.ClientSecretRef, g.Spec.ClientRef = nil, &oauthv1alpha1.ClientReference{Name: "shared"}
-		}), st: oauthv1alpha1.GoogleOAuthGrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, why: NeedRevoked, scopes: []string{"a", "b"}},
+		}), st: oauthv1alpha1.GrantStatus{Conditions: []metav1.Condition{cond("Revoked", "True", "InvalidGrant")}}, why: NeedRevoked, scopes: []string{"a", "b"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := NeedsConsent(tc.g, &tc.st)

@@ -61,7 +61,7 @@ type Event struct {
 // Report is what to write back: the status, the events, and when to reconcile again
 // (0: only on a watch event).
 type Report struct {
-	Status       oauthv1alpha1.GoogleOAuthGrantStatus
+	Status       oauthv1alpha1.GrantStatus
 	Events       []Event
 	RequeueAfter time.Duration
 }
@@ -257,7 +257,7 @@ func Record(o Observation, out Outcome) Report {
 
 type reporter struct {
 	o      Observation
-	st     *oauthv1alpha1.GoogleOAuthGrantStatus
+	st     *oauthv1alpha1.GrantStatus
 	events []Event
 }
 
@@ -430,7 +430,7 @@ func (r *reporter) setStalled() {
 
 // Stalled reports whether a grant's status says it is stalled (the Stalled condition; for
 // a status written before Stalled existed, derived from Ready as setStalled does).
-func Stalled(st oauthv1alpha1.GoogleOAuthGrantStatus) bool {
+func Stalled(st oauthv1alpha1.GrantStatus) bool {
 	if c := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionStalled); c != nil {
 		return c.Status == metav1.ConditionTrue
 	}

@@ -32,7 +32,7 @@ func grant() *oauthv1alpha1.GoogleOAuthGrant {
 			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "g-oauth-client"},
 			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: "g-refresh-token"},
 		},
-		Status: oauthv1alpha1.GoogleOAuthGrantStatus{InputsFingerprint: "fp"},
+		Status: oauthv1alpha1.GrantStatus{InputsFingerprint: "fp"},
 	}
 }
 
