@@ -23,6 +23,10 @@ type Grant interface {
 	// TargetSecretName is the derived Secret's name: spec.accessTokenSecretName or
 	// <name>-access-token.
 	TargetSecretName() string
+	// RefreshTokenSecretName and RefreshTokenKey are where the refresh token is ("" when
+	// the grant has none: a service account's, a client credentials grant's).
+	RefreshTokenSecretName() string
+	RefreshTokenKey() string
 }
 
 // The grant kinds' names.
@@ -54,6 +58,28 @@ func (g *OAuthGrant) Settings() GrantSettings {
 }
 
 func (g *OAuthGrant) GrantStatus() *GrantStatus { return &g.Status }
+
+// RefreshTokenSecretName is spec.refreshTokenSecretRef's Secret ("" with ClientCredentials).
+func (g *OAuthGrant) RefreshTokenSecretName() string {
+	if r := g.Spec.RefreshTokenSecretRef; r != nil {
+		return r.Name
+	}
+	return ""
+}
+
+// ClusterScopedClient reports whether a client kind is cluster-scoped.
+func ClusterScopedClient(kind string) bool {
+	return kind == KindClusterGoogleOAuthClient || kind == KindClusterOAuthClient
+}
+
+// NamespacedClientKind is the namespaced client kind of a client kind's family
+// (GoogleOAuthClient for the Google kinds, OAuthClient for the others).
+func NamespacedClientKind(kind string) string {
+	if kind == KindOAuthClient || kind == KindClusterOAuthClient {
+		return KindOAuthClient
+	}
+	return KindGoogleOAuthClient
+}
 
 var (
 	_ Grant = &GoogleOAuthGrant{}

@@ -66,22 +66,22 @@ func NamespaceAllowed(spec oauthv1alpha1.ClusterGoogleOAuthClientSpec, ns string
 // clientProblem is why a grant cannot use its client now: a Ready reason and message, or
 // wait when the client has not reported on its current spec yet. Both empty: usable (or the
 // grant has no clientRef).
-func clientProblem(g *oauthv1alpha1.GoogleOAuthGrant, c *ClientState) (reason, msg string, wait bool) {
-	if g.Spec.ClientRef == nil || c == nil {
+func clientProblem(g oauthv1alpha1.Grant, c *ClientState) (reason, msg string, wait bool) {
+	if c == nil {
 		return "", "", false
 	}
 	what := fmt.Sprintf("%s %q", c.Kind, c.Name)
 	switch {
 	case !c.Found:
-		where := fmt.Sprintf(" in namespace %q", g.Namespace)
-		if c.Kind == oauthv1alpha1.KindClusterGoogleOAuthClient {
+		where := fmt.Sprintf(" in namespace %q", g.GetNamespace())
+		if oauthv1alpha1.ClusterScopedClient(c.Kind) {
 			where = ""
 		}
 		return oauthv1alpha1.ReasonClientNotFound, fmt.Sprintf("%s (spec.clientRef) not found%s; create it, and the grant will pick it up within seconds. No token requests are made until then.", what, where), false
 	case !c.Allowed && c.NotAllowedWhy != "":
 		return oauthv1alpha1.ReasonClientNotAllowed, fmt.Sprintf("%s (spec.clientRef) cannot be used: %s. No token requests are made until then.", what, c.NotAllowedWhy), false
 	case !c.Allowed:
-		return oauthv1alpha1.ReasonClientNotAllowed, fmt.Sprintf("%s (spec.clientRef) does not admit namespace %q (its spec.namespaceSelector and spec.namespaces); ask its administrator to admit the namespace, or use a GoogleOAuthClient in this namespace. No token requests are made until then; the derived Secret keeps its last token until it expires.", what, g.Namespace), false
+		return oauthv1alpha1.ReasonClientNotAllowed, fmt.Sprintf("%s (spec.clientRef) does not admit namespace %q (its spec.namespaceSelector and spec.namespaces); ask its administrator to admit the namespace, or use %s in this namespace. No token requests are made until then; the derived Secret keeps its last token until it expires.", what, g.GetNamespace(), withArticle(oauthv1alpha1.NamespacedClientKind(c.Kind))), false
 	case c.Ready == nil:
 		return "", "", true
 	case c.Ready.Status != metav1.ConditionTrue:
@@ -111,4 +111,12 @@ func inputsChanged(observed, recorded string) (own, client bool) {
 	oOwn, oClient, _ := strings.Cut(observed, fingerprintSep)
 	rOwn, rClient, _ := strings.Cut(recorded, fingerprintSep)
 	return oOwn != rOwn, oClient != rClient
+}
+
+// withArticle is a client kind with its indefinite article, for messages.
+func withArticle(kind string) string {
+	if kind == oauthv1alpha1.KindOAuthClient {
+		return "an " + kind
+	}
+	return "a " + kind
 }

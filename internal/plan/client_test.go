@@ -65,19 +65,19 @@ func TestClientReady(t *testing.T) {
 // client is usable (found, allowed, Ready).
 func clientRef(kind string, state *ClientState) func(*Observation) {
 	return func(o *Observation) {
-		o.Grant.Spec.ClientSecretRef = nil
-		o.Grant.Spec.ClientRef = &oauthv1alpha1.ClientReference{Kind: kind, Name: "shared"}
+		gg(o).Spec.ClientSecretRef = nil
+		gg(o).Spec.ClientRef = &oauthv1alpha1.ClientReference{Kind: kind, Name: "shared"}
 		if state == nil {
 			state = &ClientState{Found: true, Allowed: true, Ready: &metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: oauthv1alpha1.ReasonClientValid}}
 		}
 		state.Kind, state.Name = kind, "shared"
 		o.Client = state
-		o.Fingerprint, o.Grant.Status.InputsFingerprint = "own/client", "own/client"
+		o.Fingerprint, gg(o).Status.InputsFingerprint = "own/client", "own/client"
 	}
 }
 
 func manual(o *Observation) {
-	o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Add(time.Minute).Format(time.RFC3339)}
+	gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Add(time.Minute).Format(time.RFC3339)}
 }
 
 func TestDecideClientRef(t *testing.T) {
@@ -129,7 +129,7 @@ func TestDecideClientRef(t *testing.T) {
 			if p.Report.RequeueAfter != 0 {
 				t.Errorf("RequeueAfter = %v: a client problem waits for a watch event", p.Report.RequeueAfter)
 			}
-			if p.Report.Status.ExpiresAt != tc.obs.Grant.Status.ExpiresAt {
+			if p.Report.Status.ExpiresAt != gg(&tc.obs).Status.ExpiresAt {
 				t.Error("a client problem changed the record of the token in the derived Secret")
 			}
 		})

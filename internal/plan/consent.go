@@ -28,8 +28,10 @@ type ConsentNeed struct {
 // ConsentEligible reports whether a grant can be repaired by a consent link: it names its
 // scopes, and a refresh-token Secret with an OAuth client (clientSecretRef or clientRef);
 // not the authorized-user (ADC) or service-account forms.
-func ConsentEligible(g *oauthv1alpha1.GoogleOAuthGrant) bool {
-	return len(g.Spec.Scopes) > 0 && g.Spec.RefreshTokenSecretRef != nil && !g.UsesAuthorizedUser() && !g.UsesServiceAccount() &&
+func ConsentEligible(gr oauthv1alpha1.Grant) bool {
+	// Consent links for other providers' grants are not built yet (issue 30).
+	g := google(gr)
+	return g != nil && len(g.Settings().Scopes) > 0 && g.Spec.RefreshTokenSecretRef != nil && !g.UsesAuthorizedUser() && !g.UsesServiceAccount() &&
 		(g.Spec.ClientSecretRef != nil || g.Spec.ClientRef != nil)
 }
 
@@ -37,7 +39,7 @@ func ConsentEligible(g *oauthv1alpha1.GoogleOAuthGrant) bool {
 // no refresh token (Ready reason ConsentRequired), revoked (any Revoked=True), tokens with
 // scopes outside spec.scopes (Ready reason ExcessScopes), missing scopes (ScopesGranted=False
 // with MissingScopes). The link asks for all of spec.scopes. nil: no person is needed.
-func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GrantStatus) *ConsentNeed {
+func NeedsConsent(g oauthv1alpha1.Grant, st *oauthv1alpha1.GrantStatus) *ConsentNeed {
 	if !ConsentEligible(g) {
 		return nil
 	}
@@ -48,17 +50,17 @@ func NeedsConsent(g *oauthv1alpha1.GoogleOAuthGrant, st *oauthv1alpha1.GrantStat
 	}
 	switch {
 	case ready != nil && ready.Reason == oauthv1alpha1.ReasonConsentRequired:
-		return &ConsentNeed{Why: NeedNoRefreshToken, Scopes: slices.Clone(g.Spec.Scopes)}
+		return &ConsentNeed{Why: NeedNoRefreshToken, Scopes: slices.Clone(g.Settings().Scopes)}
 	case meta.IsStatusConditionTrue(st.Conditions, oauthv1alpha1.ConditionRevoked):
-		return &ConsentNeed{Why: NeedRevoked, Scopes: slices.Clone(g.Spec.Scopes)}
+		return &ConsentNeed{Why: NeedRevoked, Scopes: slices.Clone(g.Settings().Scopes)}
 	case ready != nil && ready.Reason == oauthv1alpha1.ReasonExcessScopes:
-		return &ConsentNeed{Why: NeedExcessScopes, Scopes: slices.Clone(g.Spec.Scopes)}
+		return &ConsentNeed{Why: NeedExcessScopes, Scopes: slices.Clone(g.Settings().Scopes)}
 	}
 	sg := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionScopesGranted)
 	if sg == nil || sg.Status != metav1.ConditionFalse || sg.Reason != oauthv1alpha1.ReasonMissingScopes {
 		return nil
 	}
-	return &ConsentNeed{Why: NeedMissingScopes, Scopes: slices.Clone(g.Spec.Scopes)}
+	return &ConsentNeed{Why: NeedMissingScopes, Scopes: slices.Clone(g.Settings().Scopes)}
 }
 
 // consentSwitched: the grant reported a missing Secret before consent links were turned on

@@ -28,7 +28,7 @@ import (
 type Observation struct {
 	Now time.Time
 	// Grant is the grant as cached (spec, annotations and the last reported status). Read only.
-	Grant *oauthv1alpha1.GoogleOAuthGrant
+	Grant oauthv1alpha1.Grant
 	// Conflict is why the derived Secret's name cannot be used (a *derivedsecret.ConflictError),
 	// nil when it can.
 	Conflict error
@@ -118,14 +118,14 @@ type Outcome struct {
 // Decide applies the rules in order of precedence.
 func Decide(o Observation) Plan {
 	g := o.Grant
-	st := g.Status.DeepCopy()
+	st := g.GrantStatus().DeepCopy()
 	r := &reporter{o: o, st: st}
 	refreshAt := r.refreshAt()
 	valid := o.HaveToken && o.Now.Before(o.Token.Expiry)
-	ready := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady)
-	permanent := Stalled(g.Status)
+	ready := meta.FindStatusCondition(g.GrantStatus().Conditions, oauthv1alpha1.ConditionReady)
+	permanent := Stalled(*g.GrantStatus())
 
-	ownChanged, clientChanged := inputsChanged(o.Fingerprint, g.Status.InputsFingerprint)
+	ownChanged, clientChanged := inputsChanged(o.Fingerprint, g.GrantStatus().InputsFingerprint)
 	clientReason, clientMsg, clientWait := clientProblem(g, o.Client)
 
 	refresh := func(why string) Plan { return Plan{Refresh: true, Why: why} }
@@ -205,14 +205,14 @@ func Decide(o Observation) Plan {
 // many grants share one key Secret, and rotating it must not make them all request at once.
 func keyReplacedWhileHealthy(o Observation, valid bool) bool {
 	g := o.Grant
-	return g.UsesServiceAccount() && valid && g.Status.ObservedGeneration == g.Generation &&
-		g.Status.FailedRefreshAttempts == 0 && meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady)
+	return usesServiceAccount(g) && valid && g.GrantStatus().ObservedGeneration == g.GetGeneration() &&
+		g.GrantStatus().FailedRefreshAttempts == 0 && meta.IsStatusConditionTrue(g.GrantStatus().Conditions, oauthv1alpha1.ConditionReady)
 }
 
 // Record is the report after a token request (or an attempt stopped by bad input).
 func Record(o Observation, out Outcome) Report {
 	g := o.Grant
-	st := g.Status.DeepCopy()
+	st := g.GrantStatus().DeepCopy()
 	r := &reporter{o: o, st: st, events: slices.Clone(out.Events)}
 	// Whatever happened answers these inputs and this manual request: a failure is not
 	// retried until they change (permanent) or the backoff ends (transient).
@@ -235,7 +235,7 @@ func Record(o Observation, out Outcome) Report {
 		// A person authorizes through the consent link; the controller's link event says so.
 		st.RefreshTime = nil
 		r.setReady(metav1.ConditionFalse, oauthv1alpha1.ReasonConsentRequired, fmt.Sprintf("No refresh token yet (%s). The Google account's owner authorizes in a browser at the consent link (kubectl grantkeeper consent-link %s -n %s prints it for someone who may read Secrets here); the token is stored in Secret %q key %q.",
-			out.Problem.Message, g.Name, g.Namespace, g.RefreshTokenSecretName(), g.RefreshTokenKey()))
+			out.Problem.Message, g.GetName(), g.GetNamespace(), g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 		return r.finish(0)
 	case out.Problem != nil:
 		st.RefreshTime = nil
@@ -265,7 +265,7 @@ func (r *reporter) refreshAt() time.Time {
 	if !r.o.HaveToken {
 		return time.Time{}
 	}
-	return schedule.RefreshTime(r.o.Token.RefreshedAt, r.o.Token.Expiry, refreshBefore(r.o.Grant), string(r.o.Grant.UID))
+	return schedule.RefreshTime(r.o.Token.RefreshedAt, r.o.Token.Expiry, refreshBefore(r.o.Grant), string(r.o.Grant.GetUID()))
 }
 
 // wait is the requeue for a look at `at`, or at expiry if that is sooner, so Ready turns
@@ -279,11 +279,11 @@ func (r *reporter) wait(at time.Time, valid bool) time.Duration {
 
 func (r *reporter) succeeded(tok *Issued) Report {
 	g, st, now := r.o.Grant, r.st, r.o.Now
-	before := r.o.Grant.Status
+	before := *r.o.Grant.GrantStatus()
 	issued := now.Truncate(time.Second)
 	st.ExpiresAt = metaTime(tok.Expiry)
 	st.LastRefreshTime = metaTime(issued)
-	st.RefreshTime = metaTime(schedule.RefreshTime(issued, tok.Expiry, refreshBefore(g), string(g.UID)))
+	st.RefreshTime = metaTime(schedule.RefreshTime(issued, tok.Expiry, refreshBefore(g), string(g.GetUID())))
 	st.GrantedScopes = tok.Scopes
 	st.RefreshTokenExpiresAt = nil
 	if tok.RefreshTokenExpiresIn > 0 {
@@ -291,7 +291,7 @@ func (r *reporter) succeeded(tok *Issued) Report {
 	}
 	st.FailedRefreshAttempts = 0
 	accepted := "The token endpoint accepted the refresh token."
-	if g.UsesServiceAccount() {
+	if usesServiceAccount(g) {
 		accepted = "The token endpoint accepted the service account's assertion."
 	}
 	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded, accepted)
@@ -316,10 +316,14 @@ func (r *reporter) excess(extra []string) Report {
 	st.RefreshTime = nil
 	how := ReauthorizeCommand(g)
 	if r.o.ConsentEnabled && ConsentEligible(g) {
-		how = fmt.Sprintf("the account's owner consents again at status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
+		how = fmt.Sprintf("the account's owner consents again at status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.GetName(), g.GetNamespace(), how)
 	}
 	msg := fmt.Sprintf("Google's answer carries scopes outside spec.scopes: %s. The token was not published (Secret %q keeps its previous token until it expires). The refresh token was granted more than this grant asks for (an older consent with include_granted_scopes, or another namespace's consent on the same OAuth client) and Google did not narrow it. Fix: obtain a refresh token for spec.scopes alone: %s. If the extra scopes remain, the account's owner removes the app at https://myaccount.google.com/permissions and consents again, or give this namespace its own OAuth client. No more requests are made until then.",
 		strings.Join(extra, " "), g.TargetSecretName(), how)
+	if google(g) == nil {
+		msg = fmt.Sprintf("The provider's answer carries scopes outside spec.scopes: %s. The token was not published (Secret %q keeps its previous token until it expires). The refresh token was granted more than this grant asks for, and the provider did not narrow it to the scope sent. Fix: obtain a refresh token for spec.scopes alone (%s). No more requests are made until then.",
+			strings.Join(extra, " "), g.TargetSecretName(), how)
+	}
 	r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionFalse, oauthv1alpha1.ReasonRefreshSucceeded, "The token endpoint accepted the refresh token.")
 	if r.setReady(metav1.ConditionFalse, oauthv1alpha1.ReasonExcessScopes, msg) {
 		r.event("Warning", oauthv1alpha1.ReasonExcessScopes, "Refresh", "Token not published: it carries scopes outside spec.scopes: "+strings.Join(extra, " "))
@@ -336,44 +340,44 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 		st.RefreshTime = nil
 		reason := ReasonFor(f.Kind)
 		switch {
-		case g.UsesServiceAccount() && f.Kind == tokenerr.InvalidGrant:
+		case usesServiceAccount(g) && f.Kind == tokenerr.InvalidGrant:
 			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("Google rejected the service account's assertion: %s", describe(f)))
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("Google rejected the service account's assertion (%s). Usual causes: the key was deleted or disabled (Invalid JWT Signature: put a current key in Secret %q key %q), spec.subject is not a user of the Workspace domain, or this node's clock is off. No more requests are made until the Secret or the spec changes.",
-				f.Summary(), g.Spec.ServiceAccountKeySecretRef.Name, g.ServiceAccountKey()))
+				f.Summary(), google(g).Spec.ServiceAccountKeySecretRef.Name, google(g).ServiceAccountKey()))
 			r.event("Warning", reason, "Refresh", "Service account assertion rejected: "+f.Summary())
 		case f.Kind == tokenerr.DelegationDenied:
 			who := "its own access"
-			if g.Spec.Subject != "" {
-				who = fmt.Sprintf("acting as %q", g.Spec.Subject)
+			if s := google(g).Spec.Subject; s != "" {
+				who = fmt.Sprintf("acting as %q", s)
 			}
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("Google refused the service account %s for scopes %s (%s). A Google Workspace super admin grants domain-wide delegation in the Admin console (Security > Access and data control > API controls > Domain-wide delegation) to the service account's client ID for exactly these scopes. No more requests are made until the Secret or the spec changes, or a manual refresh is requested.",
-				who, strings.Join(g.Spec.Scopes, ","), f.Summary()))
+				who, strings.Join(g.Settings().Scopes, ","), f.Summary()))
 			r.event("Warning", reason, "Refresh", "Domain-wide delegation refused: "+f.Summary())
 		case f.Kind == tokenerr.InvalidGrant:
-			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("Google rejected the refresh token: %s", describe(f)))
+			r.setCondition(oauthv1alpha1.ConditionRevoked, metav1.ConditionTrue, reason, fmt.Sprintf("%s rejected the refresh token: %s", issuer(g), describe(f)))
 			how := ReauthorizeCommand(g)
 			if r.o.ConsentEnabled && ConsentEligible(g) {
-				how = fmt.Sprintf("the account's owner opens the consent link (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
+				how = fmt.Sprintf("the account's owner opens the consent link (kubectl grantkeeper consent-link %s -n %s), or %s", g.GetName(), g.GetNamespace(), how)
 			}
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The refresh token was revoked, expired or superseded (%s). Obtain a new one with a new consent: %s (it stores the new token in Secret %q key %q); no more requests are made until then.",
 				f.Summary(), how, g.RefreshTokenSecretName(), g.RefreshTokenKey()))
 			r.event("Warning", reason, "Refresh", "Refresh token rejected: "+f.Summary())
-		case f.Kind == tokenerr.InvalidClient && g.UsesServiceAccount():
-			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the service account (%s). Check that the service account of the key in Secret %q key %q still exists and is enabled; no more requests are made until the Secret or the spec changes.", f.Summary(), g.Spec.ServiceAccountKeySecretRef.Name, g.ServiceAccountKey()))
+		case f.Kind == tokenerr.InvalidClient && usesServiceAccount(g):
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the service account (%s). Check that the service account of the key in Secret %q key %q still exists and is enabled; no more requests are made until the Secret or the spec changes.", f.Summary(), google(g).Spec.ServiceAccountKeySecretRef.Name, google(g).ServiceAccountKey()))
 			r.event("Warning", reason, "Refresh", "Service account rejected: "+f.Summary())
 		case f.Kind == tokenerr.InvalidClient:
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint rejected the OAuth client (%s). Check the client id and secret in %s and that the refresh token was issued to that client; no more requests are made until a Secret or the spec changes.", f.Summary(), clientSource(g)))
 			r.event("Warning", reason, "Refresh", "OAuth client rejected: "+f.Summary())
-		case f.Code == "invalid_scope" && len(g.Spec.Scopes) > 0 && !g.UsesServiceAccount():
+		case f.Code == "invalid_scope" && len(g.Settings().Scopes) > 0 && !usesServiceAccount(g):
 			// The refresh asked for spec.scopes (scopes.RefreshRequests): the refresh token
 			// was not granted them all. Only a consent to all of them helps.
 			how := ReauthorizeCommand(g)
 			if r.o.ConsentEnabled && ConsentEligible(g) {
-				how = fmt.Sprintf("the account's owner consents at status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.Name, g.Namespace, how)
+				how = fmt.Sprintf("the account's owner consents at status.consentURL (kubectl grantkeeper consent-link %s -n %s), or %s", g.GetName(), g.GetNamespace(), how)
 			}
 			r.setCondition(oauthv1alpha1.ConditionScopesGranted, metav1.ConditionFalse, oauthv1alpha1.ReasonMissingScopes,
-				fmt.Sprintf("Google refused a token for spec.scopes (%s): the refresh token was not granted all of %s (a consent that left some unticked, or scopes added to spec.scopes since), or one of them is not a valid scope.", f.Summary(), strings.Join(g.Spec.Scopes, " ")))
-			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("Google refused a token for spec.scopes (%s): the refresh token does not cover all of them, or one is not valid. Obtain a refresh token with a consent to all of them: %s. No more requests are made until the Secret or the spec changes.", f.Summary(), how))
+				fmt.Sprintf("%s refused a token for spec.scopes (%s): the refresh token was not granted all of %s (a consent that left some unticked, or scopes added to spec.scopes since), or one of them is not a valid scope.", issuer(g), f.Summary(), strings.Join(g.Settings().Scopes, " ")))
+			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("%s refused a token for spec.scopes (%s): the refresh token does not cover all of them, or one is not valid. Obtain a refresh token with a consent to all of them: %s. No more requests are made until the Secret or the spec changes.", issuer(g), f.Summary(), how))
 			r.event("Warning", "RefreshFailed", "Refresh", "Token request refused: "+f.Summary())
 		default:
 			r.setReady(metav1.ConditionFalse, reason, fmt.Sprintf("The token endpoint refused the request (%s). Fix the cause, then change the grant or its Secrets or request a manual refresh.", f.Summary()))
@@ -386,7 +390,7 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 	if backoff == (schedule.Backoff{}) {
 		backoff = schedule.DefaultBackoff
 	}
-	retryAt := now.Add(backoff.Delay(st.FailedRefreshAttempts, f.RetryAfter, string(g.UID))).Truncate(time.Second).Add(time.Second)
+	retryAt := now.Add(backoff.Delay(st.FailedRefreshAttempts, f.RetryAfter, string(g.GetUID()))).Truncate(time.Second).Add(time.Second)
 	st.RefreshTime = metaTime(retryAt)
 	r.event("Warning", "RefreshFailed", "Refresh", fmt.Sprintf("Refresh attempt %d failed: %s; retrying at %s", st.FailedRefreshAttempts, f.Summary(), formatTime(retryAt)))
 	valid := r.o.HaveToken && now.Before(r.o.Token.Expiry)
@@ -402,7 +406,7 @@ func (r *reporter) failed(f tokenerr.Failure) Report {
 // finish derives what follows from the rest of the status and returns the report.
 func (r *reporter) finish(requeue time.Duration) Report {
 	g, st := r.o.Grant, r.st
-	st.ObservedGeneration = g.Generation
+	st.ObservedGeneration = g.GetGeneration()
 	st.AccessTokenSecretName = g.TargetSecretName()
 	r.setScopesCondition()
 	if meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady) == nil {
@@ -442,7 +446,7 @@ func Stalled(st oauthv1alpha1.GrantStatus) bool {
 // when spec.scopes is empty, and waits for the first token to know the granted scopes.
 func (r *reporter) setScopesCondition() {
 	g, st := r.o.Grant, r.st
-	if len(g.Spec.Scopes) == 0 {
+	if len(g.Settings().Scopes) == 0 {
 		meta.RemoveStatusCondition(&st.Conditions, oauthv1alpha1.ConditionScopesGranted)
 		return
 	}
@@ -456,7 +460,7 @@ func (r *reporter) setScopesCondition() {
 	if st.ExpiresAt == nil {
 		return
 	}
-	missing := scopes.Missing(g.Spec.Scopes, st.GrantedScopes)
+	missing := scopes.Missing(g.Settings().Scopes, st.GrantedScopes)
 	if len(missing) == 0 {
 		r.setCondition(oauthv1alpha1.ConditionScopesGranted, metav1.ConditionTrue, oauthv1alpha1.ReasonAllScopesGranted, "Every scope in spec.scopes is granted.")
 		return
@@ -469,13 +473,13 @@ func (r *reporter) setScopesCondition() {
 // status, which is when events are worth sending (10,000 grants must not flood the event store).
 func (r *reporter) setReady(status metav1.ConditionStatus, reason, msg string) bool {
 	r.setCondition(oauthv1alpha1.ConditionReady, status, reason, msg)
-	old := meta.FindStatusCondition(r.o.Grant.Status.Conditions, oauthv1alpha1.ConditionReady)
+	old := meta.FindStatusCondition(r.o.Grant.GrantStatus().Conditions, oauthv1alpha1.ConditionReady)
 	return old == nil || old.Status != status || old.Reason != reason
 }
 
 func (r *reporter) setCondition(typ string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&r.st.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: r.o.Grant.Generation,
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: r.o.Grant.GetGeneration(),
 		LastTransitionTime: metav1.NewTime(r.o.Now.UTC().Truncate(time.Second)),
 	})
 }
@@ -527,24 +531,29 @@ func PermanentReason(reason string) bool {
 // refresh that has not been handled: a valid RFC 3339 time, not older than the last refresh
 // (the same second counts: refresh times are whole seconds), and not the request handled
 // last (so a request whose refresh failed is not retried in a loop).
-func PendingManualRequest(g *oauthv1alpha1.GoogleOAuthGrant) string {
-	v := g.Annotations[oauthv1alpha1.RefreshRequestedAtAnnotation]
-	if v == "" || v == g.Status.LastHandledRefreshRequest {
+func PendingManualRequest(g oauthv1alpha1.Grant) string {
+	v := g.GetAnnotations()[oauthv1alpha1.RefreshRequestedAtAnnotation]
+	if v == "" || v == g.GrantStatus().LastHandledRefreshRequest {
 		return ""
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
 		return ""
 	}
-	if last := g.Status.LastRefreshTime; last != nil && t.Before(last.Time) {
+	if last := g.GrantStatus().LastRefreshTime; last != nil && t.Before(last.Time) {
 		return ""
 	}
 	return v
 }
 
-// ReauthorizeCommand is the kubectl plugin command that obtains a new refresh token for g
-// and stores it where g reads it.
-func ReauthorizeCommand(g *oauthv1alpha1.GoogleOAuthGrant) string {
+// ReauthorizeCommand is how to obtain a new refresh token for g and store it where g reads
+// it: for a Google grant the kubectl plugin's command; for another provider's grant, what to
+// do (the plugin does not authorize those yet).
+func ReauthorizeCommand(gr oauthv1alpha1.Grant) string {
+	g := google(gr)
+	if g == nil {
+		return fmt.Sprintf("authorize again at the provider for spec.scopes and store the refresh token in Secret %q key %q", gr.RefreshTokenSecretName(), gr.RefreshTokenKey())
+	}
 	var b strings.Builder
 	clientFlag := "--client-secret-file client_secret.json"
 	switch g.ClientRefKind() {
@@ -577,16 +586,20 @@ func ReauthorizeCommand(g *oauthv1alpha1.GoogleOAuthGrant) string {
 }
 
 // clientSource says where the grant's OAuth client comes from, for messages.
-func clientSource(g *oauthv1alpha1.GoogleOAuthGrant) string {
+func clientSource(gr oauthv1alpha1.Grant) string {
+	if og, ok := gr.(*oauthv1alpha1.OAuthGrant); ok {
+		return fmt.Sprintf("%s %q (its client id, and its secret or key)", og.ClientRefKind(), og.Spec.ClientRef.Name)
+	}
+	g := google(gr)
 	if ref := g.Spec.ClientRef; ref != nil {
 		return fmt.Sprintf("the Secret of %s %q", g.ClientRefKind(), ref.Name)
 	}
 	return fmt.Sprintf("Secret %q", g.ClientSecretName())
 }
 
-func refreshBefore(g *oauthv1alpha1.GoogleOAuthGrant) time.Duration {
-	if g.Spec.RefreshBefore != nil {
-		return g.Spec.RefreshBefore.Duration
+func refreshBefore(g oauthv1alpha1.Grant) time.Duration {
+	if g.Settings().RefreshBefore != nil {
+		return g.Settings().RefreshBefore.Duration
 	}
 	return 0
 }

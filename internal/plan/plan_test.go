@@ -49,7 +49,7 @@ func observe(now time.Time, mutate ...func(*Observation)) Observation {
 // serviceAccount makes the grant a service-account grant, acting as subject when set.
 func serviceAccount(subject string) func(*Observation) {
 	return func(o *Observation) {
-		o.Grant.Spec = oauthv1alpha1.GoogleOAuthGrantSpec{
+		gg(o).Spec = oauthv1alpha1.GoogleOAuthGrantSpec{
 			ServiceAccountKeySecretRef: &oauthv1alpha1.ServiceAccountKeySecretReference{Name: "g-sa-key"},
 			Subject:                    subject, Scopes: []string{analytics},
 		}
@@ -58,23 +58,23 @@ func serviceAccount(subject string) func(*Observation) {
 
 // healthy: Ready True, reported for the current generation.
 func healthy(o *Observation) {
-	o.Grant.Status.ObservedGeneration = o.Grant.Generation
-	meta.SetStatusCondition(&o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: oauthv1alpha1.ReasonTokenValid})
+	gg(o).Status.ObservedGeneration = gg(o).Generation
+	meta.SetStatusCondition(&gg(o).Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: oauthv1alpha1.ReasonTokenValid})
 }
 
 func noToken(o *Observation) { o.HaveToken, o.Token = false, derivedsecret.Token{} }
 
 func withReady(status metav1.ConditionStatus, reason string) func(*Observation) {
 	return func(o *Observation) {
-		meta.SetStatusCondition(&o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: status, Reason: reason})
+		meta.SetStatusCondition(&gg(o).Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: status, Reason: reason})
 	}
 }
 
 func backingOff(attempts int32, retryAt time.Time) func(*Observation) {
 	return func(o *Observation) {
-		o.Grant.Status.FailedRefreshAttempts = attempts
+		gg(o).Status.FailedRefreshAttempts = attempts
 		t := metav1.NewTime(retryAt)
-		o.Grant.Status.RefreshTime = &t
+		gg(o).Status.RefreshTime = &t
 	}
 }
 
@@ -92,10 +92,10 @@ func TestDecide(t *testing.T) {
 		{name: "no token: refresh", obs: observe(issued, noToken), refresh: true},
 		{name: "expired token: refresh", obs: observe(expiry.Add(time.Second)), refresh: true},
 		{name: "refreshBefore 15m honoured", obs: observe(issued.Add(40*time.Minute), func(o *Observation) {
-			o.Grant.Spec.RefreshBefore = &metav1.Duration{Duration: 15 * time.Minute}
+			gg(o).Spec.RefreshBefore = &metav1.Duration{Duration: 15 * time.Minute}
 		}), requeueMin: 3 * time.Minute, max: 5 * time.Minute},
 		{name: "refreshBefore longer than the lifetime: not due again at once (cert-manager #4423)", obs: observe(issued.Add(time.Second), func(o *Observation) {
-			o.Grant.Spec.RefreshBefore = &metav1.Duration{Duration: 2 * time.Hour}
+			gg(o).Spec.RefreshBefore = &metav1.Duration{Duration: 2 * time.Hour}
 		}), requeueMin: 30 * time.Minute, max: 40 * time.Minute},
 		{name: "inputs changed with a fresh token: refresh", obs: observe(issued, func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
 		{name: "service account key replaced while healthy: wait for the scheduled refresh (no storm)", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, func(o *Observation) { o.Fingerprint = "other" }),
@@ -103,30 +103,30 @@ func TestDecide(t *testing.T) {
 		{name: "service account key replaced, due: refresh", obs: observe(issued.Add(41*time.Minute), serviceAccount(""), healthy, func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
 		{name: "service account key replaced while not Ready: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), func(o *Observation) {
 			o.Fingerprint = "other"
-			meta.SetStatusCondition(&o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: oauthv1alpha1.ReasonInvalidGrant})
+			meta.SetStatusCondition(&gg(o).Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: oauthv1alpha1.ReasonInvalidGrant})
 		}), refresh: true},
 		{name: "service account spec changed: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, func(o *Observation) {
-			o.Fingerprint, o.Grant.Generation = "other", 2
+			o.Fingerprint, gg(o).Generation = "other", 2
 		}), refresh: true},
 		{name: "service account key Secret changed while backing off: refresh", obs: observe(issued.Add(10*time.Minute), serviceAccount(""), healthy, backingOff(1, issued.Add(11*time.Minute)), func(o *Observation) { o.Fingerprint = "other" }), refresh: true},
 		{name: "manual request: refresh", obs: observe(issued.Add(time.Minute), func(o *Observation) {
-			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Add(time.Minute).Format(time.RFC3339)}
+			gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Add(time.Minute).Format(time.RFC3339)}
 		}), refresh: true},
 		{name: "manual request already handled: no refresh", obs: observe(issued.Add(time.Minute), func(o *Observation) {
 			v := issued.Add(time.Minute).Format(time.RFC3339)
-			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: v}
-			o.Grant.Status.LastHandledRefreshRequest = v
+			gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: v}
+			gg(o).Status.LastHandledRefreshRequest = v
 		}), requeueMin: 28 * time.Minute, max: 39 * time.Minute},
 		{name: "manual request older than the last refresh: no refresh", obs: observe(issued.Add(time.Minute), func(o *Observation) {
-			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Add(-time.Minute).Format(time.RFC3339)}
+			gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Add(-time.Minute).Format(time.RFC3339)}
 			last := metav1.NewTime(issued)
-			o.Grant.Status.LastRefreshTime = &last
+			gg(o).Status.LastRefreshTime = &last
 		}), requeueMin: 28 * time.Minute, max: 39 * time.Minute},
 		{name: "manual request beats a permanent failure", obs: observe(issued, noToken, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant), func(o *Observation) {
-			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
+			gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
 		}), refresh: true},
 		{name: "revoked by a security event: no request, not even a manual one", obs: observe(issued, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonTokenRevokedByGoogle), withdrawn(oauthv1alpha1.ReasonTokenRevokedByGoogle, "x", issued), func(o *Observation) {
-			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
+			gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
 		}), readyReason: oauthv1alpha1.ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
 		{name: "token withdrawn by a security event, the status not written yet: no request, the status derived from the Secret", obs: observe(issued, healthy, withdrawn(oauthv1alpha1.ReasonTokenRevokedByGoogle, "x", issued.Add(-2*time.Second))),
 			readyReason: oauthv1alpha1.ReasonTokenRevokedByGoogle, readyStatus: metav1.ConditionFalse},
@@ -150,7 +150,7 @@ func TestDecide(t *testing.T) {
 			readyStatus: metav1.ConditionFalse, readyReason: oauthv1alpha1.ReasonPending},
 		{name: "backoff over: refresh", obs: observe(issued.Add(45*time.Minute), backingOff(2, issued.Add(44*time.Minute))), refresh: true},
 		{name: "target conflict recorded (Stalled), the name free again: refresh", obs: observe(issued, noToken, func(o *Observation) {
-			c := o.Grant.DeepCopy()
+			c := gg(o).DeepCopy()
 			c.Status = Decide(observe(issued, noToken, func(o *Observation) {
 				o.Conflict = &derivedsecret.ConflictError{Name: "g-access-token", Owner: "no controller"}
 			})).Report.Status
@@ -162,18 +162,18 @@ func TestDecide(t *testing.T) {
 		{name: "target conflict: nothing, even without a token, with inputs changed and a manual request", obs: observe(issued, noToken, func(o *Observation) {
 			o.Conflict = &derivedsecret.ConflictError{Name: "g-access-token", Owner: "no controller"}
 			o.Fingerprint = "new"
-			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
+			gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: issued.Format(time.RFC3339)}
 		}), readyStatus: metav1.ConditionFalse, readyReason: oauthv1alpha1.ReasonTargetSecretConflict},
 		{name: "a requeue is never under a second, even when the refresh time is now", obs: observe(issued.Add(2*time.Minute), backingOff(1, issued.Add(2*time.Minute+time.Millisecond))),
 			requeueMin: time.Second, max: time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := tc.obs.Grant.DeepCopy()
+			before := gg(&tc.obs).DeepCopy()
 			p := Decide(tc.obs)
 			if p.Refresh != tc.refresh {
 				t.Fatalf("Refresh = %v (%s), want %v", p.Refresh, p.Why, tc.refresh)
 			}
-			if tc.obs.Grant.Status.InputsFingerprint != before.Status.InputsFingerprint || len(tc.obs.Grant.Status.Conditions) != len(before.Status.Conditions) {
+			if gg(&tc.obs).Status.InputsFingerprint != before.Status.InputsFingerprint || len(gg(&tc.obs).Status.Conditions) != len(before.Status.Conditions) {
 				t.Error("Decide modified the observed grant")
 			}
 			if p.Refresh {
@@ -258,36 +258,36 @@ func TestRecord(t *testing.T) {
 			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"}},
 		{name: "routine refresh: no event", obs: observe(now, withReady(metav1.ConditionTrue, oauthv1alpha1.ReasonTokenValid), func(o *Observation) {
 			e := metav1.NewTime(expiry)
-			o.Grant.Status.ExpiresAt = &e
+			gg(o).Status.ExpiresAt = &e
 		}), out: Outcome{Token: token()}, ready: "True/TokenValid", revoked: "False/RefreshSucceeded", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute},
 		{name: "recovered after failures", obs: observe(now, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonTokenEndpointError), backingOff(3, now), func(o *Observation) {
 			e := metav1.NewTime(expiry)
-			o.Grant.Status.ExpiresAt = &e
+			gg(o).Status.ExpiresAt = &e
 		}), out: Outcome{Token: token()}, ready: "True/TokenValid", revoked: "False/RefreshSucceeded", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/Recovered"}},
-		{name: "scopes all granted", obs: observe(now, noToken, func(o *Observation) { o.Grant.Spec.Scopes = []string{analytics} }), out: Outcome{Token: token(analytics, "openid")},
+		{name: "scopes all granted", obs: observe(now, noToken, func(o *Observation) { gg(o).Spec.Scopes = []string{analytics} }), out: Outcome{Token: token(analytics, "openid")},
 			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", scopes: "True/AllScopesGranted", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"}},
 		{name: "scopes missing", obs: observe(now, noToken, func(o *Observation) {
-			o.Grant.Spec.Scopes = []string{analytics, "https://www.googleapis.com/auth/drive"}
+			gg(o).Spec.Scopes = []string{analytics, "https://www.googleapis.com/auth/drive"}
 		}), out: Outcome{Token: token(analytics)},
 			ready: "True/TokenValid", revoked: "False/RefreshSucceeded", scopes: "False/MissingScopes", retry: true, requeueMin: 44 * time.Minute, requeueMax: 47 * time.Minute, events: []string{"Normal/TokenIssued"}},
-		{name: "invalid_grant: Revoked, no retry, the command to fix it", obs: observe(now, func(o *Observation) { o.Grant.Spec.Scopes = []string{analytics} }),
+		{name: "invalid_grant: Revoked, no retry, the command to fix it", obs: observe(now, func(o *Observation) { gg(o).Spec.Scopes = []string{analytics} }),
 			out:   Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidGrant, Status: 400, Code: "invalid_grant", Description: "Token has been expired or revoked."}},
 			ready: "False/InvalidGrant", revoked: "True/InvalidGrant", events: []string{"Warning/InvalidGrant"},
 			message: []string{"kubectl grantkeeper authorize g -n ns --client-secret-file client_secret.json --scopes " + analytics, `Secret "g-refresh-token" key "refresh_token"`}},
 		{name: "invalid_client: no retry", obs: observe(now), out: Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.InvalidClient, Status: 401, Code: "invalid_client"}},
 			ready: "False/InvalidClient", events: []string{"Warning/InvalidClient"}, message: []string{`Secret "g-oauth-client"`}},
 		// Issue 28: a token with scopes outside spec.scopes is not published; nothing retries it.
-		{name: "excess scopes: ExcessScopes naming them, no retry", obs: observe(now, func(o *Observation) { o.Grant.Spec.Scopes = []string{analytics} }),
+		{name: "excess scopes: ExcessScopes naming them, no retry", obs: observe(now, func(o *Observation) { gg(o).Spec.Scopes = []string{analytics} }),
 			out:   Outcome{Token: token(analytics, gmail, "openid"), ExcessScopes: []string{gmail}},
 			ready: "False/ExcessScopes", revoked: "False/RefreshSucceeded", events: []string{"Warning/ExcessScopes"},
 			message: []string{"outside spec.scopes: " + gmail, "was not published", "kubectl grantkeeper authorize g -n ns", "https://myaccount.google.com/permissions"}},
 		{name: "excess scopes with consent links: the message points at the link", obs: observe(now, func(o *Observation) {
-			o.Grant.Spec.Scopes, o.ConsentEnabled = []string{analytics}, true
+			gg(o).Spec.Scopes, o.ConsentEnabled = []string{analytics}, true
 		}), out: Outcome{Token: token(analytics, gmail), ExcessScopes: []string{gmail}},
 			ready: "False/ExcessScopes", revoked: "False/RefreshSucceeded", events: []string{"Warning/ExcessScopes"}, message: []string{"status.consentURL"}},
 		// A refresh asks for spec.scopes: invalid_scope means the refresh token lacks some.
 		{name: "invalid_scope for spec.scopes: TokenRequestRejected and MissingScopes", obs: observe(now, noToken, func(o *Observation) {
-			o.Grant.Spec.Scopes = []string{analytics, gmail}
+			gg(o).Spec.Scopes = []string{analytics, gmail}
 		}), out: Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.Rejected, Status: 400, Code: "invalid_scope"}},
 			ready: "False/TokenRequestRejected", scopes: "False/MissingScopes", events: []string{"Warning/RefreshFailed"}, message: []string{"does not cover all of them"}},
 		{name: "other refusal: TokenRequestRejected, no retry", obs: observe(now), out: Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.Rejected, Status: 400, Code: "invalid_scope"}},
@@ -386,7 +386,7 @@ func checkCondition(t *testing.T, conds []metav1.Condition, typ, want string) {
 func TestRecordFailureCountsAndManualRequest(t *testing.T) {
 	now := issued.Add(50 * time.Minute)
 	o := observe(now, backingOff(2, now), func(o *Observation) {
-		o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: now.Format(time.RFC3339)}
+		gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: now.Format(time.RFC3339)}
 	})
 	rep := Record(o, Outcome{Failure: &tokenerr.Failure{Kind: tokenerr.Transient, Status: 500}})
 	if rep.Status.FailedRefreshAttempts != 3 || rep.Status.LastFailureTime == nil {
@@ -462,7 +462,7 @@ func TestReauthorizeCommand(t *testing.T) {
 // not, and stays when no request was made.
 func TestRecordClientID(t *testing.T) {
 	now := issued.Add(50 * time.Minute)
-	withID := func(o *Observation) { o.Grant.Status.ClientID = "old-id" }
+	withID := func(o *Observation) { gg(o).Status.ClientID = "old-id" }
 	for _, tc := range []struct {
 		name string
 		out  Outcome
@@ -483,7 +483,7 @@ func TestRecordClientID(t *testing.T) {
 // stored, drops SecretsWritable=False (the Secret was writable after all).
 func TestRecordRotatedAndActEvents(t *testing.T) {
 	o := observe(issued.Add(41*time.Minute), healthy, func(o *Observation) {
-		o.Grant.Status.Conditions = append(o.Grant.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionSecretsWritable, Status: metav1.ConditionFalse, Reason: oauthv1alpha1.ReasonSecretNotOwned})
+		gg(o).Status.Conditions = append(gg(o).Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionSecretsWritable, Status: metav1.ConditionFalse, Reason: oauthv1alpha1.ReasonSecretNotOwned})
 	})
 	act := Event{Type: "Warning", Reason: "RefreshTokenChanged", Action: "WriteBack"}
 	for _, rotated := range []bool{false, true} {
@@ -498,4 +498,9 @@ func TestRecordRotatedAndActEvents(t *testing.T) {
 		}
 		checkCondition(t, rep.Status.Conditions, oauthv1alpha1.ConditionStalled, "False/"+oauthv1alpha1.ReasonProgressing)
 	}
+}
+
+// gg is the observation's grant as the GoogleOAuthGrant these tables build.
+func gg(o *Observation) *oauthv1alpha1.GoogleOAuthGrant {
+	return o.Grant.(*oauthv1alpha1.GoogleOAuthGrant)
 }

@@ -25,7 +25,7 @@ func securityWithdrawn(o Observation) string {
 	if w == nil || !slices.Contains(oauthv1alpha1.SecurityReasons, w.Reason) {
 		return ""
 	}
-	if f := o.Grant.Status.LastFailureTime; f != nil && f.After(w.Recorded) {
+	if f := o.Grant.GrantStatus().LastFailureTime; f != nil && f.After(w.Recorded) {
 		return ""
 	}
 	return w.Reason

@@ -38,10 +38,10 @@ func TestSecurityWithdrawalDerivesTheStatus(t *testing.T) {
 		{"already reported: no second event", observe(at, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonAccountDisabled), withdrawn(oauthv1alpha1.ReasonAccountDisabled, "Google said so (reason: hijacking).", at)), oauthv1alpha1.ReasonAccountDisabled, false},
 		{"revoked for another reason: the Secret's (newer) reason wins", observe(at, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonTokenRevokedByGoogle), withdrawn(oauthv1alpha1.ReasonAccountDisabled, "Google said so.", at)), oauthv1alpha1.ReasonAccountDisabled, true},
 		{"a pending manual request is not honoured", observe(at, healthy, withdrawn(oauthv1alpha1.ReasonTokenRevokedByGoogle, "Google said so.", at), func(o *Observation) {
-			o.Grant.Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: at.Format(time.RFC3339)}
+			gg(o).Annotations = map[string]string{oauthv1alpha1.RefreshRequestedAtAnnotation: at.Format(time.RFC3339)}
 		}), oauthv1alpha1.ReasonTokenRevokedByGoogle, true},
 		{"rejected refresh token already (InvalidGrant, before the event): the event's reason", observe(at, withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant), withdrawn(oauthv1alpha1.ReasonTokensRevokedByGoogle, "Google said so.", at), func(o *Observation) {
-			o.Grant.Status.LastFailureTime = metaTime(at.Add(-time.Minute))
+			gg(o).Status.LastFailureTime = metaTime(at.Add(-time.Minute))
 		}), oauthv1alpha1.ReasonTokensRevokedByGoogle, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,8 +82,8 @@ func TestSecurityWithdrawalEnds(t *testing.T) {
 		t.Error("a new refresh token after the event: no request")
 	}
 	failedSince := observe(at.Add(time.Hour), withdrawn(oauthv1alpha1.ReasonTokenRevokedByGoogle, "x", at), withReady(metav1.ConditionFalse, oauthv1alpha1.ReasonInvalidGrant), func(o *Observation) {
-		o.Grant.Status.LastFailureTime = metaTime(at.Add(time.Minute))
-		o.Grant.Status.InputsFingerprint = o.Fingerprint
+		gg(o).Status.LastFailureTime = metaTime(at.Add(time.Minute))
+		gg(o).Status.InputsFingerprint = o.Fingerprint
 	})
 	p := Decide(failedSince)
 	if p.Refresh {
@@ -93,7 +93,7 @@ func TestSecurityWithdrawalEnds(t *testing.T) {
 
 	// account-enabled: the Secret says AccountEnabled while the status says AccountDisabled.
 	disabled := observe(at, withdrawn(oauthv1alpha1.ReasonAccountDisabled, "hijacking", at))
-	disabled.Grant.Status = Decide(disabled).Report.Status
+	gg(&disabled).Status = Decide(disabled).Report.Status
 	enabled := disabled
 	enabled.Now = at.Add(time.Hour)
 	enabled.Withdrawal = &derivedsecret.Withdrawal{Reason: oauthv1alpha1.ReasonAccountEnabled, Message: "re-enabled", At: at, Recorded: at.Add(time.Hour)}
@@ -107,7 +107,7 @@ func TestSecurityWithdrawalEnds(t *testing.T) {
 	}
 	for _, reason := range []string{oauthv1alpha1.ReasonTokensRevokedByGoogle, oauthv1alpha1.ReasonTokenRevokedByGoogle} {
 		o := observe(at, withdrawn(reason, "x", at))
-		o.Grant.Status = Decide(o).Report.Status
+		gg(&o).Status = Decide(o).Report.Status
 		o.Withdrawal = &derivedsecret.Withdrawal{Reason: oauthv1alpha1.ReasonAccountEnabled, At: at, Recorded: at}
 		if p := Decide(o); p.Refresh {
 			t.Errorf("an AccountEnabled mark lifted %s: only AccountDisabled is the account's state", reason)
