@@ -35,6 +35,7 @@ func CacheOptions(namespaces ...string) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:                  {Label: managedSelector(selection.Equals), Transform: trimDerivedSecret},
 			&oauthv1alpha1.GoogleOAuthGrant{}: {Transform: trimGrant},
+			&oauthv1alpha1.OAuthGrant{}:       {Transform: trimGrant},
 		},
 	}
 }
@@ -71,10 +72,10 @@ func trimDerivedSecret(obj any) (any, error) {
 	return obj, nil
 }
 
-// grantControls reports whether a GoogleOAuthGrant is s's controller (a derived Secret).
+// grantControls reports whether a grant (of either kind) is s's controller (a derived Secret).
 func grantControls(s *corev1.Secret) bool {
 	ref := metav1.GetControllerOfNoCopy(s)
-	return ref != nil && ref.Kind == "GoogleOAuthGrant" && ref.APIVersion == oauthv1alpha1.GroupVersion.String()
+	return ref != nil && (ref.Kind == oauthv1alpha1.KindGoogleOAuthGrant || ref.Kind == oauthv1alpha1.KindOAuthGrant) && ref.APIVersion == oauthv1alpha1.GroupVersion.String()
 }
 
 // maxControlledData bounds the data kept of a Secret a grant controls that is not in a
@@ -142,10 +143,14 @@ func trimForeign(s *corev1.Secret) {
 // last-applied-configuration (a copy of the whole object). Grants are written only with
 // patches of the fields we own (status, finalizers), so nothing dropped is written back.
 func trimGrant(obj any) (any, error) {
-	if g, ok := obj.(*oauthv1alpha1.GoogleOAuthGrant); ok {
+	switch g := obj.(type) {
+	case *oauthv1alpha1.GoogleOAuthGrant:
 		g.ManagedFields = nil
 		delete(g.Annotations, corev1.LastAppliedConfigAnnotation)
 		internGrant(g)
+	case *oauthv1alpha1.OAuthGrant:
+		g.ManagedFields = nil
+		delete(g.Annotations, corev1.LastAppliedConfigAnnotation)
 	}
 	return obj, nil
 }

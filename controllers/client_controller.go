@@ -43,7 +43,8 @@ func (r *clientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// Watch the Secret's namespace first, so that a later change to it wakes us.
 		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
 	}
-	st := c.Status.DeepCopy()
+	cur := googleClientStatus(c.Obj)
+	st := cur.DeepCopy()
 	st.ObservedGeneration = c.Obj.GetGeneration()
 	status, reason, msg := metav1.ConditionTrue, oauthv1alpha1.ReasonClientValid, ""
 	switch parsed, problem, err := r.check(ctx, c); {
@@ -60,11 +61,11 @@ func (r *clientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	changed := old == nil || old.Status != status || old.Reason != reason
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg,
 		ObservedGeneration: c.Obj.GetGeneration(), LastTransitionTime: metav1.NewTime(time.Now().UTC().Truncate(time.Second))})
-	if equality.Semantic.DeepEqual(st, c.Status) {
+	if equality.Semantic.DeepEqual(st, cur) {
 		return ctrl.Result{}, nil
 	}
 	before := c.Obj.DeepCopyObject().(client.Object)
-	*c.Status = *st
+	*cur = *st
 	if err := r.Status().Patch(ctx, c.Obj, client.MergeFrom(before)); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
@@ -92,4 +93,12 @@ func (r *clientReconciler) check(ctx context.Context, c *grantinputs.ClientObjec
 	}
 	parsed, p := credentials.ParseClient(s.Name, s.Data)
 	return parsed, p, nil
+}
+
+// googleClientStatus is a Google client object's status, to write in place.
+func googleClientStatus(o client.Object) *oauthv1alpha1.GoogleOAuthClientStatus {
+	if c, ok := o.(*oauthv1alpha1.ClusterGoogleOAuthClient); ok {
+		return &c.Status
+	}
+	return &o.(*oauthv1alpha1.GoogleOAuthClient).Status
 }

@@ -37,10 +37,14 @@ func (r *GoogleOAuthGrantReconciler) identity(ctx context.Context, obs observati
 		return &oauthv1alpha1.AccountStatus{Email: a.Email, Sub: a.Sub}
 	}
 	g := obs.Grant
+	if in.Provider != nil {
+		// tokeninfo is Google's; another provider names the account in its ID token only.
+		return nil
+	}
 	if !slices.Contains(tok.Scopes, scopeEmail) && !slices.Contains(tok.Scopes, scopeEmailLong) {
 		return nil
 	}
-	if known := g.Status.Account; known != nil && known.Sub != "" && g.Status.InputsFingerprint == in.Fingerprint(g, &obs.inputs) {
+	if known := g.GrantStatus().Account; known != nil && known.Sub != "" && g.GrantStatus().InputsFingerprint == in.Fingerprint(g, &obs.inputs) {
 		return nil
 	}
 	a, err := r.Tokens.Tokeninfo(ctx, tok.AccessToken)

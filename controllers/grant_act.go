@@ -14,6 +14,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/derivedsecret"
 	"github.com/grantkeeper/grantkeeper/internal/grantinputs"
 	"github.com/grantkeeper/grantkeeper/internal/metrics"
+	"github.com/grantkeeper/grantkeeper/internal/oauthtoken"
 	"github.com/grantkeeper/grantkeeper/internal/plan"
 	"github.com/grantkeeper/grantkeeper/internal/scopes"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
@@ -35,23 +36,27 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 		return plan.Outcome{Problem: problem, Fingerprint: fp, RefreshTokenMissing: in.RefreshTokenMissing}, nil
 	}
 
-	key := types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
+	key := types.NamespacedName{Namespace: g.GetNamespace(), Name: g.GetName()}
 	r.noteRefreshToken(key, in.RefreshToken, in.Client.ID)
 	log := logf.FromContext(ctx)
 	now := obs.Now
 	var tok *tokenclient.Token
-	if in.ServiceAccount != nil {
-		log.V(1).Info("requesting access token", "why", why, "serviceAccount", in.ServiceAccount.Email, "keyID", in.ServiceAccount.PrivateKeyID, "subject", g.Spec.Subject)
-		tok, err = r.Tokens.ServiceAccountToken(ctx, *in.ServiceAccount, g.Spec.Scopes, g.Spec.Subject, now)
-	} else {
+	switch {
+	case in.ServiceAccount != nil:
+		log.V(1).Info("requesting access token", "why", why, "serviceAccount", in.ServiceAccount.Email, "keyID", in.ServiceAccount.PrivateKeyID, "subject", subjectOf(g))
+		tok, err = r.Tokens.ServiceAccountToken(ctx, *in.ServiceAccount, g.Settings().Scopes, subjectOf(g), now)
+	case in.Provider != nil:
+		log.V(1).Info("requesting access token", "why", why, "clientCredentials", in.Provider.ClientCredentials, "refreshToken", fingerprint(in.RefreshToken))
+		tok, err = r.providerToken(ctx, in, now)
+	default:
 		log.V(1).Info("requesting access token", "why", why, "refreshToken", fingerprint(in.RefreshToken))
 		// What the last answer for these same inputs was granted (a refresh token without the
 		// identity scopes is then not asked for them again).
 		var lastGranted []string
-		if g.Status.InputsFingerprint == fp {
-			lastGranted = g.Status.GrantedScopes
+		if g.GrantStatus().InputsFingerprint == fp {
+			lastGranted = g.GrantStatus().GrantedScopes
 		}
-		tok, err = r.refresh(ctx, in, g.Spec.Scopes, lastGranted, now)
+		tok, err = r.refresh(ctx, in, g.Settings().Scopes, lastGranted, now)
 	}
 	result := "success"
 	var failure tokenerr.Failure
@@ -65,15 +70,15 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	metrics.TokenRequests.WithLabelValues(result).Inc()
 	metrics.TokenRequestDuration.WithLabelValues(result).Observe(r.Clock.Since(now).Seconds())
 	if err != nil {
-		logf.FromContext(ctx).Info("token request failed", "kind", failure.Kind.String(), "status", failure.Status, "error", failure.Code, "attempt", g.Status.FailedRefreshAttempts+1)
+		logf.FromContext(ctx).Info("token request failed", "kind", failure.Kind.String(), "status", failure.Status, "error", failure.Code, "attempt", g.GrantStatus().FailedRefreshAttempts+1)
 		return plan.Outcome{Failure: &failure, Fingerprint: fp, Account: in.Account(g), ClientID: in.Client.ID}, nil
 	}
 
 	// Never publish a token carrying scopes outside spec.scopes (issue 28): Google may answer
 	// with everything the account granted a shared OAuth client.
 	var excess []string
-	if len(g.Spec.Scopes) > 0 {
-		excess = scopes.Excess(g.Spec.Scopes, tok.Scopes)
+	if len(g.Settings().Scopes) > 0 {
+		excess = scopes.Excess(g.Settings().Scopes, tok.Scopes)
 	}
 
 	var events []plan.Event
@@ -104,7 +109,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	if _, err := derivedsecret.Publish(ctx, r.Client, r.Scheme(), g, obs.target, derivedsecret.Token{AccessToken: tok.AccessToken, Expiry: tok.Expiry, RefreshedAt: issued}); err != nil {
 		return plan.Outcome{}, err
 	}
-	r.writes.record(types.NamespacedName{Namespace: g.Namespace, Name: g.Name}, now, func(e *replaced) {
+	r.writes.record(types.NamespacedName{Namespace: g.GetNamespace(), Name: g.GetName()}, now, func(e *replaced) {
 		e.secretCreated = obs.target == nil
 		e.secret = ""
 		if obs.target != nil {
@@ -113,6 +118,18 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 	})
 	log.V(1).Info("access token refreshed", "expiresAt", tok.Expiry)
 	return out, nil
+}
+
+// providerToken is an OAuthGrant's token request: a refresh, or the client credentials
+// grant, at the endpoint its client object uses, sending spec.scopes (and resources,
+// audience) every time.
+func (r *GoogleOAuthGrantReconciler) providerToken(ctx context.Context, in *grantinputs.Credential, now time.Time) (*tokenclient.Token, error) {
+	p := in.Provider
+	e := &oauthtoken.Endpoint{TokenURL: p.Endpoints.TokenURL, RevocationURL: p.Endpoints.RevocationURL, HTTP: r.ProviderHTTP}
+	if p.ClientCredentials {
+		return e.ClientCredentials(ctx, p.Client, p.Params, now)
+	}
+	return e.Refresh(ctx, p.Client, in.RefreshToken, p.Params, now)
 }
 
 // refresh trades the refresh token for an access token narrowed to spec.scopes (with the

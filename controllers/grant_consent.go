@@ -25,12 +25,13 @@ import (
 // is replaced. A failure to mint does not hold back the rest of the report (a token request
 // may just have been recorded): it is retried a second later. A Secret the consent would
 // write that is not the grant's makes SecretsWritable False, naming it; nothing is written.
-func (r *GoogleOAuthGrantReconciler) ensureConsent(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, rep plan.Report, now time.Time) plan.Report {
+func (r *GoogleOAuthGrantReconciler) ensureConsent(ctx context.Context, g oauthv1alpha1.Grant, rep plan.Report, now time.Time) plan.Report {
 	need := plan.NeedsConsent(g, &rep.Status)
-	if r.Consent == nil || need == nil {
+	gg := googleGrant(g)
+	if r.Consent == nil || need == nil || gg == nil {
 		return rep
 	}
-	again, events, err := r.Consent.Ensure(ctx, g, need, &rep.Status, now)
+	again, events, err := r.Consent.Ensure(ctx, gg, need, &rep.Status, now)
 	var werr *writable.Error
 	switch {
 	case errors.As(err, &werr):

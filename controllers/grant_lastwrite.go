@@ -62,7 +62,7 @@ func (w *lastWrites) record(key types.NamespacedName, now time.Time, update func
 
 // stale reports whether the cached grant or derived Secret (nil when absent) still shows a
 // version our last write replaced. When both are past it, the entry is dropped.
-func (w *lastWrites) stale(key types.NamespacedName, now time.Time, g *oauthv1alpha1.GoogleOAuthGrant, s *corev1.Secret) bool {
+func (w *lastWrites) stale(key types.NamespacedName, now time.Time, g oauthv1alpha1.Grant, s *corev1.Secret) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e, ok := w.m[key]
@@ -71,7 +71,7 @@ func (w *lastWrites) stale(key types.NamespacedName, now time.Time, g *oauthv1al
 	}
 	switch {
 	case now.Sub(e.at) > maxCacheLag:
-	case e.grant != "" && g.ResourceVersion == e.grant,
+	case e.grant != "" && g.GetResourceVersion() == e.grant,
 		e.secretCreated && s == nil,
 		e.secret != "" && s != nil && s.ResourceVersion == e.secret:
 		return true

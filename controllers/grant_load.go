@@ -26,12 +26,12 @@ type observation struct {
 
 // load gathers one grant's observation from the caches, without API requests. stale
 // reports that a cache does not yet show our own last write to the grant or its Secret.
-func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) (obs observation, stale bool, err error) {
+func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g oauthv1alpha1.Grant) (obs observation, stale bool, err error) {
 	obs.Now = r.Clock.Now()
 	obs.Grant = g
 	obs.Backoff = r.Backoff
 	obs.ConsentEnabled = r.Consent != nil
-	key := types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
+	key := types.NamespacedName{Namespace: g.GetNamespace(), Name: g.GetName()}
 
 	target, err := derivedsecret.Lookup(ctx, r.secretReaders(), g, grantinputs.Of(g).Secrets())
 	var conflict *derivedsecret.ConflictError
@@ -47,10 +47,10 @@ func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g *oauthv1alpha1.
 	}
 	if target != nil {
 		obs.target = target
-		tok, ok := derivedsecret.Read(target, g.Name)
+		tok, ok := derivedsecret.Read(target, g.GetName())
 		// An orphaned Secret (owner reference removed by hand) is rewritten, which restores it.
-		obs.Token, obs.HaveToken = tok, ok && derivedsecret.OwnedBy(target, string(g.UID))
-		if derivedsecret.OwnedBy(target, string(g.UID)) {
+		obs.Token, obs.HaveToken = tok, ok && derivedsecret.OwnedBy(target, string(g.GetUID()))
+		if derivedsecret.OwnedBy(target, string(g.GetUID())) {
 			obs.Withdrawal = derivedsecret.Withdrawn(target)
 		}
 	}

@@ -12,6 +12,7 @@ package controllers
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -100,11 +101,19 @@ type GoogleOAuthGrantReconciler struct {
 	// TokenIndex, when set, learns the refresh tokens token requests use, for security
 	// events (securityevents.go); nil when the receiver is off.
 	TokenIndex *TokenIndex
+	// ProviderHTTP makes an OAuthGrant's token and revocation requests: it dials only where
+	// Config.Egress allows (a tenant chooses the provider's URLs).
+	ProviderHTTP *http.Client
+
+	// kind is the grant kind reconciled (GoogleOAuthGrant unless set up for OAuthGrant).
+	kind grantKind
+	// fanout passes the Secret metadata watch's events to every controller that needs them.
+	fanout *secretFanout
 }
 
-// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/finalizers,verbs=update
+// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants;oauthgrants,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/status;oauthgrants/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=oauth.grantkeeper.dev,resources=googleoauthgrants/finalizers;oauthgrants/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -133,7 +142,7 @@ func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Req
 // reconcile brings one grant's derived Secret and status up to date: load, decide, act, report
 // (Reconcile runs it so that a manager shutdown is quiet: grant_shutdown.go).
 func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	g := &oauthv1alpha1.GoogleOAuthGrant{}
+	g := r.grantKind().newObject()
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.writes.forget(req.NamespacedName)
@@ -142,13 +151,13 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 		}
 		return ctrl.Result{}, err
 	}
-	if !g.DeletionTimestamp.IsZero() {
+	if !g.GetDeletionTimestamp().IsZero() {
 		return r.finalize(ctx, g)
 	}
 	if err := r.syncFinalizer(ctx, g); err != nil {
 		return ctrl.Result{}, err
 	}
-	if !r.SecretMeta.Synced(g.Namespace) {
+	if !r.SecretMeta.Synced(g.GetNamespace()) {
 		// The namespace's Secret watch has just started; decide once it has listed them.
 		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
 	}
@@ -182,12 +191,18 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 }
 
 // releaseSecretWatch stops watching a namespace's Secrets once it holds no grants.
+// The watch is shared by both grant kinds' controllers: grants of either keep it.
 func (r *GoogleOAuthGrantReconciler) releaseSecretWatch(ctx context.Context, ns string) error {
-	var grants oauthv1alpha1.GoogleOAuthGrantList
-	if err := r.List(ctx, &grants, client.InNamespace(ns), client.Limit(1)); err != nil {
-		return err
+	for _, kind := range []grantKind{googleGrants, providerGrants} {
+		grants := kind.newList()
+		if err := r.List(ctx, grants, client.InNamespace(ns), client.Limit(1)); err != nil {
+			return err
+		}
+		if meta.LenList(grants) > 0 {
+			return nil
+		}
 	}
-	if len(grants.Items) == 0 && !r.clientSecretsIn(ctx, ns) {
+	if !r.clientSecretsIn(ctx, ns) {
 		r.SecretMeta.Release(ns)
 		r.credentials().ForgetNamespace(ns)
 	}
@@ -207,7 +222,16 @@ func (r *GoogleOAuthGrantReconciler) clientSecretsIn(ctx context.Context, ns str
 			return true
 		}
 	}
-	return false
+	// Provider clients are few: listed, not indexed.
+	return len(clientsInNamespace(ctx, r.Client, ns, r.namespacesOnly, r.ManagerNamespace)) > 0
+}
+
+// grantKind is the kind reconciled (GoogleOAuthGrant when not set up otherwise).
+func (r *GoogleOAuthGrantReconciler) grantKind() grantKind {
+	if r.kind.name == "" {
+		return googleGrants
+	}
+	return r.kind
 }
 
 // credentials is the reconciler's grantinputs.Reader.
@@ -219,12 +243,12 @@ func (r *GoogleOAuthGrantReconciler) credentials() *grantinputs.Reader {
 }
 
 // syncFinalizer adds the revoke finalizer for deletionPolicy Revoke and removes it otherwise.
-func (r *GoogleOAuthGrantReconciler) syncFinalizer(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant) error {
-	want := g.Spec.DeletionPolicy == oauthv1alpha1.DeletionPolicyRevoke
+func (r *GoogleOAuthGrantReconciler) syncFinalizer(ctx context.Context, g oauthv1alpha1.Grant) error {
+	want := g.Settings().DeletionPolicy == oauthv1alpha1.DeletionPolicyRevoke
 	if want == controllerutil.ContainsFinalizer(g, oauthv1alpha1.RevokeFinalizer) {
 		return nil
 	}
-	before := g.DeepCopy()
+	before := copyGrant(g)
 	if want {
 		controllerutil.AddFinalizer(g, oauthv1alpha1.RevokeFinalizer)
 	} else {
@@ -235,6 +259,6 @@ func (r *GoogleOAuthGrantReconciler) syncFinalizer(ctx context.Context, g *oauth
 
 // patchFinalizers writes g's finalizers as a merge patch guarded by resourceVersion: only
 // that field is sent, so nothing the cache trims (managedFields) is written back.
-func patchFinalizers(ctx context.Context, c client.Client, before, g *oauthv1alpha1.GoogleOAuthGrant) error {
+func patchFinalizers(ctx context.Context, c client.Client, before, g oauthv1alpha1.Grant) error {
 	return c.Patch(ctx, g, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // report records the plan's events, writes the status if it changed, and schedules the next look.
-func (r *GoogleOAuthGrantReconciler) report(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, rep plan.Report) (ctrl.Result, error) {
+func (r *GoogleOAuthGrantReconciler) report(ctx context.Context, g oauthv1alpha1.Grant, rep plan.Report) (ctrl.Result, error) {
 	for _, e := range rep.Events {
 		r.event(g, e)
 	}
@@ -36,12 +36,12 @@ func (r *GoogleOAuthGrantReconciler) report(ctx context.Context, g *oauthv1alpha
 // filled (a user's annotation or spec edit) the update conflicts, and the status goes as a
 // merge patch, which does not: a finished refresh's record never fails for such an edit
 // (that change is reconciled next anyway).
-func (r *GoogleOAuthGrantReconciler) writeStatus(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, st oauthv1alpha1.GrantStatus) error {
-	if equality.Semantic.DeepEqual(g.Status, st) {
+func (r *GoogleOAuthGrantReconciler) writeStatus(ctx context.Context, g oauthv1alpha1.Grant, st oauthv1alpha1.GrantStatus) error {
+	if equality.Semantic.DeepEqual(*g.GrantStatus(), st) {
 		return nil
 	}
-	before := g.DeepCopy()
-	g.Status = st
+	before := copyGrant(g)
+	*g.GrantStatus() = st
 	err := r.Status().Update(ctx, g)
 	if apierrors.IsConflict(err) {
 		err = r.Status().Patch(ctx, g, client.MergeFrom(before))
@@ -49,11 +49,11 @@ func (r *GoogleOAuthGrantReconciler) writeStatus(ctx context.Context, g *oauthv1
 	if err != nil {
 		return err
 	}
-	r.writes.record(types.NamespacedName{Namespace: g.Namespace, Name: g.Name}, r.Clock.Now(), func(e *replaced) { e.grant = before.ResourceVersion })
+	r.writes.record(types.NamespacedName{Namespace: g.GetNamespace(), Name: g.GetName()}, r.Clock.Now(), func(e *replaced) { e.grant = before.GetResourceVersion() })
 	return nil
 }
 
-func (r *GoogleOAuthGrantReconciler) event(g *oauthv1alpha1.GoogleOAuthGrant, e plan.Event) {
+func (r *GoogleOAuthGrantReconciler) event(g oauthv1alpha1.Grant, e plan.Event) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(g, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}

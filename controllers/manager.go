@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -40,9 +41,13 @@ type Config struct {
 	Decided func(grant types.NamespacedName, began time.Time)
 }
 
+// providerTimeout bounds an OAuthGrant's token or revocation request.
+const providerTimeout = 30 * time.Second
+
 // Setup adds every controller of the manager: the GoogleOAuthGrant controller with its
-// Google client kinds' controllers (SetupWithManager), and the OAuthClient and
-// ClusterOAuthClient controllers (controllers/provider). cmd/manager and the tests call it,
+// Google client kinds' controllers (SetupWithManager), the OAuthGrant controller (the same
+// reconciler for the other kind), and the OAuthClient and ClusterOAuthClient controllers
+// (controllers/provider). cmd/manager and the tests call it,
 // so a test runs the wiring the binary runs. The reconciler is returned for what is wired
 // beside it (the security-event receiver sets TokenIndex before the manager starts).
 func Setup(mgr ctrl.Manager, cfg Config) (*GoogleOAuthGrantReconciler, error) {
@@ -59,6 +64,19 @@ func Setup(mgr ctrl.Manager, cfg Config) (*GoogleOAuthGrantReconciler, error) {
 	}
 	if err := r.SetupWithManager(mgr, cfg.Options); err != nil {
 		return nil, fmt.Errorf("setting up the grant controller: %w", err)
+	}
+	// The OAuthGrant controller: the same steps, another kind (no consent links or security
+	// events yet); its token requests dial only where Egress allows.
+	p := &GoogleOAuthGrantReconciler{
+		Client: mgr.GetClient(), APIReader: r.APIReader, Recorder: cfg.Recorder,
+		Clock: cfg.Clock, Backoff: cfg.Backoff, MaxRevokeAttempts: cfg.MaxRevokeAttempts,
+		ManagerNamespace: cfg.ManagerNamespace, Decided: cfg.Decided,
+		ProviderHTTP: &http.Client{Timeout: providerTimeout, Transport: cfg.Egress.Transport(providerTimeout),
+			// A token endpoint never redirects; following one could send credentials elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	}
+	if err := setupProviderGrants(mgr, r, p, cfg.Options); err != nil {
+		return nil, fmt.Errorf("setting up the OAuthGrant controller: %w", err)
 	}
 	if err := provider.SetupWithManager(mgr, provider.ClientReconciler{Recorder: cfg.Recorder, Clock: cfg.Clock, ManagerNamespace: cfg.ManagerNamespace, Egress: cfg.Egress},
 		provider.Options{NamespacesOnly: cfg.NamespacesOnly, SkipNameValidation: cfg.SkipNameValidation}); err != nil {

@@ -229,7 +229,7 @@ func (s *SecurityEvents) clientOf(ctx context.Context, g *oauthv1alpha1.GoogleOA
 	}
 	// Its status only: the Secret's namespace does not matter here.
 	if co, err := grantinputs.GetClient(ctx, s.Client, ref.Kind, types.NamespacedName{Namespace: g.Namespace, Name: ref.Name}, ""); err == nil && co != nil {
-		return co.Status.ClientID
+		return co.ClientID
 	}
 	return ""
 }

@@ -25,6 +25,7 @@ import (
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/egress"
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/fakegoogle"
@@ -187,6 +188,8 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 			Backoff:           schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 			MaxRevokeAttempts: 3,
 			Decided:           decided,
+			// OAuthGrants' providers here are fake servers on loopback.
+			Egress: egress.Policy{AllowLoopback: true},
 		},
 		Configure: func(mgr ctrl.Manager, cfg *controllers.Config) {
 			m.liveReads.Reader = mgr.GetAPIReader()

@@ -133,7 +133,7 @@ func ClientFor(ctx context.Context, r client.Reader, g *oauthv1alpha1.GoogleOAut
 		}
 		if co.Cluster != nil {
 			var nsLabels map[string]string
-			if sel := co.Cluster.NamespaceSelector; sel != nil && (len(sel.MatchLabels) > 0 || len(sel.MatchExpressions) > 0) {
+			if sel := co.Cluster.Selector; sel != nil && (len(sel.MatchLabels) > 0 || len(sel.MatchExpressions) > 0) {
 				ns := &corev1.Namespace{}
 				if err := r.Get(ctx, types.NamespacedName{Name: g.Namespace}, ns); err != nil {
 					return credentials.Client{}, fmt.Errorf("reading namespace %q for ClusterGoogleOAuthClient %q's namespaceSelector: %w", g.Namespace, ref.Name, err)

@@ -53,18 +53,18 @@ type Readers struct {
 // when the name is unusable, and otherwise the Secret: ours, or an orphan of ours (labels
 // naming g, owner reference removed by hand), which the next Publish takes back.
 // inputs are the names of the Secrets g reads.
-func Lookup(ctx context.Context, rd Readers, g *oauthv1alpha1.GoogleOAuthGrant, inputs []string) (*corev1.Secret, error) {
+func Lookup(ctx context.Context, rd Readers, g oauthv1alpha1.Grant, inputs []string) (*corev1.Secret, error) {
 	name := g.TargetSecretName()
 	for _, in := range inputs {
 		if in == name {
 			return nil, &ConflictError{Name: name}
 		}
 	}
-	key := types.NamespacedName{Namespace: g.Namespace, Name: name}
+	key := types.NamespacedName{Namespace: g.GetNamespace(), Name: name}
 	s := &corev1.Secret{}
 	switch err := rd.Managed.Get(ctx, key, s); {
 	case err == nil:
-		if !OwnedBy(s, string(g.UID)) && !Orphaned(s, g.Name) {
+		if !OwnedBy(s, string(g.GetUID())) && !Orphaned(s, g.GetName()) {
 			return nil, conflict(s)
 		}
 		return s, nil
@@ -77,7 +77,7 @@ func Lookup(ctx context.Context, rd Readers, g *oauthv1alpha1.GoogleOAuthGrant, 
 	if err := rd.Meta.Get(ctx, key, m); err != nil {
 		return nil, client.IgnoreNotFound(err)
 	}
-	if !OwnedBy(m, string(g.UID)) {
+	if !OwnedBy(m, string(g.GetUID())) {
 		return nil, conflict(m)
 	}
 	// Ours, but someone removed our labels: read it live so that Publish can repair it.
@@ -91,12 +91,12 @@ func Lookup(ctx context.Context, rd Readers, g *oauthv1alpha1.GoogleOAuthGrant, 
 // with g as its controller, and returns the Secret as written. An update carries existing's
 // resourceVersion, so a Secret changed since it was read is not overwritten blindly: the
 // caller gets a Conflict and looks again.
-func Publish(ctx context.Context, c client.Client, scheme *runtime.Scheme, g *oauthv1alpha1.GoogleOAuthGrant, existing *corev1.Secret, t Token) (*corev1.Secret, error) {
+func Publish(ctx context.Context, c client.Client, scheme *runtime.Scheme, g oauthv1alpha1.Grant, existing *corev1.Secret, t Token) (*corev1.Secret, error) {
 	s := existing.DeepCopy()
 	if s == nil {
-		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: g.Namespace, Name: g.TargetSecretName()}}
+		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: g.GetNamespace(), Name: g.TargetSecretName()}}
 	}
-	Apply(s, g.Name, t)
+	Apply(s, g.GetName(), t)
 	if err := controllerutil.SetControllerReference(g, s, scheme); err != nil {
 		return nil, err
 	}

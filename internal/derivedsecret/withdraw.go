@@ -70,16 +70,16 @@ func Withdrawn(s *corev1.Secret) *Withdrawal {
 // not the grant's is never written. It reports whether it wrote; a Secret that already
 // records this reason is left as it is (a redelivery, or another replica was first).
 // c reads from the cache first; live re-reads after a conflict.
-func Withdraw(ctx context.Context, c client.Client, live client.Reader, g *oauthv1alpha1.GoogleOAuthGrant, at, now time.Time, reason, message string) (bool, error) {
+func Withdraw(ctx context.Context, c client.Client, live client.Reader, g oauthv1alpha1.Grant, at, now time.Time, reason, message string) (bool, error) {
 	return change(ctx, c, live, g, func(s *corev1.Secret) bool {
 		if w := Withdrawn(s); w != nil && w.Reason == reason {
 			return false
 		}
 		refreshed := at.Add(-time.Second)
-		if t, ok := Read(s, g.Name); ok && t.RefreshedAt.Before(at) {
+		if t, ok := Read(s, g.GetName()); ok && t.RefreshedAt.Before(at) {
 			refreshed = t.RefreshedAt
 		}
-		Apply(s, g.Name, Token{AccessToken: "", Expiry: at, RefreshedAt: refreshed})
+		Apply(s, g.GetName(), Token{AccessToken: "", Expiry: at, RefreshedAt: refreshed})
 		mark(s, reason, message, now)
 		return true
 	}, true)
@@ -88,7 +88,7 @@ func Withdraw(ctx context.Context, c client.Client, live client.Reader, g *oauth
 // Enable records account-enabled: a Secret withdrawn for AccountDisabled is marked
 // ReasonAccountEnabled (still without a token), which tells the reconciler to request one.
 // Other Secrets are left as they are; it reports whether it wrote.
-func Enable(ctx context.Context, c client.Client, live client.Reader, g *oauthv1alpha1.GoogleOAuthGrant, now time.Time, message string) (bool, error) {
+func Enable(ctx context.Context, c client.Client, live client.Reader, g oauthv1alpha1.Grant, now time.Time, message string) (bool, error) {
 	return change(ctx, c, live, g, func(s *corev1.Secret) bool {
 		if w := Withdrawn(s); w == nil || w.Reason != oauthv1alpha1.ReasonAccountDisabled {
 			return false
@@ -108,8 +108,8 @@ func mark(s *corev1.Secret, reason, message string, now time.Time) {
 
 // change applies edit to g's derived Secret with retry.RetryOnConflict, creating the
 // Secret when create is set and there is none.
-func change(ctx context.Context, c client.Client, live client.Reader, g *oauthv1alpha1.GoogleOAuthGrant, edit func(*corev1.Secret) bool, create bool) (bool, error) {
-	key := types.NamespacedName{Namespace: g.Namespace, Name: g.TargetSecretName()}
+func change(ctx context.Context, c client.Client, live client.Reader, g oauthv1alpha1.Grant, edit func(*corev1.Secret) bool, create bool) (bool, error) {
+	key := types.NamespacedName{Namespace: g.GetNamespace(), Name: g.TargetSecretName()}
 	var rd client.Reader = c
 	wrote := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -118,11 +118,11 @@ func change(ctx context.Context, c client.Client, live client.Reader, g *oauthv1
 		rd = live // after a conflict, or once the cache was found lacking, read live
 		switch {
 		case apierrors.IsNotFound(err):
-			if !create || g.UID == "" {
+			if !create || g.GetUID() == "" {
 				return nil
 			}
 			s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
-				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(g, oauthv1alpha1.GroupVersion.WithKind("GoogleOAuthGrant"))}}}
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(g, oauthv1alpha1.GroupVersion.WithKind(g.GrantKind()))}}}
 			edit(s)
 			if err := c.Create(ctx, s); err != nil {
 				if apierrors.IsAlreadyExists(err) {
@@ -136,7 +136,7 @@ func change(ctx context.Context, c client.Client, live client.Reader, g *oauthv1
 		case err != nil:
 			return err
 		}
-		if !OwnedBy(s, string(g.UID)) {
+		if !OwnedBy(s, string(g.GetUID())) {
 			return nil // never write into someone else's Secret
 		}
 		if _, ok := readSummary(s); ok {

@@ -12,66 +12,142 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/plan"
 )
 
-// ClientObject is either OAuth client kind, as the controllers need it.
+// ClientObject is a client object of any kind (the Google client kinds, OAuthClient,
+// ClusterOAuthClient), as the controllers need it.
 type ClientObject struct {
-	Obj    client.Object
-	Kind   string
-	Status *oauthv1alpha1.GoogleOAuthClientStatus
+	Obj  client.Object
+	Kind string
+	// ClientID is the OAuth client's id as the object's status reports it.
+	ClientID string
+	// Ready is its Ready condition when it describes the object's current generation, nil
+	// when its controller has not looked at this spec yet.
+	Ready *metav1.Condition
 	// Secret is where the client's Secret is (SecretOf); Secret.Namespace is "" when a
-	// cluster client names no namespace and the manager's own is unknown.
+	// cluster client names no namespace and the manager's own is unknown, Secret.Name ""
+	// when it needs none (a public provider client).
 	Secret types.NamespacedName
-	// Cluster is a cluster client's spec, for its namespace conditions; nil otherwise.
-	Cluster *oauthv1alpha1.ClusterGoogleOAuthClientSpec
+	// Cluster is which namespaces a cluster client admits; nil for a namespaced client.
+	Cluster *plan.Admission
+	// Provider is what a provider client (OAuthClient, ClusterOAuthClient) gives a token
+	// request; nil for the Google client kinds.
+	Provider *ProviderClient
 }
 
 // Field names the client's Secret reference in messages.
 func (c *ClientObject) Field() string {
-	return fmt.Sprintf("spec.secretRef of %s %q", c.Kind, c.Obj.GetName())
+	field := "spec.secretRef"
+	if c.Provider != nil {
+		field = c.Provider.field()
+	}
+	return fmt.Sprintf("%s of %s %q", field, c.Kind, c.Obj.GetName())
 }
 
-// GetClient reads a client object of kind (KindGoogleOAuthClient or
-// KindClusterGoogleOAuthClient; key's namespace is ignored for the latter); nil when it does
-// not exist.
+// GetClient reads a client object of kind (key's namespace is ignored for the cluster
+// kinds); nil when it does not exist.
 func GetClient(ctx context.Context, r client.Reader, kind string, key types.NamespacedName, managerNamespace string) (*ClientObject, error) {
-	var c *ClientObject
+	var obj client.Object
 	switch kind {
 	case oauthv1alpha1.KindClusterGoogleOAuthClient:
-		o := &oauthv1alpha1.ClusterGoogleOAuthClient{}
-		c = &ClientObject{Obj: o, Kind: kind, Status: &o.Status, Cluster: &o.Spec}
-		key.Namespace = ""
+		obj = &oauthv1alpha1.ClusterGoogleOAuthClient{}
+	case oauthv1alpha1.KindOAuthClient:
+		obj = &oauthv1alpha1.OAuthClient{}
+	case oauthv1alpha1.KindClusterOAuthClient:
+		obj = &oauthv1alpha1.ClusterOAuthClient{}
 	default:
-		o := &oauthv1alpha1.GoogleOAuthClient{}
-		c = &ClientObject{Obj: o, Kind: oauthv1alpha1.KindGoogleOAuthClient, Status: &o.Status}
+		obj = &oauthv1alpha1.GoogleOAuthClient{}
 	}
-	if err := r.Get(ctx, key, c.Obj); err != nil {
+	if oauthv1alpha1.ClusterScopedClient(kind) {
+		key.Namespace = ""
+	}
+	if err := r.Get(ctx, key, obj); err != nil {
 		return nil, client.IgnoreNotFound(err)
 	}
-	c.Secret = SecretOf(c.Obj, managerNamespace)
-	return c, nil
+	return ClientObjectOf(obj, managerNamespace), nil
 }
 
-// SecretOf is where a client object's Secret is: a GoogleOAuthClient's in its namespace, a
-// ClusterGoogleOAuthClient's in spec.secretRef's namespace or else the manager's own
-// (managerNamespace). Every reader of a client's Secret (the grant, the client controller,
-// the index of client Secrets, the consent callback) asks here.
+// ClientObjectOf is a client object as the controllers need it.
+func ClientObjectOf(obj client.Object, managerNamespace string) *ClientObject {
+	c := &ClientObject{Obj: obj, Kind: KindOf(obj), Secret: SecretOf(obj, managerNamespace)}
+	var st struct {
+		observed   int64
+		conditions []metav1.Condition
+	}
+	switch o := obj.(type) {
+	case *oauthv1alpha1.GoogleOAuthClient:
+		c.ClientID, st.observed, st.conditions = o.Status.ClientID, o.Status.ObservedGeneration, o.Status.Conditions
+	case *oauthv1alpha1.ClusterGoogleOAuthClient:
+		c.ClientID, st.observed, st.conditions = o.Status.ClientID, o.Status.ObservedGeneration, o.Status.Conditions
+		c.Cluster = &plan.Admission{Namespaces: o.Spec.Namespaces, Selector: o.Spec.NamespaceSelector}
+	case *oauthv1alpha1.OAuthClient:
+		c.ClientID, st.observed, st.conditions = o.Status.ClientID, o.Status.ObservedGeneration, o.Status.Conditions
+		c.Provider = providerClientOf(o.Spec.OAuthProvider, o.Status, o.Spec.ClientSecretRef, o.Spec.PrivateKeySecretRef)
+	case *oauthv1alpha1.ClusterOAuthClient:
+		c.ClientID, st.observed, st.conditions = o.Status.ClientID, o.Status.ObservedGeneration, o.Status.Conditions
+		c.Cluster = &plan.Admission{Namespaces: o.Spec.Namespaces, Selector: o.Spec.NamespaceSelector}
+		var cs *oauthv1alpha1.OAuthClientSecretReference
+		if r := o.Spec.ClientSecretRef; r != nil {
+			cs = &r.OAuthClientSecretReference
+		}
+		var pk *oauthv1alpha1.PrivateKeySecretReference
+		if r := o.Spec.PrivateKeySecretRef; r != nil {
+			pk = &r.PrivateKeySecretReference
+		}
+		c.Provider = providerClientOf(o.Spec.OAuthProvider, o.Status, cs, pk)
+	}
+	c.Ready = plan.ClientReady(obj.GetGeneration(), st.observed, st.conditions)
+	return c
+}
+
+// SecretOf is where a client object's Secret is: a namespaced client's in its namespace, a
+// cluster client's in its reference's namespace or else the manager's own
+// (managerNamespace); for a provider client, the Secret its auth method reads (the signing
+// key's for private_key_jwt, none for a public client). Every reader of a client's Secret
+// (the grant, the client controllers, the index of client Secrets, the consent callback)
+// asks here.
 func SecretOf(o client.Object, managerNamespace string) types.NamespacedName {
 	switch c := o.(type) {
 	case *oauthv1alpha1.ClusterGoogleOAuthClient:
 		return c.SecretKey(managerNamespace)
 	case *oauthv1alpha1.GoogleOAuthClient:
 		return c.SecretKey()
+	case *oauthv1alpha1.OAuthClient:
+		name := providerSecretName(c.Spec.OAuthProvider, c.Spec.ClientSecretRef, c.Spec.PrivateKeySecretRef)
+		if name == "" {
+			return types.NamespacedName{}
+		}
+		return types.NamespacedName{Namespace: c.Namespace, Name: name}
+	case *oauthv1alpha1.ClusterOAuthClient:
+		switch m := c.Spec.AuthMethod(); {
+		case m == oauthv1alpha1.AuthPrivateKeyJWT && c.Spec.PrivateKeySecretRef != nil:
+			return types.NamespacedName{Namespace: orDefault(c.Spec.PrivateKeySecretRef.Namespace, managerNamespace), Name: c.Spec.PrivateKeySecretRef.Name}
+		case m != oauthv1alpha1.AuthNone && m != oauthv1alpha1.AuthPrivateKeyJWT && c.Spec.ClientSecretRef != nil:
+			return types.NamespacedName{Namespace: orDefault(c.Spec.ClientSecretRef.Namespace, managerNamespace), Name: c.Spec.ClientSecretRef.Name}
+		}
 	}
 	return types.NamespacedName{}
 }
 
 // KindOf is a client object's kind.
 func KindOf(o client.Object) string {
-	if _, ok := o.(*oauthv1alpha1.ClusterGoogleOAuthClient); ok {
+	switch o.(type) {
+	case *oauthv1alpha1.ClusterGoogleOAuthClient:
 		return oauthv1alpha1.KindClusterGoogleOAuthClient
+	case *oauthv1alpha1.OAuthClient:
+		return oauthv1alpha1.KindOAuthClient
+	case *oauthv1alpha1.ClusterOAuthClient:
+		return oauthv1alpha1.KindClusterOAuthClient
 	}
 	return oauthv1alpha1.KindGoogleOAuthClient
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // SecretNotFound is the SecretNotFound problem for a Secret that field names; who is

@@ -14,6 +14,7 @@ import (
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
+	"github.com/grantkeeper/grantkeeper/internal/oauthtoken"
 )
 
 // The forms' names (Form.Kind).
@@ -21,6 +22,8 @@ const (
 	FormRefreshToken      = "RefreshToken"
 	FormAuthorizedUser    = "AuthorizedUser"
 	FormServiceAccountKey = "ServiceAccountKey"
+	// FormClientCredentials is an OAuthGrant's grantType ClientCredentials.
+	FormClientCredentials = "ClientCredentials"
 )
 
 // Form is one way a grant holds its credentials. Another form is one new file here
@@ -52,7 +55,11 @@ type Form interface {
 
 // Of is a grant's credential form: the one place that looks at which of the spec's
 // credential fields is set.
-func Of(g *oauthv1alpha1.GoogleOAuthGrant) Form {
+func Of(gr oauthv1alpha1.Grant) Form {
+	g, ok := gr.(*oauthv1alpha1.GoogleOAuthGrant)
+	if !ok {
+		return ofOAuthGrant(gr.(*oauthv1alpha1.OAuthGrant))
+	}
 	switch {
 	case g.Spec.ServiceAccountKeySecretRef != nil:
 		return serviceAccountKey{ref: *g.Spec.ServiceAccountKeySecretRef, key: g.ServiceAccountKey()}
@@ -71,8 +78,26 @@ func Of(g *oauthv1alpha1.GoogleOAuthGrant) Form {
 	return f
 }
 
-// ClientRef names a client object: a GoogleOAuthClient in the grant's namespace or a
-// ClusterGoogleOAuthClient.
+// ofOAuthGrant is an OAuthGrant's form: grantType RefreshToken is the refreshToken form with
+// a provider client object (its Secrets, token location, record and write-back are the
+// same); ClientCredentials has no Secret of its own.
+func ofOAuthGrant(g *oauthv1alpha1.OAuthGrant) Form {
+	ref := &ClientRef{Kind: g.ClientRefKind(), Name: g.Spec.ClientRef.Name,
+		params: oauthtoken.Params{Scopes: g.Spec.Scopes, Resources: g.Spec.Resources, Audience: g.Spec.Audience}}
+	if g.Type() == oauthv1alpha1.GrantTypeClientCredentials {
+		return clientCredentials{client: ref}
+	}
+	f := refreshToken{key: g.RefreshTokenKey(), client: ref}
+	if r := g.Spec.RefreshTokenSecretRef; r != nil {
+		f.secret = r.Name
+	}
+	return f
+}
+
+// ClientRef names a client object: a GoogleOAuthClient or OAuthClient in the grant's
+// namespace, or a ClusterGoogleOAuthClient or ClusterOAuthClient.
 type ClientRef struct {
 	Kind, Name string
+	// params are what a provider grant asks for in every token request.
+	params oauthtoken.Params
 }

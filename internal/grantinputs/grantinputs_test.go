@@ -79,7 +79,7 @@ func TestOf(t *testing.T) {
 			if token != tc.token {
 				t.Errorf("RefreshToken = %q, want %q", token, tc.token)
 			}
-			if got := f.ClientRef(); (got == nil) != (tc.client == nil) || (got != nil && *got != *tc.client) {
+			if got := f.ClientRef(); (got == nil) != (tc.client == nil) || (got != nil && (got.Kind != tc.client.Kind || got.Name != tc.client.Name)) {
 				t.Errorf("ClientRef = %v, want %v", got, tc.client)
 			}
 			if k, n := f.ClientLabel(); k != tc.labelKind || n != tc.label {
@@ -156,11 +156,10 @@ func hash16(s string) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-func readyClient(kind, name string, secret types.NamespacedName, cluster *oauthv1alpha1.ClusterGoogleOAuthClientSpec) *ClientObject {
+func readyClient(kind, name string, secret types.NamespacedName, cluster *plan.Admission) *ClientObject {
 	o := &oauthv1alpha1.GoogleOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, UID: "cu", Generation: 2}}
-	o.Status.ObservedGeneration = 2
-	o.Status.Conditions = []metav1.Condition{{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: oauthv1alpha1.ReasonClientValid}}
-	return &ClientObject{Obj: o, Kind: kind, Status: &o.Status, Secret: secret, Cluster: cluster}
+	ready := &metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: oauthv1alpha1.ReasonClientValid}
+	return &ClientObject{Obj: o, Kind: kind, Ready: ready, Secret: secret, Cluster: cluster}
 }
 
 func TestResolve(t *testing.T) {
@@ -168,9 +167,9 @@ func TestResolve(t *testing.T) {
 	shared := types.NamespacedName{Namespace: "ops", Name: "oauth"}
 	secrets := map[types.NamespacedName]*metav1.ObjectMeta{ns("client"): meta("u1", "5"), ns("rt"): meta("u2", "7"), shared: meta("u3", "9")}
 	local := readyClient(oauthv1alpha1.KindGoogleOAuthClient, "shared", shared, nil)
-	selective := readyClient(oauthv1alpha1.KindClusterGoogleOAuthClient, "org", shared, &oauthv1alpha1.ClusterGoogleOAuthClientSpec{Namespaces: []string{"other"}})
-	byLabel := readyClient(oauthv1alpha1.KindClusterGoogleOAuthClient, "org", shared, &oauthv1alpha1.ClusterGoogleOAuthClientSpec{
-		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}})
+	selective := readyClient(oauthv1alpha1.KindClusterGoogleOAuthClient, "org", shared, &plan.Admission{Namespaces: []string{"other"}})
+	byLabel := readyClient(oauthv1alpha1.KindClusterGoogleOAuthClient, "org", shared, &plan.Admission{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}})
 	clientPart := hash16("GoogleOAuthClient/shared=cu/2;ops/oauth=u3/9;")
 	for _, tc := range []struct {
 		name        string

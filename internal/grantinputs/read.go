@@ -23,6 +23,9 @@ type Credential struct {
 	RefreshToken string
 	// ServiceAccount is set instead, for a service account's signed assertion.
 	ServiceAccount *credentials.ServiceAccountKey
+	// Provider is set for a provider grant (OAuthGrant): its client, endpoints and what to
+	// ask for; Client then holds the client's id and secret (for redaction and the status).
+	Provider *ProviderRequest
 	// RefreshTokenMissing: the problem is an absent refresh-token Secret or key (a consent
 	// link can fix that).
 	RefreshTokenMissing bool
@@ -38,8 +41,8 @@ type Credential struct {
 
 // Fingerprint is the inputs fingerprint of the versions the credential was read from (the
 // grant's status records it with the token request's outcome).
-func (c *Credential) Fingerprint(g *oauthv1alpha1.GoogleOAuthGrant, res *Resolved) string {
-	own := fingerprint(g.Generation, res.Form, c.versions)
+func (c *Credential) Fingerprint(g oauthv1alpha1.Grant, res *Resolved) string {
+	own := fingerprint(g.GetGeneration(), res.Form, c.versions)
 	if res.Form.ClientRef() == nil {
 		return own
 	}
@@ -47,12 +50,12 @@ func (c *Credential) Fingerprint(g *oauthv1alpha1.GoogleOAuthGrant, res *Resolve
 }
 
 // Account is the email the token acts for when the inputs tell it ("" for user grants).
-func (c *Credential) Account(g *oauthv1alpha1.GoogleOAuthGrant) string {
-	switch {
-	case c.ServiceAccount == nil:
+func (c *Credential) Account(g oauthv1alpha1.Grant) string {
+	if c.ServiceAccount == nil {
 		return ""
-	case g.Spec.Subject != "":
-		return g.Spec.Subject
+	}
+	if gg, ok := g.(*oauthv1alpha1.GoogleOAuthGrant); ok && gg.Spec.Subject != "" {
+		return gg.Spec.Subject
 	}
 	return c.ServiceAccount.Email
 }
@@ -72,9 +75,9 @@ type Reader struct {
 }
 
 // Read is the credential for a grant's token request, or what is wrong with its inputs.
-func (r *Reader) Read(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, res *Resolved) (*Credential, *credentials.Problem, error) {
+func (r *Reader) Read(ctx context.Context, g oauthv1alpha1.Grant, res *Resolved) (*Credential, *credentials.Problem, error) {
 	c := &Credential{versions: map[string]*metav1.ObjectMeta{}}
-	p, err := res.Form.read(ctx, r, g.Namespace, res.Client, c)
+	p, err := res.Form.read(ctx, r, g.GetNamespace(), res.Client, c)
 	return c, p, err
 }
 
@@ -161,12 +164,12 @@ func (r *Reader) client(ctx context.Context, key types.NamespacedName, setVersio
 // used, the user put a new one there: theirs wins, ours is dropped (it would be the older
 // grant), and kept reports it. The credential then names the version the write made, so the
 // write-back is not a change of input.
-func (r *Reader) WriteBack(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, f Form, c *Credential, rotated string) (kept bool, err error) {
+func (r *Reader) WriteBack(ctx context.Context, g oauthv1alpha1.Grant, f Form, c *Credential, rotated string) (kept bool, err error) {
 	l := f.RefreshToken()
 	if l == nil {
 		return false, nil
 	}
-	key := types.NamespacedName{Namespace: g.Namespace, Name: l.Secret}
+	key := types.NamespacedName{Namespace: g.GetNamespace(), Name: l.Secret}
 	// When the token came from the record there is no Secret at hand yet: read it to write
 	// it, as after a conflict.
 	s := c.refreshSecret.DeepCopy()
@@ -217,6 +220,6 @@ type Live struct {
 
 // ReadLive reads a grant's refresh token (and client id) from the API server, for a
 // revocation or the security-event index.
-func ReadLive(ctx context.Context, live client.Reader, g *oauthv1alpha1.GoogleOAuthGrant) (Live, error) {
-	return Of(g).readLive(ctx, live, g.Namespace)
+func ReadLive(ctx context.Context, live client.Reader, g oauthv1alpha1.Grant) (Live, error) {
+	return Of(g).readLive(ctx, live, g.GetNamespace())
 }

@@ -55,6 +55,9 @@ func (f refreshToken) ClientLabel() (kind, name string) {
 func (f refreshToken) read(ctx context.Context, r *Reader, ns string, co *ClientObject, c *Credential) (*credentials.Problem, error) {
 	ckey, cfield := types.NamespacedName{Namespace: ns, Name: f.clientSecret}, "spec.clientSecretRef"
 	setVersion := func(m *metav1.ObjectMeta) { c.versions[ckey.Name] = m }
+	if co != nil && co.Provider != nil {
+		return f.readProvider(ctx, r, ns, co, c)
+	}
 	if f.client != nil {
 		if co == nil || co.Secret.Namespace == "" {
 			// Decide reports these before any request; this is a guard.
@@ -109,4 +112,19 @@ func (f refreshToken) readLive(ctx context.Context, live secretGetter, ns string
 		l.ClientID = cl.ID
 	}
 	return l, nil
+}
+
+// readProvider reads a provider grant's refresh token and its provider client.
+func (f refreshToken) readProvider(ctx context.Context, r *Reader, ns string, co *ClientObject, c *Credential) (*credentials.Problem, error) {
+	if p, err := r.readProviderClient(ctx, co, f.client.params, false, c); p != nil || err != nil {
+		return p, err
+	}
+	rt, rp, absent, err := r.refreshToken(ctx, ns, f.RefreshToken(), c)
+	if err != nil || absent {
+		c.RefreshTokenMissing = err == nil
+		return SecretNotFound(types.NamespacedName{Namespace: ns, Name: f.secret}, "spec.refreshTokenSecretRef", "grant"), err
+	}
+	c.RefreshToken = rt
+	c.RefreshTokenMissing = rp != nil && rp.Reason == oauthv1alpha1.ReasonSecretKeyMissing
+	return rp, nil
 }

@@ -56,17 +56,17 @@ type Options struct {
 // Resolve reads a grant's inputs from the caches: the form's Secrets' versions, the client
 // object its form names (whether it admits the grant's namespace, its Ready, its Secret's
 // version) and the fingerprint of all of them.
-func Resolve(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, c Caches, opts Options) (Resolved, error) {
+func Resolve(ctx context.Context, g oauthv1alpha1.Grant, c Caches, opts Options) (Resolved, error) {
 	f := Of(g)
 	res := Resolved{Form: f, Metas: map[string]*metav1.ObjectMeta{}}
 	for _, name := range f.Secrets() {
-		m, err := c.SecretMeta(ctx, g.Namespace, name)
+		m, err := c.SecretMeta(ctx, g.GetNamespace(), name)
 		if err != nil {
 			return res, err
 		}
 		res.Metas[name] = m
 	}
-	res.Fingerprint = fingerprint(g.Generation, f, res.Metas)
+	res.Fingerprint = fingerprint(g.GetGeneration(), f, res.Metas)
 	if l := f.RefreshToken(); l != nil {
 		res.RefreshTokenAbsent = res.Metas[l.Secret] == nil
 	}
@@ -74,7 +74,7 @@ func Resolve(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, c Caches, o
 	if ref == nil {
 		return res, nil
 	}
-	if err := res.resolveClient(ctx, g.Namespace, *ref, c, opts); err != nil || res.Wait {
+	if err := res.resolveClient(ctx, g.GetNamespace(), *ref, c, opts); err != nil || res.Wait {
 		return res, err
 	}
 	res.Fingerprint = plan.JoinFingerprint(res.Fingerprint, clientFingerprint(res.Client, res.clientMeta))
@@ -86,8 +86,8 @@ func Resolve(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, c Caches, o
 func (res *Resolved) resolveClient(ctx context.Context, ns string, ref ClientRef, c Caches, opts Options) error {
 	st := &plan.ClientState{Kind: ref.Kind, Name: ref.Name}
 	res.ClientState = st
-	if ref.Kind == oauthv1alpha1.KindClusterGoogleOAuthClient && opts.NamespacesOnly {
-		st.Found, st.NotAllowedWhy = true, "this grantkeeper manages only some namespaces (--namespaces) and does not read cluster-scoped clients; use a GoogleOAuthClient in this namespace"
+	if oauthv1alpha1.ClusterScopedClient(ref.Kind) && opts.NamespacesOnly {
+		st.Found, st.NotAllowedWhy = true, "this grantkeeper manages only some namespaces (--namespaces) and does not read cluster-scoped clients; use a "+oauthv1alpha1.NamespacedClientKind(ref.Kind)+" in this namespace"
 		return nil
 	}
 	co, err := c.Client(ctx, ref.Kind, types.NamespacedName{Namespace: ns, Name: ref.Name})
@@ -103,8 +103,8 @@ func (res *Resolved) resolveClient(ctx context.Context, ns string, ref ClientRef
 		}
 		st.Allowed = plan.NamespaceAllowed(*co.Cluster, ns, labels)
 	}
-	st.Ready = plan.ClientReady(co.Obj.GetGeneration(), *co.Status)
-	if !st.Allowed || co.Secret.Namespace == "" {
+	st.Ready = co.Ready
+	if !st.Allowed || co.Secret.Namespace == "" || co.Secret.Name == "" {
 		return nil
 	}
 	if !c.SecretsSynced(co.Secret.Namespace) {

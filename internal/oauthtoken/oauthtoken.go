@@ -87,7 +87,20 @@ func (e *Endpoint) Refresh(ctx context.Context, c Client, refreshToken string, p
 	if err != nil {
 		return nil, err
 	}
-	return tokenclient.Validate(tok, refreshToken, now)
+	t, err := tokenclient.Validate(tok, refreshToken, now)
+	if err != nil {
+		return nil, err
+	}
+	return withRequestedScopes(t, p), nil
+}
+
+// withRequestedScopes: an answer without scope carries the scope requested (RFC 6749
+// sections 5.1 and 6), so the grant's granted scopes are those asked for.
+func withRequestedScopes(t *Token, p Params) *Token {
+	if len(t.Scopes) == 0 && len(p.Scopes) > 0 {
+		t.Scopes = append([]string(nil), p.Scopes...)
+	}
+	return t
 }
 
 // ClientCredentials obtains the client's own token (RFC 6749 section 4.4) through
@@ -123,7 +136,7 @@ func (e *Endpoint) ClientCredentials(ctx context.Context, c Client, p Params, no
 		return nil, err
 	}
 	t.RefreshToken = ""
-	return t, nil
+	return withRequestedScopes(t, p), nil
 }
 
 // Exchange trades an authorization code and its PKCE verifier for tokens (RFC 6749

@@ -32,20 +32,27 @@ type ClientState struct {
 
 // ClientReady is a client object's Ready condition when it describes the object's current
 // generation, else nil (the client controller has not looked at this spec yet).
-func ClientReady(generation int64, st oauthv1alpha1.GoogleOAuthClientStatus) *metav1.Condition {
-	c := meta.FindStatusCondition(st.Conditions, oauthv1alpha1.ConditionReady)
-	if c == nil || st.ObservedGeneration != generation {
+func ClientReady(generation, observedGeneration int64, conditions []metav1.Condition) *metav1.Condition {
+	c := meta.FindStatusCondition(conditions, oauthv1alpha1.ConditionReady)
+	if c == nil || observedGeneration != generation {
 		return nil
 	}
 	return c
+}
+
+// Admission is which namespaces a cluster client (of either family) admits: its
+// spec.namespaces and spec.namespaceSelector.
+type Admission struct {
+	Namespaces []string
+	Selector   *metav1.LabelSelector
 }
 
 // NamespaceAllowed reports whether a cluster client admits a namespace: when it names no
 // namespaces and has no (or an empty) selector, every namespace; else a namespace listed in
 // spec.namespaces or whose labels match a non-empty spec.namespaceSelector. An invalid
 // selector admits nothing.
-func NamespaceAllowed(spec oauthv1alpha1.ClusterGoogleOAuthClientSpec, ns string, nsLabels map[string]string) bool {
-	sel := spec.NamespaceSelector
+func NamespaceAllowed(spec Admission, ns string, nsLabels map[string]string) bool {
+	sel := spec.Selector
 	emptySel := sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0)
 	if emptySel && len(spec.Namespaces) == 0 {
 		return true

@@ -40,7 +40,7 @@ func TestNamespaceAllowed(t *testing.T) {
 		{"invalid selector admits nothing", sel(nil, metav1.LabelSelectorRequirement{Key: "team", Operator: "Matches"}), nil, "a", team, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := oauthv1alpha1.ClusterGoogleOAuthClientSpec{NamespaceSelector: tc.selector, Namespaces: tc.names}
+			spec := Admission{Selector: tc.selector, Namespaces: tc.names}
 			if got := NamespaceAllowed(spec, tc.ns, tc.labels); got != tc.want {
 				t.Errorf("NamespaceAllowed = %v, want %v", got, tc.want)
 			}
@@ -50,13 +50,13 @@ func TestNamespaceAllowed(t *testing.T) {
 
 func TestClientReady(t *testing.T) {
 	st := oauthv1alpha1.GoogleOAuthClientStatus{ObservedGeneration: 1, Conditions: []metav1.Condition{{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: oauthv1alpha1.ReasonClientValid}}}
-	if ClientReady(1, st) == nil {
+	if ClientReady(1, st.ObservedGeneration, st.Conditions) == nil {
 		t.Error("a Ready condition for the current generation was ignored")
 	}
-	if ClientReady(2, st) != nil {
+	if ClientReady(2, st.ObservedGeneration, st.Conditions) != nil {
 		t.Error("a Ready condition about an older spec was trusted")
 	}
-	if ClientReady(0, oauthv1alpha1.GoogleOAuthClientStatus{}) != nil {
+	if ClientReady(0, 0, nil) != nil {
 		t.Error("no condition, yet a Ready condition")
 	}
 }
