@@ -322,8 +322,8 @@ type GoogleOAuthGrant struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   GoogleOAuthGrantSpec   `json:"spec,omitempty"`
-	Status GrantStatus `json:"status,omitempty"`
+	Spec   GoogleOAuthGrantSpec `json:"spec,omitempty"`
+	Status GrantStatus          `json:"status,omitempty"`
 }
 
 // GoogleOAuthGrantList contains a list of GoogleOAuthGrant.

@@ -130,8 +130,8 @@ type OAuthGrant struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   OAuthGrantSpec   `json:"spec"`
-	Status GrantStatus `json:"status,omitempty"`
+	Spec   OAuthGrantSpec `json:"spec"`
+	Status GrantStatus    `json:"status,omitempty"`
 }
 
 // OAuthGrantList contains a list of OAuthGrant.
@@ -177,4 +177,3 @@ func (g *OAuthGrant) RefreshTokenKey() string {
 	}
 	return DefaultRefreshTokenKey
 }
-
