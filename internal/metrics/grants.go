@@ -28,40 +28,40 @@ import (
 // series; ok is false when the grant has none (a timestamp not known yet).
 type grantFamily struct {
 	name, help string
-	sample     func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) (ok bool)
+	sample     func(l *line, g oauthv1alpha1.Grant) (ok bool)
 }
 
 var grantFamilies = []grantFamily{{
 	name: "grantkeeper_grant_ready",
 	help: "1 when the grant's Ready condition is True, else 0; reason is the condition's reason.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
+	sample: func(l *line, g oauthv1alpha1.Grant) bool {
 		ready, reason := 0.0, "Unknown"
-		if cond := meta.FindStatusCondition(g.Status.Conditions, oauthv1alpha1.ConditionReady); cond != nil {
+		if cond := meta.FindStatusCondition(g.GrantStatus().Conditions, oauthv1alpha1.ConditionReady); cond != nil {
 			reason = cond.Reason
 			if cond.Status == metav1.ConditionTrue {
 				ready = 1
 			}
 		}
-		l.labels("name", g.Name, "namespace", g.Namespace, "reason", reason)
+		l.labels("kind", g.GrantKind(), "name", g.GetName(), "namespace", g.GetNamespace(), "reason", reason)
 		l.value(ready)
 		return true
 	},
 }, {
 	name: "grantkeeper_grant_revoked",
-	help: "1 when Google rejected the grant's refresh token (Revoked=True), else 0.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
-		l.labels("name", g.Name, "namespace", g.Namespace)
-		l.value(boolValue(meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionRevoked)))
+	help: "1 when the token endpoint rejected the grant's refresh token (Revoked=True), else 0; kind is the grant's kind (GoogleOAuthGrant, OAuthGrant).",
+	sample: func(l *line, g oauthv1alpha1.Grant) bool {
+		l.labels("kind", g.GrantKind(), "name", g.GetName(), "namespace", g.GetNamespace())
+		l.value(boolValue(meta.IsStatusConditionTrue(g.GrantStatus().Conditions, oauthv1alpha1.ConditionRevoked)))
 		return true
 	},
 }, {
 	// A separate info series rather than a label on grantkeeper_grant_ready, so alert rules
 	// and dashboards keyed on that series keep working; join on (namespace, name).
 	name: "grantkeeper_grant_client_info",
-	help: "Always 1; client_kind (Secret, GoogleOAuthClient, ClusterGoogleOAuthClient or AuthorizedUser) and client (the Secret's or client object's name) say where the grant's OAuth client comes from.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
+	help: "Always 1; client_kind (Secret, GoogleOAuthClient, ClusterGoogleOAuthClient, AuthorizedUser, OAuthClient or ClusterOAuthClient) and client (the Secret's or client object's name) say where the grant's OAuth client comes from.",
+	sample: func(l *line, g oauthv1alpha1.Grant) bool {
 		kind, name := grantClient(g)
-		l.labels("client", name, "client_kind", kind, "name", g.Name, "namespace", g.Namespace)
+		l.labels("client", name, "client_kind", kind, "kind", g.GrantKind(), "name", g.GetName(), "namespace", g.GetNamespace())
 		l.value(1)
 		return true
 	},
@@ -71,21 +71,21 @@ var grantFamilies = []grantFamily{{
 	// which stays so queries built on it keep working.
 	name: "grantkeeper_grant_info",
 	help: "Always 1; client_id is the OAuth client the grant's last token request used (status.clientID) and account the Google account's email (status.account), each empty when not known.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
+	sample: func(l *line, g oauthv1alpha1.Grant) bool {
 		account := ""
-		if a := g.Status.Account; a != nil {
+		if a := g.GrantStatus().Account; a != nil {
 			account = a.Email
 		}
-		l.labels("account", account, "client_id", g.Status.ClientID, "name", g.Name, "namespace", g.Namespace)
+		l.labels("account", account, "client_id", g.GrantStatus().ClientID, "kind", g.GrantKind(), "name", g.GetName(), "namespace", g.GetNamespace())
 		l.value(1)
 		return true
 	},
 }, {
 	name: "grantkeeper_grant_consecutive_failures",
 	help: "Refresh failures since the grant's last successful refresh (status.failedRefreshAttempts); 0 when the last one succeeded.",
-	sample: func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
-		l.labels("name", g.Name, "namespace", g.Namespace)
-		l.value(float64(g.Status.FailedRefreshAttempts))
+	sample: func(l *line, g oauthv1alpha1.Grant) bool {
+		l.labels("kind", g.GrantKind(), "name", g.GetName(), "namespace", g.GetNamespace())
+		l.value(float64(g.GrantStatus().FailedRefreshAttempts))
 		return true
 	},
 }, {
@@ -103,13 +103,13 @@ var grantFamilies = []grantFamily{{
 }}
 
 // timestamp is the sample of a status time, absent while the time is not known.
-func timestamp(field func(*oauthv1alpha1.GrantStatus) *metav1.Time) func(*line, *oauthv1alpha1.GoogleOAuthGrant) bool {
-	return func(l *line, g *oauthv1alpha1.GoogleOAuthGrant) bool {
-		t := field(&g.Status)
+func timestamp(field func(*oauthv1alpha1.GrantStatus) *metav1.Time) func(*line, oauthv1alpha1.Grant) bool {
+	return func(l *line, g oauthv1alpha1.Grant) bool {
+		t := field(g.GrantStatus())
 		if t == nil {
 			return false
 		}
-		l.labels("name", g.Name, "namespace", g.Namespace)
+		l.labels("kind", g.GrantKind(), "name", g.GetName(), "namespace", g.GetNamespace())
 		l.value(float64(t.Unix()))
 		return true
 	}
@@ -123,19 +123,19 @@ func boolValue(b bool) float64 {
 }
 
 // grantClient is where a grant's OAuth client comes from, for grantkeeper_grant_client_info.
-func grantClient(g *oauthv1alpha1.GoogleOAuthGrant) (kind, name string) {
+func grantClient(g oauthv1alpha1.Grant) (kind, name string) {
 	return grantinputs.Of(g).ClientLabel()
 }
 
 // writeGrants writes every family of the grants' series, each family's lines together as the
 // format requires, a family with no series left out.
-func writeGrants(w io.Writer, grants []oauthv1alpha1.GoogleOAuthGrant) error {
+func writeGrants(w io.Writer, grants []oauthv1alpha1.Grant) error {
 	var l line
 	for _, f := range grantFamilies {
 		started := false
 		for i := range grants {
 			l.b = append(l.b[:0], f.name...)
-			if !f.sample(&l, &grants[i]) {
+			if !f.sample(&l, grants[i]) {
 				continue
 			}
 			if !started {
@@ -197,12 +197,23 @@ type GrantSeries struct {
 
 // list reads the grants from the cache: the cache's own objects, read only, since a deep
 // copy of every grant per scrape is megabytes of garbage at 10,000 grants.
-func (s *GrantSeries) list(ctx context.Context) ([]oauthv1alpha1.GoogleOAuthGrant, error) {
-	var grants oauthv1alpha1.GoogleOAuthGrantList
-	if err := s.Cache.List(ctx, &grants, client.UnsafeDisableDeepCopy); err != nil {
+func (s *GrantSeries) list(ctx context.Context) ([]oauthv1alpha1.Grant, error) {
+	var google oauthv1alpha1.GoogleOAuthGrantList
+	if err := s.Cache.List(ctx, &google, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	return grants.Items, nil
+	var providers oauthv1alpha1.OAuthGrantList
+	if err := s.Cache.List(ctx, &providers, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	out := make([]oauthv1alpha1.Grant, 0, len(google.Items)+len(providers.Items))
+	for i := range google.Items {
+		out = append(out, &google.Items[i])
+	}
+	for i := range providers.Items {
+		out = append(out, &providers.Items[i])
+	}
+	return out, nil
 }
 
 // Write writes every grant's series in the text exposition format.

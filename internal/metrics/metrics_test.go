@@ -44,8 +44,12 @@ func grantText(t testing.TB, clientID string, grants ...oauthv1alpha1.GoogleOAut
 	for i := range grants {
 		grants[i].Status.ClientID = clientID
 	}
+	all := make([]oauthv1alpha1.Grant, len(grants))
+	for i := range grants {
+		all[i] = &grants[i]
+	}
 	var b strings.Builder
-	if err := writeGrants(&b, grants); err != nil {
+	if err := writeGrants(&b, all); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
@@ -63,11 +67,11 @@ func TestGrantSeries(t *testing.T) {
 		grant: oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "g"},
 			Spec: oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "c"}}},
 		want: []string{
-			"grantkeeper_grant_client_info client=c client_kind=Secret name=g namespace=a 1",
-			"grantkeeper_grant_consecutive_failures name=g namespace=a 0",
-			"grantkeeper_grant_info account= client_id= name=g namespace=a 1",
-			"grantkeeper_grant_ready name=g namespace=a reason=Unknown 0",
-			"grantkeeper_grant_revoked name=g namespace=a 0",
+			"grantkeeper_grant_client_info client=c client_kind=Secret kind=GoogleOAuthGrant name=g namespace=a 1",
+			"grantkeeper_grant_consecutive_failures kind=GoogleOAuthGrant name=g namespace=a 0",
+			"grantkeeper_grant_info account= client_id= kind=GoogleOAuthGrant name=g namespace=a 1",
+			"grantkeeper_grant_ready kind=GoogleOAuthGrant name=g namespace=a reason=Unknown 0",
+			"grantkeeper_grant_revoked kind=GoogleOAuthGrant name=g namespace=a 0",
 		},
 	}, {
 		name: "time-based access, failing: refresh token expiry, account, failures",
@@ -80,14 +84,14 @@ func TestGrantSeries(t *testing.T) {
 			}},
 		clientID: "123-x.apps.googleusercontent.com",
 		want: []string{
-			"grantkeeper_access_token_expiration_timestamp_seconds name=g namespace=a 1000",
-			"grantkeeper_grant_client_info client=c client_kind=Secret name=g namespace=a 1",
-			"grantkeeper_grant_consecutive_failures name=g namespace=a 3",
-			"grantkeeper_grant_info account=ana@example.com client_id=123-x.apps.googleusercontent.com name=g namespace=a 1",
-			"grantkeeper_grant_ready name=g namespace=a reason=TokenValid 1",
-			"grantkeeper_grant_revoked name=g namespace=a 0",
-			"grantkeeper_next_refresh_timestamp_seconds name=g namespace=a 900",
-			"grantkeeper_refresh_token_expiration_timestamp_seconds name=g namespace=a 90000",
+			"grantkeeper_access_token_expiration_timestamp_seconds kind=GoogleOAuthGrant name=g namespace=a 1000",
+			"grantkeeper_grant_client_info client=c client_kind=Secret kind=GoogleOAuthGrant name=g namespace=a 1",
+			"grantkeeper_grant_consecutive_failures kind=GoogleOAuthGrant name=g namespace=a 3",
+			"grantkeeper_grant_info account=ana@example.com client_id=123-x.apps.googleusercontent.com kind=GoogleOAuthGrant name=g namespace=a 1",
+			"grantkeeper_grant_ready kind=GoogleOAuthGrant name=g namespace=a reason=TokenValid 1",
+			"grantkeeper_grant_revoked kind=GoogleOAuthGrant name=g namespace=a 0",
+			"grantkeeper_next_refresh_timestamp_seconds kind=GoogleOAuthGrant name=g namespace=a 900",
+			"grantkeeper_refresh_token_expiration_timestamp_seconds kind=GoogleOAuthGrant name=g namespace=a 90000",
 		},
 	}, {
 		name: "account known without an email (sub only): account stays empty",
@@ -100,11 +104,11 @@ func TestGrantSeries(t *testing.T) {
 				}}},
 		clientID: "id",
 		want: []string{
-			"grantkeeper_grant_client_info client=c client_kind=Secret name=g namespace=a 1",
-			"grantkeeper_grant_consecutive_failures name=g namespace=a 0",
-			"grantkeeper_grant_info account= client_id=id name=g namespace=a 1",
-			"grantkeeper_grant_ready name=g namespace=a reason=InvalidGrant 0",
-			"grantkeeper_grant_revoked name=g namespace=a 1",
+			"grantkeeper_grant_client_info client=c client_kind=Secret kind=GoogleOAuthGrant name=g namespace=a 1",
+			"grantkeeper_grant_consecutive_failures kind=GoogleOAuthGrant name=g namespace=a 0",
+			"grantkeeper_grant_info account= client_id=id kind=GoogleOAuthGrant name=g namespace=a 1",
+			"grantkeeper_grant_ready kind=GoogleOAuthGrant name=g namespace=a reason=InvalidGrant 0",
+			"grantkeeper_grant_revoked kind=GoogleOAuthGrant name=g namespace=a 1",
 		},
 	}} {
 		t.Run(c.name, func(t *testing.T) {
@@ -240,7 +244,7 @@ func TestHandler(t *testing.T) {
 		return resp, string(b)
 	}
 	want := []string{
-		"grantkeeper_grant_ready name=reports namespace=" + ns.Name + " reason=Unknown 0",
+		"grantkeeper_grant_ready kind=GoogleOAuthGrant name=reports namespace=" + ns.Name + " reason=Unknown 0",
 		"grantkeeper_token_requests_total result=success 0",
 	}
 	for encoding, gzipped := range map[string]bool{"": false, "gzip": true, "gzip;q=0": false, "br, gzip;q=0.5": true} {
@@ -301,10 +305,14 @@ func BenchmarkWriteGrants(b *testing.B) {
 				Conditions: []metav1.Condition{{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "TokenValid"}}},
 		}
 	}
+	all := make([]oauthv1alpha1.Grant, len(grants))
+	for i := range grants {
+		all[i] = &grants[i]
+	}
 	var n countingWriter
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := writeGrants(&n, grants); err != nil {
+		if err := writeGrants(&n, all); err != nil {
 			b.Fatal(err)
 		}
 	}

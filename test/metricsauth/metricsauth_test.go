@@ -94,7 +94,7 @@ func TestMetricsNeedTheReaderRole(t *testing.T) {
 	reader, nosy := token("prometheus"), token("nosy")
 
 	// The endpoint comes up with the manager: poll until the reader's scrape answers.
-	want := `grantkeeper_grant_ready{name="reports",namespace="apps",reason="TokenValid"} 1`
+	want := `grantkeeper_grant_ready{kind="GoogleOAuthGrant",name="reports",namespace="apps",reason="TokenValid"} 1`
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		code, body, err := promtext.Scrape(url, reader, caPEM, "")
