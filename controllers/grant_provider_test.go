@@ -91,3 +91,60 @@ func TestOAuthGrantRefreshes(t *testing.T) {
 		t.Errorf("Stalled = %s", got)
 	}
 }
+
+// deletionPolicy Revoke revokes an OAuthGrant's refresh token at its provider's RFC 7009
+// endpoint when the grant is deleted; a client without a revocation endpoint refuses the
+// policy up front (Ready=False, ClientNotAllowed, naming what to change).
+func TestOAuthGrantRevokeOnDelete(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	rt := h.providerGrant("del", analytics)
+	g := &oauthv1alpha1.OAuthGrant{}
+	key := client.ObjectKey{Namespace: h.Name, Name: "del"}
+	h.Eventually(30*time.Second, "Ready", func() (bool, string) {
+		got := h.providerCondition("del", oauthv1alpha1.ConditionReady)
+		return got == "True/"+oauthv1alpha1.ReasonTokenValid, got
+	})
+	if err := h.C.Get(h.Ctx, key, g); err != nil {
+		t.Fatal(err)
+	}
+	g.Spec.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke
+	if err := h.C.Update(h.Ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(30*time.Second, "the revoke finalizer", func() (bool, string) {
+		if err := h.C.Get(h.Ctx, key, g); err != nil {
+			t.Fatal(err)
+		}
+		return len(g.Finalizers) == 1, fmt.Sprint(g.Finalizers)
+	})
+	if err := h.C.Delete(h.Ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(30*time.Second, "the grant gone, its refresh token revoked at the provider", func() (bool, string) {
+		err := h.C.Get(h.Ctx, key, &oauthv1alpha1.OAuthGrant{})
+		return client.IgnoreNotFound(err) == nil && err != nil && h.google.Revoked(rt), fmt.Sprintf("get: %v, revoked: %v", err, h.google.Revoked(rt))
+	})
+
+	// A client with no revocation endpoint: the policy is refused before any token request.
+	h.providerGrant("norevoke", analytics)
+	oc := &oauthv1alpha1.OAuthClient{}
+	if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "norevoke"}, oc); err != nil {
+		t.Fatal(err)
+	}
+	oc.Spec.Endpoints.RevocationURL = ""
+	if err := h.C.Update(h.Ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "norevoke"}, g); err != nil {
+		t.Fatal(err)
+	}
+	g.Spec.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke
+	if err := h.C.Update(h.Ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(30*time.Second, "ClientNotAllowed", func() (bool, string) {
+		got := h.providerCondition("norevoke", oauthv1alpha1.ConditionReady)
+		return got == "False/"+oauthv1alpha1.ReasonClientNotAllowed, got
+	})
+}

@@ -274,3 +274,29 @@ func TestSecretOf(t *testing.T) {
 		}
 	}
 }
+
+func TestRevocationRefused(t *testing.T) {
+	ready := &metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue}
+	provider := func(revocation string, ready *metav1.Condition) *ClientObject {
+		return &ClientObject{Ready: ready, Provider: &ProviderClient{Endpoints: oauthv1alpha1.OAuthEndpointsStatus{TokenURL: "https://p/token", RevocationURL: revocation}}}
+	}
+	grant := func(p oauthv1alpha1.DeletionPolicy) oauthv1alpha1.Grant {
+		return &oauthv1alpha1.OAuthGrant{Spec: oauthv1alpha1.OAuthGrantSpec{DeletionPolicy: p}}
+	}
+	for _, tc := range []struct {
+		name    string
+		g       oauthv1alpha1.Grant
+		co      *ClientObject
+		refused bool
+	}{
+		{"Revoke without a revocation endpoint", grant(oauthv1alpha1.DeletionPolicyRevoke), provider("", ready), true},
+		{"Revoke with one", grant(oauthv1alpha1.DeletionPolicyRevoke), provider("https://p/revoke", ready), false},
+		{"Retain without one", grant(oauthv1alpha1.DeletionPolicyRetain), provider("", ready), false},
+		{"client not checked yet: wait, do not refuse", grant(oauthv1alpha1.DeletionPolicyRevoke), provider("", nil), false},
+		{"a Google client", grant(oauthv1alpha1.DeletionPolicyRevoke), &ClientObject{Ready: ready}, false},
+	} {
+		if got := revocationRefused(tc.g, tc.co) != ""; got != tc.refused {
+			t.Errorf("%s: refused = %v, want %v", tc.name, got, tc.refused)
+		}
+	}
+}

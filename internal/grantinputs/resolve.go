@@ -74,7 +74,7 @@ func Resolve(ctx context.Context, g oauthv1alpha1.Grant, c Caches, opts Options)
 	if ref == nil {
 		return res, nil
 	}
-	if err := res.resolveClient(ctx, g.GetNamespace(), *ref, c, opts); err != nil || res.Wait {
+	if err := res.resolveClient(ctx, g, *ref, c, opts); err != nil || res.Wait {
 		return res, err
 	}
 	res.Fingerprint = plan.JoinFingerprint(res.Fingerprint, clientFingerprint(res.Client, res.clientMeta))
@@ -83,7 +83,8 @@ func Resolve(ctx context.Context, g oauthv1alpha1.Grant, c Caches, opts Options)
 
 // resolveClient finds the client object ref names, whether it admits namespace ns, and its
 // Secret's metadata.
-func (res *Resolved) resolveClient(ctx context.Context, ns string, ref ClientRef, c Caches, opts Options) error {
+func (res *Resolved) resolveClient(ctx context.Context, g oauthv1alpha1.Grant, ref ClientRef, c Caches, opts Options) error {
+	ns := g.GetNamespace()
 	st := &plan.ClientState{Kind: ref.Kind, Name: ref.Name}
 	res.ClientState = st
 	if oauthv1alpha1.ClusterScopedClient(ref.Kind) && opts.NamespacesOnly {
@@ -104,6 +105,10 @@ func (res *Resolved) resolveClient(ctx context.Context, ns string, ref ClientRef
 		st.Allowed = plan.NamespaceAllowed(*co.Cluster, ns, labels)
 	}
 	st.Ready = co.Ready
+	if why := revocationRefused(g, co); why != "" {
+		st.Allowed, st.NotAllowedWhy = false, why
+		return nil
+	}
 	if !st.Allowed || co.Secret.Namespace == "" || co.Secret.Name == "" {
 		return nil
 	}
@@ -130,4 +135,15 @@ func fingerprint(generation int64, f Form, metas map[string]*metav1.ObjectMeta) 
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// revocationRefused says why a grant with deletionPolicy Revoke cannot use a provider client
+// that has no revocation endpoint ("" when it can): refused up front rather than found out
+// when the grant is deleted.
+func revocationRefused(g oauthv1alpha1.Grant, co *ClientObject) string {
+	if co.Provider == nil || co.Ready == nil || co.Ready.Status != metav1.ConditionTrue ||
+		g.Settings().DeletionPolicy != oauthv1alpha1.DeletionPolicyRevoke || co.Provider.Endpoints.RevocationURL != "" {
+		return ""
+	}
+	return "its provider has no revocation endpoint (RFC 7009), so spec.deletionPolicy Revoke cannot be honoured; set the client's spec.endpoints.revocationURL, or use deletionPolicy Retain"
 }
