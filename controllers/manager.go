@@ -71,6 +71,9 @@ func Setup(mgr ctrl.Manager, cfg Config) (*GoogleOAuthGrantReconciler, error) {
 	if timeout == 0 {
 		timeout = providerTimeout
 	}
+	// Many grants share a provider: keep connections to it as Google's client does.
+	tokenTransport := cfg.Egress.Transport(timeout)
+	tokenTransport.MaxIdleConnsPerHost = 16
 	// The OAuthGrant controller: the same steps, another kind (no consent links or security
 	// events yet); its token requests dial only where Egress allows.
 	p := &GoogleOAuthGrantReconciler{
@@ -79,7 +82,7 @@ func Setup(mgr ctrl.Manager, cfg Config) (*GoogleOAuthGrantReconciler, error) {
 		ManagerNamespace: cfg.ManagerNamespace, Decided: cfg.Decided,
 		// The transport's header timeout fires first ("timeout awaiting response headers");
 		// the client's bounds a body that never ends.
-		ProviderHTTP: &http.Client{Timeout: 2 * timeout, Transport: cfg.Egress.Transport(timeout),
+		ProviderHTTP: &http.Client{Timeout: 2 * timeout, Transport: tokenTransport,
 			// A token endpoint never redirects; following one could send credentials elsewhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
