@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
+	"github.com/grantkeeper/grantkeeper/test/framework/hydra"
 )
 
 // TestClientCredentialsGrant: grantType ClientCredentials with a Hydra client-credentials
@@ -19,10 +20,9 @@ func TestClientCredentialsGrant(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	const audience = "https://api.example.com"
-	c, err := idp.Admin.ClientCredentialsClient(w.Ctx, "client_secret_basic", []string{audience}, "api.read", "api.write")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := hydraRetry(t, "registering the client", func() (hydra.Client, error) {
+		return idp.Admin.ClientCredentialsClient(w.Ctx, "client_secret_basic", []string{audience}, "api.read", "api.write")
+	})
 	w.oauthClient("svc", c, oauthv1alpha1.AuthClientSecretBasic, nil, "")
 	cc := func(scopes ...string) func(*oauthv1alpha1.OAuthGrantSpec) {
 		return func(s *oauthv1alpha1.OAuthGrantSpec) {
@@ -86,7 +86,7 @@ func TestRevokedAtProvider(t *testing.T) {
 	w := newWorld(t)
 	scopes := []string{"offline_access", "files.read"}
 	c, _, _ := w.userClient(oauthv1alpha1.AuthClientSecretBasic, 0, "files.read")
-	w.refreshTokenSecret("gone-refresh-token", w.consent(c, nil, scopes...))
+	w.refreshTokenSecret("gone-refresh-token", w.consent(c, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...))
 	proxy := w.countingProxy()
 	w.oauthClient("hydra", c, oauthv1alpha1.AuthClientSecretBasic, nil, "", func(s *oauthv1alpha1.OAuthClientSpec) {
 		s.Endpoints = &oauthv1alpha1.OAuthEndpoints{TokenURL: proxy.URL + "/oauth2/token"}
@@ -98,9 +98,7 @@ func TestRevokedAtProvider(t *testing.T) {
 	}
 	stored := w.refreshToken("gone-refresh-token")
 
-	if err := idp.Admin.RevokeConsent(w.Ctx, w.subject, c.ID); err != nil {
-		t.Fatal(err)
-	}
+	hydraRetry(t, "revoking the consent", func() (struct{}, error) { return struct{}{}, idp.Admin.RevokeConsent(w.Ctx, w.subject, c.ID) })
 	if w.introspect(stored).Active {
 		t.Fatal("Hydra still holds the refresh token active after the consent was revoked")
 	}
@@ -135,7 +133,7 @@ func TestRevokedAtProvider(t *testing.T) {
 	}
 
 	// Repair: the person consents again; the new refresh token goes into the Secret.
-	fresh := w.consent(c, nil, scopes...)
+	fresh := w.consent(c, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...)
 	s := w.GetSecret("gone-refresh-token")
 	s.Data["refresh_token"] = []byte(fresh)
 	if err := w.C.Update(w.Ctx, s); err != nil {
@@ -161,7 +159,7 @@ func TestBadInput(t *testing.T) {
 	c, _, _ := w.userClient(oauthv1alpha1.AuthClientSecretBasic, 0, "files.read")
 
 	// The client object does not exist yet.
-	w.refreshTokenSecret("orphan-refresh-token", w.consent(c, nil, scopes...))
+	w.refreshTokenSecret("orphan-refresh-token", w.consent(c, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...))
 	w.grant("orphan", "later", scopes)
 	g := w.waitCondition("orphan", oauthv1alpha1.ConditionReady, "False/"+oauthv1alpha1.ReasonClientNotFound)
 	if msg := message(g, oauthv1alpha1.ConditionReady); !strings.Contains(msg, `"later"`) || !strings.Contains(msg, "spec.clientRef") {
@@ -181,7 +179,7 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("SecretNotFound message %q does not name the Secret", msg)
 	}
 	w.waitCondition("nosecret", oauthv1alpha1.ConditionStalled, "True/"+oauthv1alpha1.ReasonSecretNotFound)
-	rt := w.consent(c2, nil, scopes...)
+	rt := w.consent(c2, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...)
 	w.Secret("nosecret-refresh-token", map[string]string{"token": rt})
 	g = w.waitCondition("nosecret", oauthv1alpha1.ConditionReady, "False/"+oauthv1alpha1.ReasonSecretKeyMissing)
 	if msg := message(g, oauthv1alpha1.ConditionReady); !strings.Contains(msg, `"refresh_token"`) || !strings.Contains(msg, `"nosecret-refresh-token"`) {
@@ -196,7 +194,7 @@ func TestBadInput(t *testing.T) {
 
 	// A client secret Hydra does not accept: InvalidClient, and the Secret is what to fix.
 	c3, _, _ := w.userClient(oauthv1alpha1.AuthClientSecretBasic, 0, "files.read")
-	w.refreshTokenSecret("wrong-refresh-token", w.consent(c3, nil, scopes...))
+	w.refreshTokenSecret("wrong-refresh-token", w.consent(c3, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...))
 	bad := c3
 	bad.Secret = "not-the-client-secret-" + c3.ID[:8]
 	w.oauthClient("wrong", bad, oauthv1alpha1.AuthClientSecretBasic, nil, "")
