@@ -346,7 +346,9 @@ func (w *world) grant(name, client string, scopes []string, mutate ...func(*oaut
 }
 
 // key is the name's key in the test's namespace.
-func (w *world) key(name string) client.ObjectKey { return client.ObjectKey{Namespace: w.Name, Name: name} }
+func (w *world) key(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: w.Name, Name: name}
+}
 
 func (w *world) getGrant(name string) *oauthv1alpha1.OAuthGrant {
 	w.T.Helper()
