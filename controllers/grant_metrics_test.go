@@ -49,21 +49,21 @@ func TestMetrics(t *testing.T) {
 	// The series come from the cache, which may not show yet what waitReady read live.
 	h.Eventually(10*time.Second, "series for the three grants", func() (bool, string) {
 		got = series()
-		return strings.Contains(got, "grantkeeper_grant_ready name=gone namespace="+h.Name+" reason=InvalidGrant 0") &&
-			strings.Contains(got, "grantkeeper_grant_ready name=good namespace="+h.Name+" reason=TokenValid 1") &&
-			strings.Contains(got, "grantkeeper_grant_ready name=shared-user namespace="+h.Name+" reason=TokenValid 1"), got
+		return strings.Contains(got, "grantkeeper_grant_ready kind=GoogleOAuthGrant name=gone namespace="+h.Name+" reason=InvalidGrant 0") &&
+			strings.Contains(got, "grantkeeper_grant_ready kind=GoogleOAuthGrant name=good namespace="+h.Name+" reason=TokenValid 1") &&
+			strings.Contains(got, "grantkeeper_grant_ready kind=GoogleOAuthGrant name=shared-user namespace="+h.Name+" reason=TokenValid 1"), got
 	})
 	for _, want := range []string{
-		"grantkeeper_grant_revoked name=gone namespace=" + h.Name + " 1",
-		"grantkeeper_grant_revoked name=good namespace=" + h.Name + " 0",
-		"grantkeeper_grant_client_info client=good-client client_kind=Secret name=good namespace=" + h.Name + " 1",
-		"grantkeeper_grant_client_info client=shared client_kind=GoogleOAuthClient name=shared-user namespace=" + h.Name + " 1",
+		"grantkeeper_grant_revoked kind=GoogleOAuthGrant name=gone namespace=" + h.Name + " 1",
+		"grantkeeper_grant_revoked kind=GoogleOAuthGrant name=good namespace=" + h.Name + " 0",
+		"grantkeeper_grant_client_info client=good-client client_kind=Secret kind=GoogleOAuthGrant name=good namespace=" + h.Name + " 1",
+		"grantkeeper_grant_client_info client=shared client_kind=GoogleOAuthClient kind=GoogleOAuthGrant name=shared-user namespace=" + h.Name + " 1",
 		// status.clientID, written with each token request's outcome, whether it succeeded.
-		"grantkeeper_grant_info account= client_id=" + clientID + " name=good namespace=" + h.Name + " 1",
-		"grantkeeper_grant_info account= client_id=" + clientID + " name=gone namespace=" + h.Name + " 1",
-		"grantkeeper_grant_info account= client_id=" + clientID + " name=shared-user namespace=" + h.Name + " 1",
-		"grantkeeper_access_token_expiration_timestamp_seconds name=good namespace=" + h.Name + " " + strconv.FormatInt(g.Status.ExpiresAt.Unix(), 10),
-		"grantkeeper_next_refresh_timestamp_seconds name=good namespace=" + h.Name + " " + strconv.FormatInt(g.Status.RefreshTime.Unix(), 10),
+		"grantkeeper_grant_info account= client_id=" + clientID + " kind=GoogleOAuthGrant name=good namespace=" + h.Name + " 1",
+		"grantkeeper_grant_info account= client_id=" + clientID + " kind=GoogleOAuthGrant name=gone namespace=" + h.Name + " 1",
+		"grantkeeper_grant_info account= client_id=" + clientID + " kind=GoogleOAuthGrant name=shared-user namespace=" + h.Name + " 1",
+		"grantkeeper_access_token_expiration_timestamp_seconds kind=GoogleOAuthGrant name=good namespace=" + h.Name + " " + strconv.FormatInt(g.Status.ExpiresAt.Unix(), 10),
+		"grantkeeper_next_refresh_timestamp_seconds kind=GoogleOAuthGrant name=good namespace=" + h.Name + " " + strconv.FormatInt(g.Status.RefreshTime.Unix(), 10),
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)

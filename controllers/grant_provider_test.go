@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
@@ -15,7 +16,7 @@ import (
 
 // providerGrant creates an OAuthClient whose token endpoint is the test's fake server
 // (client_secret_post, as the fake takes it) and an OAuthGrant with a refresh token for it.
-func (h *harness) providerGrant(name string, scopes ...string) (refreshToken string) {
+func (h *harness) providerGrant(name string, scopes []string, mutate ...func(*oauthv1alpha1.OAuthGrantSpec)) (refreshToken string) {
 	h.T.Helper()
 	h.Secret(name+"-client", map[string]string{"client_secret": clientSecret})
 	rt := h.google.NewRefreshToken(clientID, scopes...)
@@ -33,18 +34,27 @@ func (h *harness) providerGrant(name string, scopes ...string) (refreshToken str
 		RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-rt"},
 		Scopes:                scopes,
 	}}
+	for _, m := range mutate {
+		m(&g.Spec)
+	}
 	if err := h.C.Create(h.Ctx, g); err != nil {
 		h.T.Fatal(err)
 	}
 	return rt
 }
 
-func (h *harness) providerCondition(name, typ string) string {
+// providerStatus is an OAuthGrant's status.
+func (h *harness) providerStatus(name string) oauthv1alpha1.GrantStatus {
 	g := &oauthv1alpha1.OAuthGrant{}
 	if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: name}, g); err != nil {
 		h.T.Fatal(err)
 	}
-	c := meta.FindStatusCondition(g.Status.Conditions, typ)
+	return g.Status
+}
+
+func (h *harness) providerCondition(name, typ string) string {
+	st := h.providerStatus(name)
+	c := meta.FindStatusCondition(st.Conditions, typ)
 	if c == nil {
 		return ""
 	}
@@ -58,7 +68,7 @@ func TestOAuthGrantRefreshes(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.google.SetLifetime(6 * time.Second)
-	rt := h.providerGrant("p", analytics)
+	rt := h.providerGrant("p", []string{analytics})
 	seen := map[string]bool{}
 	h.Eventually(60*time.Second, "three refreshed tokens from the provider", func() (bool, string) {
 		s := &corev1.Secret{}
@@ -98,7 +108,7 @@ func TestOAuthGrantRefreshes(t *testing.T) {
 func TestOAuthGrantRevokeOnDelete(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	rt := h.providerGrant("del", analytics)
+	rt := h.providerGrant("del", []string{analytics})
 	g := &oauthv1alpha1.OAuthGrant{}
 	key := client.ObjectKey{Namespace: h.Name, Name: "del"}
 	h.Eventually(30*time.Second, "Ready", func() (bool, string) {
@@ -108,8 +118,8 @@ func TestOAuthGrantRevokeOnDelete(t *testing.T) {
 	if err := h.C.Get(h.Ctx, key, g); err != nil {
 		t.Fatal(err)
 	}
-	g.Spec.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke
-	if err := h.C.Update(h.Ctx, g); err != nil {
+	revoke := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"deletionPolicy":"Revoke"}}`))
+	if err := h.C.Patch(h.Ctx, g, revoke); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(30*time.Second, "the revoke finalizer", func() (bool, string) {
@@ -127,20 +137,18 @@ func TestOAuthGrantRevokeOnDelete(t *testing.T) {
 	})
 
 	// A client with no revocation endpoint: the policy is refused before any token request.
-	h.providerGrant("norevoke", analytics)
+	h.providerGrant("norevoke", []string{analytics})
 	oc := &oauthv1alpha1.OAuthClient{}
 	if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "norevoke"}, oc); err != nil {
 		t.Fatal(err)
 	}
-	oc.Spec.Endpoints.RevocationURL = ""
-	if err := h.C.Update(h.Ctx, oc); err != nil {
+	if err := h.C.Patch(h.Ctx, oc, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"endpoints":{"revocationURL":null}}}`))); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.C.Get(h.Ctx, client.ObjectKey{Namespace: h.Name, Name: "norevoke"}, g); err != nil {
 		t.Fatal(err)
 	}
-	g.Spec.DeletionPolicy = oauthv1alpha1.DeletionPolicyRevoke
-	if err := h.C.Update(h.Ctx, g); err != nil {
+	if err := h.C.Patch(h.Ctx, g, revoke); err != nil {
 		t.Fatal(err)
 	}
 	h.Eventually(30*time.Second, "ClientNotAllowed", func() (bool, string) {

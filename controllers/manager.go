@@ -37,6 +37,8 @@ type Config struct {
 	APIReader client.Reader
 	// Egress is where OAuthClients' provider URLs may lead (--allow-*-providers).
 	Egress egress.Policy
+	// ProviderTimeout bounds an OAuthGrant's token or revocation request (0: 30 s).
+	ProviderTimeout time.Duration
 	// Decided is the reconciler's test barrier (GoogleOAuthGrantReconciler.Decided).
 	Decided func(grant types.NamespacedName, began time.Time)
 }
@@ -65,13 +67,19 @@ func Setup(mgr ctrl.Manager, cfg Config) (*GoogleOAuthGrantReconciler, error) {
 	if err := r.SetupWithManager(mgr, cfg.Options); err != nil {
 		return nil, fmt.Errorf("setting up the grant controller: %w", err)
 	}
+	timeout := cfg.ProviderTimeout
+	if timeout == 0 {
+		timeout = providerTimeout
+	}
 	// The OAuthGrant controller: the same steps, another kind (no consent links or security
 	// events yet); its token requests dial only where Egress allows.
 	p := &GoogleOAuthGrantReconciler{
 		Client: mgr.GetClient(), APIReader: r.APIReader, Recorder: cfg.Recorder,
 		Clock: cfg.Clock, Backoff: cfg.Backoff, MaxRevokeAttempts: cfg.MaxRevokeAttempts,
 		ManagerNamespace: cfg.ManagerNamespace, Decided: cfg.Decided,
-		ProviderHTTP: &http.Client{Timeout: providerTimeout, Transport: cfg.Egress.Transport(providerTimeout),
+		// The transport's header timeout fires first ("timeout awaiting response headers");
+		// the client's bounds a body that never ends.
+		ProviderHTTP: &http.Client{Timeout: 2 * timeout, Transport: cfg.Egress.Transport(timeout),
 			// A token endpoint never redirects; following one could send credentials elsewhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}

@@ -189,7 +189,7 @@ func (h *harness) newManager(o managerOptions) *runningManager {
 			MaxRevokeAttempts: 3,
 			Decided:           decided,
 			// OAuthGrants' providers here are fake servers on loopback.
-			Egress: egress.Policy{AllowLoopback: true},
+			Egress: egress.Policy{AllowLoopback: true}, ProviderTimeout: 2 * time.Second,
 		},
 		Configure: func(mgr ctrl.Manager, cfg *controllers.Config) {
 			m.liveReads.Reader = mgr.GetAPIReader()

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/internal/credentials"
@@ -109,4 +110,16 @@ func (r *Reader) readProviderClient(ctx context.Context, co *ClientObject, param
 	}
 	req.Client.Secret = cl.Secret
 	return nil, nil
+}
+
+// ReadProviderClientLive is a provider client object's client and endpoints, its Secret read
+// from the API server (kubectl grantkeeper revoke, which has no records).
+func ReadProviderClientLive(ctx context.Context, live client.Reader, co *ClientObject) (*ProviderRequest, *credentials.Problem, error) {
+	if co.Provider == nil {
+		return nil, nil, fmt.Errorf("%s %q is not a provider client", co.Kind, co.Obj.GetName())
+	}
+	r := &Reader{Meta: func(context.Context, string, string) (*metav1.ObjectMeta, error) { return nil, nil }, Live: live}
+	c := &Credential{versions: map[string]*metav1.ObjectMeta{}}
+	p, err := r.readProviderClient(ctx, co, oauthtoken.Params{}, false, c)
+	return c.Provider, p, err
 }

@@ -23,7 +23,8 @@ import (
 // internal/derivedsecret. The shipped packages are type-checked (export data from `go list
 // -export`), so a call is found whatever the variable is named.
 
-// grantStatusWriters are the functions allowed to write a GoogleOAuthGrant's status.
+// grantStatusWriters are the functions allowed to write a grant's status (either kind, or
+// through the oauthv1alpha1.Grant interface).
 var grantStatusWriters = []string{"controllers.(*GoogleOAuthGrantReconciler).writeStatus"}
 
 // otherSecretWriters are the functions outside internal/derivedsecret that write Secrets,
@@ -53,7 +54,7 @@ func TestOneWriterPerGrantStatusAndDerivedSecret(t *testing.T) {
 	var status, secrets []string
 	for _, w := range writes {
 		switch {
-		case w.status && strings.HasSuffix(w.obj, "v1alpha1.GoogleOAuthGrant"):
+		case w.status && (strings.HasSuffix(w.obj, "v1alpha1.GoogleOAuthGrant") || strings.HasSuffix(w.obj, "v1alpha1.OAuthGrant") || strings.HasSuffix(w.obj, "v1alpha1.Grant")):
 			if !slices.Contains(status, w.fn) { // one function may write in two ways (an update, a patch on conflict)
 				status = append(status, w.fn)
 			}
