@@ -143,6 +143,7 @@ func TestRevokedAtProvider(t *testing.T) {
 
 	// Repair: the person consents again; the new refresh token goes into the Secret.
 	fresh := w.consent(c, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...)
+	n = proxy.tokens.Load()
 	s := w.GetSecret("gone-refresh-token")
 	s.Data["refresh_token"] = []byte(fresh)
 	if err := w.C.Update(w.Ctx, s); err != nil {
@@ -151,6 +152,10 @@ func TestRevokedAtProvider(t *testing.T) {
 	w.waitReady("gone")
 	w.waitCondition("gone", oauthv1alpha1.ConditionRevoked, "False/"+oauthv1alpha1.ReasonRefreshSucceeded)
 	w.waitCondition("gone", oauthv1alpha1.ConditionStalled, "False/"+oauthv1alpha1.ReasonProgressing)
+	w.poke("gone")
+	if got := proxy.tokens.Load(); got != n+1 {
+		t.Errorf("%d token requests for the repair, want 1 (with rotation, each extra refresh revokes the access token pods were just given)", got-n)
+	}
 	at, _ := w.accessToken("gone")
 	if !w.introspect(at).Active {
 		t.Error("the token published after the repair is not active")

@@ -30,7 +30,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	krand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 	"github.com/grantkeeper/grantkeeper/controllers"
@@ -39,6 +41,7 @@ import (
 	"github.com/grantkeeper/grantkeeper/internal/schedule"
 	"github.com/grantkeeper/grantkeeper/internal/tokenclient"
 	"github.com/grantkeeper/grantkeeper/test/framework/grantharness"
+	"github.com/grantkeeper/grantkeeper/test/framework/grantns"
 	"github.com/grantkeeper/grantkeeper/test/framework/hydra"
 	"github.com/grantkeeper/grantkeeper/test/framework/testenv"
 )
@@ -48,9 +51,13 @@ import (
 var (
 	env *testenv.Env
 	idp *hydra.Server
+	// processLogs is what goes to controller-runtime's global logger (the informers of
+	// every manager log there, not to the manager's logger): checked for leaks too.
+	processLogs = &grantns.SyncBuffer{}
 )
 
 func TestMain(m *testing.M) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(processLogs), zap.UseDevMode(true)))
 	// The default access-token lifetime (1h): tests that need short-lived tokens give their
 	// Hydra client its own (hydra.ClientSpec.RefreshTokenGrantAccessTokenLifespan).
 	s, err := hydra.Start(hydra.Options{})
@@ -88,14 +95,18 @@ type world struct {
 	stop    func()
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, true) }
+
+// newWorldWith: namespacesOnly false lets the manager watch ClusterOAuthClients (one test
+// at a time should: every such manager reconciles every cluster client).
+func newWorldWith(t *testing.T, namespacesOnly bool) *world {
 	t.Helper()
 	w := &world{World: grantharness.New(t, env, grantharness.Options{Prefix: "prov"}), decided: map[string]time.Time{}}
 	w.subject = w.Name + "@example.com"
 	m := w.StartManager(grantharness.ManagerOptions{
 		LogLevel: zapcore.DebugLevel, // debug lines are checked for leaks too
 		Config: controllers.Config{
-			Options: controllers.Options{MaxConcurrentReconciles: 2, NamespacesOnly: true},
+			Options: controllers.Options{MaxConcurrentReconciles: 2, NamespacesOnly: namespacesOnly},
 			Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second},
 			Egress:  egress.Policy{AllowLoopback: true},
 			Decided: func(g types.NamespacedName, began time.Time) {
@@ -530,7 +541,7 @@ func (w *world) waitEvent(name, typeReason string) {
 // checkNoLeaks: no token the test saw (access and refresh, rotated ones too), no client
 // secret or private key (grantharness records the Secrets' values), and no Hydra token
 // of any kind (by its prefix) in the manager's logs, the namespace's events, or the
-// statuses of the OAuthGrants and OAuthClients.
+// statuses of the OAuthGrants, OAuthClients and ClusterOAuthClients.
 func (w *world) checkNoLeaks() {
 	w.T.Helper()
 	var grants oauthv1alpha1.OAuthGrantList
@@ -541,7 +552,14 @@ func (w *world) checkNoLeaks() {
 	if err := w.C.List(w.Ctx, &clients, client.InNamespace(w.Name)); err != nil {
 		w.T.Fatalf("leak check: listing the OAuthClients: %v", err)
 	}
+	var clusterClients oauthv1alpha1.ClusterOAuthClientList
+	if err := w.C.List(w.Ctx, &clusterClients); err != nil {
+		w.T.Fatalf("leak check: listing the ClusterOAuthClients: %v", err)
+	}
 	var statuses []any
+	for _, c := range clusterClients.Items {
+		statuses = append(statuses, c.Status)
+	}
 	for _, g := range grants.Items {
 		statuses = append(statuses, g.Status)
 	}
@@ -562,7 +580,7 @@ func (w *world) checkNoLeaks() {
 	// check proves nothing.
 	w.CheckNoLeaks(grantharness.Leaks{Secrets: tokens, Texts: map[string]string{"OAuthGrant and OAuthClient statuses": string(statusJSON)},
 		LogsMustContain: "requesting access token"})
-	for where, text := range map[string]string{"logs": logs, "events": string(eventsJSON), "OAuthGrant and OAuthClient statuses": string(statusJSON)} {
+	for where, text := range map[string]string{"logs": logs, "process logs": processLogs.String(), "events": string(eventsJSON), "OAuthGrant and OAuthClient statuses": string(statusJSON)} {
 		for _, p := range hydraTokenPrefixes {
 			if strings.Contains(text, p) {
 				w.T.Errorf("a Hydra token (%s...) appears in the %s", p, where)

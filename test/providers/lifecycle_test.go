@@ -1,6 +1,7 @@
 package providers_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	oauthv1alpha1 "github.com/grantkeeper/grantkeeper/api/v1alpha1"
 )
@@ -73,5 +75,49 @@ func TestRevokeOnDelete(t *testing.T) {
 	}
 	if w.introspect(at).Active {
 		t.Error("the access token is still active at Hydra after its refresh token was revoked")
+	}
+}
+
+// TestClusterClient: a grant naming a ClusterOAuthClient that admits its namespace (the
+// client secret in the manager's namespace) is Ready with Hydra's token; one naming a
+// cluster client that does not admit it is refused (ClientNotAllowed) before any request.
+func TestClusterClient(t *testing.T) {
+	t.Parallel()
+	w := newWorldWith(t, false)
+	scopes := []string{"offline_access", "files.read"}
+	c, _, _ := w.userClient(oauthv1alpha1.AuthClientSecretBasic, 0, "files.read")
+	w.Secret("shared-client", map[string]string{"client_secret": c.Secret})
+	cluster := func(name string, namespaces ...string) {
+		cc := &oauthv1alpha1.ClusterOAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: oauthv1alpha1.ClusterOAuthClientSpec{
+			OAuthProvider:   oauthv1alpha1.OAuthProvider{IssuerURL: idp.Issuer, ClientID: c.ID},
+			ClientSecretRef: &oauthv1alpha1.ClusterOAuthClientSecretReference{OAuthClientSecretReference: oauthv1alpha1.OAuthClientSecretReference{Name: "shared-client"}},
+			Namespaces:      namespaces,
+		}}
+		if err := w.C.Create(w.Ctx, cc); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), cc) })
+	}
+	cluster("hydra-"+w.Name, w.Name)
+	cluster("elsewhere-"+w.Name, "some-other-namespace")
+	ref := func(name string) func(*oauthv1alpha1.OAuthGrantSpec) {
+		return func(s *oauthv1alpha1.OAuthGrantSpec) {
+			s.ClientRef = oauthv1alpha1.OAuthClientReference{Kind: oauthv1alpha1.KindClusterOAuthClient, Name: name}
+		}
+	}
+
+	w.refreshTokenSecret("shared-refresh-token", w.consent(c, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...))
+	w.grant("shared", "", scopes, ref("hydra-"+w.Name))
+	w.waitReady("shared")
+	at, _ := w.accessToken("shared")
+	if in := w.introspect(at); !in.Active || in.ClientID != c.ID {
+		t.Errorf("Hydra says of the published token: %+v; want active, client %s", in, c.ID)
+	}
+
+	w.refreshTokenSecret("refused-refresh-token", w.consent(c, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...))
+	w.grant("refused", "", scopes, ref("elsewhere-"+w.Name))
+	g := w.waitCondition("refused", oauthv1alpha1.ConditionReady, "False/"+oauthv1alpha1.ReasonClientNotAllowed)
+	if msg := message(g, oauthv1alpha1.ConditionReady); !strings.Contains(msg, "elsewhere-"+w.Name) {
+		t.Errorf("ClientNotAllowed message %q does not name the cluster client", msg)
 	}
 }

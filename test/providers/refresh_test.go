@@ -171,21 +171,46 @@ func TestClientAuthMethods(t *testing.T) {
 			}
 			first := w.consent(c, method, key, scopes...)
 			w.refreshTokenSecret("m-refresh-token", first)
-			w.oauthClient("hydra", c, method, pemKey, kid)
+			// The token requests are counted through a proxy named as tokenURL (not for
+			// private_key_jwt: Hydra wants its own token URL as the assertion's audience).
+			var proxy *countingProxy
+			var endpoints []func(*oauthv1alpha1.OAuthClientSpec)
+			if method != oauthv1alpha1.AuthPrivateKeyJWT {
+				proxy = w.countingProxy()
+				endpoints = append(endpoints, func(s *oauthv1alpha1.OAuthClientSpec) {
+					s.Endpoints = &oauthv1alpha1.OAuthEndpoints{TokenURL: proxy.URL + "/oauth2/token"}
+				})
+			}
+			requests := func(want int64) {
+				t.Helper()
+				if proxy == nil {
+					return
+				}
+				w.poke("m")
+				if got := proxy.tokens.Load(); got != want {
+					t.Errorf("%d token requests so far, want %d", got, want)
+				}
+			}
+			w.oauthClient("hydra", c, method, pemKey, kid, endpoints...)
 			w.grant("m", "hydra", scopes)
 			w.waitReady("m")
+			requests(1)
 			at, _ := w.accessToken("m")
 			if in := w.introspect(at); !in.Active || in.ClientID != c.ID {
 				t.Errorf("Hydra says of the published token: %+v; want active, client %s", in, c.ID)
 			}
 			rt := w.refreshToken("m-refresh-token")
 			if rt == first || !w.introspect(rt).Active {
-				t.Errorf("the Secret holds the rotated-out token (%v) or a dead one", rt == first)
+				now := w.refreshToken("m-refresh-token")
+				g := w.getGrant("m")
+				t.Errorf("the Secret holds the rotated-out token (%v) or a dead one; read again: changed %v, active %v; status %+v; events %q",
+					rt == first, now != rt, w.introspect(now).Active, g.Status, w.events("m"))
 			}
 			// One more refresh on request goes through the same authentication.
 			v := w.requestRefresh("m")
 			w.waitHandled("m", v)
 			w.waitReady("m")
+			requests(2)
 			if at2, _ := w.accessToken("m"); at2 == at || !w.introspect(at2).Active {
 				rt := w.refreshToken("m-refresh-token")
 				g := w.getGrant("m")
