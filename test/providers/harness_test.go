@@ -182,7 +182,7 @@ func hydraRetry[T any](t testing.TB, what string, call func() (T, error)) T {
 			return v
 		}
 		msg := err.Error()
-		if !strings.Contains(msg, "concurrent update") && !strings.Contains(msg, "server_error") && !strings.Contains(msg, "HTTP 502") && !strings.Contains(msg, "unrecognizable") {
+		if !strings.Contains(msg, "concurrent update") && !strings.Contains(msg, "server_error") && !strings.Contains(msg, "HTTP 502") && !strings.Contains(msg, "unrecognizable") && !strings.Contains(msg, "has already been used") {
 			break
 		}
 	}
@@ -461,6 +461,35 @@ func (w *world) refreshToken(secret string) string {
 	if string(s.Data["note"]) != "kept by its owner" {
 		w.T.Errorf("Secret %s lost its other key: keys %v", secret, slices.Sorted(mapsKeys(s.Data)))
 	}
+	return rt
+}
+
+// liveAccessToken waits until the grant's derived Secret holds an access token Hydra says
+// is active, and returns it with Hydra's answer. A wait, not one read: at a cache lagging
+// past the reconciler's bound (maxCacheLag, seen at load 20) a token request is repeated,
+// and Hydra revokes the access token a refresh replaces (the token read a moment before
+// is then dead, the Secret already holds the next one).
+func (w *world) liveAccessToken(grant string) (string, hydra.Introspection) {
+	w.T.Helper()
+	var at string
+	var in hydra.Introspection
+	w.eventually(20*time.Second, "Secret "+grant+"-access-token holding a token active at Hydra", func() (bool, string) {
+		at, _ = w.accessToken(grant)
+		in = w.introspect(at)
+		return in.Active, fmt.Sprintf("%+v", in)
+	})
+	return at, in
+}
+
+// liveRefreshToken is liveAccessToken for the refresh token in a Secret.
+func (w *world) liveRefreshToken(secret string) string {
+	w.T.Helper()
+	var rt string
+	w.eventually(20*time.Second, "Secret "+secret+" holding a refresh token active at Hydra", func() (bool, string) {
+		rt = w.refreshToken(secret)
+		in := w.introspect(rt)
+		return in.Active && in.TokenUse == "refresh_token", fmt.Sprintf("%+v", in)
+	})
 	return rt
 }
 
