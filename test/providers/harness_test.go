@@ -465,10 +465,12 @@ func (w *world) refreshToken(secret string) string {
 }
 
 // liveAccessToken waits until the grant's derived Secret holds an access token Hydra says
-// is active, and returns it with Hydra's answer. A wait, not one read: at a cache lagging
-// past the reconciler's bound (maxCacheLag, seen at load 20) a token request is repeated,
-// and Hydra revokes the access token a refresh replaces (the token read a moment before
-// is then dead, the Secret already holds the next one).
+// is active, and returns it with Hydra's answer. A wait, not one read: under load (two
+// suites at once, load ~20) Hydra's introspection answered active:false for a client
+// credentials token it had just issued, which nothing revokes; RFC 7662 lets a server
+// answer inactive on any failure, and Hydra's in-memory store fails reads that race
+// writes. (A repeated refresh, which would revoke the token it replaced, would show in
+// the tests' exact request counts.)
 func (w *world) liveAccessToken(grant string) (string, hydra.Introspection) {
 	w.T.Helper()
 	var at string
