@@ -13,7 +13,7 @@ var SecretBucket = bucketValue
 var TrimCachedSecret = trimDerivedSecret
 
 // WriteStatus is the reconciler's one status write.
-func (r *GoogleOAuthGrantReconciler) WriteStatus(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, st oauthv1alpha1.GrantStatus) error {
+func (r *GrantReconciler) WriteStatus(ctx context.Context, g *oauthv1alpha1.GoogleOAuthGrant, st oauthv1alpha1.GrantStatus) error {
 	return r.writeStatus(ctx, g, st)
 }
 

@@ -23,7 +23,7 @@ const (
 // grant has openid; else, with the email scope, from one tokeninfo call per new set of inputs
 // (a new refresh token changes the inputs fingerprint), not per refresh; else nil (keep).
 // The email is personal data: it is logged only at debug level.
-func (r *GoogleOAuthGrantReconciler) identity(ctx context.Context, obs observation, in *grantinputs.Credential, tok *tokenclient.Token) *oauthv1alpha1.AccountStatus {
+func (r *GrantReconciler) identity(ctx context.Context, obs observation, in *grantinputs.Credential, tok *tokenclient.Token) *oauthv1alpha1.AccountStatus {
 	if in.ServiceAccount != nil {
 		return nil
 	}

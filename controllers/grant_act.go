@@ -25,7 +25,7 @@ import (
 // requests a token, persists a rotated refresh token, publishes the access token, and
 // returns the outcome, which reconcile turns into the report with plan.Record. An error is
 // an API failure that leaves nothing to record (the reconcile is retried).
-func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, why string) (plan.Outcome, error) {
+func (r *GrantReconciler) act(ctx context.Context, obs observation, why string) (plan.Outcome, error) {
 	g := obs.Grant
 	in, problem, err := r.credentials().Read(ctx, g, &obs.inputs)
 	if err != nil {
@@ -123,7 +123,7 @@ func (r *GoogleOAuthGrantReconciler) act(ctx context.Context, obs observation, w
 // providerToken is an OAuthGrant's token request: a refresh, or the client credentials
 // grant, at the endpoint its client object uses, sending spec.scopes (and resources,
 // audience) every time.
-func (r *GoogleOAuthGrantReconciler) providerToken(ctx context.Context, in *grantinputs.Credential, now time.Time) (*tokenclient.Token, error) {
+func (r *GrantReconciler) providerToken(ctx context.Context, in *grantinputs.Credential, now time.Time) (*tokenclient.Token, error) {
 	p := in.Provider
 	e := &oauthtoken.Endpoint{TokenURL: p.Endpoints.TokenURL, RevocationURL: p.Endpoints.RevocationURL, HTTP: r.ProviderHTTP}
 	if p.ClientCredentials {
@@ -135,7 +135,7 @@ func (r *GoogleOAuthGrantReconciler) providerToken(ctx context.Context, in *gran
 // refresh trades the refresh token for an access token narrowed to spec.scopes (with the
 // identity scopes, then without them if Google refuses those: scopes.RefreshRequests); a
 // grant without spec.scopes asks for what its refresh token was granted.
-func (r *GoogleOAuthGrantReconciler) refresh(ctx context.Context, in *grantinputs.Credential, spec, lastGranted []string, now time.Time) (*tokenclient.Token, error) {
+func (r *GrantReconciler) refresh(ctx context.Context, in *grantinputs.Credential, spec, lastGranted []string, now time.Time) (*tokenclient.Token, error) {
 	attempts := scopes.RefreshRequests(spec, lastGranted)
 	if len(attempts) == 0 {
 		return r.Tokens.Refresh(ctx, in.Client, in.RefreshToken, nil, now)

@@ -25,7 +25,7 @@ import (
 // is replaced. A failure to mint does not hold back the rest of the report (a token request
 // may just have been recorded): it is retried a second later. A Secret the consent would
 // write that is not the grant's makes SecretsWritable False, naming it; nothing is written.
-func (r *GoogleOAuthGrantReconciler) ensureConsent(ctx context.Context, g oauthv1alpha1.Grant, rep plan.Report, now time.Time) plan.Report {
+func (r *GrantReconciler) ensureConsent(ctx context.Context, g oauthv1alpha1.Grant, rep plan.Report, now time.Time) plan.Report {
 	need := plan.NeedsConsent(g, &rep.Status)
 	gg := googleGrant(g)
 	if r.Consent == nil || need == nil || gg == nil {

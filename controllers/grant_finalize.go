@@ -26,7 +26,7 @@ const DefaultMaxRevokeAttempts = 6
 // finalize revokes the refresh token of a grant with deletionPolicy Revoke, then lets the
 // deletion proceed. Deletion is never blocked forever: after a bounded number of failed
 // attempts the finalizer goes and a Warning event says what to do by hand.
-func (r *GoogleOAuthGrantReconciler) finalize(ctx context.Context, g oauthv1alpha1.Grant) (ctrl.Result, error) {
+func (r *GrantReconciler) finalize(ctx context.Context, g oauthv1alpha1.Grant) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(g, oauthv1alpha1.RevokeFinalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -88,7 +88,7 @@ var errNoRevocationEndpoint = errors.New("the provider has no revocation endpoin
 
 // revoke revokes a refresh token where the grant's kind says: Google's endpoint, or the
 // revocation endpoint of an OAuthGrant's client object (RFC 7009, authenticated as the client).
-func (r *GoogleOAuthGrantReconciler) revoke(ctx context.Context, g oauthv1alpha1.Grant, rt string) error {
+func (r *GrantReconciler) revoke(ctx context.Context, g oauthv1alpha1.Grant, rt string) error {
 	if googleGrant(g) != nil {
 		return r.Tokens.Revoke(ctx, rt)
 	}
@@ -126,19 +126,19 @@ func revokeResult(err error) string {
 	}
 }
 
-func (r *GoogleOAuthGrantReconciler) maxRevokeAttempts() int32 {
+func (r *GrantReconciler) maxRevokeAttempts() int32 {
 	if r.MaxRevokeAttempts > 0 {
 		return r.MaxRevokeAttempts
 	}
 	return DefaultMaxRevokeAttempts
 }
 
-func (r *GoogleOAuthGrantReconciler) removeFinalizer(ctx context.Context, g oauthv1alpha1.Grant) error {
+func (r *GrantReconciler) removeFinalizer(ctx context.Context, g oauthv1alpha1.Grant) error {
 	before := copyGrant(g)
 	controllerutil.RemoveFinalizer(g, oauthv1alpha1.RevokeFinalizer)
 	return client.IgnoreNotFound(patchFinalizers(ctx, r.Client, before, g))
 }
 
-func (r *GoogleOAuthGrantReconciler) eventf(g oauthv1alpha1.Grant, typ, reason, action, note string, args ...any) {
+func (r *GrantReconciler) eventf(g oauthv1alpha1.Grant, typ, reason, action, note string, args ...any) {
 	r.event(g, plan.Event{Type: typ, Reason: reason, Action: action, Note: fmt.Sprintf(note, args...)})
 }

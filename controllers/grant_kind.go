@@ -21,25 +21,27 @@ var (
 		newObject: func() oauthv1alpha1.Grant { return &oauthv1alpha1.GoogleOAuthGrant{} },
 		newList:   func() client.ObjectList { return &oauthv1alpha1.GoogleOAuthGrantList{} },
 		items: func(l client.ObjectList) []oauthv1alpha1.Grant {
-			items := l.(*oauthv1alpha1.GoogleOAuthGrantList).Items
-			out := make([]oauthv1alpha1.Grant, len(items))
-			for i := range items {
-				out[i] = &items[i]
-			}
-			return out
+			return grantsOf(l.(*oauthv1alpha1.GoogleOAuthGrantList).Items)
 		}}
 	providerGrants = grantKind{name: oauthv1alpha1.KindOAuthGrant,
 		newObject: func() oauthv1alpha1.Grant { return &oauthv1alpha1.OAuthGrant{} },
 		newList:   func() client.ObjectList { return &oauthv1alpha1.OAuthGrantList{} },
 		items: func(l client.ObjectList) []oauthv1alpha1.Grant {
-			items := l.(*oauthv1alpha1.OAuthGrantList).Items
-			out := make([]oauthv1alpha1.Grant, len(items))
-			for i := range items {
-				out[i] = &items[i]
-			}
-			return out
+			return grantsOf(l.(*oauthv1alpha1.OAuthGrantList).Items)
 		}}
 )
+
+// grantsOf are a list's items as Grants (pointers into the list).
+func grantsOf[T any, P interface {
+	*T
+	oauthv1alpha1.Grant
+}](items []T) []oauthv1alpha1.Grant {
+	out := make([]oauthv1alpha1.Grant, len(items))
+	for i := range items {
+		out[i] = P(&items[i])
+	}
+	return out
+}
 
 // copyGrant is a deep copy of g.
 func copyGrant(g oauthv1alpha1.Grant) oauthv1alpha1.Grant {

@@ -26,7 +26,7 @@ type observation struct {
 
 // load gathers one grant's observation from the caches, without API requests. stale
 // reports that a cache does not yet show our own last write to the grant or its Secret.
-func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g oauthv1alpha1.Grant) (obs observation, stale bool, err error) {
+func (r *GrantReconciler) load(ctx context.Context, g oauthv1alpha1.Grant) (obs observation, stale bool, err error) {
 	obs.Now = r.Clock.Now()
 	obs.Grant = g
 	obs.Backoff = r.Backoff
@@ -66,7 +66,7 @@ func (r *GoogleOAuthGrantReconciler) load(ctx context.Context, g oauthv1alpha1.G
 }
 
 // caches is grantinputs.Caches over the reconciler's caches.
-type caches struct{ r *GoogleOAuthGrantReconciler }
+type caches struct{ r *GrantReconciler }
 
 func (c caches) SecretMeta(ctx context.Context, ns, name string) (*metav1.ObjectMeta, error) {
 	return c.r.cachedSecretMeta(ctx, ns, name)
@@ -87,12 +87,12 @@ func (c caches) NamespaceLabels(ctx context.Context, ns string) (map[string]stri
 	return m.Labels, nil
 }
 
-func (r *GoogleOAuthGrantReconciler) secretReaders() derivedsecret.Readers {
+func (r *GrantReconciler) secretReaders() derivedsecret.Readers {
 	return derivedsecret.Readers{Managed: r.Client, Meta: r.SecretMeta.Reader(), Live: r.APIReader}
 }
 
 // cachedSecretMeta returns a user Secret's metadata from the caches, nil when absent.
-func (r *GoogleOAuthGrantReconciler) cachedSecretMeta(ctx context.Context, ns, name string) (*metav1.ObjectMeta, error) {
+func (r *GrantReconciler) cachedSecretMeta(ctx context.Context, ns, name string) (*metav1.ObjectMeta, error) {
 	key := types.NamespacedName{Namespace: ns, Name: name}
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))

@@ -39,7 +39,7 @@ type clockWorld struct {
 	ns     string
 	clock  *clocktesting.FakeClock
 	google *fakegoogle.Server
-	r      *controllers.GoogleOAuthGrantReconciler
+	r      *controllers.GrantReconciler
 	rt     string
 	key    types.NamespacedName
 }
@@ -56,7 +56,7 @@ func newClockWorld(t *testing.T) *clockWorld {
 	if err := c.Create(w.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}); err != nil {
 		t.Fatal(err)
 	}
-	w.r = &controllers.GoogleOAuthGrantReconciler{
+	w.r = &controllers.GrantReconciler{
 		Client: c, APIReader: c, SecretMeta: liveMetadata{c},
 		Tokens: &tokenclient.Endpoint{TokenURL: w.google.TokenURL(), RevokeURL: w.google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(5 * time.Second)},
 		Clock:  w.clock, Backoff: schedule.Backoff{Base: 4 * time.Second, Max: time.Minute},

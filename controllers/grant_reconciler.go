@@ -1,6 +1,7 @@
 // Package controllers holds the manager's controllers, one room (file prefix) each:
-// grant_* the GoogleOAuthGrant controller, which keeps a derived Secret with a fresh access
-// token for each grant and reports the grant's health in its status; client_* the Google
+// grant_* the grant controller (run once for GoogleOAuthGrants, once for OAuthGrants:
+// grant_kind.go), which keeps a derived Secret with a fresh access token for each grant and
+// reports the grant's health in its status; client_* the Google
 // OAuth client kinds'; securityevents_* the security-event receiver's side; cache_* what the
 // caches keep; manager.go wires them all (Setup). The provider client kinds are in
 // controllers/provider.
@@ -61,8 +62,9 @@ type SecretMetadata interface {
 	Reader() client.Reader
 }
 
-// GoogleOAuthGrantReconciler reconciles GoogleOAuthGrant objects.
-type GoogleOAuthGrantReconciler struct {
+// GrantReconciler reconciles the grants of one kind (GoogleOAuthGrant, or OAuthGrant when set
+// up by setupProviderGrants): the same steps for both, through oauthv1alpha1.Grant.
+type GrantReconciler struct {
 	// Client is the manager's client: its cache holds grants and the Secrets we label.
 	client.Client
 	// APIReader reads live from the API server: the Secret holding the refresh token, read
@@ -124,7 +126,7 @@ const cacheLagRetry = 100 * time.Millisecond
 // (within ShutdownGrace), no new work starts once the manager is stopping, and what the
 // shutdown still interrupts is logged at info level, not as a "Reconciler error": nothing is
 // wrong, and the next leader picks the grant up again from its status and Secrets.
-func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *GrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	if ctx.Err() != nil {
 		return ctrl.Result{}, nil
 	}
@@ -141,7 +143,7 @@ func (r *GoogleOAuthGrantReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 // reconcile brings one grant's derived Secret and status up to date: load, decide, act, report
 // (Reconcile runs it so that a manager shutdown is quiet: grant_shutdown.go).
-func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *GrantReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	g := r.grantKind().newObject()
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -192,7 +194,7 @@ func (r *GoogleOAuthGrantReconciler) reconcile(ctx context.Context, req ctrl.Req
 
 // releaseSecretWatch stops watching a namespace's Secrets once it holds no grants.
 // The watch is shared by both grant kinds' controllers: grants of either keep it.
-func (r *GoogleOAuthGrantReconciler) releaseSecretWatch(ctx context.Context, ns string) error {
+func (r *GrantReconciler) releaseSecretWatch(ctx context.Context, ns string) error {
 	for _, kind := range []grantKind{googleGrants, providerGrants} {
 		grants := kind.newList()
 		if err := r.List(ctx, grants, client.InNamespace(ns), client.Limit(1)); err != nil {
@@ -211,7 +213,7 @@ func (r *GoogleOAuthGrantReconciler) releaseSecretWatch(ctx context.Context, ns 
 
 // clientSecretsIn reports whether a client object's Secret is in the namespace (its
 // controller needs that namespace's Secret watch too).
-func (r *GoogleOAuthGrantReconciler) clientSecretsIn(ctx context.Context, ns string) bool {
+func (r *GrantReconciler) clientSecretsIn(ctx context.Context, ns string) bool {
 	lists := []client.ObjectList{&oauthv1alpha1.GoogleOAuthClientList{}}
 	if !r.namespacesOnly {
 		lists = append(lists, &oauthv1alpha1.ClusterGoogleOAuthClientList{})
@@ -227,7 +229,7 @@ func (r *GoogleOAuthGrantReconciler) clientSecretsIn(ctx context.Context, ns str
 }
 
 // grantKind is the kind reconciled (GoogleOAuthGrant when not set up otherwise).
-func (r *GoogleOAuthGrantReconciler) grantKind() grantKind {
+func (r *GrantReconciler) grantKind() grantKind {
 	if r.kind.name == "" {
 		return googleGrants
 	}
@@ -235,7 +237,7 @@ func (r *GoogleOAuthGrantReconciler) grantKind() grantKind {
 }
 
 // credentials is the reconciler's grantinputs.Reader.
-func (r *GoogleOAuthGrantReconciler) credentials() *grantinputs.Reader {
+func (r *GrantReconciler) credentials() *grantinputs.Reader {
 	r.inputsOnce.Do(func() {
 		r.inputs.Meta, r.inputs.Live, r.inputs.Writer = r.cachedSecretMeta, r.APIReader, r.Client
 	})
@@ -243,7 +245,7 @@ func (r *GoogleOAuthGrantReconciler) credentials() *grantinputs.Reader {
 }
 
 // syncFinalizer adds the revoke finalizer for deletionPolicy Revoke and removes it otherwise.
-func (r *GoogleOAuthGrantReconciler) syncFinalizer(ctx context.Context, g oauthv1alpha1.Grant) error {
+func (r *GrantReconciler) syncFinalizer(ctx context.Context, g oauthv1alpha1.Grant) error {
 	want := g.Settings().DeletionPolicy == oauthv1alpha1.DeletionPolicyRevoke
 	if want == controllerutil.ContainsFinalizer(g, oauthv1alpha1.RevokeFinalizer) {
 		return nil

@@ -72,7 +72,7 @@ func TestStatusWriteAfterUserEdit(t *testing.T) {
 	h.stopManager()
 	stale := h.GetGrant("edit")
 	h.annotate("edit", "example.com/note", "kept")
-	r := &controllers.GoogleOAuthGrantReconciler{Client: env.Client, Clock: clock.RealClock{}}
+	r := &controllers.GrantReconciler{Client: env.Client, Clock: clock.RealClock{}}
 	st := stale.Status
 	expiry := metav1.NewTime(time.Now().Add(time.Hour).Truncate(time.Second))
 	st.ExpiresAt = &expiry

@@ -15,7 +15,7 @@ import (
 )
 
 // report records the plan's events, writes the status if it changed, and schedules the next look.
-func (r *GoogleOAuthGrantReconciler) report(ctx context.Context, g oauthv1alpha1.Grant, rep plan.Report) (ctrl.Result, error) {
+func (r *GrantReconciler) report(ctx context.Context, g oauthv1alpha1.Grant, rep plan.Report) (ctrl.Result, error) {
 	for _, e := range rep.Events {
 		r.event(g, e)
 	}
@@ -36,7 +36,7 @@ func (r *GoogleOAuthGrantReconciler) report(ctx context.Context, g oauthv1alpha1
 // filled (a user's annotation or spec edit) the update conflicts, and the status goes as a
 // merge patch, which does not: a finished refresh's record never fails for such an edit
 // (that change is reconciled next anyway).
-func (r *GoogleOAuthGrantReconciler) writeStatus(ctx context.Context, g oauthv1alpha1.Grant, st oauthv1alpha1.GrantStatus) error {
+func (r *GrantReconciler) writeStatus(ctx context.Context, g oauthv1alpha1.Grant, st oauthv1alpha1.GrantStatus) error {
 	if equality.Semantic.DeepEqual(*g.GrantStatus(), st) {
 		return nil
 	}
@@ -53,7 +53,7 @@ func (r *GoogleOAuthGrantReconciler) writeStatus(ctx context.Context, g oauthv1a
 	return nil
 }
 
-func (r *GoogleOAuthGrantReconciler) event(g oauthv1alpha1.Grant, e plan.Event) {
+func (r *GrantReconciler) event(g oauthv1alpha1.Grant, e plan.Event) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(g, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}

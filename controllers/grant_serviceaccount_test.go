@@ -276,7 +276,7 @@ func TestServiceAccountAssertionUsesInjectedClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := clocktesting.NewFakeClock(time.Now().Add(-2 * time.Hour).Truncate(time.Second))
-	r := &controllers.GoogleOAuthGrantReconciler{
+	r := &controllers.GrantReconciler{
 		Client: c, APIReader: c, SecretMeta: liveMetadata{c},
 		Tokens: &tokenclient.Endpoint{TokenURL: google.TokenURL(), RevokeURL: google.RevokeURL(), HTTP: tokenclient.NewHTTPClient(5 * time.Second)},
 		Clock:  clk, Backoff: schedule.Backoff{Base: 4 * time.Second, Max: time.Minute},

@@ -151,7 +151,7 @@ func clientRefKeys(g oauthv1alpha1.Grant) []string {
 // other Secrets, only in namespaces that hold grants: enough to notice that a referenced
 // Secret appeared or changed (and to spot a name collision) without holding Secret data, or
 // anything about Secrets in namespaces without grants, in memory.
-func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+func (r *GrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	mdClient, err := metadata.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
 	if err != nil {
 		return err
@@ -199,7 +199,7 @@ func (r *GoogleOAuthGrantReconciler) SetupWithManager(mgr ctrl.Manager, opts Opt
 
 // setupProviderGrants registers p as the OAuthGrant controller, sharing google's Secret
 // watch (one metadata watch per namespace, whichever kind's grants are in it).
-func setupProviderGrants(mgr ctrl.Manager, google, p *GoogleOAuthGrantReconciler, opts Options) error {
+func setupProviderGrants(mgr ctrl.Manager, google, p *GrantReconciler, opts Options) error {
 	p.kind, p.SecretMeta, p.fanout = providerGrants, google.SecretMeta, google.fanout
 	return p.setupGrants(mgr, opts)
 }
@@ -247,7 +247,7 @@ func clientKindsOf(kind grantKind, opts Options) []client.Object {
 }
 
 // setupGrants registers the controller of r's grant kind: its indexes and watches.
-func (r *GoogleOAuthGrantReconciler) setupGrants(mgr ctrl.Manager, opts Options) error {
+func (r *GrantReconciler) setupGrants(mgr ctrl.Manager, opts Options) error {
 	r.kind = r.grantKind()
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()

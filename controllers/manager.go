@@ -39,7 +39,7 @@ type Config struct {
 	Egress egress.Policy
 	// ProviderTimeout bounds an OAuthGrant's token or revocation request (0: 30 s).
 	ProviderTimeout time.Duration
-	// Decided is the reconciler's test barrier (GoogleOAuthGrantReconciler.Decided).
+	// Decided is the reconciler's test barrier (GrantReconciler.Decided).
 	Decided func(grant types.NamespacedName, began time.Time)
 }
 
@@ -52,14 +52,14 @@ const providerTimeout = 30 * time.Second
 // (controllers/provider). cmd/manager and the tests call it,
 // so a test runs the wiring the binary runs. The reconciler is returned for what is wired
 // beside it (the security-event receiver sets TokenIndex before the manager starts).
-func Setup(mgr ctrl.Manager, cfg Config) (*GoogleOAuthGrantReconciler, error) {
+func Setup(mgr ctrl.Manager, cfg Config) (*GrantReconciler, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.Backoff == (schedule.Backoff{}) {
 		cfg.Backoff = schedule.DefaultBackoff
 	}
-	r := &GoogleOAuthGrantReconciler{
+	r := &GrantReconciler{
 		Client: mgr.GetClient(), APIReader: cfg.APIReader, Recorder: cfg.Recorder,
 		Tokens: cfg.Tokens, Clock: cfg.Clock, Backoff: cfg.Backoff, MaxRevokeAttempts: cfg.MaxRevokeAttempts,
 		ManagerNamespace: cfg.ManagerNamespace, Consent: cfg.Consent, TokenIndex: cfg.TokenIndex, Decided: cfg.Decided,
@@ -71,15 +71,18 @@ func Setup(mgr ctrl.Manager, cfg Config) (*GoogleOAuthGrantReconciler, error) {
 	if timeout == 0 {
 		timeout = providerTimeout
 	}
+	// Many grants share a provider: keep connections to it as Google's client does.
+	tokenTransport := cfg.Egress.Transport(timeout)
+	tokenTransport.MaxIdleConnsPerHost = 16
 	// The OAuthGrant controller: the same steps, another kind (no consent links or security
 	// events yet); its token requests dial only where Egress allows.
-	p := &GoogleOAuthGrantReconciler{
+	p := &GrantReconciler{
 		Client: mgr.GetClient(), APIReader: r.APIReader, Recorder: cfg.Recorder,
 		Clock: cfg.Clock, Backoff: cfg.Backoff, MaxRevokeAttempts: cfg.MaxRevokeAttempts,
 		ManagerNamespace: cfg.ManagerNamespace, Decided: cfg.Decided,
 		// The transport's header timeout fires first ("timeout awaiting response headers");
 		// the client's bounds a body that never ends.
-		ProviderHTTP: &http.Client{Timeout: 2 * timeout, Transport: cfg.Egress.Transport(timeout),
+		ProviderHTTP: &http.Client{Timeout: 2 * timeout, Transport: tokenTransport,
 			// A token endpoint never redirects; following one could send credentials elsewhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}

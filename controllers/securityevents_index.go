@@ -150,6 +150,6 @@ func (x *TokenIndex) Len() int {
 }
 
 // noteRefreshToken indexes the refresh token a token request used (or a rotation stored).
-func (r *GoogleOAuthGrantReconciler) noteRefreshToken(grant types.NamespacedName, refreshToken, clientID string) {
+func (r *GrantReconciler) noteRefreshToken(grant types.NamespacedName, refreshToken, clientID string) {
 	r.TokenIndex.Put(grant, refreshToken, clientID)
 }

@@ -1,7 +1,7 @@
-// Package provider holds the controllers of the kinds for any OAuth 2.0 provider (issue 30):
-// for now the OAuthClient and ClusterOAuthClient status (Ready, the endpoints in use, when
-// the issuer's metadata was last read). The OAuthGrant reconciler is to build on the
-// credential home of issue 33 and is not here yet.
+// Package provider holds the controllers of the client kinds for any OAuth 2.0 provider
+// (issue 30): the OAuthClient and ClusterOAuthClient status (Ready, the endpoints in use,
+// when the issuer's metadata was last read). OAuthGrants are reconciled by the grant
+// controller (controllers/grant_*), which reads these clients through internal/grantinputs.
 package provider
 
 import (

@@ -130,7 +130,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			links = &consent.Links{Store: consent.Store{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient()}, BaseURL: h.base, TTL: ttl}
 			cfg.Consent = links
 		},
-		Wire: func(mgr ctrl.Manager, _ *controllers.GoogleOAuthGrantReconciler) error {
+		Wire: func(mgr ctrl.Manager, _ *controllers.GrantReconciler) error {
 			srv := &consent.Server{
 				Reader: mgr.GetAPIReader(), Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper-consent"),
 				Tokens: tokens, AuthURL: h.google.AuthURL(), Links: links, ManagerNamespace: h.Name, Namespaces: o.serverNamespaces,

@@ -25,7 +25,7 @@ import (
 
 // grantStatusWriters are the functions allowed to write a grant's status (either kind, or
 // through the oauthv1alpha1.Grant interface).
-var grantStatusWriters = []string{"controllers.(*GoogleOAuthGrantReconciler).writeStatus"}
+var grantStatusWriters = []string{"controllers.(*GrantReconciler).writeStatus"}
 
 // otherSecretWriters are the functions outside internal/derivedsecret that write Secrets,
 // each of them one that is never a grant's derived Secret.

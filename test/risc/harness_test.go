@@ -75,7 +75,7 @@ func (h *harness) startManager() {
 			Backoff: schedule.Backoff{Base: time.Second, Max: 4 * time.Second}, MaxRevokeAttempts: 3,
 			TokenIndex: controllers.NewTokenIndex(),
 		},
-		Wire: func(mgr ctrl.Manager, r *controllers.GoogleOAuthGrantReconciler) error {
+		Wire: func(mgr ctrl.Manager, r *controllers.GrantReconciler) error {
 			h.cache = mgr.GetClient()
 			sink := &controllers.SecurityEvents{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("grantkeeper"), Index: r.TokenIndex, Clock: clock.RealClock{}, NamespacesOnly: true}
 			if err := sink.SetupWithManager(mgr); err != nil {

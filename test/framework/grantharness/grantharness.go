@@ -138,7 +138,7 @@ type ManagerOptions struct {
 	Configure func(mgr ctrl.Manager, cfg *controllers.Config)
 	// Wire, when set, adds what runs beside the controllers (a receiver, consent servers)
 	// after Setup.
-	Wire func(mgr ctrl.Manager, r *controllers.GoogleOAuthGrantReconciler) error
+	Wire func(mgr ctrl.Manager, r *controllers.GrantReconciler) error
 	// Namespaces the manager's cache serves; default the world's.
 	Namespaces []string
 	// LogLevel of the manager's logs (zap's; default info). Tests that look for debug
@@ -152,7 +152,7 @@ type ManagerOptions struct {
 // Manager is a started manager.
 type Manager struct {
 	ctrl.Manager
-	Reconciler *controllers.GoogleOAuthGrantReconciler
+	Reconciler *controllers.GrantReconciler
 	stop       func()
 }
 
