@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -97,12 +98,13 @@ func TestRevokedAtProvider(t *testing.T) {
 	}
 	// A manual refresh of a healthy grant is one token request, not two: with rotation a
 	// second one would only churn the family (and race the first's write-back).
-	n := proxy.tokens.Load()
+	n := proxy.issued.Load()
 	v := w.requestRefresh("gone")
 	w.waitHandled("gone", v)
+	w.eventually(30*time.Second, "the manual refresh issued a token", func() (bool, string) { return proxy.issued.Load() > n, "" })
 	w.poke("gone")
-	if got := proxy.tokens.Load(); got != n+1 {
-		t.Errorf("%d token requests for one manual refresh, want 1", got-n)
+	if got := proxy.issued.Load(); got != n+1 {
+		t.Errorf("%d tokens issued for one manual refresh, want 1", got-n)
 	}
 	stored := w.refreshToken("gone-refresh-token")
 
@@ -142,7 +144,7 @@ func TestRevokedAtProvider(t *testing.T) {
 
 	// Repair: the person consents again; the new refresh token goes into the Secret.
 	fresh := w.consent(c, oauthv1alpha1.AuthClientSecretBasic, nil, scopes...)
-	n = proxy.tokens.Load()
+	n = proxy.issued.Load()
 	s := w.GetSecret("gone-refresh-token")
 	s.Data["refresh_token"] = []byte(fresh)
 	if err := w.C.Update(w.Ctx, s); err != nil {
@@ -152,8 +154,8 @@ func TestRevokedAtProvider(t *testing.T) {
 	w.waitCondition("gone", oauthv1alpha1.ConditionRevoked, "False/"+oauthv1alpha1.ReasonRefreshSucceeded)
 	w.waitCondition("gone", oauthv1alpha1.ConditionStalled, "False/"+oauthv1alpha1.ReasonProgressing)
 	w.poke("gone")
-	if got := proxy.tokens.Load(); got != n+1 {
-		t.Errorf("%d token requests for the repair, want 1 (with rotation, each extra refresh revokes the access token pods were just given)", got-n)
+	if got := proxy.issued.Load(); got != n+1 {
+		t.Errorf("%d tokens issued for the repair, want 1 (with rotation, each extra refresh revokes the access token pods were just given)", got-n)
 	}
 	w.liveAccessToken("gone")
 }
