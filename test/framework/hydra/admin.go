@@ -34,6 +34,10 @@ type ClientSpec struct {
 	JWKS                    *jose.JSONWebKeySet `json:"jwks,omitempty"`
 	// SkipConsent: Hydra skips the consent screen (for first-party clients).
 	SkipConsent bool `json:"skip_consent,omitempty"`
+	// RefreshTokenGrantAccessTokenLifespan ("10s") is the lifetime of the access tokens this
+	// client gets by refreshing, in place of the server's ttl.access_token: one Hydra serves
+	// clients with short-lived tokens beside the rest.
+	RefreshTokenGrantAccessTokenLifespan string `json:"refresh_token_grant_access_token_lifespan,omitempty"`
 }
 
 // Client is a registered client. Secret is empty for public and private_key_jwt clients.
