@@ -74,6 +74,8 @@ func Setup(mgr ctrl.Manager, cfg Config) (*GrantReconciler, error) {
 	// Many grants share a provider: keep connections to it as Google's client does.
 	tokenTransport := cfg.Egress.Transport(timeout)
 	tokenTransport.MaxIdleConnsPerHost = 16
+	// A custom dialer turns HTTP/2 off unless asked for; providers speak it, as Google does.
+	tokenTransport.ForceAttemptHTTP2 = true
 	// The OAuthGrant controller: the same steps, another kind (no consent links or security
 	// events yet); its token requests dial only where Egress allows.
 	p := &GrantReconciler{
