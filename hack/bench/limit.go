@@ -57,6 +57,8 @@ type limitConfig struct {
 	Objects  int           `json:"objects"`
 	// Namespace holds the loop's objects (limitNamespace unless comparing call sets).
 	Namespace string `json:"namespace"`
+	// Kind is the grants' kind: the run's (each kind's CRD validates its own writes).
+	Kind grantKind `json:"kind"`
 }
 
 // limitFigures is what the limit loop measured.
@@ -183,7 +185,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	var setErr error
 	var errMu sync.Mutex
 	parallel(lc.Objects, 16, func(i int) error {
-		o, err := createLimitObjects(ctx, admin, scheme, lc.Namespace, i, now)
+		o, err := createLimitObjects(ctx, admin, scheme, lc.Kind, lc.Namespace, i, now)
 		if err != nil {
 			errMu.Lock()
 			setErr = err
@@ -207,7 +209,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	if err != nil {
 		return out, err
 	}
-	for _, o := range []client.Object{&oauthv1alpha1.GoogleOAuthGrant{}, &corev1.Secret{}, secretMetadata} {
+	for _, o := range []client.Object{lc.Kind.empty(), &corev1.Secret{}, secretMetadata} {
 		if _, err := informers.GetInformer(watchCtx, o); err != nil {
 			return out, err
 		}
@@ -231,7 +233,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	if err != nil {
 		return out, err
 	}
-	grants := dyn.Resource(oauthv1alpha1.GroupVersion.WithResource("googleoauthgrants")).Namespace(lc.Namespace)
+	grants := dyn.Resource(oauthv1alpha1.GroupVersion.WithResource(lc.Kind.resource())).Namespace(lc.Namespace)
 	secrets := cs.CoreV1().Secrets(lc.Namespace)
 
 	refresh := func(o *limitObjects, n int64) error {
@@ -331,7 +333,7 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 	stopWatch()
 
 	// Leave nothing behind for the manager to find.
-	if err := admin.DeleteAllOf(ctx, &oauthv1alpha1.GoogleOAuthGrant{}, client.InNamespace(lc.Namespace)); err != nil {
+	if err := admin.DeleteAllOf(ctx, lc.Kind.empty(), client.InNamespace(lc.Namespace)); err != nil {
 		return out, err
 	}
 	return out, admin.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(lc.Namespace))
@@ -339,22 +341,18 @@ func measureLimit(ctx context.Context, cfg, adminCfg *rest.Config, admin client.
 
 // createLimitObjects creates set i: a refresh-token Secret, a grant with the status of a
 // grant just refreshed, and its derived Secret owned by the grant.
-func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Scheme, ns string, i int, now time.Time) (*limitObjects, error) {
+func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Scheme, kind grantKind, ns string, i int, now time.Time) (*limitObjects, error) {
 	name := fmt.Sprintf("l%05d", i)
 	rt := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-rt", Namespace: ns},
 		StringData: map[string]string{"refresh_token": fmt.Sprintf("1//limit-%05d-%064d", i, i)}}
 	if err := c.Create(ctx, rt); err != nil {
 		return nil, err
 	}
-	g := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
-			ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "client"},
-			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-rt"},
-		}}
+	g := kind.grant(ns, name)
 	if err := c.Create(ctx, g); err != nil {
 		return nil, err
 	}
-	g.Status = refreshedStatus(oauthv1alpha1.GrantStatus{}, name, now)
+	*g.GrantStatus() = refreshedStatus(oauthv1alpha1.GrantStatus{}, name, now)
 	if err := c.Status().Update(ctx, g); err != nil {
 		return nil, err
 	}
@@ -366,14 +364,14 @@ func createLimitObjects(ctx context.Context, c client.Client, scheme *runtime.Sc
 	if err := c.Create(ctx, s); err != nil {
 		return nil, err
 	}
-	g.ManagedFields = nil
+	g.SetManagedFields(nil)
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(g)
 	if err != nil {
 		return nil, err
 	}
 	obj := &unstructured.Unstructured{Object: u}
-	obj.SetGroupVersionKind(oauthv1alpha1.GroupVersion.WithKind("GoogleOAuthGrant"))
-	return &limitObjects{refreshToken: rt.Name, derived: s, grant: name, status: g.Status, obj: obj}, nil
+	obj.SetGroupVersionKind(oauthv1alpha1.GroupVersion.WithKind(string(kind)))
+	return &limitObjects{refreshToken: rt.Name, derived: s, grant: name, status: *g.GrantStatus(), obj: obj}, nil
 }
 
 // refreshedStatus is the status the manager records after refreshing a user grant's token at

@@ -57,6 +57,7 @@ const (
 )
 
 type config struct {
+	Kind          grantKind     `json:"kind"`
 	Grants        int           `json:"grants"`
 	TokenLifetime time.Duration `json:"token_lifetime_ns"`
 	Cycles        int           `json:"cycles"`
@@ -173,22 +174,24 @@ type tracker struct {
 	decided      map[string]time.Time
 }
 
+// onGrant reads a grant of either kind (the informer watches the run's kind only).
 func (t *tracker) onGrant(obj any) {
-	g, ok := obj.(*oauthv1alpha1.GoogleOAuthGrant)
+	g, ok := obj.(oauthv1alpha1.Grant)
 	if !ok {
 		return
 	}
+	st := g.GrantStatus()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, seen := t.ready[g.Name]; !seen && meta.IsStatusConditionTrue(g.Status.Conditions, oauthv1alpha1.ConditionReady) {
-		t.ready[g.Name] = time.Now()
+	if _, seen := t.ready[g.GetName()]; !seen && meta.IsStatusConditionTrue(st.Conditions, oauthv1alpha1.ConditionReady) {
+		t.ready[g.GetName()] = time.Now()
 	}
-	if g.Status.RefreshTime != nil {
-		t.refreshTime[g.Name] = g.Status.RefreshTime.Time
+	if st.RefreshTime != nil {
+		t.refreshTime[g.GetName()] = st.RefreshTime.Time
 	}
-	if !t.decidedSince.IsZero() && g.Status.ObservedGeneration == g.Generation {
-		if _, seen := t.decided[g.Name]; !seen {
-			t.decided[g.Name] = time.Now()
+	if !t.decidedSince.IsZero() && st.ObservedGeneration == g.GetGeneration() {
+		if _, seen := t.decided[g.GetName()]; !seen {
+			t.decided[g.GetName()] = time.Now()
 		}
 	}
 }
@@ -235,7 +238,10 @@ func (t *tracker) staleNow() time.Duration {
 
 func main() {
 	ctrllog.SetLogger(logr.Discard())
+	kind, err := parseKind(os.Getenv("BENCH_KIND"))
+	must(err)
 	cfg := config{
+		Kind:          kind,
 		Grants:        envInt("BENCH_GRANTS", 1000),
 		TokenLifetime: envDuration("BENCH_TOKEN_LIFETIME", 60*time.Second),
 		Cycles:        envInt("BENCH_CYCLES", 3),
@@ -251,8 +257,8 @@ func main() {
 	_ = os.RemoveAll(dir)
 	must(os.MkdirAll(dir, 0o700))
 	res := &results{Config: cfg, Machine: machine()}
-	say("grantkeeper bench: %d grants, %s tokens, %d cycles, fake Google latency %s, %d unrelated %d-byte Secrets, manager flags %q",
-		cfg.Grants, cfg.TokenLifetime, cfg.Cycles, cfg.Latency, cfg.Unrelated, cfg.UnrelatedSize, os.Getenv("BENCH_MANAGER_ARGS"))
+	say("grantkeeper bench: %d %ss, %s tokens, %d cycles, fake Google latency %s, %d unrelated %d-byte Secrets, manager flags %q",
+		cfg.Grants, cfg.Kind, cfg.TokenLifetime, cfg.Cycles, cfg.Latency, cfg.Unrelated, cfg.UnrelatedSize, os.Getenv("BENCH_MANAGER_ARGS"))
 
 	cluster, err := localcluster.Start(binDir, dir)
 	must(err)
@@ -270,7 +276,7 @@ func main() {
 	defer cleanup()
 	for _, args := range [][]string{
 		{"apply", "--server-side", "-k", filepath.Join(root, "config", "local")},
-		{"wait", "--for=condition=Established", "crd/googleoauthgrants.oauth.grantkeeper.dev"},
+		{"wait", "--for=condition=Established", "crd/googleoauthgrants.oauth.grantkeeper.dev", "crd/oauthgrants.oauth.grantkeeper.dev", "crd/oauthclients.oauth.grantkeeper.dev"},
 		{"create", "namespace", ns},
 	} {
 		if out, err := cluster.Kubectl(args...).CombinedOutput(); err != nil {
@@ -302,7 +308,7 @@ func main() {
 	calls, err := parseCalls(os.Getenv("BENCH_LIMIT_CALLS"), refreshCalls)
 	must(err)
 	lc := limitConfig{Calls: calls, Workers: managerWorkers(strings.Fields(os.Getenv("BENCH_MANAGER_ARGS")), 32),
-		Duration: envDuration("BENCH_LIMIT_DURATION", 30*time.Second), Objects: min(max(cfg.Grants, 1), 1000), Namespace: limitNamespace}
+		Duration: envDuration("BENCH_LIMIT_DURATION", 30*time.Second), Objects: min(max(cfg.Grants, 1), 1000), Namespace: limitNamespace, Kind: cfg.Kind}
 	if sets := os.Getenv("BENCH_LIMIT_COMPARE"); sets != "" {
 		// Only the limit, for each call set given (;-separated), one after another.
 		for i, set := range strings.Split(sets, ";") {
@@ -326,17 +332,28 @@ func main() {
 	say("%s", reportLimit(lim))
 	say("%s", res.LimitVerdict)
 	trackerCtx, stopTracker := context.WithCancel(context.Background())
-	tr := startTracker(trackerCtx, restCfg, scheme, func(at string) (time.Time, bool) {
+	tr := startTracker(trackerCtx, restCfg, scheme, cfg.Kind, func(at string) (time.Time, bool) {
 		_, expiry, ok := google.AccessTokenValidity(at)
 		return expiry, ok
 	})
 	stopWatches = stopTracker
 
-	mgr = startManager(root, dir, cluster, google)
+	mgr = startManager(root, dir, cluster, google, cfg.Kind)
 
 	// Phase 1: create the grants, each with its own refresh-token Secret.
-	must(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "client", Namespace: ns},
-		StringData: map[string]string{"client_id": clientID, "client_secret": clientSecret}}))
+	for _, o := range cfg.Kind.clientObjects(ns, google.TokenURL(), google.RevokeURL()) {
+		must(c.Create(ctx, o))
+	}
+	if cfg.Kind == kindProvider {
+		// Creation to Ready is the grant's: wait for its client first.
+		waitFor(2*time.Minute, "the OAuthClient Ready", func() (bool, string) {
+			oc := &oauthv1alpha1.OAuthClient{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: clientName}, oc); err != nil {
+				return false, err.Error()
+			}
+			return meta.IsStatusConditionTrue(oc.Status.Conditions, oauthv1alpha1.ConditionReady), fmt.Sprintf("%v", oc.Status.Conditions)
+		})
+	}
 	rts := make([]string, cfg.Grants)
 	for i := range rts {
 		rts[i] = google.NewRefreshToken(clientID, "https://www.googleapis.com/auth/analytics.readonly")
@@ -356,11 +373,7 @@ func main() {
 		tr.mu.Lock()
 		tr.created[name] = time.Now()
 		tr.mu.Unlock()
-		return c.Create(ctx, &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: oauthv1alpha1.GoogleOAuthGrantSpec{
-				ClientSecretRef:       &oauthv1alpha1.ClientSecretReference{Name: "client"},
-				RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: name + "-rt"},
-			}})
+		return c.Create(ctx, cfg.Kind.grant(ns, name))
 	})
 	waitFor(10*time.Minute, "all grants Ready", func() (bool, string) {
 		tr.mu.Lock()
@@ -463,10 +476,10 @@ func main() {
 			lastIssued[i] = toks[len(toks)-1]
 		}
 	}
-	clearObservedGeneration(ctx, c, cfg.Grants)
+	clearObservedGeneration(ctx, c, cfg.Kind, cfg.Grants)
 	restart := time.Now()
 	req0 = google.TotalRequests()
-	mgr = startManager(root, dir, cluster, google)
+	mgr = startManager(root, dir, cluster, google, cfg.Kind)
 	res.RestartDecidedSeconds = tr.waitDecided(cfg.Grants, restart)
 	if wait := time.Until(restart.Add(time.Minute)); wait > 0 {
 		<-time.After(wait) // the measurement window is the first minute
@@ -498,9 +511,9 @@ func main() {
 				Annotations: map[string]string{"note": "unrelated to grantkeeper"}}, StringData: map[string]string{"data": payload}})
 		})
 		mgr.stop()
-		clearObservedGeneration(ctx, c, cfg.Grants)
+		clearObservedGeneration(ctx, c, cfg.Kind, cfg.Grants)
 		restart = time.Now()
-		mgr = startManager(root, dir, cluster, google)
+		mgr = startManager(root, dir, cluster, google, cfg.Kind)
 		tr.waitDecided(cfg.Grants, restart)
 		<-time.After(time.Until(restart.Add(time.Minute)))
 		res.RSSUnrelatedMiB, res.HeapUnrelatedMiB = rssNow(mgr), mgr.heapMiB()
@@ -508,14 +521,14 @@ func main() {
 	report(res, dir)
 }
 
-func startTracker(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, validity func(string) (time.Time, bool)) *tracker {
+func startTracker(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, kind grantKind, validity func(string) (time.Time, bool)) *tracker {
 	tr := &tracker{created: map[string]time.Time{}, ready: map[string]time.Time{}, refreshTime: map[string]time.Time{},
 		expiry: map[string]time.Time{}, token: map[string]string{}, validity: validity}
 	sel := labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})
 	informers, err := cache.New(cfg, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{ns: {}},
 		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: sel}}})
 	must(err)
-	gi, err := informers.GetInformer(ctx, &oauthv1alpha1.GoogleOAuthGrant{})
+	gi, err := informers.GetInformer(ctx, kind.empty())
 	must(err)
 	_, err = gi.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: tr.onGrant,
@@ -559,7 +572,7 @@ type managerProc struct {
 // startManager starts the manager with its metrics and pprof on free loopback ports. A
 // port picked free can be taken by another process before the manager binds it; the
 // manager then exits, and starts again on others.
-func startManager(root, dir string, cluster *localcluster.Cluster, google *fakegoogle.Server) *managerProc {
+func startManager(root, dir string, cluster *localcluster.Cluster, google *fakegoogle.Server, kind grantKind) *managerProc {
 	for attempt := 1; ; attempt++ {
 		metricsPort, err := listencheck.FreePort()
 		must(err)
@@ -574,6 +587,7 @@ func startManager(root, dir string, cluster *localcluster.Cluster, google *fakeg
 			"--metrics-bind-address="+m.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0",
 			// pprof on loopback, for the heap profiles and the live heap after a forced GC.
 			"--pprof-bind-address="+m.pprofAddr)
+		m.cmd.Args = append(m.cmd.Args, kind.managerArgs()...)
 		m.cmd.Args = append(m.cmd.Args, strings.Fields(os.Getenv("BENCH_MANAGER_ARGS"))...)
 		m.cmd.Stdout, m.cmd.Stderr = log, log
 		m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -727,13 +741,13 @@ func (m *managerProc) heapMiBMedian() (float64, [2]float64) {
 // manager runs. A decision always writes it back (with the rest of the status) and the
 // decision does not depend on it, so the tracker's watch sees the moment the new leader has
 // decided about each grant; a requeue that only waits for a cache writes nothing.
-func clearObservedGeneration(ctx context.Context, c client.Client, n int) {
+func clearObservedGeneration(ctx context.Context, c client.Client, kind grantKind, n int) {
 	parallel(n, 16, func(i int) error {
-		g := &oauthv1alpha1.GoogleOAuthGrant{}
+		g := kind.empty()
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("g%05d", i)}, g); err != nil {
 			return err
 		}
-		g.Status.ObservedGeneration = 0
+		g.GrantStatus().ObservedGeneration = 0
 		return c.Status().Update(ctx, g)
 	})
 }
@@ -831,7 +845,7 @@ func report(r *results, dir string) {
 		{"refreshes a second: sustained / due / limit (fraction of the limit)", fmt.Sprintf("%.1f / %.1f / %.1f (%.2f)", r.SustainedPerSecond, r.DemandPerSecond, r.Limit.PerSecond, r.FractionOfLimit)},
 		{"kube-apiserver CPU per refresh: grantkeeper / the limit loop", fmt.Sprintf("%.2f ms / %.2f ms", r.APIServerCPUMillis, r.Limit.APIServerCPUMillis)},
 		{"the limit loop", reportLimit(r.Limit)},
-		{"grants / token lifetime / fake Google latency", fmt.Sprintf("%d / %s / %s", c.Grants, c.TokenLifetime, c.Latency)},
+		{"grants (kind) / token lifetime / fake Google latency", fmt.Sprintf("%d (%s) / %s / %s", c.Grants, c.Kind, c.TokenLifetime, c.Latency)},
 		{"machine", r.Machine},
 		{"creation to Ready p50 / p99 / max", fmt.Sprintf("%.2fs / %.2fs / %.2fs", r.ReadySeconds[0], r.ReadySeconds[1], r.ReadySeconds[2])},
 		{"measured window", fmt.Sprintf("%.0fs (%d token lifetimes)", r.WindowSeconds, c.Cycles)},
