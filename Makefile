@@ -47,7 +47,10 @@ METADATA_IMG ?= grantkeeper-metadata-server:latest
 # pay for it only in their test binary's link and in the fake Google they serve, a few
 # seconds each, while -race off for them means a second go test whose packages cannot share
 # the lanes with the first (measured in docs/development.md).
-TEST_FLAGS ?= -race -p 4 -timeout 20m -count=1
+# -trimpath (here and in vet): the compiles and vet results are then not tied to the
+# checkout's directory, so a fresh clone (CI's) finds this module's packages compiled and
+# vetted in Go's build cache instead of compiling and vetting all of them again.
+TEST_FLAGS ?= -race -trimpath -p 4 -timeout 20m -count=1
 # The order go test starts packages in (Go starts them in the order given): the longest
 # first, so the run does not end on one long package while the other lanes idle. The two
 # kubelet suites take a machine-wide lock, and one waiting for it holds a lane: test/pods
@@ -109,10 +112,11 @@ fmt: ## go fmt.
 	go fmt ./...
 
 .PHONY: vet
-# -race: vet compiles every dependency, and with the test's flags it compiles the ones make
-# test then links (an empty build cache compiles client-go and friends once, not twice).
+# -race -trimpath: vet compiles every dependency, and with the test's flags (TEST_FLAGS) it
+# compiles the ones make test then links (an empty build cache compiles client-go and
+# friends once, not twice).
 vet: ## go vet, and gofmt must have nothing to change.
-	go vet -race ./...
+	go vet -race -trimpath ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
@@ -279,6 +283,9 @@ push-release: $(CRANE) $(HELM) ## Push $(DIST)'s image indexes to $(IMAGE_REPO) 
 
 .PHONY: helm
 helm: $(HELM) ## Build helm into bin/.
+
+.PHONY: test-tools
+test-tools: k8s-binaries hydra $(CONTROLLER_GEN) $(ACTIONLINT) $(GOTESTSUM) $(HELM) ## Build (or copy from the per-user cache) what make test runs from other modules: the Kubernetes binaries, Hydra, controller-gen, actionlint, gotestsum, helm.
 
 .PHONY: docker-build
 docker-build: ## Build the same image with a Docker engine (the Dockerfile; a test keeps it in step with make image).
