@@ -1,4 +1,7 @@
 # grantkeeper: every tool is built from the Go module proxy into ./bin; nothing is curl'ed.
+# The tools, Hydra and the Kubernetes binaries are built once per machine and user and kept in
+# ${XDG_CACHE_HOME:-~/.cache}/grantkeeper (hack/lib/bincache.sh; GRANTKEEPER_CACHE=off: not);
+# a fresh clone copies them from there.
 
 # The one place the Kubernetes version is set; hack/k8s-binaries/go.mod must pin the same.
 K8S_VERSION ?= $(shell cat hack/k8s-version)
@@ -44,7 +47,10 @@ METADATA_IMG ?= grantkeeper-metadata-server:latest
 # pay for it only in their test binary's link and in the fake Google they serve, a few
 # seconds each, while -race off for them means a second go test whose packages cannot share
 # the lanes with the first (measured in docs/development.md).
-TEST_FLAGS ?= -race -p 4 -timeout 20m -count=1
+# -trimpath (here and in vet): the compiles and vet results are then not tied to the
+# checkout's directory, so a fresh clone (CI's) finds this module's packages compiled and
+# vetted in Go's build cache instead of compiling and vetting all of them again.
+TEST_FLAGS ?= -race -trimpath -p 4 -timeout 20m -count=1
 # The order go test starts packages in (Go starts them in the order given): the longest
 # first, so the run does not end on one long package while the other lanes idle. The two
 # kubelet suites take a machine-wide lock, and one waiting for it holds a lane: test/pods
@@ -58,7 +64,13 @@ TEST_ORDER := ./test/incluster ./controllers ./test/e2e ./test/consent ./test/po
 TEST_BINS := $(LOCALBIN)/test
 MODULE = $(shell go list -m)
 TEST_BIN_PKGS := ./cmd/manager ./cmd/kubectl-grantkeeper ./cmd/metadata-server ./examples/adc ./examples/pause ./examples/consumer
-TEST_BINS_BUILD := CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w'
+# How this module's commands are built, by make build and make demo as by make test (and the
+# images): static and -trimpath. One compile configuration for all of them, so on an empty
+# build cache the dependencies (client-go, controller-runtime ...) are compiled once for the
+# commands, and, -trimpath hashing no directory, test/e2e's TestDemoTwice (make demo in a
+# fresh copy of the tree) finds them compiled too (docs/development.md).
+GO_BUILD := CGO_ENABLED=0 go build -trimpath
+TEST_BINS_BUILD := $(GO_BUILD) -buildvcs=false -ldflags='-s -w'
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 # test/helm runs this helm; test/release these tools; test/framework/hydra this Hydra.
@@ -100,10 +112,11 @@ fmt: ## go fmt.
 	go fmt ./...
 
 .PHONY: vet
-# -race: vet compiles every dependency, and with the test's flags it compiles the ones make
-# test then links (an empty build cache compiles client-go and friends once, not twice).
+# -race -trimpath: vet compiles every dependency, and with the test's flags (TEST_FLAGS) it
+# compiles the ones make test then links (an empty build cache compiles client-go and
+# friends once, not twice).
 vet: ## go vet, and gofmt must have nothing to change.
-	go vet -race ./...
+	go vet -race -trimpath ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
@@ -177,7 +190,7 @@ dashboard-png: k8s-binaries ## Plot the Grafana dashboard's panels into docs/das
 
 .PHONY: bench
 bench: build k8s-binaries ## Benchmark the manager at scale (BENCH_GRANTS, BENCH_TOKEN_LIFETIME, ...; see docs/benchmarks.md).
-	go build -o $(LOCALBIN)/bench ./hack/bench
+	$(GO_BUILD) -o $(LOCALBIN)/bench ./hack/bench
 	$(LOCALBIN)/bench
 
 # The kubelet is for the pod test only, which runs only as root: auto builds it as root only.
@@ -196,8 +209,8 @@ hydra: ## Build Ory Hydra (the real OAuth 2.0 server the provider tests run) fro
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager, bin/kubectl-grantkeeper, bin/metadata-server and bin/fake-google (one go build: the four links run side by side).
-	go build -o $(LOCALBIN)/ ./cmd/manager ./cmd/metadata-server ./cmd/kubectl-grantkeeper ./hack/fake-google
+build: ## Build bin/manager, bin/kubectl-grantkeeper, bin/metadata-server and bin/fake-google, static as in the images (one go build: the four links run side by side).
+	$(GO_BUILD) -o $(LOCALBIN)/ ./cmd/manager ./cmd/metadata-server ./cmd/kubectl-grantkeeper ./hack/fake-google
 
 .PHONY: run
 run: manifests ## Run the manager against the current kubeconfig (install CRDs first: make install).
@@ -271,56 +284,42 @@ push-release: $(CRANE) $(HELM) ## Push $(DIST)'s image indexes to $(IMAGE_REPO) 
 .PHONY: helm
 helm: $(HELM) ## Build helm into bin/.
 
+.PHONY: test-tools
+test-tools: k8s-binaries hydra $(CONTROLLER_GEN) $(ACTIONLINT) $(GOTESTSUM) $(HELM) ## Build (or copy from the per-user cache) what make test runs from other modules: the Kubernetes binaries, Hydra, controller-gen, actionlint, gotestsum, helm.
+
 .PHONY: docker-build
 docker-build: ## Build the same image with a Docker engine (the Dockerfile; a test keeps it in step with make image).
 	docker build -t $(IMG) .
 
 ##@ Tools
 
+# Each through the per-user cache (hack/gotool.sh): built by the first clone on the machine.
 $(CONTROLLER_GEN):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
-	mv $(LOCALBIN)/controller-gen $@
+	@bash hack/gotool.sh $@ sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_TOOLS_VERSION)
 
 $(GOTESTSUM):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
-	mv $(LOCALBIN)/gotestsum $@
+	@bash hack/gotool.sh $@ gotest.tools/gotestsum $(GOTESTSUM_VERSION)
 
 $(HELM):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
-	mv $(LOCALBIN)/helm $@
+	@bash hack/gotool.sh $@ helm.sh/helm/v4/cmd/helm $(HELM_VERSION)
 
 $(KUSTOMIZE):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
-	mv $(LOCALBIN)/kustomize $@
+	@bash hack/gotool.sh $@ sigs.k8s.io/kustomize/kustomize/v5 $(KUSTOMIZE_VERSION)
 
 $(CYCLONEDX_GOMOD):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
-	mv $(LOCALBIN)/cyclonedx-gomod $@
+	@bash hack/gotool.sh $@ github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod $(CYCLONEDX_GOMOD_VERSION)
 
 $(VALIDATE_KREW_MANIFEST):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install sigs.k8s.io/krew/cmd/validate-krew-manifest@$(KREW_VERSION)
-	mv $(LOCALBIN)/validate-krew-manifest $@
+	@bash hack/gotool.sh $@ sigs.k8s.io/krew/cmd/validate-krew-manifest $(KREW_VERSION)
 
 $(KREW):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION)
-	mv $(LOCALBIN)/krew $@
+	@bash hack/gotool.sh $@ sigs.k8s.io/krew/cmd/krew $(KREW_VERSION)
 
 $(ACTIONLINT):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
-	mv $(LOCALBIN)/actionlint $@
+	@bash hack/gotool.sh $@ github.com/rhysd/actionlint/cmd/actionlint $(ACTIONLINT_VERSION)
 
 $(CRANE):
-	@mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
-	mv $(LOCALBIN)/crane $@
+	@bash hack/gotool.sh $@ github.com/google/go-containerregistry/cmd/crane $(CRANE_VERSION)
 
 .PHONY: help
 help: ## Show this help.
@@ -330,5 +329,5 @@ help: ## Show this help.
 
 .PHONY: demo
 demo: build k8s-binaries ## Run the walkthrough on a local control plane (Ctrl-C stops it; DEMO_EXIT=1 exits after it).
-	go build -o $(LOCALBIN)/demo ./hack/demo
+	$(GO_BUILD) -o $(LOCALBIN)/demo ./hack/demo
 	$(LOCALBIN)/demo

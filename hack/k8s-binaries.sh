@@ -6,6 +6,10 @@
 # Why build instead of download: our machines reach only the Go module proxy, so
 # setup-envtest and release tarballs are unavailable (see ../shared/notes).
 # Idempotent: when the binaries exist and report the pinned version it exits in seconds.
+# Built once per machine and user: they are built into the per-user cache
+# (hack/lib/bincache.sh; keyed by the version and hack/k8s-binaries' go.sum) and copied from
+# there into bin/k8s/<version>, so a fresh clone copies them instead of relinking them (CI's
+# clean clone spent 79 s of its warm make test relinking them).
 #
 # K8S_KUBELET=auto (the default) builds the kubelet only as root: the pod test (test/pods)
 # is the only user of it and runs only as root; as anyone else it skips, and the kubelet
@@ -13,6 +17,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib/bincache.sh
+source "$root/hack/lib/bincache.sh"
 K8S_VERSION=$(cat "$root/hack/k8s-version")   # must match k8s.io/kubernetes in hack/k8s-binaries/go.mod
 ETCD_VERSION=v3.6.8   # the etcd release that Kubernetes version itself requires
 
@@ -47,24 +53,46 @@ declare -A pkg=(
 kube=(kube-apiserver kubectl kube-controller-manager)
 [ "$kubelet" = 1 ] && kube+=(kubelet kube-scheduler)
 
-# missing lists the wanted binaries that are absent or report another version. (Versions are
-# captured before matching: `--version | grep -q` under pipefail fails at random, when grep
-# exits before the binary has written its last line.)
+# missing lists the wanted binaries in directory $1 (default $out) that are absent or report
+# another version. (Versions are captured before matching: `--version | grep -q` under
+# pipefail fails at random, when grep exits before the binary has written its last line.)
 missing() {
-  local b v
-  v=$("$out/etcd" --version 2>/dev/null) || true
+  local b v dir=${1:-$out}
+  v=$("$dir/etcd" --version 2>/dev/null) || true
   [[ $v == *"etcd Version: ${ETCD_VERSION#v}"* ]] || echo etcd
-  v=$("$out/kube-apiserver" --version 2>/dev/null) || true
+  v=$("$dir/kube-apiserver" --version 2>/dev/null) || true
   if [ "$v" != "Kubernetes $K8S_VERSION" ]; then
     echo "${kube[@]}" # another version, or none: all of them
     return
   fi
-  for b in "${kube[@]}"; do [ -x "$out/$b" ] || echo "$b"; done
+  for b in "${kube[@]}"; do [ -x "$dir/$b" ] || echo "$b"; done
 }
 
 read -r -a need <<<"$(missing | tr '\n' ' ')"
 if [ ${#need[@]} = 0 ]; then
   echo "k8s-binaries: Kubernetes $K8S_VERSION and etcd $ETCD_VERSION already built in ${out#"$root"/}"
+  exit 0
+fi
+
+# The per-user cache: build what it lacks there, then copy what $out lacks from it.
+final=$out
+cache=$(bincache_dir k8s)
+if [ -n "$cache" ]; then
+  out="$cache/$K8S_VERSION-$(bincache_key "$mod/go.mod" "$mod/go.sum")"
+  read -r -a need <<<"$(missing | tr '\n' ' ')"
+fi
+place() {
+  [ "$out" = "$final" ] && return 0
+  local b
+  read -r -a lack <<<"$(missing "$final" | tr '\n' ' ')"
+  for b in "${lack[@]}"; do
+    bincache_place "$out/$b" "$final/$b" || fail "copying $out/$b to $final failed (disk space?)."
+  done
+  [ -z "$(missing "$final")" ] || fail "the binaries copied into $final do not report Kubernetes $K8S_VERSION / etcd $ETCD_VERSION; delete $out and re-run 'make k8s-binaries'."
+}
+if [ ${#need[@]} = 0 ]; then
+  place
+  echo "k8s-binaries: Kubernetes $K8S_VERSION and etcd $ETCD_VERSION copied into ${final#"$root"/} from $out"
   exit 0
 fi
 
@@ -88,4 +116,5 @@ for b in "${need[@]}"; do pkgs+=("${pkg[$b]}"); done
 for b in "${need[@]}"; do mv "$staging/$b" "$out/$b"; done
 
 [ -z "$(missing)" ] || fail "built binaries do not report Kubernetes $K8S_VERSION / etcd $ETCD_VERSION; delete $out and re-run 'make k8s-binaries'."
-echo "k8s-binaries: built ${need[*]} in $(($(date +%s) - start))s: $("$out/kubectl" version --client 2>/dev/null | head -1)"
+place
+echo "k8s-binaries: built ${need[*]} in $(($(date +%s) - start))s${cache:+ (kept in $out for other clones)}: $("$final/kubectl" version --client 2>/dev/null | head -1)"

@@ -83,7 +83,10 @@ func TestOneWriterPerGrantStatusAndDerivedSecret(t *testing.T) {
 // and the references outside internal/derivedsecret to what shapes a derived Secret.
 func scanWrites(t *testing.T) (writes, refs []write) {
 	t.Helper()
-	args := append([]string{"list", "-export", "-deps", "-json=ImportPath,Dir,GoFiles,Export,Standard,DepOnly"}, shipped...)
+	// -race -trimpath: the export data of make test's own compiles (its vet and go test use
+	// these flags); without them, on an empty build cache, this compiled every shipped
+	// package and dependency again.
+	args := append([]string{"list", "-race", "-trimpath", "-export", "-deps", "-json=ImportPath,Dir,GoFiles,Export,Standard,DepOnly"}, shipped...)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = "../.."
 	out, err := cmd.Output()

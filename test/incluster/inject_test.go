@@ -153,7 +153,7 @@ func appLog(t *testing.T, ns, pod string) (lines []string) {
 }
 
 // TestInjectedSidecarInPod: the manager in-cluster with the webhook on (config/default), a
-// grant with 24-second tokens, and a Pod that carries only the annotation and runs the
+// grant with 18-second tokens, and a Pod that carries only the annotation and runs the
 // unmodified examples/adc (google.FindDefaultCredentials): the webhook adds the sidecar, the
 // Pod passes the restricted Pod Security level, and the program calls fake Google's API
 // across five refreshes with zero 401s; after the user revokes the grant, the sidecar stops
@@ -182,7 +182,10 @@ func TestInjectedSidecarInPod(t *testing.T) {
 	caBefore := string(mwc.Webhooks[0].ClientConfig.CABundle)
 
 	// The application namespace enforces the restricted level: the injected sidecar must pass it.
-	google.SetLifetime(24 * time.Second)
+	// 18 s tokens replaced 12 s before expiry (a refresh every 6 s): the program's x/oauth2
+	// fetches a new token from the sidecar 10 s before its expiry, so the margin is
+	// refreshBefore's, whatever the lifetime; a shorter one makes the five refreshes sooner.
+	google.SetLifetime(18 * time.Second)
 	rt := google.NewRefreshToken(clientID, scope)
 	apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Namespace

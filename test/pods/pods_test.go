@@ -84,7 +84,7 @@ func run(m *testing.M) int {
 	defer unlock()
 
 	if stack, err = devstack.Up(devstack.Options{Root: root, Dir: filepath.Join(work, "stack"), BinDir: binDir,
-		ManagerBin: managerBin, TokenLifetime: 30 * time.Second}); err != nil {
+		ManagerBin: managerBin, TokenLifetime: 24 * time.Second}); err != nil {
 		return fail(err)
 	}
 	defer stack.Down()
@@ -136,14 +136,17 @@ var (
 	statusLine = regexp.MustCompile(`status=(\d+) token_valid=(\w+) expiry=(\S+)`)
 )
 
-// TestPodKeepsCallingAcrossRefreshes: over five refresh cycles of 30-second tokens every call
+// TestPodKeepsCallingAcrossRefreshes: over five refresh cycles of 24-second tokens every call
 // the consumer makes succeeds; after revocation its calls fail once the last token expires.
 func TestPodKeepsCallingAcrossRefreshes(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
 	rt := stack.Google.NewRefreshToken(devstack.SampleClientID, devstack.SampleScope)
-	// 30 s tokens: refresh 15 s before expiry, far longer than the kubelet's 2 s sync.
+	// 24 s tokens: refresh 15 s before expiry, far longer than the kubelet's 2 s sync. The
+	// margin is refreshBefore (a token is replaced 15 s before it expires, and the consumer's
+	// x/oauth2 calls it invalid 10 s before), not the lifetime: a shorter lifetime only makes
+	// the five refresh cycles come sooner (9 s apart instead of 15 s).
 	apply(t, fixtures.Grant("pods", devstack.SampleClient, "api", rt, "refreshBefore: 15s"))
 	kubectl(t, "wait", "-n", "pods", "--for=condition=Ready", "--timeout=60s", "gog/api")
 	apply(t, fmt.Sprintf(`apiVersion: v1

@@ -3,7 +3,8 @@
 // (those and examples/pause, examples/consumer) their binaries. make test builds them once
 // into the directory named by GRANTKEEPER_TEST_BINS before the suites run, so each is linked
 // once rather than once per suite; without it (go test run directly, or a command make test
-// does not prebuild) the suite builds its own with `go build`.
+// does not prebuild) the suite builds its own, with the same flags (imagebuild.GoBuild), so
+// it shares its compiles with make build's and make test's.
 //
 // make test builds them the way images are built (imagebuild.BuildEnv and BuildFlags: static,
 // stripped), so one binary serves a suite that runs it on the host and one that packs it.
@@ -11,9 +12,7 @@ package gobuild
 
 import (
 	"debug/elf"
-	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 
@@ -26,7 +25,8 @@ import (
 const EnvDir = "GRANTKEEPER_TEST_BINS"
 
 // Build makes out the binary of pkg (a package path relative to root, "./cmd/manager"): a
-// symbolic link to the prebuilt one if there is one, otherwise `go build -o out pkg` in root.
+// symbolic link to the prebuilt one if there is one, otherwise imagebuild.GoBuild in root
+// (static, -trimpath: the compile configuration of make build and make test's binaries).
 func Build(root, pkg, out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -34,12 +34,7 @@ func Build(root, pkg, out string) error {
 	if prebuilt := prebuilt(root, pkg); prebuilt != "" {
 		return os.Symlink(prebuilt, out)
 	}
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building %s: %w\n%s", pkg, err, b)
-	}
-	return nil
+	return imagebuild.GoBuild(root, pkg, out)
 }
 
 // Image makes out a static linux binary of pkg for an image (imagebuild.Write): a symbolic
