@@ -35,6 +35,10 @@ func TestClusterRoleIsMinimal(t *testing.T) {
 		"oauth.grantkeeper.dev/googleoauthgrants":            {"get", "list", "patch", "watch"},
 		"oauth.grantkeeper.dev/googleoauthgrants/finalizers": {"update"},
 		"oauth.grantkeeper.dev/googleoauthgrants/status":     {"get", "patch", "update"}, // an update at the cached version, a patch on conflict (issue 34)
+		// OAuthGrants: the same reconciler, the same needs (issue 30).
+		"oauth.grantkeeper.dev/oauthgrants":            {"get", "list", "patch", "watch"},
+		"oauth.grantkeeper.dev/oauthgrants/finalizers": {"update"},
+		"oauth.grantkeeper.dev/oauthgrants/status":     {"get", "patch", "update"},
 		// Shared OAuth clients: read, and their status (Ready, client id) written.
 		"oauth.grantkeeper.dev/googleoauthclients":               {"get", "list", "watch"},
 		"oauth.grantkeeper.dev/googleoauthclients/status":        {"get", "patch"},
