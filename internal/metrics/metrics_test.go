@@ -325,3 +325,27 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	*c += countingWriter(len(p))
 	return len(p), nil
 }
+
+// An OAuthGrant's series carry its kind and its client object's kind, so a GoogleOAuthGrant
+// of the same name stays a separate series.
+func TestOAuthGrantSeries(t *testing.T) {
+	g := &oauthv1alpha1.OAuthGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "g"},
+		Spec: oauthv1alpha1.OAuthGrantSpec{ClientRef: oauthv1alpha1.OAuthClientReference{Kind: oauthv1alpha1.KindClusterOAuthClient, Name: "org"},
+			RefreshTokenSecretRef: &oauthv1alpha1.RefreshTokenSecretReference{Name: "rt"}}}
+	gg := &oauthv1alpha1.GoogleOAuthGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "g"},
+		Spec: oauthv1alpha1.GoogleOAuthGrantSpec{ClientSecretRef: &oauthv1alpha1.ClientSecretReference{Name: "c"}}}
+	var b strings.Builder
+	if err := writeGrants(&b, []oauthv1alpha1.Grant{gg, g}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(render(t, b.String()), "\n")
+	for _, want := range []string{
+		"grantkeeper_grant_client_info client=org client_kind=ClusterOAuthClient kind=OAuthGrant name=g namespace=a 1",
+		"grantkeeper_grant_ready kind=OAuthGrant name=g namespace=a reason=Unknown 0",
+		"grantkeeper_grant_ready kind=GoogleOAuthGrant name=g namespace=a reason=Unknown 0",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("series lack %q:\n%s", want, got)
+		}
+	}
+}
